@@ -1,0 +1,66 @@
+"""The `flinkpulse` command line: one readable line on any error, never a traceback.
+
+Subcommands live in `flinkpulse.commands.<name>` modules, each with ``add_parser(sub)`` that
+registers its parser and sets ``func(cfg, args) -> int`` as the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import NoReturn
+
+from flinkpulse.config import Config, load_config
+from flinkpulse.errors import FlinkpulseError
+
+#: subcommand modules, in the order `flinkpulse --help` lists them
+COMMAND_MODULES = [
+    "flinkpulse.commands.stack",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to look for help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="flinkpulse", description="Real-time analytics with Flink, Kafka, ClickHouse.")
+    p.add_argument("--config", help="TOML config file (default: ./flinkpulse.toml if present)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting (repeatable), e.g. --set stack.kafka_port=19092",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    try:
+        cfg: Config = load_config(args.config, args.overrides)
+        return int(args.func(cfg, args) or 0)
+    except FlinkpulseError as e:
+        print(f"flinkpulse: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("flinkpulse: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

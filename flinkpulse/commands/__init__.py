@@ -1,0 +1,1 @@
+"""CLI subcommands; each module registers itself with ``add_parser(subparsers)``."""

@@ -1,0 +1,271 @@
+"""One typed configuration object, passed down to every command, job and component.
+
+Precedence: built-in defaults < config file (TOML) < environment < command-line flags.
+
+* File: ``--config PATH``, else ``$FLINKPULSE_CONFIG``, else ``./flinkpulse.toml`` if present.
+  Sections mirror the dataclasses below (``[kafka]``, ``[stack]``, ``[jobs.player_stats]``...).
+* Environment: ``FLINKPULSE_<SECTION>__<KEY>`` (e.g. ``FLINKPULSE_STACK__KAFKA_PORT=19092``), plus
+  the conventional ``KAFKA_BOOTSTRAP_SERVERS``, ``SCHEMA_REGISTRY_URL``, ``CLICKHOUSE_URL``,
+  ``FLINK_JOBMANAGER`` (host:port of the REST endpoint).
+* Flags: ``--set section.key=value`` (repeatable) and the commands' own flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flinkpulse.errors import UsageError
+from flinkpulse.paths import ROOT
+
+
+@dataclass
+class StackConfig:
+    """The embedded local stack: where state lives, ports, memory."""
+
+    state_dir: str = ".flinkpulse"
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+    flink_rest_port: int = 8081
+    flink_rpc_port: int = 6123
+    flink_jm_memory: str = "1024m"
+    flink_tm_memory: str = "2560m"
+    flink_slots: int = 4
+    registry_port: int = 8085
+    clickhouse_port: int = 8123
+    superset_port: int = 8088
+    #: components `stack up` starts, in order
+    components: list[str] = field(default_factory=lambda: ["kafka", "flink"])
+
+    def state_path(self) -> Path:
+        p = Path(self.state_dir)
+        return p if p.is_absolute() else (ROOT / p)
+
+
+@dataclass
+class KafkaConfig:
+    """How clients reach Kafka. Security settings are for production clusters (SASL/SCRAM, TLS)."""
+
+    bootstrap_servers: str = ""
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_ca_location: str = ""
+    topic_prefix: str = ""
+    partitions: int = 1
+
+    def client_conf(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) client settings."""
+        conf = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol != "PLAINTEXT":
+            conf["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username
+            conf["sasl.password"] = self.sasl_password
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+    def java_properties(self) -> dict[str, str]:
+        """Java Kafka client settings (Flink connector `properties.*`)."""
+        props: dict[str, str] = {}
+        if self.security_protocol != "PLAINTEXT":
+            props["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            props["sasl.mechanism"] = self.sasl_mechanism
+            module = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule"
+                if self.sasl_mechanism.startswith("SCRAM")
+                else "org.apache.kafka.common.security.plain.PlainLoginModule"
+            )
+            props["sasl.jaas.config"] = (
+                f'{module} required username="{self.sasl_username}" password="{self.sasl_password}";'
+            )
+        if self.ssl_ca_location:
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.truststore.location"] = self.ssl_ca_location
+        return props
+
+    def topic(self, name: str) -> str:
+        """The physical topic for a logical topic name (tests prefix every topic)."""
+        return f"{self.topic_prefix}{name}"
+
+
+@dataclass
+class RegistryConfig:
+    url: str = ""
+
+
+@dataclass
+class ClickHouseConfig:
+    url: str = ""
+    database: str = "flinkpulse"
+    user: str = ""
+    password: str = ""
+
+
+@dataclass
+class FlinkConfig:
+    """Where jobs go and how they run."""
+
+    jobmanager: str = ""  # host:port of the REST endpoint
+    parallelism: int = 1
+    checkpoint_interval_s: float = 5.0
+    state_ttl_s: int = 3600
+    watermark_delay_s: float = 5.0
+    python_execution_mode: str = "process"
+    bundle_size: int = 10000
+    bundle_time_ms: int = 200
+    arrow_batch_size: int = 10000
+
+
+@dataclass
+class Config:
+    stack: StackConfig = field(default_factory=StackConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
+    flink: FlinkConfig = field(default_factory=FlinkConfig)
+    #: per-job parameters (window sizes, thresholds...), job name -> key -> value
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def finalize(self) -> Config:
+        """Fill service addresses that were not given from the local stack's ports."""
+        s = self.stack
+        if not self.kafka.bootstrap_servers:
+            self.kafka.bootstrap_servers = f"{s.host}:{s.kafka_port}"
+        if not self.registry.url:
+            self.registry.url = f"http://{s.host}:{s.registry_port}"
+        if not self.clickhouse.url:
+            self.clickhouse.url = f"http://{s.host}:{s.clickhouse_port}"
+        if not self.flink.jobmanager:
+            self.flink.jobmanager = f"{s.host}:{s.flink_rest_port}"
+        return self
+
+    def job(self, name: str) -> dict[str, Any]:
+        return self.jobs.setdefault(name, {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_ENV_ALIASES = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "SCHEMA_REGISTRY_URL": ("registry", "url"),
+    "CLICKHOUSE_URL": ("clickhouse", "url"),
+    "CLICKHOUSE_USER": ("clickhouse", "user"),
+    "CLICKHOUSE_PASSWORD": ("clickhouse", "password"),
+    "FLINK_JOBMANAGER": ("flink", "jobmanager"),
+}
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Convert a string (from env/flags) or TOML value to the dataclass field's type."""
+    origin = typing.get_origin(typ)
+    if typ is bool or typ == "bool":
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"{where}: expected true/false, got {value!r}")
+    if typ is int or typ == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}: expected an integer, got {value!r}") from None
+    if typ is float or typ == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}: expected a number, got {value!r}") from None
+    if origin is list or typ == "list[str]":
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return [v.strip() for v in str(value).split(",") if v.strip()]
+    return str(value) if not isinstance(value, (dict, list)) else value
+
+
+def _set(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
+    if section == "jobs":
+        job, _, param = key.partition(".")
+        if not param:
+            raise UsageError(f"{where}: job settings are jobs.<job>.<param>, got jobs.{key}")
+        cfg.job(job)[param] = _auto(value)
+        return
+    obj = getattr(cfg, section, None)
+    if obj is None or not dataclasses.is_dataclass(obj):
+        sections = ", ".join(f.name for f in dataclasses.fields(cfg))
+        raise UsageError(f"{where}: unknown section {section!r} (sections: {sections})")
+    hints = typing.get_type_hints(type(obj))
+    if key not in hints:
+        keys = ", ".join(hints)
+        raise UsageError(f"{where}: unknown setting {section}.{key} (known: {keys})")
+    setattr(obj, key, _coerce(value, hints[key], where))
+
+
+def _auto(value: Any) -> Any:
+    """Job parameters are free-form: turn '60' into 60 and '0.5' into 0.5, keep the rest."""
+    if not isinstance(value, str):
+        return value
+    for conv in (int, float):
+        try:
+            return conv(value)
+        except ValueError:
+            pass
+    return value
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Config:
+    """Build the Config from defaults, file, environment and ``section.key=value`` overrides."""
+    env = dict(os.environ) if env is None else env
+    cfg = Config()
+    file = path or env.get("FLINKPULSE_CONFIG")
+    if file is None and Path("flinkpulse.toml").exists():
+        file = "flinkpulse.toml"
+    if file:
+        p = Path(file)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"config file {p} is not valid TOML: {e}") from None
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise UsageError(f"{p}: top-level key {section!r} must be a [section]")
+            for key, value in values.items():
+                if section == "jobs" and isinstance(value, dict):
+                    for param, v in value.items():
+                        _set(cfg, "jobs", f"{key}.{param}", v, str(p))
+                else:
+                    _set(cfg, section, key, value, str(p))
+    for name, (section, key) in _ENV_ALIASES.items():
+        if env.get(name):
+            _set(cfg, section, key, env[name], f"${name}")
+    for name, value in sorted(env.items()):
+        if name.startswith("FLINKPULSE_") and "__" in name:
+            section, _, key = name[len("FLINKPULSE_") :].lower().partition("__")
+            _set(cfg, section, key.replace("__", "."), value, f"${name}")
+    for item in overrides or []:
+        k, sep, v = item.partition("=")
+        section, _, key = k.strip().partition(".")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected section.key=value")
+        _set(cfg, section, key, v, f"--set {k}")
+    return cfg.finalize()

@@ -1,0 +1,124 @@
+"""The local stack: `flinkpulse stack up|down|status|logs`.
+
+Components are looked up by name in :data:`COMPONENTS` (module:class), so that other parts of
+flinkpulse (schema registry, ClickHouse, loader, Superset) plug in without touching this file's
+logic: add a line there and list the name in ``stack.components``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import time
+
+from flinkpulse.config import Config
+from flinkpulse.errors import UsageError
+from flinkpulse.stack.base import Component
+
+#: component name -> "module:Class"; the order of `stack.components` is the start order
+COMPONENTS: dict[str, str] = {
+    "kafka": "flinkpulse.stack.kafka:Kafka",
+    "flink": "flinkpulse.stack.flink:Flink",
+}
+
+
+def component(cfg: Config, name: str) -> Component:
+    try:
+        target = COMPONENTS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown component {name!r} (known: {', '.join(COMPONENTS)})"
+        ) from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)(cfg)  # type: ignore[no-any-return]
+
+
+def selected(cfg: Config, names: list[str] | None = None) -> list[Component]:
+    wanted = names or cfg.stack.components
+    for n in wanted:
+        if n not in cfg.stack.components and n not in COMPONENTS:
+            raise UsageError(f"unknown component {n!r} (known: {', '.join(COMPONENTS)})")
+    order = [n for n in cfg.stack.components if n in wanted] + [
+        n for n in wanted if n not in cfg.stack.components
+    ]
+    return [component(cfg, n) for n in order]
+
+
+def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
+    """Start the components (idempotent) and wait until each is really ready."""
+    for comp in selected(cfg, names):
+        if comp.running() and comp.healthy():
+            if log:
+                print(f"  {comp.name:<11} already running at {comp.address()}", flush=True)
+            continue
+        t0 = time.monotonic()
+        if log:
+            print(f"  {comp.name:<11} starting ...", end="", flush=True)
+        try:
+            comp.start()
+            comp.wait_ready()
+        except BaseException:
+            if log:
+                print(" failed", flush=True)
+            raise
+        comp.after_start()
+        if log:
+            print(f" ready at {comp.address()} ({time.monotonic() - t0:.1f}s)", flush=True)
+
+
+def down(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
+    """Stop components in reverse start order; only processes we started (by PID file)."""
+    for comp in reversed(selected(cfg, names)):
+        pids = comp.stop()
+        if log:
+            what = f"stopped pid {', '.join(map(str, pids))}" if pids else "not running"
+            print(f"  {comp.name:<11} {what}", flush=True)
+
+
+def status_rows(cfg: Config, names: list[str] | None = None) -> list[dict[str, str]]:
+    rows = []
+    for comp in selected(cfg, names):
+        pids = comp.pids()
+        healthy = bool(pids) and _safe_healthy(comp)
+        rows.append(
+            {
+                "component": comp.name,
+                "pid": ",".join(str(p) for p in pids.values()) or "-",
+                "address": comp.address(),
+                "health": "healthy" if healthy else ("unhealthy" if pids else "stopped"),
+                "log": str(comp.log_file(comp.procs()[0].name if pids else None)),
+                "info": comp.extra_status() if healthy else "",
+            }
+        )
+    return rows
+
+
+def _safe_healthy(comp: Component) -> bool:
+    try:
+        return comp.healthy()
+    except Exception:
+        return False
+
+
+def print_status(cfg: Config, names: list[str] | None = None) -> bool:
+    rows = status_rows(cfg, names)
+    cols = ["component", "pid", "address", "health", "log", "info"]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    print("  ".join(c.upper().ljust(widths[c]) for c in cols).rstrip())
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+    return all(r["health"] == "healthy" for r in rows)
+
+
+def logs(cfg: Config, name: str, follow: bool, lines: int) -> int:
+    comp = component(cfg, name)
+    files = [comp.log_file(p.name) for p in comp.procs()]
+    existing = [str(f) for f in files if f.exists()]
+    if not existing:
+        raise UsageError(f"no log yet for {name} (expected {files[0]})")
+    cmd = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + existing
+    try:
+        return subprocess.call(cmd, stdout=sys.stdout)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,288 @@
+"""The pluggable component model of the local stack.
+
+A component owns one or more OS processes (a :class:`Proc` each), started in their own session
+so that `stack down` can stop the whole process group. Each process has a PID file and a log
+file under the stack's state directory; a PID counts as ours only while its command line
+environment carries that state directory (so a recycled PID is never killed).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flinkpulse.config import Config
+from flinkpulse.errors import FlinkpulseError
+
+
+@dataclass
+class Proc:
+    """One process of a component: its command, environment and working directory."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+
+class Component:
+    """Base class: subclasses set ``name``, and implement ``procs``, ``ports`` and ``healthy``."""
+
+    name: str = ""
+    #: seconds `up` waits for readiness before giving up
+    start_timeout: float = 90.0
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.state = cfg.stack.state_path()
+        self.dir = self.state / self.name
+
+    # -- to implement -------------------------------------------------------------------------
+    def procs(self) -> list[Proc]:
+        raise NotImplementedError
+
+    def ports(self) -> list[int]:
+        """Ports this component binds (checked before start)."""
+        return []
+
+    def address(self) -> str:
+        return ""
+
+    def healthy(self) -> bool:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """Ready to serve after a fresh start; defaults to healthy."""
+        return self.healthy()
+
+    def prepare(self) -> None:
+        """Write configuration, format storage... before the first process starts."""
+
+    def after_start(self) -> None:
+        """Runs once the component is ready (create topics, users, print passwords...)."""
+
+    def extra_status(self) -> str:
+        """A short free-text column for `stack status` (e.g. loader lag)."""
+        return ""
+
+    # -- files --------------------------------------------------------------------------------
+    def log_file(self, proc: str | None = None) -> Path:
+        return self.state / "logs" / f"{proc or self.name}.log"
+
+    def pid_file(self, proc: str) -> Path:
+        return self.state / "run" / f"{proc}.pid"
+
+    # -- process control ----------------------------------------------------------------------
+    def pids(self) -> dict[str, int]:
+        """Live processes of ours, by process name."""
+        out: dict[str, int] = {}
+        run = self.state / "run"
+        for pf in sorted(run.glob("*.pid")) if run.exists() else []:
+            proc = pf.stem
+            if proc != self.name and not proc.startswith(self.name + "-"):
+                continue
+            try:
+                pid = int(pf.read_text().split()[0])
+            except (ValueError, IndexError, OSError):
+                continue
+            if is_ours(pid, self.state):
+                out[proc] = pid
+        return out
+
+    def running(self) -> bool:
+        return bool(self.pids())
+
+    def start(self) -> None:
+        """Start every process that is not already running (idempotent)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.state / "logs").mkdir(parents=True, exist_ok=True)
+        (self.state / "run").mkdir(parents=True, exist_ok=True)
+        live = self.pids()
+        procs = self.procs()
+        if all(p.name in live for p in procs):
+            return
+        if not live:
+            for port in self.ports():
+                check_port_free(self.cfg.stack.host, port, self.name)
+        self.prepare()
+        for p in procs:
+            if p.name in live:
+                continue
+            log = self.log_file(p.name)
+            env = {**os.environ, **p.env, OWNER_ENV: str(self.state)}
+            with open(log, "ab") as fh:
+                fh.write(f"\n--- flinkpulse: starting {p.name} at {time.ctime()} ---\n".encode())
+                fh.flush()
+                try:
+                    child = subprocess.Popen(
+                        p.argv,
+                        stdout=fh,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        env=env,
+                        cwd=p.cwd or self.dir,
+                        start_new_session=True,
+                    )
+                except FileNotFoundError:
+                    raise FlinkpulseError(
+                        f"{self.name}: cannot run {p.argv[0]!r} — is it installed and on PATH?"
+                    ) from None
+            self.pid_file(p.name).write_text(f"{child.pid}\n")
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        while time.monotonic() < deadline:
+            if self.ready():
+                return
+            expected = {p.name for p in self.procs()}
+            dead = expected - set(self.pids())
+            if dead:
+                name = sorted(dead)[0]
+                raise FlinkpulseError(
+                    f"{self.name} died during start; last lines of {self.log_file(name)}:\n"
+                    + tail(self.log_file(name), 15)
+                )
+            time.sleep(0.5)
+        raise FlinkpulseError(
+            f"{self.name} did not become ready within {timeout or self.start_timeout:.0f}s; "
+            f"see {self.log_file(self.procs()[0].name)}"
+        )
+
+    def stop(self, grace: float = 20.0) -> list[int]:
+        """SIGTERM each process group of ours, then SIGKILL what is left after `grace` seconds."""
+        pids = self.pids()
+        for pid in pids.values():
+            _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+            time.sleep(0.2)
+        for pid in pids.values():
+            if _alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+        for pid in pids.values():
+            _wait_gone(pid, 10)
+        for proc in pids:
+            self.pid_file(proc).unlink(missing_ok=True)
+        return list(pids.values())
+
+    def kill(self, proc: str | None = None) -> None:
+        """kill -9 (fault tests): the named process, or all of this component's."""
+        for name, pid in self.pids().items():
+            if proc is None or name == proc:
+                _signal_group(pid, signal.SIGKILL)
+                _wait_gone(pid, 10)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+#: set in the environment of every process the stack starts (survives exec, unlike argv)
+OWNER_ENV = "FLINKPULSE_OWNED_BY"
+
+
+def is_ours(pid: int, state_dir: Path) -> bool:
+    """True if `pid` is alive and was started by the stack that owns `state_dir`."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return _alive(pid) and f"{OWNER_ENV}={state_dir}".encode() in environ
+
+
+def _alive(pid: int) -> bool:
+    try:
+        st = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return st.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def port_owner(port: int) -> str:
+    """Best-effort 'pid 123 (java)' of the process listening on `port`, from /proc."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    if not inodes:
+        return ""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    comm = (proc / "comm").read_text().strip()
+                    return f"pid {proc.name} ({comm})"
+        except OSError:
+            continue
+    return ""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_port_free(host: str, port: int, component: str) -> None:
+    if port and port_in_use(host, port):
+        owner = port_owner(port)
+        by = f" by {owner}" if owner else ""
+        raise FlinkpulseError(
+            f"port {port} ({component}) on {host} is already in use{by} — stop that process "
+            f"or choose another port (e.g. FLINKPULSE_STACK__{component.upper()}_PORT)"
+        )
+
+
+def tail(path: Path, n: int = 20) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(lines[-n:])
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()

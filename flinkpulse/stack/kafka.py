@@ -1,0 +1,125 @@
+"""Apache Kafka broker, KRaft single node (broker + controller), run from Maven Central jars."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from flinkpulse.stack.base import Component, Proc
+from flinkpulse.stack.java import java_bin, jars_dir
+
+_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.cleaner.name = kafka.log.LogCleaner
+logger.cleaner.level = WARN
+logger.raft.name = org.apache.kafka.raft
+logger.raft.level = WARN
+"""
+
+
+class Kafka(Component):
+    name = "kafka"
+
+    def ports(self) -> list[int]:
+        return [self.cfg.stack.kafka_port, self.cfg.stack.kafka_controller_port]
+
+    def address(self) -> str:
+        return f"{self.cfg.stack.host}:{self.cfg.stack.kafka_port}"
+
+    def _classpath(self) -> str:
+        return str(jars_dir(self.cfg, "kafka")) + "/*"
+
+    def java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
+        """Command line running a Kafka main class (broker or tool) from our jars."""
+        return [
+            java_bin(),
+            f"-Xmx{heap}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1" if main != "kafka.Kafka" else "-XX:+UseStringDeduplication",
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            "-cp",
+            self._classpath(),
+            main,
+            *args,
+        ]
+
+    def server_properties(self) -> str:
+        s = self.cfg.stack
+        h = s.host
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.bootstrap.servers={h}:{s.kafka_controller_port}",
+                f"listeners=PLAINTEXT://{h}:{s.kafka_port},CONTROLLER://{h}:{s.kafka_controller_port}",
+                f"advertised.listeners=PLAINTEXT://{h}:{s.kafka_port},"
+                f"CONTROLLER://{h}:{s.kafka_controller_port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={self.dir / 'data'}",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=4",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                # Flink's exactly-once sink keeps transactions open up to its own timeout.
+                "transaction.max.timeout.ms=3600000",
+                "message.max.bytes=4194304",
+                "auto.create.topics.enable=true",
+                "log.retention.hours=24",
+                "",
+            ]
+        )
+
+    def prepare(self) -> None:
+        (self.dir / "log4j2.properties").write_text(_LOG4J2)
+        props = self.dir / "server.properties"
+        props.write_text(self.server_properties())
+        if not (self.dir / "data" / "meta.properties").exists():
+            import subprocess
+
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cmd = self.java(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+                "--standalone", "--ignore-formatted",
+            )
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                from flinkpulse.errors import FlinkpulseError
+
+                raise FlinkpulseError(f"formatting Kafka storage failed: {res.stdout}{res.stderr}")
+
+    def procs(self) -> list[Proc]:
+        heap = self.cfg.stack.kafka_heap
+        cmd = self.java("kafka.Kafka", str(self.dir / "server.properties"), heap=heap)
+        cmd.insert(1, f"-Xms{heap}")
+        return [Proc("kafka", cmd)]
+
+    def healthy(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        from flinkpulse.stack.base import port_in_use
+
+        if not port_in_use(self.cfg.stack.host, self.cfg.stack.kafka_port):
+            return False
+        admin = AdminClient(
+            {"bootstrap.servers": self.address(), "socket.timeout.ms": 2000, "log_level": 0}
+        )
+        try:
+            md = admin.list_topics(timeout=3)
+        except Exception:
+            return False
+        return bool(md.brokers)
