@@ -1,0 +1,1 @@
+"""Realistic, seeded event generators (gaming, iot, web) and the Kafka producer that sends them."""
