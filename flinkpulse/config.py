@@ -42,7 +42,7 @@ class StackConfig:
     clickhouse_port: int = 8123
     superset_port: int = 8088
     #: components `stack up` starts, in order
-    components: list[str] = field(default_factory=lambda: ["kafka", "flink"])
+    components: list[str] = field(default_factory=lambda: ["kafka", "registry", "flink"])
 
     def state_path(self) -> Path:
         p = Path(self.state_dir)
@@ -102,7 +102,11 @@ class KafkaConfig:
 
 @dataclass
 class RegistryConfig:
+    """The schema registry clients use, and where the embedded one keeps its state."""
+
     url: str = ""
+    #: compacted Kafka topic holding the embedded registry's state (not prefixed per test)
+    topic: str = "_schemas"
 
 
 @dataclass

@@ -19,6 +19,7 @@ from flinkpulse.stack.base import Component
 #: component name -> "module:Class"; the order of `stack.components` is the start order
 COMPONENTS: dict[str, str] = {
     "kafka": "flinkpulse.stack.kafka:Kafka",
+    "registry": "flinkpulse.stack.registry:Registry",
     "flink": "flinkpulse.stack.flink:Flink",
 }
 

@@ -1,0 +1,471 @@
+"""Registry state and its durable log in a compacted Kafka topic.
+
+Records use Confluent Schema Registry's own ``_schemas`` layout, so the topic reads familiar:
+
+* key ``{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}`` -> value
+  ``{"subject":S,"version":V,"id":ID,"schemaType":"AVRO","schema":TEXT,"deleted":bool}``;
+  a hard delete writes a tombstone (null value) for that key.
+* key ``{"keytype":"CONFIG","subject":S|null,"magic":0}`` -> ``{"compatibilityLevel":L}`` or a
+  tombstone when a subject's level is removed.
+
+One registry process writes a topic (single writer); every write is acknowledged by Kafka
+(``acks=all``) before it is applied in memory and answered, and on start the whole topic is
+replayed, so subjects, versions and ids survive restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from flinkpulse.registry import compat
+
+
+class RegistryError(Exception):
+    """A Confluent-style API error: HTTP status plus ``error_code`` and message."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def not_found_subject(s: str) -> RegistryError:
+    return RegistryError(404, 40401, f"Subject '{s}' not found.")
+
+
+def not_found_version(s: str, v: Any) -> RegistryError:
+    return RegistryError(404, 40402, f"Version {v} not found.")
+
+
+@dataclass
+class Version:
+    subject: str
+    version: int
+    id: int
+    schema: str
+    schema_type: str = "AVRO"
+    deleted: bool = False
+
+
+class Log:
+    """The durable log: a compacted topic, written synchronously, replayed on start."""
+
+    def __init__(self, client_conf: dict[str, str], topic: str) -> None:
+        self.conf = client_conf
+        self.topic = topic
+        self._producer: Any = None
+
+    def ensure_topic(self) -> None:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({**self.conf, "log_level": 0})
+        spec = NewTopic(
+            self.topic,
+            num_partitions=1,
+            replication_factor=1,
+            config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        )
+        for fut in admin.create_topics([spec], request_timeout=15).values():
+            try:
+                fut.result(timeout=20)
+            except KafkaException as e:
+                if "TOPIC_ALREADY_EXISTS" not in str(e) and "already exists" not in str(e):
+                    raise
+
+    def replay(self) -> list[tuple[bytes, bytes | None]]:
+        """Every record of the topic, in order (the whole history, up to the end)."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        c = Consumer(
+            {
+                **self.conf,
+                "group.id": "flinkpulse-registry-replay",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "log_level": 0,
+            }
+        )
+        try:
+            low, high = self._watermarks(c)
+            out: list[tuple[bytes, bytes | None]] = []
+            if high <= low:
+                return out
+            c.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            while True:
+                msg = c.poll(5.0)
+                if msg is None:
+                    raise RuntimeError(f"timed out replaying {self.topic}")
+                if msg.error():
+                    raise RuntimeError(f"replaying {self.topic}: {msg.error()}")
+                out.append((msg.key() or b"", msg.value()))
+                if (msg.offset() or 0) >= high - 1:
+                    return out
+        finally:
+            c.close()
+
+    def _watermarks(self, consumer: Any) -> tuple[int, int]:
+        """(low, high) offsets; retried while a just-created topic elects its leader."""
+        import time
+
+        from confluent_kafka import KafkaException, TopicPartition
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, 0), timeout=10
+                )
+                return int(low), int(high)
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def append(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        """Write one record and wait until Kafka acknowledged it."""
+        from confluent_kafka import Producer
+
+        if self._producer is None:
+            self._producer = Producer(
+                {**self.conf, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+            )
+        errors: list[Any] = []
+        self._producer.produce(
+            self.topic,
+            key=_key_bytes(key),
+            value=None if value is None else json.dumps(value).encode(),
+            on_delivery=lambda err, _msg: errors.append(err),
+        )
+        left = self._producer.flush(15)
+        if left or not errors or errors[0] is not None:
+            reason = errors[0] if errors and errors[0] is not None else "delivery timed out"
+            raise RegistryError(500, 50001, f"Error while storing to {self.topic}: {reason}")
+
+
+def _key_bytes(key: dict[str, Any]) -> bytes:
+    # fixed field order: compaction keys on the exact bytes
+    order = ["keytype", "subject", "version", "magic"]
+    return json.dumps({k: key[k] for k in order if k in key}, separators=(",", ":")).encode()
+
+
+class State:
+    """Subjects, versions, schemas by id and compatibility config; thread-safe, log-backed."""
+
+    def __init__(self, log: Log | None) -> None:
+        self.log = log
+        self.lock = threading.RLock()
+        self.subjects: dict[str, dict[int, Version]] = {}
+        self.ids: dict[int, tuple[str, str]] = {}  # id -> (schema_type, schema text)
+        self.by_canonical: dict[tuple[str, str], int] = {}  # (type, canonical) -> id
+        self.max_id = 0
+        self.global_level = compat.DEFAULT_LEVEL
+        self.subject_level: dict[str, str] = {}
+
+    # -- persistence ---------------------------------------------------------------------------
+    def load(self) -> None:
+        if self.log is None:
+            return
+        self.log.ensure_topic()
+        for key_b, value_b in self.log.replay():
+            try:
+                key = json.loads(key_b)
+                value = None if value_b is None else json.loads(value_b)
+            except ValueError:
+                continue  # not ours
+            self._apply(key, value)
+
+    def _write(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        if self.log is not None:
+            self.log.append(key, value)
+        self._apply(key, value)
+
+    def _apply(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        kt = key.get("keytype")
+        if kt == "SCHEMA":
+            subject, version = key["subject"], int(key["version"])
+            if value is None:
+                self.subjects.get(subject, {}).pop(version, None)
+                if subject in self.subjects and not self.subjects[subject]:
+                    del self.subjects[subject]
+                return
+            v = Version(
+                subject,
+                version,
+                int(value["id"]),
+                value["schema"],
+                value.get("schemaType") or "AVRO",
+                bool(value.get("deleted", False)),
+            )
+            self.subjects.setdefault(subject, {})[version] = v
+            if v.id not in self.ids:
+                self.ids[v.id] = (v.schema_type, v.schema)
+                with contextlib.suppress(compat.InvalidSchema):
+                    self.by_canonical[(v.schema_type, compat.canonical(v.schema))] = v.id
+            self.max_id = max(self.max_id, v.id)
+        elif kt == "CONFIG":
+            subject = key.get("subject")
+            level = None if value is None else value.get("compatibilityLevel")
+            if subject is None:
+                self.global_level = level or compat.DEFAULT_LEVEL
+            elif level is None:
+                self.subject_level.pop(subject, None)
+            else:
+                self.subject_level[subject] = level
+
+    # -- queries -------------------------------------------------------------------------------
+    def subject_names(self, deleted: bool = False) -> list[str]:
+        with self.lock:
+            return sorted(
+                s for s, vs in self.subjects.items() if vs and (deleted or self._live(vs))
+            )
+
+    @staticmethod
+    def _live(vs: dict[int, Version]) -> list[Version]:
+        return [v for _, v in sorted(vs.items()) if not v.deleted]
+
+    def versions(self, subject: str, deleted: bool = False) -> list[Version]:
+        with self.lock:
+            vs = self.subjects.get(subject) or {}
+            out = [v for _, v in sorted(vs.items()) if deleted or not v.deleted]
+            if not out:
+                raise not_found_subject(subject)
+            return out
+
+    def version(self, subject: str, ref: str, deleted: bool = False) -> Version:
+        with self.lock:
+            vs = self.versions(subject, deleted=True)
+            live = [v for v in vs if deleted or not v.deleted]
+            if ref in ("latest", "-1"):
+                if not live:
+                    raise not_found_subject(subject)
+                return live[-1]
+            try:
+                n = int(ref)
+            except ValueError:
+                raise RegistryError(
+                    422,
+                    42202,
+                    f"The specified version '{ref}' is not a valid version id. Allowed values "
+                    'are between [1, 2^31-1] and the string "latest"',
+                ) from None
+            if n < 1:
+                raise RegistryError(
+                    422, 42202, f"The specified version '{ref}' is not a valid version id."
+                )
+            if not live:
+                raise not_found_subject(subject)
+            for v in live:
+                if v.version == n:
+                    return v
+            raise not_found_version(subject, n)
+
+    def schema_by_id(self, schema_id: int) -> tuple[str, str]:
+        with self.lock:
+            if schema_id not in self.ids or not any(
+                v.id == schema_id for vs in self.subjects.values() for v in vs.values()
+            ):
+                raise RegistryError(404, 40403, f"Schema {schema_id} not found")
+            return self.ids[schema_id]
+
+    def id_usages(self, schema_id: int, deleted: bool = False) -> list[Version]:
+        self.schema_by_id(schema_id)
+        with self.lock:
+            return [
+                v
+                for s in sorted(self.subjects)
+                for _, v in sorted(self.subjects[s].items())
+                if v.id == schema_id and (deleted or not v.deleted)
+            ]
+
+    def level(self, subject: str | None) -> str:
+        with self.lock:
+            if subject is not None and subject in self.subject_level:
+                return self.subject_level[subject]
+            return self.global_level
+
+    # -- register / lookup ---------------------------------------------------------------------
+    def lookup(self, subject: str, text: str, schema_type: str, deleted: bool = False) -> Version:
+        canon = _canonical(text, schema_type)
+        with self.lock:
+            if subject not in self.subjects or not (deleted or self._live(self.subjects[subject])):
+                raise not_found_subject(subject)
+            for v in self.versions(subject, deleted=deleted):
+                if (
+                    v.schema_type == schema_type
+                    and _canonical_safe(v.schema, v.schema_type) == canon
+                ):
+                    return v
+            raise RegistryError(404, 40403, "Schema not found")
+
+    def incompatibilities(
+        self, subject: str, text: str, schema_type: str, against: str | None = None
+    ) -> tuple[str, list[compat.Incompatibility]]:
+        """(level, problems) of `text` against the subject's live versions (or one version)."""
+        _canonical(text, schema_type)
+        new = compat.parse(text)
+        with self.lock:
+            level = self.level(subject)
+            live = self._live(self.subjects.get(subject) or {})
+            if against is not None:
+                one = self.version(subject, against)
+                live = [one]
+                if level.endswith("_TRANSITIVE"):
+                    level = level.removesuffix("_TRANSITIVE")
+            previous = [(v.version, compat.parse(v.schema)) for v in live]
+        return level, compat.check(new, previous, level)
+
+    def register(self, subject: str, text: str, schema_type: str = "AVRO") -> int:
+        canon = _canonical(text, schema_type)
+        text = json.dumps(json.loads(text), separators=(",", ":"))  # stored compact, docs kept
+        with self.lock:
+            existing = self.subjects.get(subject) or {}
+            for v in self._live(existing):
+                if (
+                    v.schema_type == schema_type
+                    and _canonical_safe(v.schema, v.schema_type) == canon
+                ):
+                    return v.id
+            level, problems = self.incompatibilities(subject, text, schema_type)
+            if problems:
+                details = "; ".join(str(p) for p in problems)
+                raise RegistryError(
+                    409,
+                    409,
+                    f"Schema being registered is incompatible with an earlier schema for subject "
+                    f'"{subject}" (compatibility {level}), details: {details}',
+                )
+            schema_id = self.by_canonical.get((schema_type, canon))
+            if schema_id is None:
+                schema_id = self.max_id + 1
+            version = max(existing, default=0) + 1
+            self._write(
+                {"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1},
+                {
+                    "subject": subject,
+                    "version": version,
+                    "id": schema_id,
+                    "schemaType": schema_type,
+                    "schema": text,
+                    "deleted": False,
+                },
+            )
+            self.by_canonical[(schema_type, canon)] = schema_id
+            return schema_id
+
+    # -- deletes -------------------------------------------------------------------------------
+    def delete_version(self, subject: str, ref: str, permanent: bool) -> int:
+        with self.lock:
+            if subject not in self.subjects:
+                raise not_found_subject(subject)
+            v = self.version(subject, ref, deleted=permanent)
+            key = {"keytype": "SCHEMA", "subject": subject, "version": v.version, "magic": 1}
+            if permanent:
+                if not v.deleted:
+                    raise RegistryError(
+                        404,
+                        40407,
+                        f"Subject '{subject}' Version {v.version} was not deleted first before "
+                        "being permanently deleted",
+                    )
+                self._write(key, None)
+            else:
+                self._write(key, _value(v, deleted=True))
+            return v.version
+
+    def delete_subject(self, subject: str, permanent: bool) -> list[int]:
+        with self.lock:
+            vs = self.subjects.get(subject)
+            if not vs:
+                raise not_found_subject(subject)
+            live = self._live(vs)
+            if permanent:
+                if live:
+                    raise RegistryError(
+                        404,
+                        40405,
+                        f"Subject '{subject}' was not deleted first before being permanently "
+                        "deleted",
+                    )
+                gone = sorted(vs)
+                for n in gone:
+                    self._write(
+                        {"keytype": "SCHEMA", "subject": subject, "version": n, "magic": 1}, None
+                    )
+                if subject in self.subject_level:
+                    self._write({"keytype": "CONFIG", "subject": subject, "magic": 0}, None)
+                return gone
+            if not live:
+                raise RegistryError(
+                    404,
+                    40404,
+                    f"Subject '{subject}' was soft deleted. Set permanent=true to delete permanently",
+                )
+            for v in live:
+                self._write(
+                    {"keytype": "SCHEMA", "subject": subject, "version": v.version, "magic": 1},
+                    _value(v, deleted=True),
+                )
+            return [v.version for v in live]
+
+    # -- config --------------------------------------------------------------------------------
+    def set_level(self, subject: str | None, level: str) -> str:
+        level = level.upper()
+        if level not in compat.LEVELS:
+            raise RegistryError(
+                422, 42203, f"Invalid compatibility level. Valid values are {list(compat.LEVELS)}"
+            )
+        with self.lock:
+            self._write(
+                {"keytype": "CONFIG", "subject": subject, "magic": 0},
+                {"compatibilityLevel": level},
+            )
+        return level
+
+    def delete_level(self, subject: str | None) -> str:
+        with self.lock:
+            previous = self.level(subject)
+            if subject is None:
+                self._write(
+                    {"keytype": "CONFIG", "subject": None, "magic": 0},
+                    {"compatibilityLevel": compat.DEFAULT_LEVEL},
+                )
+            elif subject in self.subject_level:
+                self._write({"keytype": "CONFIG", "subject": subject, "magic": 0}, None)
+            else:
+                raise not_found_subject(subject)
+            return previous
+
+
+def _value(v: Version, deleted: bool) -> dict[str, Any]:
+    return {
+        "subject": v.subject,
+        "version": v.version,
+        "id": v.id,
+        "schemaType": v.schema_type,
+        "schema": v.schema,
+        "deleted": deleted,
+    }
+
+
+def _canonical(text: str, schema_type: str) -> str:
+    if schema_type != "AVRO":
+        raise RegistryError(
+            422, 42201, f"Invalid schema: unsupported schema type {schema_type!r} (AVRO only)"
+        )
+    try:
+        return compat.canonical(text)
+    except compat.InvalidSchema as e:
+        raise RegistryError(422, 42201, str(e)) from None
+
+
+def _canonical_safe(text: str, schema_type: str) -> str:
+    try:
+        return _canonical(text, schema_type)
+    except RegistryError:
+        return text
