@@ -17,6 +17,7 @@ from flinkpulse.errors import FlinkpulseError
 #: subcommand modules, in the order `flinkpulse --help` lists them
 COMMAND_MODULES = [
     "flinkpulse.commands.stack",
+    "flinkpulse.commands.clickhouse",
 ]
 
 
