@@ -42,7 +42,9 @@ class StackConfig:
     clickhouse_port: int = 8123
     superset_port: int = 8088
     #: components `stack up` starts, in order
-    components: list[str] = field(default_factory=lambda: ["kafka", "registry", "flink"])
+    components: list[str] = field(
+        default_factory=lambda: ["kafka", "registry", "clickhouse", "flink"]
+    )
 
     def state_path(self) -> Path:
         p = Path(self.state_dir)

@@ -20,6 +20,7 @@ from flinkpulse.stack.base import Component
 COMPONENTS: dict[str, str] = {
     "kafka": "flinkpulse.stack.kafka:Kafka",
     "registry": "flinkpulse.stack.registry:Registry",
+    "clickhouse": "flinkpulse.clickhouse.component:ClickHouse",
     "flink": "flinkpulse.stack.flink:Flink",
 }
 
