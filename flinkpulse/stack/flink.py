@@ -113,11 +113,20 @@ class Flink(Component):
         (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
         for d in ("log", "run", "checkpoints", "savepoints", "tmp"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
+        # Our own lib dir: the wheel's lib/ plus opt/flink-python (Python UDF operators run in
+        # the cluster's classloader, as in the official PyFlink images). The wheel stays untouched.
+        lib = self.dir / "lib"
+        if lib.exists():
+            shutil.rmtree(lib)
+        lib.mkdir()
+        for jar in [*sorted((home / "lib").glob("*.jar")), *sorted((home / "opt").glob("flink-python*.jar"))]:
+            (lib / jar.name).symlink_to(jar)
 
     def env(self) -> dict[str, str]:
         return {
             "FLINK_HOME": str(pyflink_home()),
             "FLINK_CONF_DIR": str(self.conf_dir),
+            "FLINK_LIB_DIR": str(self.dir / "lib"),
             "FLINK_LOG_DIR": str(self.dir / "log"),
             "FLINK_PID_DIR": str(self.dir / "run"),
             # venv first on PATH: Python workers and pemja (thread mode) resolve from it

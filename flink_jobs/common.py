@@ -1,0 +1,438 @@
+"""What every flinkpulse job shares: environment, sources with dead-lettering, sinks, SQL files.
+
+Shape of a job (see `player_stats.py`):
+
+    raw Kafka topic ──decode (Python, never throws)──┬─ bad ──► dlq.<topic>   (raw bytes + reason)
+                                                     └─ good ─► event-time view (watermark)
+                                                                  ├─ late ──► late.<topic>
+                                                                  └─ on time ─► job SQL ─► result topics
+
+Connector options (hosts, topics, security) come from the typed config through
+`TableDescriptor`s; the `.sql` files under `sql/flink/` name logical tables only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flinkpulse.config import Config, load_config
+from flinkpulse.paths import ROOT
+
+SQL_DIR = ROOT / "sql" / "flink"
+
+#: source topics (logical names, DESIGN.md) -> Avro record
+SOURCE_TOPICS = {
+    "gaming.player-events": "flinkpulse.gaming.PlayerEvent",
+    "iot.sensor-readings": "flinkpulse.iot.SensorReading",
+    "iot.security-events": "flinkpulse.iot.SecurityEvent",
+    "web.access-logs": "flinkpulse.web.AccessLog",
+}
+
+#: result views (defined in the jobs' SQL) -> result topic and Kafka key column
+RESULT_TOPICS: dict[str, tuple[str, str]] = {
+    "player_stats": ("results.player-stats", "player_id"),
+    "team_stats": ("results.team-stats", "team"),
+    "leaderboard": ("results.leaderboard", "player_id"),
+    "device_stats": ("results.device-stats", "device_id"),
+    "energy_usage": ("results.energy-usage", "home_id"),
+    "web_traffic": ("results.web-traffic", "path"),
+    "client_activity": ("results.client-activity", "client_ip"),
+    "alerts": ("alerts", "entity_id"),
+    "security_events": ("results.security-events", "home_id"),
+}
+
+
+def dlq_topic(topic: str) -> str:
+    return f"dlq.{topic}"
+
+
+def late_topic(topic: str) -> str:
+    return f"late.{topic}"
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def job_params(cfg: Config, job: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The job's parameters: code defaults < config file/env/flags (`jobs.<job>.<key>`)."""
+    given = cfg.jobs.get(job, {})
+    unknown = set(given) - set(defaults)
+    if unknown:
+        from flinkpulse.errors import UsageError
+
+        raise UsageError(
+            f"unknown parameter(s) for job {job}: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(defaults))})"
+        )
+    out = dict(defaults)
+    for k, v in given.items():
+        out[k] = type(defaults[k])(v) if defaults[k] is not None else v
+    return out
+
+
+def parse_args(job: str, argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
+    """`main(argv)` of every job: flags over env over file; unknown flags pass to Flink."""
+    p = argparse.ArgumentParser(prog=f"flink_jobs/{job}.py")
+    p.add_argument("--config")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--topic-prefix", help="prefix of every topic (tests, tenants)")
+    p.add_argument("--startup-mode", default=None, help="earliest-offset | latest-offset | group-offsets")
+    p.add_argument("--from", dest="from_ms", type=int, help="bounded replay: start timestamp (ms)")
+    p.add_argument("--to", dest="to_ms", type=int, help="bounded replay: end timestamp (ms)")
+    args, _flink_flags = p.parse_known_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    if args.topic_prefix is not None:
+        cfg.kafka.topic_prefix = args.topic_prefix
+    return cfg, args
+
+
+# -- environment ------------------------------------------------------------------------------
+
+
+@dataclass
+class JobContext:
+    """Everything `build()` wires into: the table env, config, and the inserts collected."""
+
+    cfg: Config
+    t_env: Any
+    job: str
+    startup_mode: str = "earliest-offset"
+    bounded: tuple[int, int] | None = None
+    inserts: list[tuple[str, Any]] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        return self.cfg.kafka.topic(name)
+
+
+def create_env(cfg: Config, job: str, batch: bool = False) -> tuple[Any, Any]:
+    """A StreamExecutionEnvironment + StreamTableEnvironment configured from `cfg`."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+    from pyflink.datastream.execution_mode import RuntimeExecutionMode
+    from pyflink.table import StreamTableEnvironment
+
+    conf = Configuration()
+    jars = connector_jars(cfg)
+    if jars:
+        conf.set_string("pipeline.jars", ";".join(j.as_uri() for j in jars))
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(cfg.flink.parallelism)
+    if batch:
+        env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+    else:
+        env.enable_checkpointing(
+            int(cfg.flink.checkpoint_interval_s * 1000), CheckpointingMode.EXACTLY_ONCE
+        )
+    t_env = StreamTableEnvironment.create(env)
+    tc = t_env.get_config()
+    for k, v in flink_table_options(cfg, job).items():
+        tc.set(k, v)
+    return env, t_env
+
+
+def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
+    f = cfg.flink
+    return {
+        "pipeline.name": f"flinkpulse-{cfg.kafka.topic_prefix}{job}",
+        "table.exec.state.ttl": f"{f.state_ttl_s} s",
+        "table.exec.source.idle-timeout": "10 s",
+        "python.execution-mode": f.python_execution_mode,
+        "python.fn-execution.bundle.size": str(f.bundle_size),
+        "python.fn-execution.bundle.time": str(f.bundle_time_ms),
+        "python.fn-execution.arrow.batch.size": str(f.arrow_batch_size),
+        "python.executable": __import__("sys").executable,
+    }
+
+
+def connector_jars(cfg: Config) -> list[Path]:
+    d = cfg.stack.state_path() / "jars" / "flink"
+    return sorted(d.glob("*.jar")) if d.is_dir() else []
+
+
+# -- SQL files --------------------------------------------------------------------------------
+
+_PARAM = re.compile(r"\$\{([a-z0-9_]+)\}")
+
+
+def sql_statements(path: Path, params: dict[str, Any]) -> list[str]:
+    """Split a commented .sql file into statements, substituting numeric `${param}`s."""
+    text = path.read_text()
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in params:
+            raise KeyError(f"{path.name}: no value for ${{{key}}}")
+        v = params[key]
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise TypeError(f"{path.name}: ${{{key}}} must be a number, got {v!r}")
+        return str(v)
+
+    # drop `--` comments (not inside quotes: our files keep quotes comment-free), then split
+    lines = [re.sub(r"--.*$", "", line) for line in text.splitlines()]
+    body = _PARAM.sub(sub, "\n".join(lines))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def run_sql_file(ctx: JobContext, name: str, params: dict[str, Any]) -> None:
+    """Execute a job's SQL: CREATE VIEWs now; every INSERT INTO is collected for one job."""
+    for stmt in sql_statements(SQL_DIR / name, params):
+        m = re.match(r"(?is)^insert\s+into\s+(\w+)\s+(.*)$", stmt)
+        if m:
+            ctx.inserts.append((m.group(1), ctx.t_env.sql_query(m.group(2))))
+        else:
+            ctx.t_env.execute_sql(stmt)
+
+
+# -- Kafka tables -----------------------------------------------------------------------------
+
+
+def _kafka(ctx: JobContext, topic: str) -> Any:
+    from pyflink.table import TableDescriptor
+
+    d = (
+        TableDescriptor.for_connector("kafka")
+        .option("topic", topic)
+        .option("properties.bootstrap.servers", ctx.cfg.kafka.bootstrap_servers)
+    )
+    for k, v in ctx.cfg.kafka.java_properties().items():
+        d = d.option(f"properties.{k}", v)
+    return d
+
+
+def _source(ctx: JobContext, topic: str) -> Any:
+    d = (
+        _kafka(ctx, topic)
+        .option("properties.group.id", f"flinkpulse-{ctx.job}")
+        .option("properties.isolation.level", "read_committed")
+        .option("scan.topic-partition-discovery.interval", "10 s")
+    )
+    if ctx.bounded:
+        start, end = ctx.bounded
+        d = (
+            d.option("scan.startup.mode", "timestamp")
+            .option("scan.startup.timestamp-millis", str(start))
+            .option("scan.bounded.mode", "timestamp")
+            .option("scan.bounded.timestamp-millis", str(end))
+        )
+    else:
+        d = d.option("scan.startup.mode", ctx.startup_mode)
+    return d
+
+
+def _sink(ctx: JobContext, topic: str, sink_name: str) -> Any:
+    return (
+        _kafka(ctx, topic)
+        .option("sink.delivery-guarantee", "exactly-once")
+        .option(
+            "sink.transactional-id-prefix",
+            f"flinkpulse-{ctx.cfg.kafka.topic_prefix}{ctx.job}-{sink_name}",
+        )
+        .option("properties.transaction.timeout.ms", "900000")
+    )
+
+
+def raw_schema() -> Any:
+    from pyflink.table import DataTypes, Schema
+
+    return (
+        Schema.new_builder()
+        .column("k", DataTypes.BYTES())
+        .column("v", DataTypes.BYTES())
+        .column_by_metadata("src_topic", DataTypes.STRING(), "topic", True)
+        .column_by_metadata("src_partition", DataTypes.INT(), "partition", True)
+        .column_by_metadata("src_offset", DataTypes.BIGINT(), "offset", True)
+        .build()
+    )
+
+
+def raw_table(ctx: JobContext, name: str, topic: str, source: bool) -> None:
+    """A raw (bytes in, bytes out) Kafka table: sources of decoding, DLQ and late sinks."""
+    from pyflink.table import DataTypes, Schema
+
+    if source:
+        schema = raw_schema()
+        d = _source(ctx, topic)
+    else:
+        schema = (
+            Schema.new_builder()
+            .column("k", DataTypes.BYTES())
+            .column("v", DataTypes.BYTES())
+            .column_by_metadata("headers", DataTypes.MAP(DataTypes.STRING(), DataTypes.BYTES()))
+            .build()
+        )
+        d = _sink(ctx, topic, name)
+    desc = (
+        d.schema(schema)
+        .option("key.format", "raw")
+        .option("key.fields", "k")
+        .option("value.format", "raw")
+        .option("value.fields-include", "EXCEPT_KEY")
+        .build()
+    )
+    ctx.t_env.create_temporary_table(name, desc)
+
+
+def avro_sink(ctx: JobContext, view: str) -> str:
+    """Create a Kafka sink whose schema is the view's: Avro via the registry, keyed by entity."""
+    from pyflink.table import Schema
+
+    logical, key = RESULT_TOPICS[view]
+    topic = ctx.topic(logical)
+    table = ctx.t_env.from_path(view)
+    schema = Schema.new_builder().from_row_data_type(table.get_schema().to_row_data_type()).build()
+    sink = f"{view}_sink"
+    desc = (
+        _sink(ctx, topic, view)
+        .schema(schema)
+        .option("key.format", "raw")
+        .option("key.fields", key)
+        .option("value.format", "avro-confluent")
+        .option("value.avro-confluent.url", ctx.cfg.registry.url)
+        .option("value.avro-confluent.subject", f"{topic}-value")
+        .option("value.fields-include", "ALL")
+        .build()
+    )
+    ctx.t_env.create_temporary_table(sink, desc)
+    return sink
+
+
+# -- decoding sources -------------------------------------------------------------------------
+
+
+def decoded_source(
+    ctx: JobContext,
+    logical_topic: str,
+    view: str,
+    validate: Callable[[dict[str, Any]], str | None] | None = None,
+) -> None:
+    """Register `view` (event-time, watermarked, on-time records of `logical_topic`).
+
+    Undecodable records go to dlq.<topic>, records behind the watermark to late.<topic>, both
+    with the raw bytes, the original key and headers saying why and where from.
+    """
+    from pyflink.table import DataTypes, Schema
+    from pyflink.table.expressions import col
+
+    from flink_jobs.decoding import decode_function, reader_fields
+
+    topic = ctx.topic(logical_topic)
+    record = SOURCE_TOPICS[logical_topic]
+    t_env = ctx.t_env
+    raw = f"{view}_raw"
+    raw_table(ctx, raw, topic, source=True)
+    fn_name = f"decode_{view}"
+    t_env.create_temporary_function(
+        fn_name, decode_function(record, ctx.cfg.registry.url, validate)
+    )
+    fields = reader_fields(record)
+    names = [n for n, _ in fields]
+    decoded = t_env.from_path(raw).select(
+        col("k"), col("v"), col("src_topic"), col("src_partition"), col("src_offset"),
+        __import__("pyflink.table.expressions", fromlist=["call"]).call(fn_name, col("v")).alias("d"),
+    )
+    t_env.create_temporary_view(f"{view}_decoded", decoded)
+
+    # bad records -> DLQ (raw bytes, original key, reason + provenance in headers)
+    dlq = f"{view}_dlq"
+    raw_table(ctx, dlq, ctx.topic(dlq_topic(logical_topic)), source=False)
+    ctx.inserts.append(
+        (
+            dlq,
+            t_env.sql_query(
+                f"SELECT k, v, {_headers_sql('d.error')} AS headers "
+                f"FROM {view}_decoded WHERE NOT d.ok"
+            ),
+        )
+    )
+
+    # good records -> re-enter the Table API with an event-time attribute and a watermark
+    good = t_env.sql_query(
+        "SELECT k, v, src_topic, src_partition, src_offset, "
+        + ", ".join(f"d.`{n}` AS `{n}`" for n in names)
+        + f" FROM {view}_decoded WHERE d.ok"
+    )
+    ds = t_env.to_data_stream(good)
+    b = Schema.new_builder()
+    for n, t in [
+        ("k", DataTypes.BYTES()),
+        ("v", DataTypes.BYTES()),
+        ("src_topic", DataTypes.STRING()),
+        ("src_partition", DataTypes.INT()),
+        ("src_offset", DataTypes.BIGINT()),
+        *fields,
+    ]:
+        b = b.column(n, t)
+    delay = ctx.cfg.flink.watermark_delay_s
+    b = b.watermark("event_time", f"event_time - INTERVAL '{int(delay * 1000)}' MILLISECOND")
+    t_env.create_temporary_view(f"{view}_all", t_env.from_data_stream(ds, b.build()))
+
+    # behind the watermark -> late.<topic>, kept and counted, never silently dropped
+    late = f"{view}_late"
+    raw_table(ctx, late, ctx.topic(late_topic(logical_topic)), source=False)
+    ctx.inserts.append(
+        (
+            late,
+            t_env.sql_query(
+                f"SELECT k, v, {_headers_sql(chr(39) + 'late: behind watermark' + chr(39))} "
+                f"AS headers FROM {view}_all "
+                "WHERE event_time < CURRENT_WATERMARK(event_time)"
+            ),
+        )
+    )
+    cols = ", ".join(f"`{n}`" for n in names)
+    t_env.create_temporary_view(
+        view,
+        t_env.sql_query(
+            f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
+            "WHERE CURRENT_WATERMARK(event_time) IS NULL "
+            "OR event_time >= CURRENT_WATERMARK(event_time)"
+        ),
+    )
+
+
+def _headers_sql(reason_expr: str) -> str:
+    return (
+        f"MAP['error', ENCODE({reason_expr}, 'UTF-8'), "
+        "'source.topic', ENCODE(src_topic, 'UTF-8'), "
+        "'source.partition', ENCODE(CAST(src_partition AS STRING), 'UTF-8'), "
+        "'source.offset', ENCODE(CAST(src_offset AS STRING), 'UTF-8')]"
+    )
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def execute(env: Any, ctx: JobContext, wait: bool = False) -> Any:
+    """Submit every collected INSERT as ONE Flink job (sources read once)."""
+    ss = ctx.t_env.create_statement_set()
+    for sink, table in ctx.inserts:
+        ss.add_insert(sink, table)
+    ss.attach_as_datastream()
+    name = ctx.t_env.get_config().get("pipeline.name", ctx.job)
+    if wait:
+        return env.execute(name)
+    return env.execute_async(name)
+
+
+def run_job(
+    job: str,
+    build: Callable[..., JobContext],
+    argv: list[str] | None,
+) -> None:
+    """The body of every job's `main(argv)`."""
+    cfg, args = parse_args(job, argv)
+    bounded = (args.from_ms, args.to_ms) if args.from_ms is not None and args.to_ms is not None else None
+    env, t_env = create_env(cfg, job, batch=False)
+    ctx = JobContext(
+        cfg=cfg, t_env=t_env, job=job, startup_mode=args.startup_mode or "earliest-offset",
+        bounded=bounded,
+    )
+    build(t_env, cfg, ctx)
+    client = execute(env, ctx, wait=bounded is not None)
+    if bounded is None and hasattr(client, "get_job_id"):
+        print(f"submitted {job}: job id {client.get_job_id()}", flush=True)

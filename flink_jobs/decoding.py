@@ -1,0 +1,101 @@
+"""The Flink side of `udfs.avro`: a scalar Python UDF returning ROW<ok, error, schema_id, ...>.
+
+A scalar function (not a table function) so that thread mode applies, and so one call per record
+yields either the decoded fields or the reason it could not be decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from producers.schemas import latest_schema
+
+
+def _flink_type(avro_type: Any) -> Any:
+    from pyflink.table import DataTypes
+
+    nullable = False
+    t = avro_type
+    if isinstance(t, list):
+        non_null = [x for x in t if x != "null"]
+        nullable = len(non_null) < len(t)
+        if len(non_null) != 1:
+            raise ValueError(f"unsupported union {t}")
+        t = non_null[0]
+    if isinstance(t, dict):
+        logical = t.get("logicalType")
+        kind = t["type"]
+        if logical == "timestamp-millis":
+            dt = DataTypes.TIMESTAMP(3)
+        elif kind == "enum":
+            dt = DataTypes.STRING()
+        elif kind == "map":
+            dt = DataTypes.MAP(DataTypes.STRING(), _flink_type(t["values"]))
+        elif kind == "array":
+            dt = DataTypes.ARRAY(_flink_type(t["items"]))
+        else:
+            dt = _flink_type(kind)
+    else:
+        dt = {
+            "string": DataTypes.STRING(),
+            "double": DataTypes.DOUBLE(),
+            "float": DataTypes.FLOAT(),
+            "int": DataTypes.INT(),
+            "long": DataTypes.BIGINT(),
+            "boolean": DataTypes.BOOLEAN(),
+            "bytes": DataTypes.BYTES(),
+        }[t]
+    return dt.nullable() if nullable else dt.not_null()
+
+
+def reader_fields(record: str) -> list[tuple[str, Any]]:
+    """(name, Flink DataType) of the record's newest schema, all nullable in the decoded row."""
+    return [(f["name"], _flink_type(f["type"]).nullable()) for f in latest_schema(record)["fields"]]
+
+
+def decode_function(
+    record: str,
+    registry_url: str,
+    validate: Callable[[dict[str, Any]], str | None] | None = None,
+) -> Any:
+    """A Flink UDF decoding Confluent Avro of `record` (newest .avsc as reader schema)."""
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import ScalarFunction, udf
+
+    fields = reader_fields(record)
+    names = [n for n, _ in fields]
+    reader = latest_schema(record)
+    row_type = DataTypes.ROW(
+        [
+            DataTypes.FIELD("ok", DataTypes.BOOLEAN()),
+            DataTypes.FIELD("error", DataTypes.STRING()),
+            DataTypes.FIELD("schema_id", DataTypes.INT()),
+        ]
+        + [DataTypes.FIELD(n, t) for n, t in fields]
+    )
+
+    class DecodeConfluentAvro(ScalarFunction):  # type: ignore[misc]
+        def open(self, function_context: Any) -> None:
+            import fastavro
+
+            from udfs.avro import RegistryLookup
+
+            self.lookup = RegistryLookup(registry_url)
+            self.reader = fastavro.parse_schema(reader)
+
+        def eval(self, value: bytes | None) -> Any:
+            from pyflink.common import Row
+
+            from udfs.avro import decode_confluent
+
+            rec, schema_id, err = decode_confluent(value, self.reader, self.lookup)
+            if rec is not None and validate is not None:
+                err = validate(rec)
+                if err:
+                    rec = None
+            if rec is None:
+                return Row(False, err, schema_id, *([None] * len(names)))
+            return Row(True, None, schema_id, *(rec.get(n) for n in names))
+
+    return udf(DecodeConfluentAvro(), result_type=row_type)
