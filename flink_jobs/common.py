@@ -81,7 +81,9 @@ def parse_args(job: str, argv: list[str] | None) -> tuple[Config, argparse.Names
     p.add_argument("--config")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--topic-prefix", help="prefix of every topic (tests, tenants)")
-    p.add_argument("--startup-mode", default=None, help="earliest-offset | latest-offset | group-offsets")
+    p.add_argument(
+        "--startup-mode", default=None, help="earliest-offset | latest-offset | group-offsets"
+    )
     p.add_argument("--from", dest="from_ms", type=int, help="bounded replay: start timestamp (ms)")
     p.add_argument("--to", dest="to_ms", type=int, help="bounded replay: end timestamp (ms)")
     args, _flink_flags = p.parse_known_args(argv)
@@ -150,7 +152,7 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
 
 
 def connector_jars(cfg: Config) -> list[Path]:
-    d = cfg.stack.state_path() / "jars" / "flink"
+    d = cfg.stack.jars_path() / "flink"
     return sorted(d.glob("*.jar")) if d.is_dir() else []
 
 
@@ -332,8 +334,14 @@ def decoded_source(
     fields = reader_fields(record)
     names = [n for n, _ in fields]
     decoded = t_env.from_path(raw).select(
-        col("k"), col("v"), col("src_topic"), col("src_partition"), col("src_offset"),
-        __import__("pyflink.table.expressions", fromlist=["call"]).call(fn_name, col("v")).alias("d"),
+        col("k"),
+        col("v"),
+        col("src_topic"),
+        col("src_partition"),
+        col("src_offset"),
+        __import__("pyflink.table.expressions", fromlist=["call"])
+        .call(fn_name, col("v"))
+        .alias("d"),
     )
     t_env.create_temporary_view(f"{view}_decoded", decoded)
 
@@ -426,10 +434,15 @@ def run_job(
 ) -> None:
     """The body of every job's `main(argv)`."""
     cfg, args = parse_args(job, argv)
-    bounded = (args.from_ms, args.to_ms) if args.from_ms is not None and args.to_ms is not None else None
+    bounded = (
+        (args.from_ms, args.to_ms) if args.from_ms is not None and args.to_ms is not None else None
+    )
     env, t_env = create_env(cfg, job, batch=False)
     ctx = JobContext(
-        cfg=cfg, t_env=t_env, job=job, startup_mode=args.startup_mode or "earliest-offset",
+        cfg=cfg,
+        t_env=t_env,
+        job=job,
+        startup_mode=args.startup_mode or "earliest-offset",
         bounded=bounded,
     )
     build(t_env, cfg, ctx)

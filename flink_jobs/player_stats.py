@@ -5,7 +5,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from flink_jobs.common import JobContext, avro_sink, decoded_source, job_params, run_job, run_sql_file
+from flink_jobs.common import (
+    JobContext,
+    avro_sink,
+    decoded_source,
+    job_params,
+    run_job,
+    run_sql_file,
+)
 from flinkpulse.config import Config
 
 JOB = "player_stats"

@@ -22,9 +22,7 @@ def build(t_env: Any, cfg: Config, input_topic: str, output_topic: str) -> Any:
 
     from udfs.gaming import kd_ratio
 
-    t_env.create_temporary_function(
-        "kd_ratio", udf(kd_ratio, result_type=DataTypes.DOUBLE())
-    )
+    t_env.create_temporary_function("kd_ratio", udf(kd_ratio, result_type=DataTypes.DOUBLE()))
 
     def kafka(topic: str, schema: Any) -> Any:
         return (

@@ -29,6 +29,8 @@ class StackConfig:
     """The embedded local stack: where state lives, ports, memory."""
 
     state_dir: str = ".flinkpulse"
+    #: Maven-resolved jars (kafka/, flink/); default <state_dir>/jars
+    jars_dir: str = ""
     host: str = "127.0.0.1"
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
@@ -45,6 +47,12 @@ class StackConfig:
     components: list[str] = field(
         default_factory=lambda: ["kafka", "registry", "clickhouse", "flink"]
     )
+
+    def jars_path(self) -> Path:
+        if not self.jars_dir:
+            return self.state_path() / "jars"
+        p = Path(self.jars_dir)
+        return p if p.is_absolute() else (ROOT / p)
 
     def state_path(self) -> Path:
         p = Path(self.state_dir)

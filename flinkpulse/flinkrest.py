@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -38,11 +39,11 @@ class FlinkRest:
                 raw = r.read()
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 detail = "; ".join(json.loads(detail).get("errors", [detail]))[:300]
-            except (ValueError, AttributeError):
-                pass
-            raise FlinkpulseError(f"Flink REST {method} {path} failed ({e.code}): {detail}") from None
+            raise FlinkpulseError(
+                f"Flink REST {method} {path} failed ({e.code}): {detail}"
+            ) from None
         except (urllib.error.URLError, OSError):
             raise ServiceUnreachable("Flink", self.base) from None
         return json.loads(raw) if raw else None
@@ -62,7 +63,9 @@ class FlinkRest:
             if state in states:
                 return str(state)
             time.sleep(0.5)
-        raise FlinkpulseError(f"job {job_id} is {state}, not {'/'.join(states)} after {timeout:.0f}s")
+        raise FlinkpulseError(
+            f"job {job_id} is {state}, not {'/'.join(states)} after {timeout:.0f}s"
+        )
 
     def wait_running_tasks(self, job_id: str, timeout: float = 120) -> None:
         """Until every vertex of the job is RUNNING (the job can take and emit data)."""
@@ -70,7 +73,9 @@ class FlinkRest:
         while time.monotonic() < deadline:
             info = self.call("GET", f"/jobs/{job_id}")
             if info["state"] in ("FAILED", "CANCELED", "FINISHED"):
-                raise FlinkpulseError(f"job {job_id} ended as {info['state']}: {self.exception(job_id)}")
+                raise FlinkpulseError(
+                    f"job {job_id} ended as {info['state']}: {self.exception(job_id)}"
+                )
             if info["state"] == "RUNNING" and all(
                 v["status"] in ("RUNNING", "FINISHED") for v in info["vertices"]
             ):

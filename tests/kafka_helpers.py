@@ -14,7 +14,7 @@ def create_topics(bootstrap: str, topics: list[str], partitions: int = 1) -> Non
     futures = admin.create_topics(
         [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics]
     )
-    for t, f in futures.items():
+    for _t, f in futures.items():
         try:
             f.result(timeout=30)
         except Exception as e:

@@ -8,6 +8,7 @@ environment carries that state directory (so a recycled PID is never killed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -206,10 +207,8 @@ def _alive(pid: int) -> bool:
 def _wait_gone(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.1)
 
 
@@ -217,10 +216,8 @@ def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def port_owner(port: int) -> str:

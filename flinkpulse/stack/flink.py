@@ -104,12 +104,20 @@ class Flink(Component):
     def prepare(self) -> None:
         home = pyflink_home()
         self.conf_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties",
-                     "logback-console.xml", "logback.xml"):
+        for name in (
+            "log4j-console.properties",
+            "log4j-cli.properties",
+            "log4j.properties",
+            "logback-console.xml",
+            "logback.xml",
+        ):
             src = home / "conf" / name
             if src.exists():
                 shutil.copy(src, self.conf_dir / name)
-        lines = [f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in self.flink_conf().items()]
+        lines = [
+            f"{k}: {json.dumps(v) if isinstance(v, str) else v}"
+            for k, v in self.flink_conf().items()
+        ]
         (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
         for d in ("log", "run", "checkpoints", "savepoints", "tmp"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
@@ -119,7 +127,10 @@ class Flink(Component):
         if lib.exists():
             shutil.rmtree(lib)
         lib.mkdir()
-        for jar in [*sorted((home / "lib").glob("*.jar")), *sorted((home / "opt").glob("flink-python*.jar"))]:
+        for jar in [
+            *sorted((home / "lib").glob("*.jar")),
+            *sorted((home / "opt").glob("flink-python*.jar")),
+        ]:
             (lib / jar.name).symlink_to(jar)
 
     def env(self) -> dict[str, str]:
@@ -138,8 +149,12 @@ class Flink(Component):
         bin_ = pyflink_home() / "bin"
         env = self.env()
         return [
-            Proc("flink-jobmanager", ["bash", str(bin_ / "jobmanager.sh"), "start-foreground"], env),
-            Proc("flink-taskmanager", ["bash", str(bin_ / "taskmanager.sh"), "start-foreground"], env),
+            Proc(
+                "flink-jobmanager", ["bash", str(bin_ / "jobmanager.sh"), "start-foreground"], env
+            ),
+            Proc(
+                "flink-taskmanager", ["bash", str(bin_ / "taskmanager.sh"), "start-foreground"], env
+            ),
         ]
 
     def overview(self) -> dict[str, object] | None:
@@ -155,7 +170,9 @@ class Flink(Component):
 
     def ready(self) -> bool:
         ov = self.overview()
-        return bool(ov and int(ov.get("taskmanagers", 0)) >= 1 and int(ov.get("slots-available", 0)) > 0)  # type: ignore[call-overload]
+        return bool(
+            ov and int(ov.get("taskmanagers", 0)) >= 1 and int(ov.get("slots-available", 0)) > 0
+        )  # type: ignore[call-overload]
 
     def extra_status(self) -> str:
         ov = self.overview() or {}

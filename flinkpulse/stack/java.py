@@ -16,13 +16,15 @@ def java_bin() -> str:
         return str(Path(home) / "bin" / "java")
     found = shutil.which("java")
     if not found:
-        raise FlinkpulseError("Java is not installed (need Java 17) — install openjdk-17-jre-headless")
+        raise FlinkpulseError(
+            "Java is not installed (need Java 17) — install openjdk-17-jre-headless"
+        )
     return found
 
 
 def jars_dir(cfg: Config, kind: str) -> Path:
     """`.flinkpulse/jars/<kind>` as filled by `make setup` (mvn -f deploy/pom.xml)."""
-    d = cfg.stack.state_path() / "jars" / kind
+    d = cfg.stack.jars_path() / kind
     if not d.is_dir() or not any(d.glob("*.jar")):
         raise FlinkpulseError(
             f"no {kind} jars in {d} — run `make setup` (needs Maven: mvn -f deploy/pom.xml)"

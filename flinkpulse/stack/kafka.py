@@ -6,7 +6,7 @@ import base64
 import uuid
 
 from flinkpulse.stack.base import Component, Proc
-from flinkpulse.stack.java import java_bin, jars_dir
+from flinkpulse.stack.java import jars_dir, java_bin
 
 _LOG4J2 = """\
 status = warn
@@ -93,8 +93,14 @@ class Kafka(Component):
 
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             cmd = self.java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
-                "--standalone", "--ignore-formatted",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+                "--standalone",
+                "--ignore-formatted",
             )
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:

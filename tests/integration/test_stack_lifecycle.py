@@ -1,0 +1,159 @@
+"""Issue 2: `stack up` is idempotent, `status` tells the truth, `down` leaves nothing behind.
+
+Runs a second, private stack (own state dir and ports) so the session's shared stack is
+untouched; it is started through the real CLI, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from flinkpulse.config import load_config
+from flinkpulse.paths import ROOT
+from flinkpulse.stack.base import is_ours
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(state: Path, **ports: int) -> dict[str, str]:
+    env = dict(os.environ)
+    main_jars = load_config().stack.jars_path()
+    env.update(
+        {
+            "FLINKPULSE_STACK__STATE_DIR": str(state),
+            "FLINKPULSE_STACK__JARS_DIR": str(main_jars),
+            "FLINKPULSE_STACK__COMPONENTS": "kafka,flink",
+        }
+    )
+    for k, v in ports.items():
+        env[f"FLINKPULSE_STACK__{k.upper()}"] = str(v)
+    for k in ("KAFKA_BOOTSTRAP_SERVERS", "FLINK_JOBMANAGER"):
+        env.pop(k, None)
+    return env
+
+
+def _fp(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flinkpulse", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def test_up_twice_status_tools_down(tmp_path: Path) -> None:
+    ports = {
+        "kafka_port": _free_port(),
+        "kafka_controller_port": _free_port(),
+        "flink_rest_port": _free_port(),
+        "flink_rpc_port": _free_port(),
+    }
+    env = _env(tmp_path / "state", **ports)
+    try:
+        first = _fp(env, "stack", "up")
+        assert first.returncode == 0, first.stdout + first.stderr
+        second = _fp(env, "stack", "up")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert second.stdout.count("already running") == 2
+
+        status = _fp(env, "stack", "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        lines = {ln.split()[0]: ln for ln in status.stdout.splitlines()[1:]}
+        assert set(lines) == {"kafka", "flink"}
+        assert all(" healthy " in ln for ln in lines.values()), status.stdout
+
+        # the Flink web UI answers
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{ports['flink_rest_port']}/", timeout=10
+        ) as r:
+            assert r.status == 200 and b"<html" in r.read(2000).lower()
+
+        # Kafka's own tools, from the same jars, see a real broker
+        jars = load_config().stack.jars_path() / "kafka"
+        bs = f"127.0.0.1:{ports['kafka_port']}"
+        mk = subprocess.run(
+            [
+                "java",
+                "-cp",
+                f"{jars}/*",
+                "org.apache.kafka.tools.TopicCommand",
+                "--bootstrap-server",
+                bs,
+                "--create",
+                "--topic",
+                "lifecycle.check",
+                "--partitions",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert mk.returncode == 0, mk.stderr
+        ls = subprocess.run(
+            [
+                "java",
+                "-cp",
+                f"{jars}/*",
+                "org.apache.kafka.tools.TopicCommand",
+                "--bootstrap-server",
+                bs,
+                "--list",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ls.returncode == 0 and "lifecycle.check" in ls.stdout.split(), ls.stdout + ls.stderr
+        pids = [int(p) for ln in lines.values() for p in ln.split()[1].split(",")]
+        assert len(pids) == 3  # broker, jobmanager, taskmanager
+    finally:
+        down = _fp(env, "stack", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    state = tmp_path / "state"
+    assert not [p for p in pids if is_ours(p, state)]
+    assert not any(Path(f"/proc/{p}").exists() and is_ours(p, state) for p in pids)
+    # nothing of ours anywhere: scan every process for our ownership marker
+    ours = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and is_ours(int(p.name), state)
+    ]
+    assert ours == []
+
+
+def test_port_taken_is_one_readable_line(tmp_path: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        env = _env(tmp_path / "state", kafka_port=port, kafka_controller_port=_free_port())
+        res = _fp(env, "stack", "up", "kafka", timeout=60)
+    assert res.returncode != 0
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1, res.stderr
+    assert f"port {port}" in err[0] and "already in use" in err[0]
+    assert f"pid {os.getpid()}" in err[0]  # names who holds it
+
+
+def test_bad_cli_argument_is_one_line() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "flinkpulse", "stack", "sideways"], capture_output=True, text=True
+    )
+    assert res.returncode == 2
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
