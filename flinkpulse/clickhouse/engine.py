@@ -12,6 +12,7 @@ uses it (a concurrent request gets SESSION_IS_LOCKED, as from ClickHouse).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import re
 import threading
 import time
@@ -180,6 +181,7 @@ class Engine:
 
     def open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        _check_not_locked(self.path)
         try:
             import chdb  # noqa: F401  (loads the engine library)
 
@@ -256,6 +258,23 @@ class Engine:
         if self._anchor is not None:
             self._anchor.close()
             self._anchor = None
+
+
+def _check_not_locked(path: Path) -> None:
+    """ClickHouse flocks `<path>/status` while it runs: fail early with one line if another
+    process holds it (the engine would print its own multi-line error first)."""
+    status = path / "status"
+    if not status.exists():
+        return
+    with open(status, "rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise FlinkpulseError(
+                f"ClickHouse data directory {path} is locked by another process"
+                f"{_lock_holder(path)} — stop it or use another --path"
+            ) from None
+        fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _lock_holder(path: Path) -> str:

@@ -97,6 +97,19 @@ _STATUS_BY_NAME: dict[str, int] = {
     "UNSUPPORTED_MEDIA_TYPE": 415,
 }  # fmt: skip
 
+#: first keywords a readonly user may run (the engine then enforces `readonly` itself)
+READONLY_STATEMENTS = {
+    "SELECT",
+    "WITH",
+    "SHOW",
+    "DESCRIBE",
+    "DESC",
+    "EXPLAIN",
+    "EXISTS",
+    "SET",
+    "USE",
+}
+
 CHUNK = 1 << 20
 MAX_QUERY = 256 << 20  # a non-INSERT statement (with any inline data) is read whole, up to this
 SPOOL = 16 << 20  # wait_end_of_query results beyond this go to a temporary file
@@ -430,15 +443,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._respond(fmt, params, blocks, None, wait=wait)
 
     def _check_writable(self, conn: Connection, user: User, query: str) -> None:
-        """The engine's readonly setting refuses writes; table functions that write outside
-        (INSERT INTO FUNCTION file/url...) are refused here for readonly users too."""
+        """Readonly users: the engine's `readonly` setting refuses writes to tables; on top,
+        only reading statements are let through at all (INSERT INTO FUNCTION file(...),
+        BACKUP or INTO OUTFILE would write outside tables, which `readonly` does not stop)."""
         if not user.readonly:
             return
+        text = query.encode()
         try:
             cls = conn.raw.classify_query(query)["query_class"].name
         except Exception:
-            return
-        if cls in ("MUTATING", "MUTATING_GLOBAL"):
+            cls = "UNKNOWN"
+        if (
+            sql.first_keyword(text) not in READONLY_STATEMENTS
+            or cls in ("MUTATING", "MUTATING_GLOBAL")
+            or sql.writes_outfile(text)
+        ):
             raise self.server.engine.error(
                 "READONLY", f"{user.name}: Cannot execute query in readonly mode"
             )

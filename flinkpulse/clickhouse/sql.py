@@ -231,3 +231,13 @@ def output_format(sql: bytes) -> str | None:
         ):
             found = toks[k + 1].text.decode()
     return found
+
+
+def writes_outfile(sql: bytes) -> bool:
+    """True if the query has ``INTO OUTFILE`` (a SELECT that writes a file on the server)."""
+    try:
+        toks = tokens(sql)
+    except Incomplete:
+        return True
+    words = [t.text.upper() for t in toks if t.kind == "word"]
+    return any(a == b"INTO" and b == b"OUTFILE" for a, b in zip(words, words[1:], strict=False))
