@@ -13,10 +13,22 @@ FP     := $(VENV)/bin/flinkpulse
 STATE  ?= .flinkpulse
 JARS   := $(STATE)/jars
 STAMP  := $(VENV)/.installed
+# Superset has its own venv: its pins conflict with apache-flink's
+SS_VENV  := .venv-superset
+SS_STAMP := $(SS_VENV)/.installed
 
-.PHONY: setup demo test test-unit lint fmt bench clean stack-up stack-down
+.PHONY: setup setup-superset demo test test-unit lint fmt bench clean stack-up stack-down
 
-setup: $(STAMP) $(JARS)/.resolved
+setup: $(STAMP) $(JARS)/.resolved $(SS_STAMP)
+
+setup-superset: $(SS_STAMP)
+
+$(SS_STAMP): deploy/superset/constraints.txt
+	@test -x $(SS_VENV)/bin/python || $(PYTHON) -m venv $(SS_VENV)
+	$(SS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SS_VENV)/bin/python -m pip install -q -c deploy/superset/constraints.txt \
+	  apache-superset==6.1.0 clickhouse-connect gunicorn rich cachetools
+	@touch $@
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
@@ -59,4 +71,4 @@ stack-down:
 	-$(FP) stack down
 
 clean: stack-down
-	rm -rf $(STATE) $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(STATE) $(VENV) $(SS_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

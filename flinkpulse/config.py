@@ -43,9 +43,12 @@ class StackConfig:
     registry_port: int = 8085
     clickhouse_port: int = 8123
     superset_port: int = 8088
+    #: Superset's own venv (its pins conflict with apache-flink's): `make setup-superset`
+    superset_venv: str = ".venv-superset"
+    superset_workers: int = 1
     #: components `stack up` starts, in order
     components: list[str] = field(
-        default_factory=lambda: ["kafka", "registry", "clickhouse", "flink"]
+        default_factory=lambda: ["kafka", "registry", "clickhouse", "flink", "superset"]
     )
 
     def jars_path(self) -> Path:
