@@ -17,6 +17,8 @@ from flinkpulse.errors import FlinkpulseError
 #: subcommand modules, in the order `flinkpulse --help` lists them
 COMMAND_MODULES = [
     "flinkpulse.commands.stack",
+    "flinkpulse.commands.produce",
+    "flinkpulse.commands.schemas",
     "flinkpulse.commands.clickhouse",
 ]
 

@@ -1,0 +1,322 @@
+"""The Kafka side of the producers: Avro in Confluent wire format, rate control, accounting.
+
+Values are encoded with fastavro against each topic's latest schema in ``avro_schemas/`` and
+framed as Confluent wire format (magic byte 0, 4-byte schema id, Avro body); the id comes from
+registering the schema under ``<topic>-value`` in the schema registry (idempotent). Keys are
+UTF-8 strings (DESIGN: player_id, device_id, home_id, client_ip). A record that does not match
+its schema is not sent: it is counted and reported with the field at fault, and the run goes on.
+``bad_fraction`` sends malformed values on purpose (garbage, wrong magic byte, unknown schema id,
+truncated Avro) to exercise the jobs' dead-letter path.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import fastavro
+
+from flinkpulse.config import Config
+from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
+from producers.base import Event
+from producers.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
+
+#: kinds of malformed values --bad-fraction sends, in turn
+BAD_KINDS = ("garbage", "bad_magic", "unknown_schema_id", "truncated")
+#: schema id no registry hands out (unknown_schema_id)
+UNKNOWN_ID = 2**31 - 1
+
+
+class InvalidRecord(ValueError):
+    """A record that does not match its Avro schema; the message names the field."""
+
+
+@dataclass
+class Stats:
+    """What a run did; `delivered + failed == sent + bad` once flushed."""
+
+    sent: int = 0  # valid records handed to Kafka
+    bad: int = 0  # malformed values sent on purpose
+    invalid: int = 0  # records rejected by the schema (not sent)
+    delivered: int = 0
+    failed: int = 0  # delivery errors reported by Kafka
+    elapsed: float = 0.0
+    interrupted: bool = False
+    per_topic: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)  # first few messages, for the summary
+
+    @property
+    def rate(self) -> float:
+        return (self.sent + self.bad) / self.elapsed if self.elapsed > 0 else 0.0
+
+    def summary(self) -> str:
+        topics = ", ".join(f"{t}={n:,}" for t, n in sorted(self.per_topic.items()))
+        head = "interrupted: " if self.interrupted else ""
+        return (
+            f"{head}sent {self.sent:,} records ({topics}) in {self.elapsed:.1f}s = "
+            f"{self.rate:,.0f}/s; delivered {self.delivered:,}, delivery errors {self.failed:,}, "
+            f"invalid (not sent) {self.invalid:,}, malformed on purpose {self.bad:,}"
+        )
+
+
+class _Topic:
+    """One topic's encoder: parsed schema, schema id and the wire-format header."""
+
+    __slots__ = ("logical", "physical", "schema", "schema_id", "header", "record")
+
+    def __init__(self, logical: str, physical: str, schema: dict[str, Any], schema_id: int) -> None:
+        self.logical = logical
+        self.physical = physical
+        self.record = schema["name"]
+        self.schema = fastavro.parse_schema(schema)
+        self.schema_id = schema_id
+        self.header = b"\x00" + schema_id.to_bytes(4, "big")
+
+
+def describe_invalid(record: dict[str, Any], schema: Any, record_name: str, err: Exception) -> str:
+    """A one-line reason naming the field, from fastavro's validator (falls back to `err`)."""
+    from fastavro.validation import ValidationError, validate
+
+    try:
+        validate(record, schema, raise_errors=True)
+    except ValidationError as ve:
+        parts = []
+        for e in ve.errors:
+            name = str(getattr(e, "field", "") or "").rsplit(".", 1)[-1]
+            expected = getattr(e, "schema", "")
+            if isinstance(expected, dict):
+                kind = expected.get("type")
+                expected = f"one of {expected.get('symbols')}" if kind == "enum" else str(kind)
+            datum = getattr(e, "datum", None)
+            parts.append(f"field '{name}': {datum!r} is not {expected}")
+        if parts:
+            return f"{record_name}: " + "; ".join(parts)
+    except Exception:  # noqa: BLE001 - the validator itself choked: use the writer's error
+        pass
+    return f"{record_name}: {type(err).__name__}: {err}"
+
+
+class AvroKafkaProducer:
+    """Registers the schemas, then encodes and sends events; accounting in :attr:`stats`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        topics: Iterable[str],
+        *,
+        schemas: dict[str, dict[str, Any]] | None = None,
+        bad_fraction: float = 0.0,
+        seed: int = 0,
+        producer_conf: dict[str, Any] | None = None,
+        create_topics: bool = True,
+    ) -> None:
+        """`topics` are logical names; `schemas` overrides the writer schema per logical topic."""
+        from confluent_kafka import Producer
+
+        self.cfg = cfg
+        self.stats = Stats()
+        self.bad_fraction = bad_fraction
+        self._rng = random.Random(seed ^ 0x5EED)
+        self._buf = io.BytesIO()
+        self._bad_i = 0
+        self.topics: dict[str, _Topic] = {}
+        logical = list(dict.fromkeys(topics))
+        ids = self.register(logical, schemas or {})
+        for t in logical:
+            writer = (schemas or {}).get(t) or latest_schema(TOPIC_RECORDS[t])
+            self.topics[t] = _Topic(t, cfg.kafka.topic(t), writer, ids[t])
+        if create_topics:
+            ensure_topics(cfg, [tp.physical for tp in self.topics.values()])
+        conf: dict[str, Any] = {
+            **cfg.kafka.client_conf(),
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "log_level": 3,
+        }
+        conf.update(producer_conf or {})
+        self.producer = Producer(conf)
+
+    # -- registry ------------------------------------------------------------------------------
+    def register(self, topics: list[str], schemas: dict[str, dict[str, Any]]) -> dict[str, int]:
+        """Register each topic's writer schema under `<physical topic>-value`; their ids."""
+        from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        client = SchemaRegistryClient({"url": self.cfg.registry.url})
+        ids = {}
+        for t in topics:
+            writer = schemas.get(t) or latest_schema(TOPIC_RECORDS[t])
+            subject = subject_for(self.cfg.kafka.topic(t))
+            try:
+                ids[t] = client.register_schema(subject, Schema(schema_str(writer), "AVRO"))
+            except SchemaRegistryError as e:
+                raise FlinkpulseError(
+                    f"schema registry refused {writer['name']} for {subject}: {e.error_message}"
+                ) from None
+            except Exception as e:  # requests/httpx connection errors, by message
+                if "connect" in str(e).lower() or "refused" in str(e).lower():
+                    raise ServiceUnreachable("schema registry", self.cfg.registry.url) from None
+                raise
+        return ids
+
+    # -- sending -------------------------------------------------------------------------------
+    def _on_delivery(self, err: Any, _msg: Any) -> None:
+        if err is None:
+            self.stats.delivered += 1
+        else:
+            self.stats.failed += 1
+            if len(self.stats.errors) < 10:
+                self.stats.errors.append(f"delivery failed: {err}")
+
+    def encode(self, logical: str, record: dict[str, Any]) -> bytes:
+        """Confluent wire-format bytes of `record`; raises InvalidRecord naming the field."""
+        tp = self.topics[logical]
+        buf = self._buf
+        buf.seek(0)
+        buf.truncate()
+        try:
+            fastavro.schemaless_writer(buf, tp.schema, record)
+        except Exception as e:  # noqa: BLE001 - fastavro raises many types for bad data
+            raise InvalidRecord(describe_invalid(record, tp.schema, tp.record, e)) from None
+        return tp.header + buf.getvalue()
+
+    def _malformed(self, good: bytes) -> bytes:
+        kind = BAD_KINDS[self._bad_i % len(BAD_KINDS)]
+        self._bad_i += 1
+        if kind == "garbage":
+            return b"this is not avro " + bytes(self._rng.getrandbits(8) for _ in range(12))
+        if kind == "bad_magic":
+            return b"\x07" + good[1:]
+        if kind == "unknown_schema_id":
+            return b"\x00" + UNKNOWN_ID.to_bytes(4, "big") + good[5:]
+        return good[: max(6, len(good) // 3)]  # truncated Avro body
+
+    def send(self, key: str, record: dict[str, Any], logical: str) -> bool:
+        """Encode and enqueue one event; False (and counted) if the record is invalid."""
+        try:
+            value = self.encode(logical, record)
+        except InvalidRecord as e:
+            self.stats.invalid += 1
+            if len(self.stats.errors) < 10:
+                self.stats.errors.append(str(e))
+            return False
+        bad = self.bad_fraction > 0 and self._rng.random() < self.bad_fraction
+        if bad:
+            value = self._malformed(value)
+        topic = self.topics[logical].physical
+        while True:
+            try:
+                self.producer.produce(topic, value, key.encode(), on_delivery=self._on_delivery)
+                break
+            except BufferError:  # local queue full: let librdkafka drain it
+                self.producer.poll(0.05)
+        if bad:
+            self.stats.bad += 1
+        else:
+            self.stats.sent += 1
+            self.stats.per_topic[logical] += 1
+        return True
+
+    def run(
+        self,
+        events: Iterator[Event],
+        *,
+        rate: float | None = None,
+        duration: float | None = None,
+        count: int | None = None,
+        progress: TextIO | None = None,
+        label: str = "",
+    ) -> Stats:
+        """Send events at `rate`/s (None: as fast as possible) until `count`, `duration` or
+        Ctrl-C; then flush and return the stats."""
+        st = self.stats
+        t0 = time.monotonic()
+        next_report = t0 + 1.0
+        check_every = 1 if rate is None else max(1, min(1000, int(rate / 200)))
+        i = 0
+        produce_poll = self.producer.poll
+        try:
+            for key, record, logical in events:
+                if count is not None and i >= count:
+                    break
+                self.send(key, record, logical)
+                i += 1
+                if i % check_every == 0:
+                    now = time.monotonic()
+                    if duration is not None and now - t0 >= duration:
+                        break
+                    if rate is not None:
+                        ahead = t0 + i / rate - now
+                        if ahead > 0:
+                            time.sleep(ahead)
+                    if i % 1000 == 0 or rate is not None:
+                        produce_poll(0)
+                    if progress is not None and now >= next_report:
+                        st.elapsed = now - t0
+                        self._progress(progress, label)
+                        next_report = now + 1.0
+        except KeyboardInterrupt:
+            st.interrupted = True
+        st.elapsed = time.monotonic() - t0
+        self.flush()
+        if progress is not None:
+            self._progress(progress, label, final=True)
+        return st
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for outstanding deliveries; the number still undelivered."""
+        try:
+            return int(self.producer.flush(timeout))
+        except KeyboardInterrupt:
+            return int(self.producer.flush(5))
+
+    def _progress(self, out: TextIO, label: str, final: bool = False) -> None:
+        st = self.stats
+        line = (
+            f"{label}{st.sent + st.bad:>12,} sent {st.rate:>9,.0f}/s  delivered {st.delivered:,}  "
+            f"errors {st.failed:,}  invalid {st.invalid:,}  malformed {st.bad:,}"
+        )
+        tty = hasattr(out, "isatty") and out.isatty()
+        out.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
+        out.flush()
+
+
+def ensure_topics(cfg: Config, topics: list[str]) -> None:
+    """Create missing topics with `kafka.partitions` partitions (existing ones are kept)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException:
+        raise ServiceUnreachable("Kafka", cfg.kafka.bootstrap_servers) from None
+    new = [
+        NewTopic(t, num_partitions=cfg.kafka.partitions, replication_factor=1)
+        for t in topics
+        if t not in existing
+    ]
+    if not new:
+        return
+    for fut in admin.create_topics(new, request_timeout=15).values():
+        try:
+            fut.result(timeout=20)
+        except KafkaException as e:
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise FlinkpulseError(f"creating topics failed: {e}") from None
+
+
+def progress_stream() -> TextIO:
+    return sys.stderr
