@@ -179,7 +179,7 @@ class GamingGenerator:
                 continue
             attackers = m.alive[team]
             attacker = _pick(rng, attackers, True)
-            if r < 0.45:
+            if r < 0.32:
                 yield from self._kill(m, team, attacker)
             else:
                 victims = m.alive[1 - team]

@@ -149,7 +149,10 @@ class IotGenerator:
             self._schedule_leave(home, start + home.phase % self.cycle_ms)
         # homes start at home; some move around first
         for home in self.homes:
-            self._push(start + rng.randrange(60_000), home, "MOTION", "motion_living_room")
+            leave = home.phase % self.cycle_ms
+            if leave > 2_000:  # only before they leave: no motion while armed
+                t0 = start + rng.randrange(min(60_000, leave - 1_000))
+                self._push(t0, home, "MOTION", "motion_living_room")
 
     # -- security schedule --------------------------------------------------------------------
     def _push(self, t: int, home: _Home, kind: str, role: str) -> None:
