@@ -55,12 +55,16 @@ def late_topic(topic: str) -> str:
     return f"late.{topic}"
 
 
+TOPOLOGY_KEYS = {"sources", "results", "tables"}
+
 # -- configuration ----------------------------------------------------------------------------
 
 
 def job_params(cfg: Config, job: str, defaults: dict[str, Any]) -> dict[str, Any]:
     """The job's parameters: code defaults < config file/env/flags (`jobs.<job>.<key>`)."""
-    given = cfg.jobs.get(job, {})
+    # deploy configs also declare each job's topology (sources/results/tables) for humans and
+    # the consistency tests; those keys are not tuning parameters
+    given = {k: v for k, v in cfg.jobs.get(job, {}).items() if k not in TOPOLOGY_KEYS}
     unknown = set(given) - set(defaults)
     if unknown:
         from flinkpulse.errors import UsageError
@@ -376,7 +380,7 @@ def decoded_source(
     ]:
         b = b.column(n, t)
     delay = ctx.cfg.flink.watermark_delay_s
-    b = b.watermark("event_time", f"event_time - INTERVAL '{int(delay * 1000)}' MILLISECOND")
+    b = b.watermark("event_time", f"event_time - INTERVAL '{delay:.3f}' SECOND")
     t_env.create_temporary_view(f"{view}_all", t_env.from_data_stream(ds, b.build()))
 
     # behind the watermark -> late.<topic>, kept and counted, never silently dropped

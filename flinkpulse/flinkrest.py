@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -234,9 +235,11 @@ def submit(
 
 def _first_cause(out: str) -> str:
     """The most telling line of a Java/Python failure, instead of the whole trace."""
-    for marker in ("Caused by:", "Error:", "Exception:"):
-        lines = [ln.strip() for ln in out.splitlines() if marker in ln]
-        if lines:
-            return lines[-1][:300]
+    generic = ("Python process exits", "ProgramAbortException", "Py4JJavaError", "ProgramInvocation")
+    pat = re.compile(r"(\w+(Exception|Error)): (.+)")
+    for line in out.splitlines():
+        m = pat.search(line)
+        if m and not any(g in line for g in generic):
+            return f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(3)}"[:300]
     tail = [ln for ln in out.strip().splitlines() if ln.strip()]
     return tail[-1][:300] if tail else "no output"

@@ -13,8 +13,8 @@ SELECT
   window_start,
   window_end,
   player_id,
-  LAST_VALUE(team)                                                AS team,
-  LAST_VALUE(match_id)                                            AS match_id,
+  MAX(team)                                                       AS team,  -- fixed per match
+  MAX(match_id)                                                   AS match_id,
   CAST(COUNT(*) FILTER (WHERE event_type = 'KILL') AS INT)        AS kills,
   CAST(COUNT(*) FILTER (WHERE event_type = 'DEATH') AS INT)       AS deaths,
   CAST(COUNT(*) FILTER (WHERE event_type = 'ASSIST') AS INT)      AS assists,

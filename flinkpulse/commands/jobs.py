@@ -1,0 +1,124 @@
+"""`flinkpulse jobs submit|list|cancel|savepoint`: the Flink jobs on a session cluster."""
+
+from __future__ import annotations
+
+import argparse
+
+from flinkpulse.config import Config
+from flinkpulse.errors import FlinkpulseError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("jobs", help="submit, list, cancel and savepoint the Flink jobs")
+    ss = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    ss.required = True
+    s = ss.add_parser("submit", help="submit a job (or all) to the session cluster")
+    s.add_argument("job", help="player_stats | device_stats | web_traffic | security_alerts | all")
+    s.add_argument("--from-savepoint", dest="savepoint", help="restore state from this savepoint")
+    s.add_argument("--jobmanager", help="host:port of the JobManager REST endpoint")
+    s.add_argument("--topic-prefix", help="prefix every topic (multi-tenant, tests)")
+    s.add_argument("--from", dest="from_ms", type=int, help="bounded replay start (epoch ms)")
+    s.add_argument("--to", dest="to_ms", type=int, help="bounded replay end (epoch ms)")
+    s.set_defaults(func=_submit)
+    ls = ss.add_parser("list", help="jobs on the cluster")
+    ls.add_argument("--jobmanager")
+    ls.add_argument("--all", action="store_true", help="also finished/cancelled jobs")
+    ls.set_defaults(func=_list)
+    c = ss.add_parser("cancel", help="cancel a job, optionally taking a savepoint first")
+    c.add_argument("job")
+    c.add_argument("--savepoint", action="store_true", help="stop with a savepoint (prints its path)")
+    c.add_argument("--jobmanager")
+    c.add_argument("--topic-prefix")
+    c.set_defaults(func=_cancel)
+    sp = ss.add_parser("savepoint", help="take a savepoint of a running job")
+    sp.add_argument("job")
+    sp.add_argument("--jobmanager")
+    sp.add_argument("--topic-prefix")
+    sp.set_defaults(func=_savepoint)
+
+
+def _apply(cfg: Config, args: argparse.Namespace) -> None:
+    if getattr(args, "jobmanager", None):
+        cfg.flink.jobmanager = args.jobmanager
+    if getattr(args, "topic_prefix", None) is not None:
+        cfg.kafka.topic_prefix = args.topic_prefix
+
+
+def _jobs(name: str) -> list[str]:
+    from flink_jobs import JOBS
+
+    if name == "all":
+        return list(JOBS)
+    if name not in JOBS:
+        raise FlinkpulseError(f"unknown job {name!r} (jobs: {', '.join(JOBS)}, all)")
+    return [name]
+
+
+def _submit(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.flinkrest import submit
+    from flinkpulse.topics import ensure_topics
+
+    _apply(cfg, args)
+    jobs = _jobs(args.job)
+    if args.savepoint and len(jobs) > 1:
+        raise FlinkpulseError("--from-savepoint needs one job, not all")
+    extra: list[str] = []
+    if (args.from_ms is None) != (args.to_ms is None):
+        raise FlinkpulseError("--from and --to go together")
+    if args.from_ms is not None:
+        extra = ["--from", str(args.from_ms), "--to", str(args.to_ms)]
+    ensure_topics(cfg)
+    for job in jobs:
+        job_id = submit(cfg, job, savepoint=args.savepoint, extra_args=extra)
+        print(f"{job:<16} running as {job_id}", flush=True)
+    return 0
+
+
+def _list(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.flinkrest import FlinkRest
+
+    _apply(cfg, args)
+    jobs = FlinkRest(cfg).jobs()
+    if not args.all:
+        jobs = [j for j in jobs if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]
+    print(f"{'JOB ID':<34} {'STATE':<12} NAME")
+    for j in sorted(jobs, key=lambda j: j["name"]):
+        print(f"{j['jid']:<34} {j['state']:<12} {j['name']}")
+    return 0
+
+
+def _find(cfg: Config, job: str) -> str:
+    from flinkpulse.flinkrest import FlinkRest, job_name
+
+    name = job_name(cfg, job)
+    running = FlinkRest(cfg).running(name)
+    if not running:
+        raise FlinkpulseError(f"{name} is not running (see `flinkpulse jobs list`)")
+    return str(running[0]["jid"])
+
+
+def _cancel(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.flinkrest import FlinkRest
+
+    _apply(cfg, args)
+    for job in _jobs(args.job):
+        jid = _find(cfg, job)
+        rest = FlinkRest(cfg)
+        if args.savepoint:
+            path = rest.savepoint(jid, None, stop=True)
+            print(f"{job:<16} stopped with savepoint {path}")
+        else:
+            rest.cancel(jid)
+            rest.wait_state(jid, ("CANCELED",))
+            print(f"{job:<16} cancelled")
+    return 0
+
+
+def _savepoint(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.flinkrest import FlinkRest
+
+    _apply(cfg, args)
+    for job in _jobs(args.job):
+        path = FlinkRest(cfg).savepoint(_find(cfg, job), None, stop=False)
+        print(f"{job:<16} savepoint {path}")
+    return 0

@@ -1,0 +1,55 @@
+"""Every topic flinkpulse uses, and creating them up front (Flink's Kafka source needs them)."""
+
+from __future__ import annotations
+
+from flinkpulse.config import Config
+from flinkpulse.errors import ServiceUnreachable
+
+SOURCE_TOPICS = [
+    "gaming.player-events",
+    "iot.sensor-readings",
+    "iot.security-events",
+    "web.access-logs",
+]
+RESULT_TOPICS = [
+    "results.player-stats",
+    "results.team-stats",
+    "results.leaderboard",
+    "results.device-stats",
+    "results.energy-usage",
+    "results.web-traffic",
+    "results.client-activity",
+    "results.security-events",
+    "alerts",
+]
+
+
+def all_topics() -> list[str]:
+    """Logical names: sources, results, alerts, and dlq./late. of each source."""
+    side = [f"{kind}.{t}" for t in SOURCE_TOPICS for kind in ("dlq", "late")]
+    return SOURCE_TOPICS + RESULT_TOPICS + side
+
+
+def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
+    """Create missing topics (prefixed); returns the ones created."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    names = [cfg.kafka.topic(t) for t in (logical or all_topics())]
+    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0, "socket.timeout.ms": 5000})
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except Exception:
+        raise ServiceUnreachable("Kafka", cfg.kafka.bootstrap_servers) from None
+    missing = [n for n in names if n not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=cfg.kafka.partitions, replication_factor=1) for n in missing]
+    )
+    for f in futures.values():
+        try:
+            f.result(timeout=30)
+        except Exception as e:  # a concurrent creator won: fine
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise
+    return missing
