@@ -30,9 +30,7 @@ def component(cfg: Config, name: str) -> Component:
     try:
         target = COMPONENTS[name]
     except KeyError:
-        raise UsageError(
-            f"unknown component {name!r} (known: {', '.join(COMPONENTS)})"
-        ) from None
+        raise UsageError(f"unknown component {name!r} (known: {', '.join(COMPONENTS)})") from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)(cfg)  # type: ignore[no-any-return]
 
