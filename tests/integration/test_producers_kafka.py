@@ -1,0 +1,247 @@
+"""Producers against the real broker and registry: what lands in Kafka decodes with
+confluent-kafka's AvroDeserializer, matches the seeded generator, keeps the rate, evolves."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from flinkpulse import cli
+from flinkpulse.config import Config
+from producers import streams
+from producers.base import TimeConfig, take
+from producers.kafka import AvroKafkaProducer
+from producers.schemas import TOPIC_KEYS, TOPIC_RECORDS, schema, schema_str
+
+pytestmark = pytest.mark.integration
+
+START = 1_700_000_000_000
+
+
+@pytest.fixture
+def stack_cfg(ensure_stack: Any, cfg: Config) -> Config:
+    ensure_stack("kafka", "registry")
+    return cfg
+
+
+def consume(cfg: Config, topic: str, n: int, timeout: float = 60.0) -> list[Any]:
+    """The first `n` messages of a (single-partition) topic, from the beginning."""
+    c = Consumer(
+        {
+            **cfg.kafka.client_conf(),
+            "group.id": f"test-{topic}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    c.assign([TopicPartition(topic, 0, 0)])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < n and time.monotonic() < deadline:
+            msg = c.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            out.append(msg)
+    finally:
+        c.close()
+    return out
+
+
+def consume_all(cfg: Config, topic: str) -> list[Any]:
+    """Every message currently in a (single-partition) topic."""
+    c = Consumer({**cfg.kafka.client_conf(), "group.id": "test-watermarks"})
+    try:
+        _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        c.close()
+    msgs = consume(cfg, topic, high)
+    assert len(msgs) == high
+    return msgs
+
+
+def decode_all(cfg: Config, topic: str, msgs: list[Any], reader: str | None = None) -> list[dict]:
+    client = SchemaRegistryClient({"url": cfg.registry.url})
+    de = AvroDeserializer(client, reader) if reader else AvroDeserializer(client)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    return [de(m.value(), ctx) for m in msgs]
+
+
+def _ms(v: Any) -> Any:
+    """AvroDeserializer turns timestamp-millis into datetimes; compare as epoch ms."""
+    return int(v.timestamp() * 1000) if hasattr(v, "timestamp") else v
+
+
+@pytest.mark.parametrize("domain", ["gaming", "iot", "web"])
+def test_domain_roundtrip_is_valid_keyed_and_seeded(stack_cfg: Config, domain: str) -> None:
+    cfg = stack_cfg
+    n = 3000
+    tc = TimeConfig(start_ms=START, events_per_second=500)
+    expected = take(streams.stream(domain, 11, tc), n)
+    prod = AvroKafkaProducer(cfg, streams.topics(domain))
+    stats = prod.run(streams.stream(domain, 11, tc), count=n)
+    assert (stats.sent, stats.delivered, stats.failed, stats.invalid) == (n, n, 0, 0)
+    for logical in streams.topics(domain):
+        topic = cfg.kafka.topic(logical)
+        want = [(k, r) for k, r, t in expected if t == logical]
+        msgs = consume(cfg, topic, len(want))
+        assert len(msgs) == len(want)
+        got = decode_all(cfg, topic, msgs)
+        assert [m.key().decode() for m in msgs] == [k for k, _ in want]
+        for (key, rec), dec in zip(want, got, strict=True):
+            assert key == rec[TOPIC_KEYS[logical]]
+            assert {f: _ms(v) for f, v in dec.items()} == {f: rec.get(f) for f in dec}
+        # the wire format names the schema registered for <topic>-value
+        sid = int.from_bytes(msgs[0].value()[1:5], "big")
+        client = SchemaRegistryClient({"url": cfg.registry.url})
+        latest = client.get_latest_version(f"{topic}-value")
+        assert msgs[0].value()[0] == 0 and sid == latest.schema_id
+        assert json.loads(latest.schema.schema_str)["name"] == TOPIC_RECORDS[logical].split(".")[-1]
+
+
+def test_seeded_run_in_kafka_is_identical_twice(stack_cfg: Config) -> None:
+    cfg = stack_cfg
+    tc = TimeConfig(start_ms=START, events_per_second=1000)
+    topic = cfg.kafka.topic("web.access-logs")
+    for _ in range(2):
+        AvroKafkaProducer(cfg, ["web.access-logs"]).run(streams.stream("web", 5, tc), count=2000)
+    msgs = consume(cfg, topic, 4000)
+    assert len(msgs) == 4000
+    first = [(m.key(), m.value()) for m in msgs[:2000]]
+    second = [(m.key(), m.value()) for m in msgs[2000:]]
+    assert first == second  # byte for byte
+
+
+def test_rate_is_kept_within_5_percent(stack_cfg: Config) -> None:
+    cfg = stack_cfg
+    rate = 2000.0
+    prod = AvroKafkaProducer(cfg, streams.topics("gaming"))
+    stats = prod.run(
+        streams.stream("gaming", 1, TimeConfig(events_per_second=rate)), rate=rate, duration=10
+    )
+    assert stats.failed == 0 and stats.delivered == stats.sent
+    assert abs(stats.sent / 10.0 - rate) / rate < 0.05
+    assert abs(stats.rate - rate) / rate < 0.05
+
+
+def test_attacks_and_intrusions_in_kafka_only_when_enabled(stack_cfg: Config) -> None:
+    from tests.unit.test_producers import _brute_force_ips, _security_patterns
+
+    cfg = stack_cfg
+    tc = TimeConfig(start_ms=START, events_per_second=300, out_of_order_fraction=0.0)
+    opts = {
+        "web": {"attack_interval_s": 10},
+        "iot": {"occupancy_cycle_s": 300, "intrusion_probability": 0.3},
+    }
+    results = {}
+    for on in (True, False):
+        c = copy.deepcopy(cfg)
+        c.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}{'on' if on else 'off'}."
+        stream = streams.stream("all", 3, tc, anomalies=on, options=opts)
+        AvroKafkaProducer(c, streams.topics("all")).run(stream, count=150_000)
+        web_topic = c.kafka.topic("web.access-logs")
+        sec_topic = c.kafka.topic("iot.security-events")
+        web = decode_all(c, web_topic, consume_all(c, web_topic))
+        sec = decode_all(c, sec_topic, consume_all(c, sec_topic))
+        assert len(web) == 50_000 and sec
+        for r in web + sec:
+            r["event_time"] = _ms(r["event_time"])
+        results[on] = (_brute_force_ips(web), _security_patterns(sec))
+    assert len(results[True][0]) >= 1 and min(results[True][1]) >= 1
+    assert results[False] == (set(), (0, 0))
+
+
+def test_invalid_record_is_named_counted_and_the_run_goes_on(stack_cfg: Config) -> None:
+    cfg = stack_cfg
+    tc = TimeConfig(start_ms=START)
+    events = take(streams.stream("gaming", 2, tc), 100)
+    events[10][1]["damage"] = "lots"
+    del events[20][1]["team"]
+    prod = AvroKafkaProducer(cfg, ["gaming.player-events"])
+    stats = prod.run(iter(events))
+    assert (stats.invalid, stats.sent, stats.delivered, stats.failed) == (2, 98, 98, 0)
+    assert "field 'damage'" in stats.errors[0] and "'lots'" in stats.errors[0]
+    assert "field 'team'" in stats.errors[1]
+    assert len(consume(cfg, cfg.kafka.topic("gaming.player-events"), 98)) == 98
+
+
+def test_bad_fraction_sends_malformed_values_on_purpose(stack_cfg: Config) -> None:
+    cfg = stack_cfg
+    prod = AvroKafkaProducer(cfg, ["web.access-logs"], bad_fraction=0.1, seed=1)
+    stats = prod.run(streams.stream("web", 1, TimeConfig(start_ms=START)), count=2000)
+    assert stats.bad > 100 and stats.sent + stats.bad == 2000 == stats.delivered
+    topic = cfg.kafka.topic("web.access-logs")
+    msgs = consume(cfg, topic, 2000)
+    client = SchemaRegistryClient({"url": cfg.registry.url})
+    de = AvroDeserializer(client)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    failures = 0
+    for m in msgs:
+        try:
+            de(m.value(), ctx)
+        except Exception:
+            failures += 1
+    assert failures == stats.bad
+
+
+def test_schema_evolution_v1_v2_and_a_breaking_v3(
+    stack_cfg: Config, tmp_path: Path, capsys: Any
+) -> None:
+    cfg = stack_cfg
+    logical = "gaming.player-events"
+    topic = cfg.kafka.topic(logical)
+    subject = f"{topic}-value"
+    v1, v2 = schema("PlayerEvent", 1), schema("PlayerEvent", 2)
+    tc = TimeConfig(start_ms=START)
+    events = take(streams.stream("gaming", 7, tc), 200)
+    # 1. produce with v1
+    AvroKafkaProducer(cfg, [logical], schemas={logical: v1}).run(iter(events[:100]))
+    client = SchemaRegistryClient({"url": cfg.registry.url})
+    assert client.get_versions(subject) == [1]
+    # 2. register v2 (BACKWARD compatible: platform is optional with a default), produce with it
+    AvroKafkaProducer(cfg, [logical], schemas={logical: v2}).run(iter(events[100:]))
+    assert client.get_versions(subject) == [1, 2]
+    # 3. a consumer with the v2 reader schema reads both; the default fills v1 records
+    got = decode_all(cfg, topic, consume(cfg, topic, 200), reader=schema_str(v2))
+    assert [r["platform"] for r in got[:100]] == [None] * 100
+    assert [r["platform"] for r in got[100:]] == [e[1]["platform"] for e in events[100:]]
+    assert all(r["platform"] in ("PC", "PS5", "XBOX", "SWITCH") for r in got[100:])
+    assert [r["event_id"] for r in got] == [e[1]["event_id"] for e in events]
+    # 4. v3 adds a required field without a default: the registry refuses it, naming the field
+    v3 = json.loads(json.dumps(v2))
+    v3["fields"].append({"name": "score", "type": "int", "doc": "points"})
+    with pytest.raises(SchemaRegistryError) as exc:
+        client.register_schema(subject, Schema(schema_str(v3), "AVRO"))
+    assert exc.value.http_status_code == 409 and "'score'" in exc.value.error_message
+    assert "READER_FIELD_MISSING_DEFAULT_VALUE" in exc.value.error_message
+    # ... and so does `flinkpulse schemas check` on a working tree that holds it
+    src = Path(__file__).resolve().parents[2] / "avro_schemas"
+    tree = tmp_path / "avro_schemas"
+    shutil.copytree(src, tree)
+    (tree / "flinkpulse.gaming.PlayerEvent" / "v3.avsc").write_text(json.dumps(v3, indent=2))
+    capsys.readouterr()
+    argv = [
+        "--set",
+        f"kafka.topic_prefix={cfg.kafka.topic_prefix}",
+        "--set",
+        f"registry.url={cfg.registry.url}",
+    ]
+    rc = cli.main([*argv, "schemas", "check", "--schema-dir", str(tree)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    fails = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert any(subject in f and "field 'score'" in f and "BACKWARD" in f for f in fails), out
+    # the unchanged tree is fine
+    rc = cli.main([*argv, "schemas", "check"])
+    assert rc == 0, capsys.readouterr().out
