@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "flinkpulse.commands.produce",
     "flinkpulse.commands.schemas",
     "flinkpulse.commands.clickhouse",
+    "flinkpulse.commands.dashboards",
     "flinkpulse.commands.jobs",
 ]
 

@@ -56,8 +56,9 @@ DATA_CACHE_CONFIG = {{"CACHE_TYPE": "NullCache"}}
 SUPERSET_DASHBOARD_PERIODICAL_REFRESH_LIMIT = 0
 SUPERSET_WEBSERVER_TIMEOUT = 120
 FEATURE_FLAGS = {{"DASHBOARD_RBAC": False}}
-# all times in ClickHouse are UTC; show them as such
-DEFAULT_TIME_FILTER = "Last day"
+# relative time ranges ("Last 3 hours") end now, not at midnight
+DEFAULT_RELATIVE_START_TIME = "now"
+DEFAULT_RELATIVE_END_TIME = "now"
 '''
 
 
@@ -101,6 +102,9 @@ class Superset(Component):
             "SUPERSET_HOME": str(self.dir / "home"),
             "FLASK_APP": "superset",
             "PYTHONUNBUFFERED": "1",
+            # Superset treats datetimes as naive UTC ("now" in time ranges included), as ClickHouse
+            # stores them (DateTime64(3, 'UTC')): never let the host's time zone shift a filter
+            "TZ": "UTC",
             # never let the main venv's packages leak into Superset's interpreter
             "PYTHONPATH": "",
             "VIRTUAL_ENV": str(self.venv),
