@@ -244,7 +244,7 @@ class AvroKafkaProducer:
         st = self.stats
         t0 = time.monotonic()
         next_report = t0 + 1.0
-        check_every = 1 if rate is None else max(1, min(1000, int(rate / 200)))
+        check_every = 256 if rate is None else max(1, min(1000, int(rate / 200)))
         i = 0
         produce_poll = self.producer.poll
         try:
@@ -261,8 +261,7 @@ class AvroKafkaProducer:
                         ahead = t0 + i / rate - now
                         if ahead > 0:
                             time.sleep(ahead)
-                    if i % 1000 == 0 or rate is not None:
-                        produce_poll(0)
+                    produce_poll(0)  # serve delivery callbacks
                     if progress is not None and now >= next_report:
                         st.elapsed = now - t0
                         self._progress(progress, label)
