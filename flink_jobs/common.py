@@ -188,8 +188,13 @@ def run_sql_file(ctx: JobContext, name: str, params: dict[str, Any]) -> None:
     """Execute a job's SQL: CREATE VIEWs now; every INSERT INTO is collected for one job."""
     for stmt in sql_statements(SQL_DIR / name, params):
         m = re.match(r"(?is)^insert\s+into\s+(\w+)\s+(.*)$", stmt)
+        v = re.match(r"(?is)^create\s+temporary\s+view\s+(\w+)\s+as\s+(.*)$", stmt)
         if m:
             ctx.inserts.append((m.group(1), ctx.t_env.sql_query(m.group(2))))
+        elif v:
+            # a view from the planned query, not from SQL text: Flink re-parses text views,
+            # and the expansion of a MATCH_RECOGNIZE view does not parse again
+            ctx.t_env.create_temporary_view(v.group(1), ctx.t_env.sql_query(v.group(2)))
         else:
             ctx.t_env.execute_sql(stmt)
 
@@ -315,11 +320,13 @@ def decoded_source(
     logical_topic: str,
     view: str,
     validate: Callable[[dict[str, Any]], str | None] | None = None,
+    side_outputs: bool = True,
 ) -> None:
     """Register `view` (event-time, watermarked, on-time records of `logical_topic`).
 
     Undecodable records go to dlq.<topic>, records behind the watermark to late.<topic>, both
-    with the raw bytes, the original key and headers saying why and where from.
+    with the raw bytes, the original key and headers saying why and where from. Only the job
+    that owns a topic writes its side outputs (`side_outputs`), so nothing is dead-lettered twice.
     """
     from pyflink.table import DataTypes, Schema
     from pyflink.table.expressions import col
@@ -350,17 +357,13 @@ def decoded_source(
     t_env.create_temporary_view(f"{view}_decoded", decoded)
 
     # bad records -> DLQ (raw bytes, original key, reason + provenance in headers)
-    dlq = f"{view}_dlq"
-    raw_table(ctx, dlq, ctx.topic(dlq_topic(logical_topic)), source=False)
-    ctx.inserts.append(
-        (
-            dlq,
-            t_env.sql_query(
-                f"SELECT k, v, {_headers_sql('d.error')} AS headers "
-                f"FROM {view}_decoded WHERE NOT d.ok"
-            ),
+    if side_outputs:
+        dlq = f"{view}_dlq"
+        raw_table(ctx, dlq, ctx.topic(dlq_topic(logical_topic)), source=False)
+        bad = t_env.sql_query(
+            f"SELECT k, v, {_headers_sql('d.error')} AS headers FROM {view}_decoded WHERE NOT d.ok"
         )
-    )
+        ctx.inserts.append((dlq, bad))
 
     # good records -> re-enter the Table API with an event-time attribute and a watermark
     good = t_env.sql_query(
@@ -384,18 +387,14 @@ def decoded_source(
     t_env.create_temporary_view(f"{view}_all", t_env.from_data_stream(ds, b.build()))
 
     # behind the watermark -> late.<topic>, kept and counted, never silently dropped
-    late = f"{view}_late"
-    raw_table(ctx, late, ctx.topic(late_topic(logical_topic)), source=False)
-    ctx.inserts.append(
-        (
-            late,
-            t_env.sql_query(
-                f"SELECT k, v, {_headers_sql(chr(39) + 'late: behind watermark' + chr(39))} "
-                f"AS headers FROM {view}_all "
-                "WHERE event_time < CURRENT_WATERMARK(event_time)"
-            ),
+    if side_outputs:
+        late = f"{view}_late"
+        raw_table(ctx, late, ctx.topic(late_topic(logical_topic)), source=False)
+        behind = t_env.sql_query(
+            f"SELECT k, v, {_headers_sql(chr(39) + 'late: behind watermark' + chr(39))} "
+            f"AS headers FROM {view}_all WHERE event_time < CURRENT_WATERMARK(event_time)"
         )
-    )
+        ctx.inserts.append((late, behind))
     cols = ", ".join(f"`{n}`" for n in names)
     t_env.create_temporary_view(
         view,
@@ -414,6 +413,28 @@ def _headers_sql(reason_expr: str) -> str:
         "'source.partition', ENCODE(CAST(src_partition AS STRING), 'UTF-8'), "
         "'source.offset', ENCODE(CAST(src_offset AS STRING), 'UTF-8')]"
     )
+
+
+Validator = Callable[[dict[str, Any]], str | None]
+
+
+def wire(
+    ctx: JobContext,
+    sources: list[tuple[str, str, Validator | None, bool]],
+    sql_file: str,
+    params: dict[str, Any],
+    outputs: list[str],
+) -> JobContext:
+    """The common body of every `build()`: UDFs, decoded sources, the job's SQL, the sinks."""
+    from udfs.flink import register_all
+
+    register_all(ctx.t_env)
+    for logical_topic, view, validate, owner in sources:
+        decoded_source(ctx, logical_topic, view, validate, side_outputs=owner)
+    run_sql_file(ctx, sql_file, params)
+    for view in outputs:
+        ctx.inserts.append((avro_sink(ctx, view), ctx.t_env.from_path(view)))
+    return ctx
 
 
 # -- running ----------------------------------------------------------------------------------

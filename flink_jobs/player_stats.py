@@ -5,14 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from flink_jobs.common import (
-    JobContext,
-    avro_sink,
-    decoded_source,
-    job_params,
-    run_job,
-    run_sql_file,
-)
+from flink_jobs import validation
+from flink_jobs.common import JobContext, job_params, run_job, wire
 from flinkpulse.config import Config
 
 JOB = "player_stats"
@@ -20,30 +14,11 @@ DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10, "top_n": 
 OUTPUTS = ["player_stats", "team_stats", "leaderboard"]
 
 
-def validate(rec: dict[str, Any]) -> str | None:
-    """Out-of-range input is clamped where the intent is clear, dead-lettered where not."""
-    dmg = rec.get("damage")
-    if dmg is None or dmg != dmg or dmg in (float("inf"), float("-inf")):
-        return f"damage is not a finite number: {dmg!r}"
-    if dmg < 0:
-        rec["damage"] = 0.0  # negative damage: clamped to 0
-    if rec.get("event_type") == "KILL" and not rec.get("target_player_id"):
-        return "KILL without target_player_id"
-    return None
-
-
 def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
-    """Wire sources, the job's SQL and its sinks into `t_env` (no execution)."""
-    from udfs.flink import register_all
-
+    """Wire sources, `sql/flink/player_stats.sql` and the sinks into `t_env` (no execution)."""
     ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
-    params = job_params(cfg, JOB, DEFAULTS)
-    register_all(t_env)
-    decoded_source(ctx, "gaming.player-events", "player_events", validate)
-    run_sql_file(ctx, "player_stats.sql", params)
-    for view in OUTPUTS:
-        ctx.inserts.append((avro_sink(ctx, view), t_env.from_path(view)))
-    return ctx
+    sources = [("gaming.player-events", "player_events", validation.player_event, True)]
+    return wire(ctx, sources, "player_stats.sql", job_params(cfg, JOB, DEFAULTS), OUTPUTS)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -235,7 +235,12 @@ def submit(
 
 def _first_cause(out: str) -> str:
     """The most telling line of a Java/Python failure, instead of the whole trace."""
-    generic = ("Python process exits", "ProgramAbortException", "Py4JJavaError", "ProgramInvocation")
+    generic = (
+        "Python process exits",
+        "ProgramAbortException",
+        "Py4JJavaError",
+        "ProgramInvocation",
+    )
     pat = re.compile(r"(\w+(Exception|Error)): (.+)")
     for line in out.splitlines():
         m = pat.search(line)

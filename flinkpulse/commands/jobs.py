@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ls.set_defaults(func=_list)
     c = ss.add_parser("cancel", help="cancel a job, optionally taking a savepoint first")
     c.add_argument("job")
-    c.add_argument("--savepoint", action="store_true", help="stop with a savepoint (prints its path)")
+    c.add_argument(
+        "--savepoint", action="store_true", help="stop with a savepoint (prints its path)"
+    )
     c.add_argument("--jobmanager")
     c.add_argument("--topic-prefix")
     c.set_defaults(func=_cancel)

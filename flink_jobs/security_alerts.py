@@ -1,0 +1,42 @@
+"""security_alerts: MATCH_RECOGNIZE rules + an energy threshold -> `alerts`; raw security events."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from flink_jobs import validation
+from flink_jobs.common import JobContext, job_params, run_job, wire
+from flinkpulse.config import Config
+
+JOB = "security_alerts"
+DEFAULTS: dict[str, Any] = {
+    "brute_force_failures": 5,
+    "brute_force_window_s": 60,
+    "kill_rate_kills": 10,
+    "kill_rate_window_s": 10,
+    "energy_threshold_w": 7000,
+    "energy_window_s": 60,
+}
+OUTPUTS = ["alerts", "security_events"]
+
+
+def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
+    """Wire the four sources, `sql/flink/security_alerts.sql` and the sinks (no execution)."""
+    ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
+    # (topic, view, validator, owns the topic's dlq./late. outputs)
+    sources = [
+        ("iot.security-events", "security_events_in", validation.security_event, True),
+        ("web.access-logs", "access_logs", validation.access_log, False),
+        ("gaming.player-events", "player_events", validation.player_event, False),
+        ("iot.sensor-readings", "sensor_readings", validation.sensor_reading, False),
+    ]
+    return wire(ctx, sources, "security_alerts.sql", job_params(cfg, JOB, DEFAULTS), OUTPUTS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_job(JOB, build, argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

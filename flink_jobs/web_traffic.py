@@ -1,0 +1,29 @@
+"""web_traffic: requests, error rate, latency percentiles per path/status; activity per client."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from flink_jobs import validation
+from flink_jobs.common import JobContext, job_params, run_job, wire
+from flinkpulse.config import Config
+
+JOB = "web_traffic"
+DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10}
+OUTPUTS = ["web_traffic", "client_activity"]
+
+
+def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
+    """Wire sources, `sql/flink/web_traffic.sql` and the sinks into `t_env` (no execution)."""
+    ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
+    sources = [("web.access-logs", "access_logs", validation.access_log, True)]
+    return wire(ctx, sources, "web_traffic.sql", job_params(cfg, JOB, DEFAULTS), OUTPUTS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_job(JOB, build, argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,196 @@
+-- security_alerts: CEP rules (MATCH_RECOGNIZE) and a threshold rule, one alert stream.
+--
+-- Inputs: security_events, access_logs, player_events, sensor_readings (decoded, on-time)
+-- Output: alerts (every rule, one schema), security_events (raw events for ClickHouse)
+-- (security_events_in is the decoded source; the other three sources are dead-lettered by
+-- the job that owns them, so a bad record lands in its DLQ once)
+-- Params: ${brute_force_failures}, ${brute_force_window_s}, ${kill_rate_kills},
+--         ${kill_rate_window_s}, ${energy_threshold_w}, ${energy_window_s}
+--
+-- Python UDFs are not allowed inside MATCH_RECOGNIZE; anything a pattern needs is plain SQL
+-- in an upstream view. alert_id is deterministic (rule, entity, first event time) so that a
+-- replay produces the same ids and ClickHouse can deduplicate on it.
+
+-- Raw security events, as they are, for the security event log.
+CREATE TEMPORARY VIEW security_events AS
+SELECT event_id, home_id, device_id, room, kind, event_time
+FROM security_events_in;
+
+-- door_open_while_armed: a door opens after ARM_AWAY with no DISARM in between.
+CREATE TEMPORARY VIEW alert_door_open_while_armed AS
+SELECT
+  'door_open_while_armed:' || home_id || ':' || DATE_FORMAT(armed_at, 'yyyyMMddHHmmssSSS') || ':' || door_device AS alert_id,
+  'door_open_while_armed' AS rule,
+  'CRITICAL' AS severity,
+  'home' AS entity_type,
+  home_id AS entity_id,
+  'Door ' || door_device || ' (' || door_room || ') opened while home ' || home_id || ' was armed away' AS summary,
+  CAST(event_count AS INT) AS event_count,
+  armed_at AS first_event_time,
+  opened_at AS last_event_time,
+  MAP['device_id', door_device, 'room', door_room] AS attributes
+FROM security_events_in
+MATCH_RECOGNIZE (
+  PARTITION BY home_id
+  ORDER BY event_time
+  MEASURES
+    A.event_time       AS armed_at,
+    D.event_time       AS opened_at,
+    D.device_id        AS door_device,
+    D.room             AS door_room,
+    COUNT(*)           AS event_count
+  ONE ROW PER MATCH
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A N*? D)
+  DEFINE
+    A AS A.kind = 'ARM_AWAY',
+    N AS N.kind <> 'DISARM',
+    D AS D.kind = 'DOOR_OPEN'
+);
+
+-- motion_while_away: motion after ARM_AWAY with no DISARM in between.
+CREATE TEMPORARY VIEW alert_motion_while_away AS
+SELECT
+  'motion_while_away:' || home_id || ':' || DATE_FORMAT(armed_at, 'yyyyMMddHHmmssSSS') || ':' || motion_device AS alert_id,
+  'motion_while_away' AS rule,
+  'WARNING' AS severity,
+  'home' AS entity_type,
+  home_id AS entity_id,
+  'Motion at ' || motion_device || ' (' || motion_room || ') while home ' || home_id || ' was armed away' AS summary,
+  CAST(event_count AS INT) AS event_count,
+  armed_at AS first_event_time,
+  motion_at AS last_event_time,
+  MAP['device_id', motion_device, 'room', motion_room] AS attributes
+FROM security_events_in
+MATCH_RECOGNIZE (
+  PARTITION BY home_id
+  ORDER BY event_time
+  MEASURES
+    A.event_time       AS armed_at,
+    M.event_time       AS motion_at,
+    M.device_id        AS motion_device,
+    M.room             AS motion_room,
+    COUNT(*)           AS event_count
+  ONE ROW PER MATCH
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A N*? M)
+  DEFINE
+    A AS A.kind = 'ARM_AWAY',
+    N AS N.kind <> 'DISARM',
+    M AS M.kind = 'MOTION'
+);
+
+-- brute_force_login: >= N failed logins (401/403 on POST /login) from one IP within the
+-- window, then a successful one. Only login attempts take part in the pattern.
+CREATE TEMPORARY VIEW login_attempts AS
+SELECT client_ip, status, user_id, event_time
+FROM access_logs
+WHERE `method` = 'POST' AND path LIKE '/login%';
+
+CREATE TEMPORARY VIEW alert_brute_force_login AS
+SELECT
+  'brute_force_login:' || client_ip || ':' || DATE_FORMAT(first_failure, 'yyyyMMddHHmmssSSS') AS alert_id,
+  'brute_force_login' AS rule,
+  'CRITICAL' AS severity,
+  'client_ip' AS entity_type,
+  client_ip AS entity_id,
+  CAST(failures AS STRING) || ' failed logins from ' || client_ip || ' (' || ip_country(client_ip) || ') then a successful login' || COALESCE(' as ' || user_id, '') AS summary,
+  CAST(failures + 1 AS INT) AS event_count,
+  first_failure AS first_event_time,
+  success_at AS last_event_time,
+  MAP['failures', CAST(failures AS STRING), 'country', ip_country(client_ip), 'user_id', COALESCE(user_id, '')] AS attributes
+FROM login_attempts
+MATCH_RECOGNIZE (
+  PARTITION BY client_ip
+  ORDER BY event_time
+  MEASURES
+    FIRST(F.event_time) AS first_failure,
+    S.event_time        AS success_at,
+    COUNT(F.status)     AS failures,
+    S.user_id           AS user_id
+  ONE ROW PER MATCH
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (F{${brute_force_failures},} S) WITHIN INTERVAL '${brute_force_window_s}' SECOND
+  DEFINE
+    F AS F.status IN (401, 403),
+    S AS S.status < 400
+);
+
+-- impossible_kill_rate: N kills by one player within a few seconds.
+CREATE TEMPORARY VIEW kills AS
+SELECT player_id, match_id, weapon, headshot, event_time
+FROM player_events
+WHERE event_type = 'KILL';
+
+CREATE TEMPORARY VIEW alert_impossible_kill_rate AS
+SELECT
+  'impossible_kill_rate:' || player_id || ':' || DATE_FORMAT(first_kill, 'yyyyMMddHHmmssSSS') AS alert_id,
+  'impossible_kill_rate' AS rule,
+  'WARNING' AS severity,
+  'player' AS entity_type,
+  player_id AS entity_id,
+  'Player ' || player_id || ' made ' || CAST(n AS STRING) || ' kills in ' || CAST(TIMESTAMPDIFF(SECOND, first_kill, last_kill) AS STRING) || ' s (match ' || match_id || ')' AS summary,
+  CAST(n AS INT) AS event_count,
+  first_kill AS first_event_time,
+  last_kill AS last_event_time,
+  MAP['match_id', match_id, 'headshots', CAST(headshots AS STRING)] AS attributes
+FROM kills
+MATCH_RECOGNIZE (
+  PARTITION BY player_id
+  ORDER BY event_time
+  MEASURES
+    FIRST(K.event_time) AS first_kill,
+    LAST(K.event_time)  AS last_kill,
+    COUNT(K.event_time) AS n,
+    LAST(K.match_id)    AS match_id,
+    SUM(CASE WHEN K.headshot THEN 1 ELSE 0 END) AS headshots
+  ONE ROW PER MATCH
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (K{${kill_rate_kills}}) WITHIN INTERVAL '${kill_rate_window_s}' SECOND
+  DEFINE
+    K AS TRUE
+);
+
+-- energy_over_threshold: a home's total average power over a tumbling window above the
+-- threshold. Average per device first, then the sum over the home's devices.
+CREATE TEMPORARY VIEW device_power AS
+SELECT window_time, home_id, device_id,
+       AVG(`value`) AS avg_w, MIN(event_time) AS first_t, MAX(event_time) AS last_t,
+       COUNT(*) AS n
+FROM TABLE(TUMBLE(TABLE sensor_readings, DESCRIPTOR(event_time), INTERVAL '${energy_window_s}' SECOND))
+WHERE sensor_type = 'POWER'
+GROUP BY window_start, window_end, window_time, home_id, device_id;
+
+CREATE TEMPORARY VIEW home_power AS
+SELECT window_start, window_end, home_id, SUM(avg_w) AS total_w, MIN(first_t) AS first_t,
+       MAX(last_t) AS last_t, SUM(n) AS n, COUNT(*) AS devices
+FROM TABLE(TUMBLE(TABLE device_power, DESCRIPTOR(window_time), INTERVAL '${energy_window_s}' SECOND))
+GROUP BY window_start, window_end, home_id;
+
+CREATE TEMPORARY VIEW alert_energy_over_threshold AS
+SELECT
+  'energy_over_threshold:' || home_id || ':' || DATE_FORMAT(window_start, 'yyyyMMddHHmmssSSS') AS alert_id,
+  'energy_over_threshold' AS rule,
+  'WARNING' AS severity,
+  'home' AS entity_type,
+  home_id AS entity_id,
+  'Home ' || home_id || ' drew ' || CAST(CAST(ROUND(total_w, 0) AS BIGINT) AS STRING) || ' W on average (threshold ' || CAST(${energy_threshold_w} AS STRING) || ' W)' AS summary,
+  CAST(n AS INT) AS event_count,
+  first_t AS first_event_time,
+  last_t AS last_event_time,
+  MAP['total_w', CAST(ROUND(total_w, 1) AS STRING), 'devices', CAST(devices AS STRING), 'threshold_w', CAST(${energy_threshold_w} AS STRING)] AS attributes
+FROM home_power
+WHERE total_w > ${energy_threshold_w};
+
+-- Every rule into one stream; detected_at is when Flink emitted the alert (UTC).
+CREATE TEMPORARY VIEW alerts AS
+SELECT alert_id, rule, severity, entity_type, entity_id, summary, event_count,
+       first_event_time, last_event_time,
+       CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS detected_at, attributes
+FROM (
+  SELECT * FROM alert_door_open_while_armed
+  UNION ALL SELECT * FROM alert_motion_while_away
+  UNION ALL SELECT * FROM alert_brute_force_login
+  UNION ALL SELECT * FROM alert_impossible_kill_rate
+  UNION ALL SELECT * FROM alert_energy_over_threshold
+);

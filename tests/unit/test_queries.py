@@ -1,0 +1,280 @@
+"""Query tests: scripted rows with event times through the jobs' own .sql files (local Flink).
+
+Each test asserts exact results: K/D and leaderboard of a scripted match, kWh of a known
+power profile, p95 latency of known latencies, countries of known IPs, and every alert rule
+firing exactly once on its scripted sequence and never on benign traffic of the same shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from flink_jobs import device_stats, player_stats, security_alerts, web_traffic
+from tests.query_harness import make_env, register_input, run_views
+
+pytestmark = pytest.mark.flink_local
+
+T0 = datetime(2026, 3, 1, 12, 0, 0)
+
+
+def at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
+
+
+def pe(
+    i: int,
+    t: float,
+    player: str,
+    team: str,
+    kind: str,
+    target: str | None = None,
+    dmg: float = 0.0,
+    hs: bool = False,
+    match: str = "m1",
+) -> dict[str, Any]:
+    return dict(
+        event_id=f"e{i}",
+        match_id=match,
+        player_id=player,
+        team=team,
+        event_type=kind,
+        target_player_id=target,
+        damage=dmg,
+        headshot=hs,
+        weapon="rifle",
+        event_time=at(t),
+        platform=None,
+    )
+
+
+def scripted_match() -> list[dict[str, Any]]:
+    """ana (red) kills bo (blue) 3x (1 headshot), bo kills ana once, cy (red) kills bo once."""
+    evs, i = [], 0
+    for t, (a, ta, b, tb, hs) in enumerate(
+        [
+            ("ana", "red", "bo", "blue", True),
+            ("ana", "red", "bo", "blue", False),
+            ("ana", "red", "bo", "blue", False),
+            ("bo", "blue", "ana", "red", False),
+            ("cy", "red", "bo", "blue", False),
+        ],
+        start=1,
+    ):
+        i += 2
+        evs.append(pe(i, t, a, ta, "KILL", b, 100.0, hs))
+        evs.append(pe(i + 1, t, b, tb, "DEATH", a))
+    evs.append(pe(99, 6, "cy", "red", "ASSIST", "bo"))
+    return evs
+
+
+def test_player_stats_kd_ratio_and_leaderboard() -> None:
+    t_env = make_env()
+    register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", scripted_match())
+    params = {**player_stats.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
+    out = run_views(
+        t_env, "player_stats.sql", params, ["player_stats", "team_stats", "leaderboard"]
+    )
+    # events at 12:00:01..06 fall in HOP windows [11:59:50, 12:00:10) and [12:00:00, 12:00:20)
+    ps = {(r["window_start"], r["player_id"]): r for r in out["player_stats"]}
+    assert len(ps) == 6
+    for ws in (at(-10), at(0)):
+        assert (
+            ps[(ws, "ana")]["kills"],
+            ps[(ws, "ana")]["deaths"],
+            ps[(ws, "ana")]["kd_ratio"],
+        ) == (3, 1, 3.0)
+        assert ps[(ws, "ana")]["headshots"] == 1 and ps[(ws, "ana")]["damage"] == 300.0
+        assert (ps[(ws, "bo")]["kills"], ps[(ws, "bo")]["deaths"]) == (1, 4)
+        assert ps[(ws, "bo")]["kd_ratio"] == 0.25
+        assert ps[(ws, "cy")]["kd_ratio"] == 1.0  # 1 kill, 0 deaths -> as if 1 death
+        assert ps[(ws, "cy")]["assists"] == 1
+    teams = {(r["window_start"], r["team"]): r for r in out["team_stats"]}
+    assert (
+        teams[(at(0), "red")]["kills"],
+        teams[(at(0), "red")]["deaths"],
+        teams[(at(0), "red")]["players"],
+    ) == (4, 1, 2)
+    assert teams[(at(0), "blue")]["kd_ratio"] == 0.25
+    board = sorted(
+        (r["rank"], r["player_id"], r["score"])
+        for r in out["leaderboard"]
+        if r["window_start"] == at(0)
+    )
+    # score = 100*kills + 50*assists + 25*headshots + damage/10 - 30*deaths
+    assert board == [
+        (1, "ana", 300 + 25 + 30 - 30),
+        (2, "cy", 100 + 50 + 10),
+        (3, "bo", 100 + 10 - 120),
+    ]
+
+
+def sr(
+    t: float,
+    device: str,
+    home: str,
+    stype: str,
+    value: float,
+    appliance: str | None = None,
+    room: str = "kitchen",
+    unit: str = "W",
+) -> dict[str, Any]:
+    return dict(
+        device_id=device,
+        home_id=home,
+        room=room,
+        sensor_type=stype,
+        value=value,
+        unit=unit,
+        appliance=appliance,
+        event_time=at(t),
+    )
+
+
+def test_device_stats_and_energy_of_known_power_profile() -> None:
+    rows = [sr(t, "plug-1", "h1", "POWER", 1000.0, "heater") for t in range(0, 60, 10)]
+    rows += [
+        sr(t, "plug-2", "h1", "POWER", 200.0 if t < 30 else 400.0, "fridge")
+        for t in range(0, 60, 10)
+    ]
+    rows += [
+        sr(t, "th-1", "h1", "TEMPERATURE", v, None, "living", "C")
+        for t, v in [(5, 20.0), (15, 21.0), (25, 22.5)]
+    ]
+    t_env = make_env()
+    register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", rows)
+    params = {**device_stats.DEFAULTS, "window_size_s": 60, "window_slide_s": 60}
+    out = run_views(t_env, "device_stats.sql", params, ["device_stats", "energy_usage"])
+    ds = {(r["device_id"], r["sensor_type"]): r for r in out["device_stats"]}
+    th = ds[("th-1", "TEMPERATURE")]
+    assert (th["samples"], th["min_value"], th["max_value"], th["last_value"]) == (
+        3,
+        20.0,
+        22.5,
+        22.5,
+    )
+    assert th["avg_value"] == pytest.approx(63.5 / 3)
+    energy = {r["appliance"]: r for r in out["energy_usage"]}
+    # heater: 1000 W for the 50 s between its first and last sample = 50,000 J
+    assert energy["heater"]["kwh"] == pytest.approx(1000 * 50 / 3.6e6, rel=1e-12)
+    # fridge: 200 W for 20 s, a 200->400 ramp for 10 s (300 W avg), 400 W for 20 s
+    assert energy["fridge"]["kwh"] == pytest.approx(
+        (200 * 20 + 300 * 10 + 400 * 20) / 3.6e6, rel=1e-12
+    )
+    assert energy["fridge"]["max_power_w"] == 400.0
+
+
+def al(
+    i: int,
+    t: float,
+    ip: str,
+    path: str = "/",
+    status: int = 200,
+    latency: float = 10.0,
+    method: str = "GET",
+    user: str | None = None,
+    ua: str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+) -> dict[str, Any]:
+    return dict(
+        event_id=f"w{i}",
+        client_ip=ip,
+        user_id=user,
+        session_id="s",
+        method=method,
+        path=path,
+        status=status,
+        bytes=100,
+        latency_ms=latency,
+        user_agent=ua,
+        referrer=None,
+        event_time=at(t),
+    )
+
+
+def test_web_traffic_percentiles_and_client_country() -> None:
+    rows = [al(i, i * 0.1, "8.8.8.8", "/product/42", 200, float(i)) for i in range(1, 101)]
+    rows += [al(200 + i, 11 + i, "8.8.8.8", "/product/7", 500, 1.0) for i in range(5)]
+    t_env = make_env()
+    register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", rows)
+    params = {**web_traffic.DEFAULTS, "window_size_s": 60, "window_slide_s": 60}
+    out = run_views(t_env, "web_traffic.sql", params, ["web_traffic", "client_activity"])
+    wt = {(r["path"], r["status"]): r for r in out["web_traffic"]}
+    ok = wt[("/product/{id}", 200)]
+    assert ok["requests"] == 100 and ok["errors"] == 0
+    assert ok["latency_p50"] == pytest.approx(50.5) and ok["latency_p95"] == pytest.approx(95.05)
+    assert wt[("/product/{id}", 500)]["error_rate"] == 1.0
+    (client,) = out["client_activity"]
+    assert (client["country"], client["browser"], client["device"]) == ("US", "Chrome", "desktop")
+    assert (client["requests"], client["errors"]) == (105, 5)
+
+
+def se(
+    i: int, t: float, home: str, kind: str, device: str = "door-1", room: str = "hall"
+) -> dict[str, Any]:
+    return dict(
+        event_id=f"s{i}", home_id=home, device_id=device, room=room, kind=kind, event_time=at(t)
+    )
+
+
+def test_alert_rules_fire_once_and_never_on_benign_traffic() -> None:
+    sec = [
+        # h1: armed, door opens -> door_open_while_armed once; then motion -> motion_while_away once
+        se(1, 0, "h1", "ARM_AWAY"),
+        se(2, 30, "h1", "DOOR_OPEN"),
+        se(3, 31, "h1", "MOTION", "pir-1"),
+        se(4, 60, "h1", "DISARM"),
+        # h2 (benign, same shape): disarmed before the door opens and motion happens
+        se(5, 0, "h2", "ARM_AWAY"),
+        se(6, 20, "h2", "DISARM"),
+        se(7, 30, "h2", "DOOR_OPEN"),
+        se(8, 31, "h2", "MOTION", "pir-2"),
+    ]
+    web = []
+    # attacker: 6 failures then success within 60 s -> one alert
+    web += [al(i, i * 5, "5.5.5.5", "/login", 401, method="POST", user="bob") for i in range(6)]
+    web += [al(10, 40, "5.5.5.5", "/login", 200, method="POST", user="bob")]
+    # benign: 4 failures then success (below the threshold), and 6 failures spread over 10 min
+    web += [al(20 + i, i * 5, "9.9.9.9", "/login", 401, method="POST") for i in range(4)]
+    web += [al(30, 30, "9.9.9.9", "/login", 200, method="POST")]
+    web += [al(40 + i, i * 100, "7.7.7.7", "/login", 401, method="POST") for i in range(6)]
+    web += [al(50, 700, "7.7.7.7", "/login", 200, method="POST")]
+    games = [
+        pe(100 + i, i * 0.5, "cheat", "red", "KILL", "v", 100.0) for i in range(10)
+    ]  # 10 in 4.5 s
+    games += [
+        pe(200 + i, i * 2.0, "pro", "blue", "KILL", "v", 100.0) for i in range(10)
+    ]  # 10 in 18 s
+    power = [sr(t, "oven-1", "h3", "POWER", 5000.0, "oven") for t in range(0, 60, 10)]
+    power += [sr(t, "heat-1", "h3", "POWER", 3000.0, "heater") for t in range(0, 60, 10)]
+    power += [sr(t, "oven-2", "h4", "POWER", 5000.0, "oven") for t in range(0, 60, 10)]  # under
+    t_env = make_env()
+    register_input(t_env, "security_events_in", "flinkpulse.iot.SecurityEvent", sec)
+    register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", web)
+    register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", games)
+    register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", power)
+    out = run_views(
+        t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts", "security_events"]
+    )
+    got = sorted((a["rule"], a["entity_id"]) for a in out["alerts"])
+    assert got == [
+        ("brute_force_login", "5.5.5.5"),
+        ("door_open_while_armed", "h1"),
+        ("energy_over_threshold", "h3"),
+        ("impossible_kill_rate", "cheat"),
+        ("motion_while_away", "h1"),
+    ]
+    by_rule = {a["rule"]: a for a in out["alerts"]}
+    bf = by_rule["brute_force_login"]
+    assert (bf["event_count"], bf["first_event_time"], bf["last_event_time"]) == (7, at(0), at(40))
+    assert bf["attributes"]["failures"] == "6"
+    door = by_rule["door_open_while_armed"]
+    assert (door["first_event_time"], door["last_event_time"], door["severity"]) == (
+        at(0),
+        at(30),
+        "CRITICAL",
+    )
+    assert by_rule["impossible_kill_rate"]["event_count"] == 10
+    assert by_rule["energy_over_threshold"]["attributes"]["total_w"] == "8000.0"
+    assert len(out["security_events"]) == len(sec)
