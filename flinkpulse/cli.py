@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "flinkpulse.commands.clickhouse",
     "flinkpulse.commands.dashboards",
     "flinkpulse.commands.jobs",
+    "flinkpulse.commands.load",
+    "flinkpulse.commands.alerts",
 ]
 
 

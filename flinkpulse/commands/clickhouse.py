@@ -38,8 +38,29 @@ def _add_serve(sub: Any) -> None:
     p.set_defaults(func=_serve)
 
 
+def _migrate(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.clickhouse.migrate import migrate
+
+    db = args.database or cfg.clickhouse.database
+    ran = migrate(cfg, db)
+    if not ran:
+        print(f"  {db}: schema up to date")
+    return 0
+
+
+def _add_migrate(sub: Any) -> None:
+    p = sub.add_parser(
+        "migrate",
+        help="create/upgrade the flinkpulse tables (sql/clickhouse/NNN_*.sql, idempotent)",
+        description="Apply the numbered migrations in sql/clickhouse/ that the database has "
+        "not recorded in its schema_migrations table. Safe to re-run.",
+    )
+    p.add_argument("--database", default=None, help="database (default clickhouse.database)")
+    p.set_defaults(func=_migrate)
+
+
 #: subcommand registrars of `flinkpulse clickhouse`
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_serve]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_serve, _add_migrate]
 
 
 def add_parser(sub: Any) -> None:

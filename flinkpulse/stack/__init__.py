@@ -22,6 +22,7 @@ COMPONENTS: dict[str, str] = {
     "registry": "flinkpulse.stack.registry:Registry",
     "clickhouse": "flinkpulse.clickhouse.component:ClickHouse",
     "flink": "flinkpulse.stack.flink:Flink",
+    "loader": "flinkpulse.loader.component:LoaderComponent",
     "superset": "flinkpulse.stack.superset:Superset",
 }
 

@@ -1,0 +1,108 @@
+"""`flinkpulse alerts tail|notify`: alerts as they happen, on the terminal or to a webhook."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+from flinkpulse.config import Config
+from flinkpulse.errors import UsageError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("alerts", help="follow alerts live, or post them to a webhook")
+    group = p.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", parser_class=type(p))
+    group.required = True
+
+    t = group.add_parser(
+        "tail",
+        help="print alerts as they arrive, one line each",
+        description="Print each alert from the alerts topic as one line: time (UTC), severity, "
+        "rule, entity, summary. New alerts only unless --from-beginning.",
+    )
+    _common(t)
+    t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    t.add_argument("--max", type=int, metavar="N", help="exit after N alerts")
+    t.add_argument("--json", action="store_true", help="print each alert as JSON instead")
+    t.add_argument("--webhook", metavar="URL", help="also POST each printed alert to URL")
+    t.set_defaults(func=_tail)
+
+    n = group.add_parser(
+        "notify",
+        help="POST every alert as JSON to a webhook, with retries (foreground)",
+        description="Post each alert as JSON to the webhook (alerts.webhook_url or --webhook), "
+        "retrying with backoff; resumes after a restart where it left off.",
+    )
+    _common(n)
+    n.add_argument("--webhook", metavar="URL", help="webhook URL (default alerts.webhook_url)")
+    n.set_defaults(func=_notify)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rule", dest="rules", action="append", metavar="RULE", help="only this rule (repeatable)"
+    )
+    p.add_argument(
+        "--idle-timeout", type=float, metavar="SECONDS", help="exit after SECONDS without alerts"
+    )
+
+
+def _webhook(cfg: Config, url: str | None) -> Any:
+    from flinkpulse.alerts import Webhook
+
+    url = url or cfg.alerts.webhook_url
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"webhook URL must start with http:// or https://, got {url!r}")
+    return Webhook(url, retries=cfg.alerts.webhook_retries, timeout=cfg.alerts.webhook_timeout_s)
+
+
+def _tail(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse import alerts
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if args.json:
+        n = 0
+        for alert, _ in alerts.stream(cfg, args.from_beginning, idle_timeout=args.idle_timeout):
+            if args.rules and alert.get("rule") not in args.rules:
+                continue
+            print(alerts.alert_json_line(alert), flush=True)
+            n += 1
+            if args.max and n >= args.max:
+                break
+        return 0
+    alerts.tail(
+        cfg,
+        rules=args.rules,
+        from_beginning=args.from_beginning,
+        max_alerts=args.max,
+        idle_timeout=args.idle_timeout,
+        webhook=_webhook(cfg, args.webhook),
+        color=sys.stdout.isatty(),
+    )
+    return 0
+
+
+def _notify(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse import alerts
+
+    hook = _webhook(cfg, args.webhook)
+    if hook is None:
+        raise UsageError("no webhook: pass --webhook URL or set alerts.webhook_url")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    ok, failed = alerts.notify(
+        cfg, hook, rules=args.rules, idle_timeout=args.idle_timeout, stop=lambda: stopping
+    )
+    print(f"delivered {ok} alerts to {hook.url}, {failed} failed", flush=True)
+    return 0
