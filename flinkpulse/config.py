@@ -131,6 +131,29 @@ class ClickHouseConfig:
 
 
 @dataclass
+class LoaderConfig:
+    """The exactly-once loader (result topics -> ClickHouse, `flinkpulse load`)."""
+
+    #: flush a batch at this many buffered rows ...
+    batch_rows: int = 10000
+    #: ... or when its oldest row has waited this long
+    flush_interval_s: float = 1.0
+    #: apply missing ClickHouse migrations at start
+    migrate: bool = True
+    #: seconds between metrics lines in the log
+    stats_interval_s: float = 10.0
+
+
+@dataclass
+class AlertsConfig:
+    """Alert delivery: `flinkpulse alerts tail`, and the webhook notifier (off when url is "")."""
+
+    webhook_url: str = ""
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 5
+
+
+@dataclass
 class FlinkConfig:
     """Where jobs go and how they run."""
 
@@ -152,6 +175,8 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
     flink: FlinkConfig = field(default_factory=FlinkConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     #: per-job parameters (window sizes, thresholds...), job name -> key -> value
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
