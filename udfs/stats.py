@@ -1,8 +1,8 @@
 """Exact percentile with linear interpolation between closest ranks (numpy's default).
 
 Flink 2.2 has a built-in ``PERCENTILE(expr, p)`` aggregate with the same definition, and it works
-in window TVF aggregations (tested in tests/unit/test_udfs_flink.py): prefer it in SQL, it stays
-in the JVM. This module is the reference definition used by the tests and the Python ``percentile``
+in window TVF aggregations in streaming and batch mode (tested in tests/unit/test_udfs_flink.py):
+prefer it in SQL, it stays in the JVM (it can differ from numpy in the last bit). This module is the reference definition used by the tests and the Python ``percentile``
 / ``percentile_pd`` UDAFs registered by :mod:`udfs.flink` for cases the built-in cannot cover.
 
 Definition: sort the n non-NULL values x_0..x_(n-1); h = (n - 1) * p; result =
