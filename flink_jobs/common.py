@@ -47,6 +47,10 @@ RESULT_TOPICS: dict[str, tuple[str, str]] = {
 }
 
 
+#: result views written with a schema from avro_schemas/ instead of one derived by Flink
+WRITER_SCHEMAS = {"alerts": "flinkpulse.alerts.Alert"}
+
+
 def dlq_topic(topic: str) -> str:
     return f"dlq.{topic}"
 
@@ -306,9 +310,16 @@ def avro_sink(ctx: JobContext, view: str) -> str:
         .option("value.avro-confluent.url", ctx.cfg.registry.url)
         .option("value.avro-confluent.subject", f"{topic}-value")
         .option("value.fields-include", "ALL")
-        .build()
     )
-    ctx.t_env.create_temporary_table(sink, desc)
+    record = WRITER_SCHEMAS.get(view)
+    if record:
+        import json
+
+        from producers.schemas import latest_schema
+
+        # topics with a contract in avro_schemas/ are written with that schema (enums included)
+        desc = desc.option("value.avro-confluent.schema", json.dumps(latest_schema(record)))
+    ctx.t_env.create_temporary_table(sink, desc.build())
     return sink
 
 

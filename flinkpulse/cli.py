@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "flinkpulse.commands.clickhouse",
     "flinkpulse.commands.dashboards",
     "flinkpulse.commands.jobs",
+    "flinkpulse.commands.sql",
     "flinkpulse.commands.load",
     "flinkpulse.commands.alerts",
 ]

@@ -172,11 +172,26 @@ def to_toml(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def client_opt_dir(cfg: Config) -> Path:
+    """The wheel's opt/ plus the jars it lacks (SQL gateway), for the CLI and SQL client."""
+    opt = cfg.stack.state_path() / "flink" / "opt"
+    opt.mkdir(parents=True, exist_ok=True)
+    extra = cfg.stack.jars_path() / "flink-opt"
+    jars = [*sorted((pyflink_home() / "opt").glob("*.jar")), *sorted(extra.glob("*.jar"))]
+    for jar in jars:
+        link = opt / jar.name
+        if not link.exists():
+            link.symlink_to(jar)
+    return opt
+
+
 def flink_env(cfg: Config) -> dict[str, str]:
+    """Environment for Flink's client scripts: our config dir, opt dir and interpreter."""
     env = dict(os.environ)
     conf = cfg.stack.state_path() / "flink" / "conf"
     if conf.is_dir():
         env["FLINK_CONF_DIR"] = str(conf)
+    env["FLINK_OPT_DIR"] = str(client_opt_dir(cfg))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYFLINK_CLIENT_EXECUTABLE", sys.executable)
     return env

@@ -28,7 +28,7 @@ SELECT
   CAST(event_count AS INT) AS event_count,
   armed_at AS first_event_time,
   opened_at AS last_event_time,
-  MAP['device_id', door_device, 'room', door_room] AS attributes
+  MAP['device_id', COALESCE(door_device, ''), 'room', COALESCE(door_room, '')] AS attributes
 FROM security_events_in
 MATCH_RECOGNIZE (
   PARTITION BY home_id
@@ -60,7 +60,7 @@ SELECT
   CAST(event_count AS INT) AS event_count,
   armed_at AS first_event_time,
   motion_at AS last_event_time,
-  MAP['device_id', motion_device, 'room', motion_room] AS attributes
+  MAP['device_id', COALESCE(motion_device, ''), 'room', COALESCE(motion_room, '')] AS attributes
 FROM security_events_in
 MATCH_RECOGNIZE (
   PARTITION BY home_id
@@ -98,7 +98,7 @@ SELECT
   CAST(failures + 1 AS INT) AS event_count,
   first_failure AS first_event_time,
   success_at AS last_event_time,
-  MAP['failures', CAST(failures AS STRING), 'country', ip_country(client_ip), 'user_id', COALESCE(user_id, '')] AS attributes
+  MAP['failures', COALESCE(CAST(failures AS STRING), ''), 'country', COALESCE(ip_country(client_ip), ''), 'user_id', COALESCE(user_id, '')] AS attributes
 FROM login_attempts
 MATCH_RECOGNIZE (
   PARTITION BY client_ip
@@ -133,7 +133,7 @@ SELECT
   CAST(n AS INT) AS event_count,
   first_kill AS first_event_time,
   last_kill AS last_event_time,
-  MAP['match_id', match_id, 'headshots', CAST(headshots AS STRING)] AS attributes
+  MAP['match_id', COALESCE(match_id, ''), 'headshots', COALESCE(CAST(headshots AS STRING), '')] AS attributes
 FROM kills
 MATCH_RECOGNIZE (
   PARTITION BY player_id
@@ -178,15 +178,25 @@ SELECT
   CAST(n AS INT) AS event_count,
   first_t AS first_event_time,
   last_t AS last_event_time,
-  MAP['total_w', CAST(ROUND(total_w, 1) AS STRING), 'devices', CAST(devices AS STRING), 'threshold_w', CAST(${energy_threshold_w} AS STRING)] AS attributes
+  MAP['total_w', COALESCE(CAST(ROUND(total_w, 1) AS STRING), ''), 'devices', COALESCE(CAST(devices AS STRING), ''), 'threshold_w', COALESCE(CAST(${energy_threshold_w} AS STRING), '')] AS attributes
 FROM home_power
 WHERE total_w > ${energy_threshold_w};
 
--- Every rule into one stream; detected_at is when Flink emitted the alert (UTC).
+-- Every rule into one stream; detected_at is when Flink emitted the alert (UTC). Columns in
+-- the order of avro_schemas/flinkpulse.alerts.Alert, the schema the alerts topic is written with.
 CREATE TEMPORARY VIEW alerts AS
-SELECT alert_id, rule, severity, entity_type, entity_id, summary, event_count,
-       first_event_time, last_event_time,
-       CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS detected_at, attributes
+SELECT
+  CAST(COALESCE(alert_id, '') AS STRING)      AS alert_id,     -- NOT NULL everywhere: the Avro contract has
+  CAST(COALESCE(rule, '') AS STRING)          AS rule,         -- no optional fields
+  CAST(COALESCE(severity, 'INFO') AS STRING)  AS severity,
+  CAST(COALESCE(entity_type, '') AS STRING)   AS entity_type,
+  CAST(COALESCE(entity_id, '') AS STRING)     AS entity_id,
+  CAST(COALESCE(summary, '') AS STRING)       AS summary,
+  COALESCE(first_event_time, TIMESTAMP '1970-01-01 00:00:00.000') AS first_event_time,
+  COALESCE(last_event_time, TIMESTAMP '1970-01-01 00:00:00.000')  AS last_event_time,
+  CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))                          AS detected_at,
+  CAST(attributes AS MAP<STRING NOT NULL, STRING NOT NULL>) AS attributes,
+  COALESCE(event_count, 0)    AS event_count
 FROM (
   SELECT * FROM alert_door_open_while_armed
   UNION ALL SELECT * FROM alert_motion_while_away
