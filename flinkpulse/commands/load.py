@@ -64,6 +64,8 @@ def _load(cfg: Config, args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("urllib3", "clickhouse_connect"):  # the loader logs each failure once itself
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     loader = Loader(
         cfg, topics=args.topics, status_file=Path(args.status_file) if args.status_file else None
     )

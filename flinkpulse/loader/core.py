@@ -30,6 +30,8 @@ log = logging.getLogger("flinkpulse.loader")
 
 #: inserts queued for the insert thread (each up to batch_rows rows)
 QUEUE_BATCHES = 2
+#: longest wait between two attempts to reach ClickHouse
+MAX_BACKOFF_S = 5.0
 
 
 @dataclass
@@ -245,7 +247,7 @@ class Loader:
                 if isinstance(e, FlinkpulseError) and "does not exist" in str(e):
                     raise
                 self._close_ch()
-                delay = min(30.0, 0.5 * 2**attempt)
+                delay = min(MAX_BACKOFF_S, 0.5 * 2**attempt)
                 attempt += 1
                 self._state = f"waiting for ClickHouse ({_first_line(e)})"
                 log.warning("ClickHouse not ready: %s; retrying in %.1fs", _first_line(e), delay)
@@ -340,10 +342,8 @@ class Loader:
         dropped = self.buffered
         self.pending.clear()
         self.buffered = 0
-        from confluent_kafka import TopicPartition
-
         with contextlib.suppress(Exception):
-            self._consumer.pause([TopicPartition(t, p) for t, p in self.partitions])
+            self._consumer.unassign()  # stop fetching and drop librdkafka's queue
         log.warning(
             "insert failed (%s); dropped %d buffered rows (Kafka keeps them), resuming from "
             "ClickHouse",

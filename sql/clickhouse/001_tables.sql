@@ -195,7 +195,8 @@ ENGINE = ReplacingMergeTree
 ORDER BY alert_id;
 
 -- security: the raw security events (results.security-events), the security event log.
--- Raw data: kept 30 days after the event (row TTL, applied by background merges).
+-- Raw data: kept 30 days after loading (row TTL on _loaded_at, not event_time: a backfill or a
+-- replay of old events must not vanish on insert).
 CREATE TABLE IF NOT EXISTS {database}.security_events
 (
     event_id    String,
@@ -211,4 +212,4 @@ CREATE TABLE IF NOT EXISTS {database}.security_events
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (event_time, event_id)
-TTL toDateTime(event_time) + INTERVAL 30 DAY;
+TTL toDateTime(_loaded_at) + INTERVAL 30 DAY;
