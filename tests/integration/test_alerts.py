@@ -1,0 +1,154 @@
+"""`flinkpulse alerts tail` and the webhook notifier, against real Kafka and the registry.
+
+The webhook is a local HTTP server started by the test; it fails the first attempts on
+purpose, so delivery must go through the retries.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from flinkpulse.alerts import Webhook, notify
+from flinkpulse.config import Config
+from flinkpulse.paths import ROOT
+from flinkpulse.topics import ensure_topics
+from tests.loader_helpers import ALERT, Encoder, register
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def _alert(i: int, rule: str, severity: str, entity: str, summary: str) -> dict[str, Any]:
+    return {
+        "alert_id": f"{rule}:{entity}:{i}",
+        "rule": rule,
+        "severity": severity,
+        "entity_type": "home" if entity.startswith("home") else "client_ip",
+        "entity_id": entity,
+        "summary": summary,
+        "event_count": 2 + i,
+        "first_event_time": T0 + i * 1000,
+        "last_event_time": T0 + i * 1000 + 500,
+        "detected_at": T0 + i * 1000 + 750,
+        "attributes": {"n": str(i)},
+    }
+
+
+ALERTS = [
+    _alert(0, "door_open_while_armed", "CRITICAL", "home-00001", "Door opened while armed"),
+    _alert(1, "brute_force_login", "CRITICAL", "203.0.113.9", "6 failed logins then a success"),
+    _alert(2, "door_open_while_armed", "CRITICAL", "home-00002", "Door opened while armed"),
+    _alert(3, "motion_while_away", "WARNING", "home-00003", "Motion while away"),
+]
+
+
+@pytest.fixture
+def acfg(ensure_stack: Callable[..., Config], cfg: Config) -> Config:
+    """Alerts produced (Flink-shaped Avro) to this test's prefixed alerts topic."""
+    ensure_stack("kafka", "registry")
+    ensure_topics(cfg, ["alerts"])
+    topic = cfg.kafka.topic("alerts")
+    enc = Encoder(register(cfg.registry.url, f"{topic}-value", ALERT), ALERT)
+    p = Producer(cfg.kafka.client_conf())
+    for a in ALERTS:
+        p.produce(topic, key=a["entity_id"].encode(), value=enc(a))
+    assert p.flush(10) == 0
+    return cfg
+
+
+def test_tail_prints_one_line_per_alert_filtered_by_rule(acfg: Config) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "flinkpulse.cli",
+         "--set", f"kafka.topic_prefix={acfg.kafka.topic_prefix}",
+         "alerts", "tail", "--from-beginning", "--rule", "door_open_while_armed",
+         "--idle-timeout", "5"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [ln.split() for ln in lines] == [
+        ["2026-01-01", "00:00:00.750Z", "CRITICAL", "door_open_while_armed",
+         "home=home-00001", "Door", "opened", "while", "armed"],
+        ["2026-01-01", "00:00:02.750Z", "CRITICAL", "door_open_while_armed",
+         "home=home-00002", "Door", "opened", "while", "armed"],
+    ]  # fmt: skip
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """Fails the first `fail` POSTs with 503, then records the JSON bodies and answers 204."""
+
+    fail = 0
+    attempts: list[str] = []
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        cls = type(self)
+        cls.attempts.append(self.headers.get("X-Flinkpulse-Alert-Id", ""))
+        if cls.fail > 0:
+            cls.fail -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        cls.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, type[_Hook]]]:
+    handler = type("Hook", (_Hook,), {"fail": 3, "attempts": [], "received": []})
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/alerts", handler
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_webhook_notifier_posts_each_alert_as_json_with_retries(
+    acfg: Config, hook: tuple[str, type[_Hook]]
+) -> None:
+    url, handler = hook
+    wh = Webhook(url, retries=5, timeout=5, backoff=0.05)
+    ok, failed = notify(acfg, wh, idle_timeout=5)
+    assert (ok, failed) == (4, 0)
+    # the first alert needed 3 retries (503s), the others went through at once
+    assert handler.attempts == [ALERTS[0]["alert_id"]] * 4 + [a["alert_id"] for a in ALERTS[1:]]
+    assert handler.received[0] == {
+        "alert_id": "door_open_while_armed:home-00001:0",
+        "rule": "door_open_while_armed",
+        "severity": "CRITICAL",
+        "entity_type": "home",
+        "entity_id": "home-00001",
+        "summary": "Door opened while armed",
+        "event_count": 2,
+        "first_event_time": "2026-01-01T00:00:00.000+00:00",
+        "last_event_time": "2026-01-01T00:00:00.500+00:00",
+        "detected_at": "2026-01-01T00:00:00.750+00:00",
+        "attributes": {"n": "0"},
+    }
+    assert [a["alert_id"] for a in handler.received] == [a["alert_id"] for a in ALERTS]
+    # a restarted notifier (same group) resumes after what was delivered: nothing is resent
+    assert notify(acfg, wh, idle_timeout=3) == (0, 0)
+
+
+def test_webhook_gives_up_after_retries_and_reports(hook: tuple[str, type[_Hook]]) -> None:
+    url, handler = hook
+    handler.fail = 100
+    wh = Webhook(url, retries=2, timeout=2, backoff=0.01)
+    assert wh.post(ALERTS[0]) is False
+    assert len(handler.attempts) == 3  # the first try and two retries
