@@ -38,8 +38,8 @@ class StackConfig:
     flink_rest_port: int = 8081
     flink_rpc_port: int = 6123
     flink_jm_memory: str = "1024m"
-    flink_tm_memory: str = "2560m"
-    flink_slots: int = 4
+    flink_tm_memory: str = "3072m"
+    flink_slots: int = 8
     registry_port: int = 8085
     clickhouse_port: int = 8123
     superset_port: int = 8088
@@ -48,7 +48,7 @@ class StackConfig:
     superset_workers: int = 1
     #: components `stack up` starts, in order
     components: list[str] = field(
-        default_factory=lambda: ["kafka", "registry", "clickhouse", "flink", "superset"]
+        default_factory=lambda: ["kafka", "registry", "clickhouse", "flink", "loader", "superset"]
     )
 
     def jars_path(self) -> Path:
