@@ -104,6 +104,21 @@ def _column(values: list[Any], t: Any, nullable: bool) -> Any:
     return arr
 
 
+def _transpose(spec: TableSpec, rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """Column lists of `rows` in spec order (one C-level pass; .get for incomplete records)."""
+    from operator import itemgetter
+
+    cols = list(spec.columns)
+    if not rows:
+        return [[] for _ in cols]
+    get = itemgetter(*cols)
+    try:
+        tuples = list(map(get, rows)) if len(cols) > 1 else [(get(r),) for r in rows]
+    except KeyError:
+        tuples = [tuple(r.get(c) for c in cols) for r in rows]
+    return [list(c) for c in zip(*tuples, strict=True)]
+
+
 def build(
     spec: TableSpec, topic: str, partition: int, rows: list[dict[str, Any]], offsets: list[int]
 ) -> tuple[Any, dict[int, str]]:
@@ -115,8 +130,8 @@ def build(
         keep = [i for i in range(len(rows)) if i not in bad] if bad else None
         rs = rows if keep is None else [rows[i] for i in keep]
         arrays, names, failed = [], [], False
-        for col, (t, nullable) in spec.columns.items():
-            values = [r.get(col) for r in rs]
+        for col, values in zip(spec.columns, _transpose(spec, rs), strict=True):
+            t, nullable = spec.columns[col]
             try:
                 arrays.append(_column(values, t, nullable))
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
