@@ -214,6 +214,12 @@ def submit(
     name = job_name(cfg, job)
     if rest.running(name):
         raise FlinkpulseError(f"{name} is already running — `flinkpulse jobs cancel {job}` first")
+    free = rest.call("GET", "/overview").get("slots-available", 0)
+    if free < cfg.flink.parallelism:
+        raise FlinkpulseError(
+            f"no free task slot for {name} ({free} free, {cfg.flink.parallelism} needed) — "
+            "cancel a job (`flinkpulse jobs list`) or raise stack.flink_slots"
+        )
     conf_file = write_config(cfg, name)
     cmd = [
         str(pyflink_home() / "bin" / "flink"),
