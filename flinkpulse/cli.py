@@ -16,6 +16,7 @@ from flinkpulse.errors import FlinkpulseError
 
 #: subcommand modules, in the order `flinkpulse --help` lists them
 COMMAND_MODULES = [
+    "flinkpulse.commands.demo",
     "flinkpulse.commands.stack",
     "flinkpulse.commands.produce",
     "flinkpulse.commands.schemas",

@@ -6,6 +6,7 @@ producers write every domain, and each test reads what the jobs wrote.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import subprocess
 import sys
@@ -58,10 +59,8 @@ def deployed(ensure_stack: Any, base_cfg: Config) -> Iterator[Config]:
     yield cfg
     rest = FlinkRest(cfg)
     for jid in ids.values():
-        try:
+        with contextlib.suppress(Exception):
             rest.cancel(jid)
-        except Exception:
-            pass
 
 
 def _records(cfg: Config, logical: str, timeout: float = 60) -> list[dict[str, Any]]:

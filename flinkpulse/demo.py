@@ -1,0 +1,217 @@
+"""`flinkpulse demo` (`make demo`): the whole pipeline on the embedded stack, end to end.
+
+Steps: stack up -> register schemas -> migrate ClickHouse -> import dashboards -> submit the
+four jobs -> produce every domain for a while (with one scripted incident per alert rule
+spliced in halfway) -> wait until every table has rows -> print a summary from ClickHouse and
+where to look. Re-running reuses what is there (running stack, running jobs, tables).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flinkpulse.config import Config
+from flinkpulse.errors import FlinkpulseError
+
+TABLES = [
+    "player_stats",
+    "team_stats",
+    "leaderboard",
+    "device_stats",
+    "energy_usage",
+    "web_traffic",
+    "client_activity",
+    "alerts",
+    "security_events",
+]
+RULES = [
+    "door_open_while_armed",
+    "motion_while_away",
+    "brute_force_login",
+    "impossible_kill_rate",
+    "energy_over_threshold",
+]
+
+
+def _step(n: int, total: int, what: str) -> float:
+    print(f"[{n}/{total}] {what}", flush=True)
+    return time.monotonic()
+
+
+def _cli(*argv: str) -> None:
+    """Run a flinkpulse subcommand in-process; stop the demo on failure (message already shown)."""
+    from flinkpulse.cli import main
+
+    rc = main(list(argv))
+    if rc != 0:
+        raise FlinkpulseError(f"`flinkpulse {' '.join(argv)}` failed (exit {rc}); see above")
+
+
+def _with_incidents(events: Iterator[Any], at_count: int) -> Iterator[Any]:
+    """The live stream, with every scripted incident spliced in after `at_count` events."""
+    from producers.scenarios import all_incidents
+
+    last_t = 0
+    for i, ev in enumerate(events):
+        last_t = max(last_t, int(ev[1]["event_time"]))
+        if i == at_count:
+            yield from all_incidents(last_t)
+        yield ev
+
+
+def produce(cfg: Config, seconds: float, rate: float, seed: int) -> Any:
+    """Every domain at `rate` events/s for `seconds`, event time = wall-clock time."""
+    from producers import streams
+    from producers.base import TimeConfig
+    from producers.kafka import AvroKafkaProducer
+
+    topics = streams.topics("all")
+    producer = AvroKafkaProducer(cfg, topics, seed=seed)
+    tc = TimeConfig(start_ms=int(time.time() * 1000), events_per_second=rate)
+    events = _with_incidents(streams.stream("all", seed, tc), at_count=int(rate * seconds * 0.4))
+    return producer.run(events, rate=rate, duration=seconds, progress=sys.stderr, label="  ")
+
+
+def _client(cfg: Config) -> Any:
+    import clickhouse_connect
+
+    from flinkpulse.clickhouse import credentials
+
+    user, password = credentials(cfg, "reader")
+    url = cfg.clickhouse.url
+    host, _, port = url.split("://", 1)[-1].rstrip("/").partition(":")
+    return clickhouse_connect.get_client(
+        host=host,
+        port=int(port or 8123),
+        username=user,
+        password=password,
+        database=cfg.clickhouse.database,
+    )
+
+
+def counts(cfg: Config) -> dict[str, int]:
+    ch = _client(cfg)
+    return {t: int(ch.command(f"SELECT count() FROM {t}")) for t in TABLES}  # type: ignore[arg-type]
+
+
+def wait_for_rows(cfg: Config, timeout: float, producing: threading.Thread) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    seen: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        seen = counts(cfg)
+        rules = {r for (r,) in _client(cfg).query("SELECT DISTINCT rule FROM alerts").result_rows}
+        if all(seen.values()) and rules >= set(RULES) and not producing.is_alive():
+            return seen
+        time.sleep(3)
+    missing = [t for t, n in seen.items() if not n]
+    if missing:
+        raise FlinkpulseError(
+            f"no rows yet in {', '.join(missing)} after {timeout:.0f}s — see "
+            "`flinkpulse stack status` and `flinkpulse stack logs loader`"
+        )
+    return seen
+
+
+def summary(cfg: Config) -> str:
+    ch = _client(cfg)
+    out: list[str] = []
+
+    def table(title: str, sql: str, fmt: str) -> None:
+        rows = ch.query(sql).result_rows
+        out.append(title)
+        out.extend("  " + fmt.format(*r) for r in rows)
+        if not rows:
+            out.append("  (none)")
+
+    table(
+        "Top players by K/D (latest full window):",
+        "SELECT player_id, team, kills, deaths, kd_ratio FROM player_stats FINAL "
+        "WHERE window_end = (SELECT max(window_end) FROM player_stats) "
+        "ORDER BY kd_ratio DESC, kills DESC LIMIT 5",
+        "{:<16} {:<6} kills {:>3}  deaths {:>3}  K/D {:.2f}",
+    )
+    table(
+        "Energy hogs (kWh, all windows without overlap):",
+        "SELECT appliance, round(sum(kwh), 3) FROM energy_usage FINAL "
+        "WHERE toUnixTimestamp(window_start) % 60 = 0 GROUP BY appliance ORDER BY 2 DESC LIMIT 5",
+        "{:<16} {:>10} kWh",
+    )
+    table(
+        "Alerts by rule:",
+        "SELECT rule, count() FROM alerts FINAL GROUP BY rule ORDER BY rule",
+        "{:<24} {:>5}",
+    )
+    table(
+        "Web: requests, 5xx error rate, p95 latency (latest window):",
+        "SELECT sum(requests), round(sum(errors) / sum(requests) * 100, 2), "
+        "round(max(latency_p95), 1) FROM web_traffic FINAL "
+        "WHERE window_end = (SELECT max(window_end) FROM web_traffic)",
+        "{} requests, {}% errors, p95 up to {} ms",
+    )
+    return "\n".join(out)
+
+
+def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 240) -> int:
+    from flink_jobs import JOBS
+    from flinkpulse import stack
+    from flinkpulse.flinkrest import FlinkRest, job_name, submit
+    from flinkpulse.topics import ensure_topics
+
+    total = 7
+    t_all = time.monotonic()
+    _step(
+        1, total, "starting the local stack (Kafka, registry, ClickHouse, Flink, loader, Superset)"
+    )
+    stack.up(cfg)
+    _step(2, total, "registering Avro schemas")
+    _cli("schemas", "register")
+    _step(3, total, "creating ClickHouse tables")
+    _cli("clickhouse", "migrate")
+    _step(4, total, "importing Superset dashboards")
+    _cli("dashboards", "import")
+    _step(5, total, "submitting the Flink jobs")
+    ensure_topics(cfg)
+    rest = FlinkRest(cfg)
+    for job in JOBS:
+        if rest.running(job_name(cfg, job)):
+            print(f"  {job:<16} already running")
+        else:
+            print(f"  {job:<16} running as {submit(cfg, job)}", flush=True)
+    _step(
+        6,
+        total,
+        f"producing all domains at {rate:,.0f} events/s for {seconds:.0f}s "
+        "(one scripted incident per alert rule halfway)",
+    )
+    seed = random.SystemRandom().randrange(2**31)
+    result: dict[str, Any] = {}
+    producer = threading.Thread(
+        target=lambda: result.setdefault("stats", produce(cfg, seconds, rate, seed)), daemon=True
+    )
+    producer.start()
+    _step(7, total, "waiting for results in ClickHouse")
+    seen = wait_for_rows(cfg, seconds + timeout, producer)
+    producer.join()
+    stats = result.get("stats")
+    print("  rows: " + ", ".join(f"{t} {n:,}" for t, n in seen.items()))
+    if stats is not None:
+        print(f"  produced: {stats.summary()}")
+    print()
+    print(summary(cfg))
+    print()
+    s = cfg.stack
+    print(f"Done in {time.monotonic() - t_all:.0f}s. Where to look:")
+    print(f"  Flink UI     http://{s.host}:{s.flink_rest_port}")
+    print(
+        f"  Superset     http://{s.host}:{s.superset_port}  (user admin, password in "
+        f"{s.state_path() / 'secrets' / 'superset-admin.password'})"
+    )
+    print(f"  ClickHouse   {cfg.clickhouse.url}  (database {cfg.clickhouse.database})")
+    print("  Alerts       flinkpulse alerts tail")
+    print("  SQL client   flinkpulse sql")
+    return 0
