@@ -33,6 +33,8 @@ TIME_RANGE = 'DATEADD(DATETIME("now"), -1, hour) : now'
 TILING = "modulo(toUnixTimestamp(window_start), dateDiff('second', window_start, window_end)) = 0"
 
 DT = "DateTime64(3, 'UTC')"
+#: ClickHouse's type of the low-cardinality string columns (team, room, country...)
+LC = "LowCardinality(String)"
 
 
 def uid(kind: str, key: str) -> str:
@@ -56,6 +58,8 @@ class Dataset:
 
 _WINDOW = [("window_start", DT), ("window_end", DT)]
 
+#: Column names and types are ClickHouse's (sql/clickhouse/001_tables.sql, 003_views.sql, and
+#: what the virtual datasets' SELECTs return); the e2e test compares them with the live schema.
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in [
@@ -64,13 +68,13 @@ DATASETS: dict[str, Dataset] = {
             [
                 *_WINDOW,
                 ("player_id", "String"),
-                ("team", "String"),
+                ("team", LC),
                 ("match_id", "String"),
-                ("kills", "UInt32"),
-                ("deaths", "UInt32"),
-                ("assists", "UInt32"),
+                ("kills", "Int32"),
+                ("deaths", "Int32"),
+                ("assists", "Int32"),
                 ("damage", "Float64"),
-                ("headshots", "UInt32"),
+                ("headshots", "Int32"),
                 ("kd_ratio", "Float64"),
             ],
         ),
@@ -79,10 +83,10 @@ DATASETS: dict[str, Dataset] = {
             [
                 *_WINDOW,
                 ("match_id", "String"),
-                ("team", "String"),
-                ("players", "UInt32"),
-                ("kills", "UInt32"),
-                ("deaths", "UInt32"),
+                ("team", LC),
+                ("players", "Int32"),
+                ("kills", "Int32"),
+                ("deaths", "Int32"),
                 ("damage", "Float64"),
                 ("kd_ratio", "Float64"),
             ],
@@ -91,11 +95,11 @@ DATASETS: dict[str, Dataset] = {
             "leaderboard_latest",
             [
                 *_WINDOW,
-                ("rank", "UInt16"),
+                ("rank", "Int32"),
                 ("player_id", "String"),
-                ("team", "String"),
-                ("kills", "UInt32"),
-                ("deaths", "UInt32"),
+                ("team", LC),
+                ("kills", "Int32"),
+                ("deaths", "Int32"),
                 ("kd_ratio", "Float64"),
                 ("score", "Float64"),
             ],
@@ -111,9 +115,9 @@ DATASETS: dict[str, Dataset] = {
             "device_latest",
             [
                 ("home_id", "String"),
-                ("room", "String"),
-                ("sensor_type", "String"),
-                ("unit", "String"),
+                ("room", LC),
+                ("sensor_type", LC),
+                ("unit", LC),
                 ("value", "Float64"),
                 ("updated_at", DT),
             ],
@@ -133,23 +137,37 @@ DATASETS: dict[str, Dataset] = {
             [
                 *_WINDOW,
                 ("home_id", "String"),
-                ("appliance", "String"),
+                ("appliance", LC),
+                ("kwh", "Float64"),
+                ("avg_power_w", "Float64"),
+                ("max_power_w", "Float64"),
+            ],
+        ),
+        Dataset(
+            # the view that ranks appliances by kWh per window (003_views.sql)
+            "energy_hogs",
+            [
+                *_WINDOW,
+                ("home_id", "String"),
+                ("appliance", LC),
                 ("kwh", "Float64"),
                 ("avg_power_w", "Float64"),
                 ("max_power_w", "Float64"),
                 ("hog_rank", "UInt16"),
+                ("home_rank", "UInt16"),
             ],
+            description="Appliances ranked by energy per window: across homes and per home",
         ),
         Dataset(
             "alerts",
             [
                 ("alert_id", "String"),
-                ("rule", "String"),
-                ("severity", "String"),
-                ("entity_type", "String"),
+                ("rule", LC),
+                ("severity", LC),
+                ("entity_type", LC),
                 ("entity_id", "String"),
                 ("summary", "String"),
-                ("event_count", "UInt32"),
+                ("event_count", "Int32"),
                 ("first_event_time", DT),
                 ("last_event_time", DT),
                 ("detected_at", DT),
@@ -162,8 +180,8 @@ DATASETS: dict[str, Dataset] = {
                 ("event_id", "String"),
                 ("home_id", "String"),
                 ("device_id", "String"),
-                ("room", "String"),
-                ("kind", "String"),
+                ("room", LC),
+                ("kind", LC),
                 ("event_time", DT),
             ],
             dttm="event_time",
@@ -173,13 +191,13 @@ DATASETS: dict[str, Dataset] = {
             [
                 *_WINDOW,
                 ("path", "String"),
-                ("status", "UInt16"),
-                ("requests", "UInt64"),
-                ("errors", "UInt64"),
+                ("status", "Int32"),
+                ("requests", "Int64"),
+                ("errors", "Int64"),
                 ("error_rate", "Float64"),
                 ("latency_p50", "Float64"),
                 ("latency_p95", "Float64"),
-                ("bytes", "UInt64"),
+                ("bytes", "Int64"),
             ],
         ),
         Dataset(
@@ -187,12 +205,12 @@ DATASETS: dict[str, Dataset] = {
             [
                 *_WINDOW,
                 ("client_ip", "String"),
-                ("country", "String"),
-                ("browser", "String"),
-                ("device", "String"),
-                ("requests", "UInt64"),
-                ("errors", "UInt64"),
-                ("bytes", "UInt64"),
+                ("country", LC),
+                ("browser", LC),
+                ("device", LC),
+                ("requests", "Int64"),
+                ("errors", "Int64"),
+                ("bytes", "Int64"),
             ],
         ),
     ]
@@ -336,7 +354,7 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "home_energy_hogs",
                 "Energy hogs by appliance (kWh)",
                 "bar",
-                "energy_usage",
+                "energy_hogs",
                 metrics=[("kWh", "sum(kwh)")],
                 x="appliance",
                 where=[TILING],
