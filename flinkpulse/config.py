@@ -38,8 +38,8 @@ class StackConfig:
     flink_rest_port: int = 8081
     flink_rpc_port: int = 6123
     flink_jm_memory: str = "1024m"
-    flink_tm_memory: str = "3072m"
-    flink_slots: int = 8
+    flink_tm_memory: str = "4096m"
+    flink_slots: int = 12
     registry_port: int = 8085
     clickhouse_port: int = 8123
     superset_port: int = 8088
