@@ -17,6 +17,9 @@ import pytest
 from flinkpulse import stack
 from flinkpulse.config import Config, load_config
 
+#: tests record their measured outcomes; docs/RELIABILITY.md is written at session end
+pytest_plugins = ["tests.reliability_report"]
+
 
 @pytest.fixture(scope="session")
 def base_cfg() -> Config:

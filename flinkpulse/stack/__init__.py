@@ -47,10 +47,35 @@ def selected(cfg: Config, names: list[str] | None = None) -> list[Component]:
     return [component(cfg, n) for n in order]
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_bind(cfg: Config) -> None:
+    """Refuse a non-loopback `stack.host` unless Kafka credentials (SASL) are configured.
+
+    The local stack's services authenticate nobody by default (Kafka PLAINTEXT, the registry,
+    Flink's REST API); bound to 127.0.0.1 only this machine reaches them.
+    """
+    host = cfg.stack.host
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        return
+    k = cfg.kafka
+    if k.security_protocol.startswith("SASL") and k.sasl_username and k.sasl_password:
+        return
+    raise UsageError(
+        f"stack.host={host} would expose Kafka, the registry, Flink and ClickHouse without "
+        "credentials: keep 127.0.0.1, or configure kafka.security_protocol=SASL_SSL with "
+        "kafka.sasl_username/sasl_password (see README, Security)"
+    )
+
+
 def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
     """Start the components (idempotent) and wait until each is really ready."""
+    check_bind(cfg)
     for comp in selected(cfg, names):
-        if comp.running() and comp.healthy():
+        # every process alive, not just one: after a kill -9 of one process of a component
+        # (e.g. Flink's TaskManager) the others still answer health checks for a while
+        if comp.complete() and comp.healthy():
             if log:
                 print(f"  {comp.name:<11} already running at {comp.address()}", flush=True)
             continue

@@ -99,6 +99,10 @@ class Component:
     def running(self) -> bool:
         return bool(self.pids())
 
+    def complete(self) -> bool:
+        """Every process of the component is alive (`up` restarts the missing ones)."""
+        return {p.name for p in self.procs()} <= set(self.pids())
+
     def start(self) -> None:
         """Start every process that is not already running (idempotent)."""
         self.dir.mkdir(parents=True, exist_ok=True)
