@@ -211,7 +211,6 @@ def test_every_stack_process_listens_on_loopback_only(
     )
 
 
-
 def _owned(pid: int, listening: dict[str, str]) -> list[str]:
     """Listening addresses of `pid` and its descendants."""
     out = []
