@@ -77,6 +77,10 @@ class Flink(Component):
             "taskmanager.numberOfTaskSlots": s.flink_slots,
             "taskmanager.memory.process.size": s.flink_tm_memory,
             "taskmanager.memory.managed.fraction": 0.25,
+            # every job loads the connector jars into its own classloader: room for many jobs
+            "taskmanager.memory.jvm-metaspace.size": "1024m",
+            "jobmanager.memory.jvm-metaspace.size": "512m",
+            "classloader.check-leaked-classloader": "false",
             "parallelism.default": f.parallelism,
             "rest.address": h,
             "rest.bind-address": h,
