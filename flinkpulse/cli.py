@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "flinkpulse.commands.sql",
     "flinkpulse.commands.load",
     "flinkpulse.commands.alerts",
+    "flinkpulse.commands.bench",
 ]
 
 

@@ -1,0 +1,165 @@
+"""The built-in twin of a flinkpulse job, for `flinkpulse bench`: same SQL, no Python.
+
+    flink run -py flink_jobs/builtin_twin.py --job player_stats [job flags]
+
+The twin runs the job's own sources, `.sql` file, parameters and sinks, with two differences:
+
+* sources are read by Flink's `avro-confluent` format (JVM) instead of the Python decode UDF,
+  so there is no dead-letter queue and no late side output (late records are still dropped
+  by the same on-time filter);
+* every scalar Python UDF call in the SQL is replaced by a built-in expression (TWINS).
+
+Built-in stand-ins are exact for `kd_ratio`; `ip_country`, `browser_family` and
+`device_family` become string expressions of the same shape (a geo lookup or uap-core parse
+cannot be written in SQL), so they measure cost, not results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from typing import Any
+
+from flink_jobs import common
+from flink_jobs.common import JobContext, Validator, run_job
+
+_BROWSER = (
+    "CASE WHEN {0} IS NULL THEN CAST(NULL AS STRING) "
+    "WHEN {0} LIKE '%Edg/%' THEN 'Edge' WHEN {0} LIKE '%Firefox/%' THEN 'Firefox' "
+    "WHEN {0} LIKE '%Chrome/%' THEN 'Chrome' WHEN {0} LIKE '%Safari/%' THEN 'Safari' "
+    "WHEN {0} LIKE '%bot%' THEN 'Googlebot' ELSE 'Other' END"
+)
+_DEVICE = (
+    "CASE WHEN {0} IS NULL THEN CAST(NULL AS STRING) "
+    "WHEN {0} LIKE '%bot%' OR {0} LIKE '%curl%' OR {0} LIKE '%python%' THEN 'bot' "
+    "WHEN {0} LIKE '%iPad%' OR {0} LIKE '%Tablet%' THEN 'tablet' "
+    "WHEN {0} LIKE '%Mobile%' THEN 'mobile' "
+    "WHEN {0} LIKE '%Windows%' OR {0} LIKE '%Mac OS%' OR {0} LIKE '%Linux%' THEN 'desktop' "
+    "ELSE 'other' END"
+)
+
+#: the twin's result topics are `<topic prefix><TWIN_PREFIX><logical name>`
+TWIN_PREFIX = "twin."
+
+#: SQL name of a scalar Python UDF -> built-in expression template ({0}, {1}: the arguments)
+TWINS: dict[str, str] = {
+    "kd_ratio": ("CAST({0} AS DOUBLE) / CAST(CASE WHEN {1} > 0 THEN {1} ELSE 1 END AS DOUBLE)"),
+    "ip_country": "SPLIT_INDEX({0}, '.', 0)",
+    "browser_family": _BROWSER,
+    "device_family": _DEVICE,
+}
+
+
+def _args(text: str, start: int) -> tuple[list[str], int]:
+    """The top-level comma-separated arguments of the call whose '(' is at `start`."""
+    depth, quoted, cur, out = 0, False, start + 1, []
+    for i in range(start, len(text)):
+        c = text[i]
+        if c == "'":
+            quoted = not quoted
+        if quoted:
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                out.append(text[cur:i].strip())
+                return out, i + 1
+        elif c == "," and depth == 1:
+            out.append(text[cur:i].strip())
+            cur = i + 1
+    raise ValueError(f"unbalanced call at {start}: {text[start : start + 60]!r}")
+
+
+def replace_udfs(sql: str) -> str:
+    """`sql` with every call of a name in TWINS replaced by its built-in expression."""
+    pat = re.compile(r"\b(" + "|".join(TWINS) + r")\s*\(")
+    while m := pat.search(sql):
+        args, end = _args(sql, m.end() - 1)
+        expr = TWINS[m.group(1)].format(*[f"({a})" for a in args])
+        sql = sql[: m.start()] + "(" + expr + ")" + sql[end:]
+    return sql
+
+
+def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
+    """`view`: the topic through Flink's avro-confluent format, watermarked, on-time rows."""
+    from pyflink.table import DataTypes, Schema
+
+    from flink_jobs.decoding import _flink_type
+    from producers.schemas import latest_schema
+
+    record = common.SOURCE_TOPICS[logical_topic]
+    schema = latest_schema(record)
+    b = Schema.new_builder()
+    names = []
+    for f in schema["fields"]:
+        b = b.column(f["name"], _flink_type(f["type"]))
+        names.append(f["name"])
+    b = b.column_by_metadata("src_partition", DataTypes.INT(), "partition", True)
+    b = b.column_by_metadata("src_offset", DataTypes.BIGINT(), "offset", True)
+    delay = ctx.cfg.flink.watermark_delay_s
+    b = b.watermark("event_time", f"event_time - INTERVAL '{delay:.3f}' SECOND")
+    d = common._source(ctx, ctx.topic(logical_topic))
+    desc = (
+        d.schema(b.build())
+        .option("format", "avro-confluent")
+        .option("avro-confluent.url", ctx.cfg.registry.url)
+        .option("avro-confluent.schema", json.dumps(schema))
+        .build()
+    )
+    ctx.t_env.create_temporary_table(f"{view}_all", desc)
+    cols = ", ".join(f"`{n}`" for n in names)
+    ctx.t_env.create_temporary_view(
+        view,
+        ctx.t_env.sql_query(
+            f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
+            "WHERE CURRENT_WATERMARK(event_time) IS NULL "
+            "OR event_time >= CURRENT_WATERMARK(event_time)"
+        ),
+    )
+
+
+def twin_wire(
+    ctx: JobContext,
+    sources: list[tuple[str, str, Validator | None, bool]],
+    sql_file: str,
+    params: dict[str, Any],
+    outputs: list[str],
+) -> JobContext:
+    """`common.wire` without Python: avro-confluent sources, UDF calls replaced, same sinks."""
+    for logical_topic, view, _validate, _owner in sources:
+        _source(ctx, logical_topic, view)
+    for stmt in common.sql_statements(common.SQL_DIR / sql_file, params):
+        stmt = replace_udfs(stmt)
+        m = re.match(r"(?is)^insert\s+into\s+(\w+)\s+(.*)$", stmt)
+        v = re.match(r"(?is)^create\s+temporary\s+view\s+(\w+)\s+as\s+(.*)$", stmt)
+        if m:
+            ctx.inserts.append((m.group(1), ctx.t_env.sql_query(m.group(2))))
+        elif v:
+            ctx.t_env.create_temporary_view(v.group(1), ctx.t_env.sql_query(v.group(2)))
+        else:
+            ctx.t_env.execute_sql(stmt)
+    # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the
+    # UDF job's are nullable, so its Avro schemas must not share the UDF job's subjects
+    ctx.cfg.kafka.topic_prefix = f"{ctx.cfg.kafka.topic_prefix}{TWIN_PREFIX}"
+    for view in outputs:
+        ctx.inserts.append((common.avro_sink(ctx, view), ctx.t_env.from_path(view)))
+    return ctx
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="flink_jobs/builtin_twin.py", add_help=False)
+    p.add_argument("--job", required=True)
+    args, rest = p.parse_known_args(argv)
+    mod = importlib.import_module(f"flink_jobs.{args.job}")
+    # the job's own build(), with its `wire` swapped for the Python-free one
+    mod.wire = twin_wire  # type: ignore[attr-defined]
+    run_job(f"{args.job}_twin", mod.build, rest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,7 @@
+"""`flinkpulse bench`: every stage of the pipeline measured as ratios, in one run, on one machine.
+
+Sections (each a module here, each returning a JSON-able dict; a failing section is recorded
+with its error and the run goes on): machine facts, producers, jobs (Python UDFs vs their
+built-in twin), loader, end to end (alert latency, sustained rate) and start-up. `runner.run`
+writes `bench/results/<date>-<machine>.json`, a Markdown summary and PNG plots (`report`).
+"""

@@ -1,0 +1,198 @@
+"""End to end: alert latency under load, and the highest sustained rate with lag not growing.
+
+security_alerts runs on the session cluster (own topic prefix) with an in-process loader into
+a fresh ClickHouse database. A background producer sends all three domains at `rate`
+events/s (anomalies off); scripted incidents (producers/scenarios.py) are paced in real time,
+each event sent when the wall clock reaches its event time. Latency of an alert = its
+`_loaded_at` in ClickHouse − the wall time its last triggering event was produced.
+Sustained rate: steps of `step_s` seconds; a step holds when the producer kept the rate and
+the job's consumer lag (end offsets − offsets Flink committed at checkpoints) did not grow.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any
+
+from flinkpulse.config import Config
+
+
+def _percentiles(xs: list[float]) -> dict[str, float | None]:
+    if not xs:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    s = sorted(xs)
+
+    def q(p: float) -> float:
+        return round(s[min(len(s) - 1, int(round(p * (len(s) - 1))))], 3)
+
+    return {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1], 3)}
+
+
+def _lag(cfg: Config, group: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from flink_jobs.common import SOURCE_TOPICS
+
+    c = Consumer({**cfg.kafka.client_conf(), "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = []
+        for logical in SOURCE_TOPICS:
+            topic = cfg.kafka.topic(logical)
+            md = c.list_topics(topic, timeout=10).topics[topic]
+            tps += [TopicPartition(topic, p) for p in md.partitions]
+        lag = 0
+        for tp in c.committed(tps, timeout=10):
+            _lo, hi = c.get_watermark_offsets(tp, timeout=10)
+            lag += hi - (tp.offset if tp.offset >= 0 else 0)
+        return lag
+    finally:
+        c.close()
+
+
+def _background(cfg: Config, rate: float, seconds: float, stop: threading.Event) -> dict[str, Any]:
+    from producers import streams
+    from producers.base import TimeConfig
+    from producers.kafka import AvroKafkaProducer
+
+    prod = AvroKafkaProducer(cfg, streams.topics("all"), producer_conf={"log_level": 0})
+    stream = streams.stream("all", 11, TimeConfig(events_per_second=rate), anomalies=False)
+    t0 = time.monotonic()
+    st = prod.run(_until(stream, stop), rate=rate, duration=seconds)
+    return {"sent": st.sent, "elapsed_s": round(time.monotonic() - t0, 2), "rate": st.rate}
+
+
+def _until(it: Any, stop: threading.Event) -> Any:
+    for i, x in enumerate(it):
+        if i % 1000 == 0 and stop.is_set():
+            return
+        yield x
+
+
+def run(
+    cfg: Config,
+    rate: float,
+    latency_s: float,
+    steps: list[float],
+    step_s: float,
+    tuned: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from flinkpulse.clickhouse.migrate import client, migrate
+    from flinkpulse.flinkrest import FlinkRest, submit
+    from flinkpulse.loader.core import Loader
+    from flinkpulse.topics import ensure_topics
+    from producers import scenarios
+    from producers.kafka import AvroKafkaProducer
+
+    cfg = copy.deepcopy(cfg)
+    run_id = cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
+    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}e2e."
+    cfg.clickhouse.database = f"{run_id}_e2e"
+    cfg.loader.flush_interval_s = min(cfg.loader.flush_interval_s, 0.5)
+    for k, v in (tuned or {}).items():
+        setattr(cfg.flink, k, v)
+    ensure_topics(cfg)
+    migrate(cfg, log=None)
+    rest = FlinkRest(cfg)
+    out: dict[str, Any] = {
+        "rate": rate,
+        "checkpoint_interval_s": cfg.flink.checkpoint_interval_s,
+        "watermark_delay_s": cfg.flink.watermark_delay_s,
+    }
+    loader = Loader(cfg, topics=["alerts"])
+    lt = threading.Thread(target=loader.run, daemon=True)
+    lt.start()
+    t_submit = time.time()
+    jid = submit(cfg, "security_alerts")
+    ch = client(cfg)
+    stop = threading.Event()
+    try:
+        out["submit_to_running_s"] = round(time.time() - t_submit, 1)
+        # -- latency at `rate` -------------------------------------------------------------
+        bg: dict[str, Any] = {}
+        th = threading.Thread(
+            target=lambda: bg.update(_background(cfg, rate, latency_s + 15, stop)), daemon=True
+        )
+        th.start()
+        inc = AvroKafkaProducer(cfg, ["web.access-logs", "iot.security-events",
+                                      "gaming.player-events", "iot.sensor-readings"],
+                                producer_conf={"log_level": 0, "linger.ms": 0})  # fmt: skip
+        produced: dict[int, float] = {}
+        t_end = time.time() + latency_s
+        while time.time() < t_end:
+            t0 = int(time.time() * 1000) + 500
+            evs = scenarios.brute_force(t0) + scenarios.intrusion(t0) + scenarios.cheater(t0)
+            for key, rec, topic in sorted(evs, key=lambda e: int(e[1]["event_time"])):
+                et = int(rec["event_time"])
+                wait = et / 1000 - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                inc.send(key, rec, topic)
+                inc.producer.flush(5)
+                produced[et] = time.time()
+        time.sleep(max(10.0, 3 * cfg.flink.checkpoint_interval_s + cfg.flink.watermark_delay_s))
+        stop.set()
+        th.join(60)
+        out["background"] = bg
+        rows = ch.query(
+            f"SELECT alert_id, rule, toUnixTimestamp64Milli(last_event_time), "
+            f"toUnixTimestamp64Milli(min(_loaded_at)) FROM `{cfg.clickhouse.database}`.alerts "
+            "GROUP BY alert_id, rule, last_event_time"
+        ).result_rows
+        first_row = min((r[3] for r in rows), default=None)
+        out["submit_to_first_row_s"] = (
+            round(first_row / 1000 - t_submit, 1) if first_row is not None else None
+        )
+        lat: dict[str, list[float]] = {}
+        for _aid, rule, last_ms, loaded_ms in rows:
+            if last_ms in produced:
+                lat.setdefault(rule, []).append(loaded_ms / 1000 - produced[last_ms])
+        every = [x for xs in lat.values() for x in xs]
+        out["alerts"] = len(rows)
+        out["alerts_matched"] = len(every)
+        out["latency_s"] = _percentiles(every)
+        out["latency_by_rule"] = {r: _percentiles(xs) for r, xs in lat.items()}
+        out["latency_samples"] = [round(x, 3) for x in every]
+        # -- sustained rate --------------------------------------------------------------------
+        group = "flinkpulse-security_alerts"
+        step_rows = []
+        for r in steps:
+            stop2 = threading.Event()
+            res: dict[str, Any] = {}
+            th = threading.Thread(
+                target=lambda r=r, res=res, s2=stop2: res.update(_background(cfg, r, step_s, s2)),
+                daemon=True,
+            )
+            t_step = time.time()
+            th.start()
+            lags: list[tuple[float, int]] = []
+            while th.is_alive():
+                lags.append((round(time.time() - t_step, 1), _lag(cfg, group)))
+                time.sleep(max(2.0, cfg.flink.checkpoint_interval_s))
+            half = [lg for ts, lg in lags if ts >= step_s / 2]
+            growing = len(half) >= 2 and half[-1] > half[0] + max(
+                r * 2 * cfg.flink.checkpoint_interval_s, 1000
+            )
+            kept = res.get("rate", 0) >= 0.95 * r
+            step_rows.append(
+                {"target": r, "achieved": round(res.get("rate", 0)), "lag": lags,
+                 "lag_growing": growing, "producer_kept_rate": kept,
+                 "sustained": kept and not growing}
+            )  # fmt: skip
+            if not (kept and not growing):
+                break
+        out["steps"] = step_rows
+        held = [s["target"] for s in step_rows if s["sustained"]]
+        out["max_sustained_rate"] = max(held) if held else None
+        out["step_s"] = step_s
+    finally:
+        stop.set()
+        rest.cancel(jid)
+        loader.stop()
+        lt.join(30)
+        try:
+            ch.command(f"DROP DATABASE IF EXISTS `{cfg.clickhouse.database}`")
+        finally:
+            ch.close()
+    return out

@@ -1,0 +1,179 @@
+"""Jobs: throughput with the Python UDFs vs the same SQL on built-ins (the twin), per slot.
+
+The run's source topics are pre-filled at full speed; each variant then runs *bounded*
+(`--from/--to` over the fill's produce timestamps) on the session cluster until FINISHED. Rate =
+events in the job's source topics / (last vertex end − first source vertex start), from the
+JobManager's REST API: it includes the tasks' open() (Python worker start-up), not the client's
+submission. Variants: `udf` (the job as configured), `twin` (flink_jobs/builtin_twin.py) and
+tuning levers (`python.execution-mode: thread`, smaller/larger bundles).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from flinkpulse.config import Config
+
+#: job -> the logical source topics it reads
+JOB_TOPICS: dict[str, list[str]] = {
+    "player_stats": ["gaming.player-events"],
+    "device_stats": ["iot.sensor-readings"],
+    "web_traffic": ["web.access-logs"],
+    "security_alerts": [
+        "iot.security-events",
+        "web.access-logs",
+        "gaming.player-events",
+        "iot.sensor-readings",
+    ],
+}
+
+#: lever name -> cfg.flink overrides (before/after rows against `udf`)
+LEVERS: dict[str, dict[str, Any]] = {
+    "udf_thread_mode": {"python_execution_mode": "thread"},
+    "udf_bundle_1000": {"bundle_size": 1000, "bundle_time_ms": 1000},
+    "udf_bundle_100000": {"bundle_size": 100_000, "bundle_time_ms": 1000},
+}
+
+
+def fill(cfg: Config, events_per_domain: int, seed: int = 7) -> dict[str, Any]:
+    """Produce `events_per_domain` per domain into the run's topics; the produce-time bounds."""
+    from producers import streams
+    from producers.base import TimeConfig
+    from producers.kafka import AvroKafkaProducer
+
+    topics = [t for d in streams.DOMAINS for t in streams.topics(d)]
+    prod = AvroKafkaProducer(cfg, topics, producer_conf={"log_level": 0})
+    from_ms = int(time.time() * 1000) - 1
+    t0 = time.perf_counter()
+    for i, domain in enumerate(streams.DOMAINS):
+        # event time at 10k events/s per domain: windows fill and fire as in a live stream
+        stream = streams.stream(domain, seed + i, TimeConfig(events_per_second=10_000))
+        prod.run(stream, count=events_per_domain)
+    elapsed = time.perf_counter() - t0
+    to_ms = int(time.time() * 1000) + 1
+    return {
+        "from_ms": from_ms,
+        "to_ms": to_ms,
+        "per_topic": dict(prod.stats.per_topic),
+        "fill_s": round(elapsed, 2),
+    }
+
+
+def _wait_slots(rest: Any, needed: int, timeout: float) -> None:
+    """Until the shared session cluster has `needed` free slots (other jobs come and go)."""
+    from flinkpulse.errors import FlinkpulseError
+
+    deadline = time.monotonic() + timeout
+    free = 0
+    while time.monotonic() < deadline:
+        free = int(rest.call("GET", "/overview").get("slots-available", 0))
+        if free >= needed:
+            return
+        time.sleep(2)
+    raise FlinkpulseError(
+        f"no free task slot on the session cluster for {timeout:.0f}s ({free} free)"
+    )
+
+
+def run_variant(
+    cfg: Config, job: str, variant: str, filled: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """One bounded run of `job` (or its twin) over the filled range; its rate from the REST API."""
+    from flinkpulse.flinkrest import FlinkRest, submit
+
+    rest = FlinkRest(cfg)
+    script = "builtin_twin" if variant == "twin" else job
+    extra = ["--job", job] if variant == "twin" else []
+    extra += ["--from", str(filled["from_ms"]), "--to", str(filled["to_ms"])]
+    events = sum(filled["per_topic"].get(t, 0) for t in JOB_TOPICS[job])
+    _wait_slots(rest, cfg.flink.parallelism, timeout)
+    t = time.perf_counter()
+    jid = submit(cfg, script, extra_args=extra, wait_running=False)
+    submit_s = time.perf_counter() - t
+    samples: list[tuple[float, int]] = []
+    state = ""
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = rest.call("GET", f"/jobs/{jid}")
+            state = info["state"]
+            srcs = [v for v in info["vertices"] if v["name"].startswith("Source:")]
+            samples.append(
+                (time.time(), max((v["metrics"]["read-records"] for v in srcs), default=0))
+            )
+            if state in ("FINISHED", "FAILED", "CANCELED"):
+                break
+            time.sleep(1.0)
+    finally:
+        if state not in ("FINISHED", "FAILED", "CANCELED"):
+            rest.cancel(jid)
+            rest.wait_state(jid, ("CANCELED", "FINISHED", "FAILED"))
+    row: dict[str, Any] = {
+        "job": job,
+        "variant": variant,
+        "state": state or "TIMEOUT",
+        "events": events,
+        "submit_s": round(submit_s, 1),
+        "parallelism": cfg.flink.parallelism,
+        "python_execution_mode": cfg.flink.python_execution_mode,
+        "bundle_size": cfg.flink.bundle_size,
+        "bundle_time_ms": cfg.flink.bundle_time_ms,
+        "progress": [(round(ts, 1), n) for ts, n in samples],
+    }
+    if state != "FINISHED":
+        row["error"] = rest.exception(jid) or f"not finished after {timeout:.0f}s"
+        return row
+    info = rest.call("GET", f"/jobs/{jid}")
+    srcs = [v for v in info["vertices"] if v["name"].startswith("Source:")]
+    start = min(v["start-time"] for v in srcs)
+    end = max(v["end-time"] for v in info["vertices"])
+    secs = max(0.001, (end - start) / 1000)
+    rate = events / secs
+    row.update(
+        {
+            "source_vertices": len(srcs),
+            "run_s": round(secs, 2),
+            "events_per_s": round(rate),
+            # slot sharing: a job of parallelism p occupies p slots
+            "events_per_s_per_slot": round(rate / max(1, cfg.flink.parallelism)),
+        }
+    )
+    return row
+
+
+def run(
+    cfg: Config,
+    jobs: list[str],
+    events_per_domain: int,
+    levers: list[str],
+    lever_jobs: list[str],
+    timeout: float = 600,
+) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}jobs."
+    filled = fill(cfg, events_per_domain)
+    from flink_jobs.builtin_twin import TWIN_PREFIX
+    from flinkpulse.topics import ensure_topics
+
+    twin = copy.deepcopy(cfg)
+    twin.kafka.topic_prefix += TWIN_PREFIX
+    ensure_topics(twin)
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        variants = ["udf", "twin"] + [lv for lv in levers if job in lever_jobs]
+        for variant in variants:
+            vcfg = copy.deepcopy(cfg)
+            for k, v in LEVERS.get(variant, {}).items():
+                setattr(vcfg.flink, k, v)
+            try:
+                rows.append(run_variant(vcfg, job, variant, filled, timeout))
+            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                rows.append({"job": job, "variant": variant, "error": f"{type(e).__name__}: {e}"})
+    by = {(r["job"], r["variant"]): r for r in rows}
+    for r in rows:
+        base = by.get((r["job"], "twin"))
+        if r.get("events_per_s") and base and base.get("events_per_s"):
+            r["vs_twin"] = round(r["events_per_s"] / base["events_per_s"], 3)
+    return {"fill": {k: v for k, v in filled.items()}, "rows": rows}

@@ -1,0 +1,97 @@
+"""Loader: rows/s of the exactly-once loader vs a direct clickhouse-connect bulk insert.
+
+The logic of bench/loader.py: N Flink-shaped `player_stats` records (Avro, Confluent framing)
+in a fresh topic; (a) `Loader.run(once=True)` (consume, decode, Arrow, insert with offsets),
+(b) the same rows, decoded beforehand, as Arrow tables through `insert_arrow`. Fresh databases,
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from typing import Any
+
+from flinkpulse.config import Config
+from flinkpulse.paths import ROOT
+
+
+def run(cfg: Config, rows: int, batch_rows: int = 10_000) -> dict[str, Any]:
+    if str(ROOT) not in sys.path:  # the record shapes are shared with the loader tests
+        sys.path.insert(0, str(ROOT))
+    from confluent_kafka import Producer
+
+    from flinkpulse.clickhouse.migrate import client, migrate
+    from flinkpulse.loader.avro import Decoder
+    from flinkpulse.loader.columns import TableSpec, build
+    from flinkpulse.loader.core import Loader
+    from flinkpulse.topics import ensure_topics
+    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row, register
+
+    cfg = copy.deepcopy(cfg)
+    run_id = cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
+    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}load."
+    cfg.clickhouse.database = f"{run_id}_loader"
+    cfg.loader.batch_rows = batch_rows
+    cfg.loader.stats_interval_s = 3600
+    direct_db = f"{run_id}_direct"
+    topic = cfg.kafka.topic("results.player-stats")
+    ensure_topics(cfg, ["results.player-stats"])
+    enc = Encoder(register(cfg.registry.url, f"{topic}-value", PLAYER_STATS), PLAYER_STATS)
+    values = [enc(player_row(i)) for i in range(rows)]
+    p = Producer({**cfg.kafka.client_conf(), "linger.ms": 50, "batch.size": 1 << 20})
+    for i, v in enumerate(values):
+        while True:
+            try:
+                p.produce(topic, value=v)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 10000 == 0:
+            p.poll(0)
+    p.flush(60)
+    migrate(cfg, log=None)
+    migrate(cfg, direct_db, log=None)
+    ch = client(cfg)
+    try:
+        t = time.perf_counter()
+        stats = Loader(cfg, topics=["results.player-stats"]).run(once=True)
+        loader_s = time.perf_counter() - t
+        dec = Decoder(cfg.registry.url)
+        decoded = [dec.decode(v) for v in values]
+        spec = TableSpec.from_system_columns(
+            direct_db,
+            "player_stats",
+            ch.query(
+                "SELECT name, type, default_kind FROM system.columns WHERE database = {d:String} "
+                "AND table = 'player_stats' ORDER BY position",
+                parameters={"d": direct_db},
+            ).result_rows,
+        )
+        tables = [
+            build(
+                spec,
+                topic,
+                0,
+                decoded[i : i + batch_rows],
+                list(range(i, min(i + batch_rows, rows))),
+            )[0]
+            for i in range(0, rows, batch_rows)
+        ]
+        t = time.perf_counter()
+        for tb in tables:
+            ch.insert_arrow(spec.qualified, tb)
+        direct_s = time.perf_counter() - t
+    finally:
+        for db in (cfg.clickhouse.database, direct_db):
+            ch.command(f"DROP DATABASE IF EXISTS `{db}`")
+        ch.close()
+    return {
+        "rows": rows,
+        "batch_rows": batch_rows,
+        "loaded": stats.rows,
+        "loader_rows_per_s": round(rows / loader_s),
+        "direct_insert_arrow_rows_per_s": round(rows / direct_s),
+        "ratio": round(direct_s / loader_s, 3),
+    }

@@ -1,0 +1,117 @@
+"""One benchmark run: every section in turn, each isolated, then JSON + Markdown + plots."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flinkpulse.config import Config
+from flinkpulse.paths import ROOT
+
+ALL_SECTIONS = ["producers", "jobs", "loader", "e2e", "startup"]
+
+
+@dataclass
+class Profile:
+    """How much of each section to run: `quick` is a < 3 minute smoke check."""
+
+    producer_events: int = 200_000
+    jobs: list[str] = field(
+        default_factory=lambda: ["player_stats", "device_stats", "web_traffic", "security_alerts"]
+    )
+    job_events_per_domain: int = 200_000
+    levers: list[str] = field(
+        default_factory=lambda: ["udf_thread_mode", "udf_bundle_1000", "udf_bundle_100000"]
+    )
+    lever_jobs: list[str] = field(default_factory=lambda: ["player_stats", "web_traffic"])
+    #: seconds one bounded job run (incl. waiting for a free slot) may take
+    job_timeout_s: float = 600
+    loader_rows: int = 200_000
+    e2e_rate: float = 10_000
+    e2e_latency_s: float = 90
+    e2e_steps: list[float] = field(default_factory=lambda: [5_000, 10_000, 20_000, 40_000])
+    e2e_step_s: float = 300
+    e2e_tuned: dict[str, Any] = field(default_factory=dict)
+    startup_components: list[str] = field(
+        default_factory=lambda: ["kafka", "registry", "clickhouse", "flink"]
+    )
+    skip: dict[str, str] = field(default_factory=dict)
+
+
+def quick_profile() -> Profile:
+    return Profile(
+        producer_events=5_000,
+        jobs=["player_stats"],
+        job_events_per_domain=20_000,
+        levers=[],
+        job_timeout_s=60,
+        loader_rows=20_000,
+        startup_components=["kafka"],
+        skip={"e2e": "end-to-end latency and sustained rate need minutes: full run only"},
+    )
+
+
+def run(
+    cfg: Config,
+    profile: Profile,
+    sections: list[str] | None = None,
+    out_dir: Path | None = None,
+    quick: bool = False,
+    log: Callable[[str], None] = print,
+) -> tuple[Path, Path]:
+    """Run the sections (all by default); write and return (json path, markdown path)."""
+    from flinkpulse.bench import e2e, jobs, loader, machine, producers, report, startup
+
+    started = dt.datetime.now().astimezone()
+    t_run = time.perf_counter()
+    cfg = copy.deepcopy(cfg)
+    cfg.kafka.topic_prefix = f"bench{uuid.uuid4().hex[:6]}."
+    log(f"bench: topic prefix {cfg.kafka.topic_prefix}{' (quick)' if quick else ''}")
+    res: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "quick": quick,
+        "topic_prefix": cfg.kafka.topic_prefix,
+        "machine": machine.facts(),
+        "profile": profile.__dict__,
+    }
+    p = profile
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "producers": lambda: producers.run(cfg, p.producer_events),
+        "jobs": lambda: jobs.run(
+            cfg, p.jobs, p.job_events_per_domain, p.levers, p.lever_jobs, p.job_timeout_s
+        ),
+        "loader": lambda: loader.run(cfg, p.loader_rows),
+        "e2e": lambda: e2e.run(
+            cfg, p.e2e_rate, p.e2e_latency_s, p.e2e_steps, p.e2e_step_s, p.e2e_tuned
+        ),
+        "startup": lambda: startup.run(cfg, p.startup_components),
+    }
+    for name in ALL_SECTIONS:
+        if sections and name not in sections:
+            res[name] = {"skipped": "not selected (--sections)"}
+            continue
+        if name in p.skip:
+            res[name] = {"skipped": p.skip[name]}
+            continue
+        log(f"bench: {name} ...")
+        t = time.perf_counter()
+        try:
+            res[name] = steps[name]()
+        except Exception as e:  # noqa: BLE001 - a failed section is a result, not a crash
+            res[name] = {"error": f"{type(e).__name__}: {e}".strip()[:500],
+                         "trace": traceback.format_exc()[-2000:]}  # fmt: skip
+        res[name]["section_s"] = round(time.perf_counter() - t, 1)
+        log(f"bench: {name} done in {res[name]['section_s']} s"
+            + (f" — error: {res[name]['error']}" if "error" in res[name] else ""))  # fmt: skip
+    res["elapsed_s"] = round(time.perf_counter() - t_run, 1)
+    res["goals"] = report.goals(res)
+    stem = f"{started:%Y-%m-%d}-{socket.gethostname().split('.')[0]}{'-quick' if quick else ''}"
+    return report.write(res, out_dir or ROOT / "bench" / "results", stem)
