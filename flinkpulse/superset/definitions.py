@@ -172,7 +172,9 @@ DATASETS: dict[str, Dataset] = {
                 ("last_event_time", DT),
                 ("detected_at", DT),
             ],
-            dttm="detected_at",
+            # when the incident happened: a job re-run re-detects old alerts (new detected_at,
+            # same alert_id), which must not move them on the time axis
+            dttm="last_event_time",
         ),
         Dataset(
             "security_events",
@@ -337,9 +339,8 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "raw",
                 "device_latest",
                 columns=["home_id", "room", "sensor_type", "value", "unit", "updated_at"],
-                time_range="No filter",
+                # rooms heard from in the last hour, the freshest readings first
                 row_limit=200,
-                order_desc=False,
             ),
             Chart(
                 "home_power_over_time",

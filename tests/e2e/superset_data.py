@@ -1,145 +1,212 @@
-"""Rows for the dashboards' tables, inserted through clickhouse-connect as the writer.
+"""The data the Superset e2e test looks at, made by the real pipeline.
 
-Until the e2e test runs after the real pipeline, this stands in for the loader's output: same
-tables, same columns, realistic shapes (HOP windows of 60 s sliding by 10 s, ending now).
-``FALLBACK_DDL`` creates the tables only if they do not exist yet (the real DDL lives in
-``sql/clickhouse/``).
+Kafka -> the four Flink jobs -> loader -> ClickHouse, on the default topics and database (the
+bundle's datasets point at database ``flinkpulse``), driven with `flinkpulse demo`'s pieces:
+schemas, migrations, the jobs (reused when already running, e.g. after `flinkpulse demo`), live
+data from every producer with one scripted incident per alert rule, until every dashboard table
+holds rows loaded during this run. The time-filter test's own rows (``PROBE_TOPIC``) are
+removed again afterwards.
 """
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime, timedelta
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-DT = "DateTime64(3, 'UTC')"
-_BOOK = "_topic String DEFAULT '', _partition UInt32 DEFAULT 0, _offset UInt64 DEFAULT 0"
-_W = f"window_start {DT}, window_end {DT}"
+from flinkpulse import demo
+from flinkpulse.clickhouse import credentials
+from flinkpulse.config import Config
+from flinkpulse.errors import FlinkpulseError
+from flinkpulse.superset.definitions import TILING
 
-FALLBACK_DDL = {
-    "player_stats": f"{_W}, player_id String, team String, match_id String, kills UInt32, "
-    "deaths UInt32, assists UInt32, damage Float64, headshots UInt32, kd_ratio Float64",
-    "team_stats": f"{_W}, match_id String, team String, players UInt32, kills UInt32, "
-    "deaths UInt32, damage Float64, kd_ratio Float64",
-    "leaderboard": f"{_W}, rank UInt16, player_id String, team String, kills UInt32, "
-    "deaths UInt32, kd_ratio Float64, score Float64",
-    "device_stats": f"{_W}, device_id String, home_id String, room String, sensor_type String, "
-    "unit String, samples UInt32, avg_value Float64, min_value Float64, max_value Float64, "
-    "last_value Float64",
-    "energy_usage": f"{_W}, home_id String, appliance String, kwh Float64, avg_power_w Float64, "
-    "max_power_w Float64, hog_rank UInt16",
-    "web_traffic": f"{_W}, path String, status UInt16, requests UInt64, errors UInt64, "
-    "error_rate Float64, latency_p50 Float64, latency_p95 Float64, bytes UInt64",
-    "client_activity": f"{_W}, client_ip String, country String, browser String, device String, "
-    "requests UInt64, errors UInt64, bytes UInt64",
-    "alerts": f"alert_id String, rule String, severity String, entity_type String, "
-    f"entity_id String, summary String, event_count UInt32, first_event_time {DT}, "
-    f"last_event_time {DT}, detected_at {DT}, attributes Map(String, String)",
-    "security_events": f"event_id String, home_id String, device_id String, room String, "
-    f"kind String, event_time {DT}",
+#: tables whose charts keep only the tiling HOP windows (definitions.TILING)
+TILED = ["player_stats", "team_stats", "energy_usage", "client_activity"]
+#: the `_topic` of rows the test writes itself: no Kafka topic, so the loader never resumes on it
+PROBE_TOPIC = "e2e.time-filter"
+WEB_TRAFFIC_COLUMNS = [
+    "window_start",
+    "window_end",
+    "path",
+    "status",
+    "requests",
+    "errors",
+    "error_rate",
+    "latency_p50",
+    "latency_p95",
+    "bytes",
+    "_topic",
+    "_partition",
+    "_offset",
+]
+
+
+def ch_client(cfg: Config, role: str) -> Any:
+    """clickhouse-connect as the reader or writer of the configured database."""
+    import clickhouse_connect
+
+    user, password = credentials(cfg, role)
+    host, _, port = cfg.clickhouse.url.split("://", 1)[-1].rstrip("/").partition(":")
+    return clickhouse_connect.get_client(
+        host=host,
+        port=int(port or 8123),
+        username=user,
+        password=password,
+        database=cfg.clickhouse.database,
+    )
+
+
+def prepare(cfg: Config) -> None:
+    """Schemas registered and ClickHouse migrated (both idempotent), as `flinkpulse demo` does."""
+    demo._cli("schemas", "register")
+    demo._cli("clickhouse", "migrate")
+
+
+def start_jobs(cfg: Config) -> dict[str, str]:
+    """The four jobs on the default topics: job -> its id if submitted here, else "running".
+
+    Another process (`flinkpulse demo`, a parallel run) may submit the same job between our
+    check and our submit: two jobs of one name would fence each other's Kafka transactions, so
+    only the oldest is kept (every racer keeping the oldest agrees on which one).
+    """
+    from flink_jobs import JOBS
+    from flinkpulse.flinkrest import FlinkRest, job_name, submit
+    from flinkpulse.topics import ensure_topics
+
+    ensure_topics(cfg)
+    rest = FlinkRest(cfg)
+    out: dict[str, str] = {}
+    for job in JOBS:
+        name = job_name(cfg, job)
+        if rest.running(name):
+            out[job] = "running"
+            continue
+        try:
+            out[job] = submit(cfg, job)
+        except FlinkpulseError:
+            if not rest.running(name):
+                raise
+            out[job] = "running"
+    for job in JOBS:
+        live = sorted(rest.running(job_name(cfg, job)), key=lambda j: j["start-time"])
+        for dup in live[1:]:
+            rest.cancel(dup["jid"])
+            if out[job] == dup["jid"]:
+                out[job] = "running"
+    return out
+
+
+@dataclass
+class Run:
+    """What one pipeline run did: jobs, production, fresh rows per table, timings."""
+
+    since: datetime
+    jobs: dict[str, str] = field(default_factory=dict)
+    produced: str = ""
+    fresh: dict[str, int] = field(default_factory=dict)
+    rules: set[str] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: seconds from the start until each table (tiling windows: "<table>/tiled") had fresh rows
+    ready: dict[str, float] = field(default_factory=dict)
+
+
+#: the event-time column of each table: rows of this run have it at or after the run's start
+EVENT_TIME = {t: "window_end" for t in demo.TABLES} | {
+    "alerts": "last_event_time",
+    "security_events": "event_time",
 }
 
 
-def column_names(table: str) -> list[str]:
-    """Column names of a FALLBACK_DDL table (commas inside parentheses do not split)."""
-    names, depth, cur = [], 0, ""
-    for ch in FALLBACK_DDL[table] + ",":
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            names.append(cur.split()[0])
-            cur = ""
-        else:
-            cur += ch
-    return names
+def fresh_rows(cfg: Config, since: datetime) -> tuple[dict[str, int], dict[str, int], set[str]]:
+    """(rows of events produced since `since` per table, of those the tiling windows, alert
+    rules seen). Event time, not load time: a restarted job re-emitting old windows from the
+    earliest offset does not count."""
+    ch = ch_client(cfg, "reader")
+    p = {"since": since}
+
+    def cond(t: str) -> str:
+        return f"{EVENT_TIME[t]} >= {{since:DateTime64(3, 'UTC')}}"
+
+    rows = {
+        t: int(ch.command(f"SELECT count() FROM {t} WHERE {cond(t)}", parameters=p))
+        for t in demo.TABLES
+    }
+    tiled = {
+        t: int(ch.command(f"SELECT count() FROM {t} WHERE {cond(t)} AND {TILING}", parameters=p))
+        for t in TILED
+    }
+    sql = f"SELECT DISTINCT rule FROM alerts WHERE {cond('alerts')}"
+    rules = {r for (r,) in ch.query(sql, parameters=p).result_rows}
+    return rows, tiled, rules
 
 
-def ensure_tables(client: Any, database: str) -> None:
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    for table, cols in FALLBACK_DDL.items():
-        order = "window_end" if "window_end" in cols else cols.split()[0]
-        client.command(
-            f"CREATE TABLE IF NOT EXISTS {database}.{table} ({cols}, {_BOOK}) "
-            f"ENGINE = MergeTree ORDER BY {order}"
-        )
+def run_pipeline(cfg: Config, since: datetime, seconds: float, rate: float, timeout: float) -> Run:
+    """Produce every domain for `seconds` (starting the jobs meanwhile), then wait until every
+    table has fresh rows, tiling windows included, and every alert rule fired again."""
+    run = Run(since=since)
+    t0 = time.monotonic()
+    result: dict[str, Any] = {}
+
+    def produce() -> None:
+        try:
+            result["stats"] = demo.produce(cfg, seconds, rate, seed=20260101)
+        except BaseException as e:  # reported by the waiting thread
+            result["error"] = e
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    # the jobs read from the earliest offset: what is produced while they start is not lost
+    run.jobs = start_jobs(cfg)
+    run.seconds["jobs"] = time.monotonic() - t0
+    deadline = time.monotonic() + seconds + timeout
+    while True:
+        rows, tiled, run.rules = fresh_rows(cfg, since)
+        run.fresh = rows
+        now = round(time.monotonic() - t0, 1)
+        for key, n in [*rows.items(), *((f"{t}/tiled", n) for t, n in tiled.items())]:
+            if n:
+                run.ready.setdefault(key, now)
+        if rules := run.rules >= set(demo.RULES):
+            run.ready.setdefault("rules", now)
+        if "error" in result:
+            raise FlinkpulseError(f"producing failed: {result['error']}")
+        if not producer.is_alive():
+            run.seconds.setdefault("produce", time.monotonic() - t0)
+            if all(rows.values()) and all(tiled.values()) and rules:
+                break
+        if time.monotonic() > deadline:
+            missing = [t for t, n in {**rows, **tiled}.items() if not n]
+            raise FlinkpulseError(
+                f"after {seconds + timeout:.0f}s still no fresh rows in {missing}, rules seen "
+                f"{sorted(run.rules)} — see `flinkpulse jobs list`, `flinkpulse stack logs loader`"
+            )
+        time.sleep(2)
+    run.produced = result["stats"].summary()
+    run.seconds["loaded"] = time.monotonic() - t0
+    return run
 
 
-def _windows(now: datetime, n: int) -> list[tuple[datetime, datetime]]:
-    end = now.replace(microsecond=0) - timedelta(seconds=now.second % 10)
+def probe_rows(t0: datetime, path: str) -> list[list[Any]]:
+    """12 one-minute HOP windows sliding by 10 s, ending at t0 + 0 s, 10 s, ... 110 s, with
+    1..12 requests, on a path of their own: the time-filter test's data."""
+    from datetime import timedelta
+
     return [
-        (end - timedelta(seconds=10 * k + 60), end - timedelta(seconds=10 * k)) for k in range(n)
-    ]
+        [t0 + timedelta(seconds=10 * i - 60), t0 + timedelta(seconds=10 * i), path, 200,
+         i + 1, 0, 0.0, 1.0, 2.0, 100, PROBE_TOPIC, 0, i]
+        for i in range(12)
+    ]  # fmt: skip
 
 
-def seed(client: Any, database: str, now: datetime | None = None, seed: int = 7) -> dict[str, int]:
-    """Insert a few minutes of results into every table; returns rows per table."""
-    rnd = random.Random(seed)
-    now = now or datetime.now(UTC)
-    wins = _windows(now, 36)
-    rows: dict[str, list[list[Any]]] = {t: [] for t in FALLBACK_DDL}
-    players = [(f"player-{i:02d}", "red" if i % 2 else "blue") for i in range(1, 9)]
-    homes = ["home-1", "home-2", "home-3"]
-    appliances = {"heater": 2000.0, "oven": 1500.0, "fridge": 150.0, "tv": 120.0, "lamp": 40.0}
-    paths = ["/", "/login", "/api/items", "/checkout", "/static/app.js"]
-    clients = [
-        (f"203.0.113.{i}", c) for i, c in enumerate(["DE", "US", "FR", "JP", "BR", "IN", "GB"], 1)
-    ]
-    for ws, we in wins:
-        scores = []
-        for pid, team in players:
-            k, d = rnd.randint(0, 9), rnd.randint(0, 6)
-            kd = k / max(d, 1)
-            rows["player_stats"].append(
-                [ws, we, pid, team, "match-1", k, d, rnd.randint(0, 4), k * 97.5, k // 3, kd]
-            )
-            scores.append((k * 10 + kd, pid, team, k, d, kd))
-        for team in ("red", "blue"):
-            mine = [r for r in rows["player_stats"][-8:] if r[3] == team]
-            k, d = sum(r[5] for r in mine), sum(r[6] for r in mine)
-            rows["team_stats"].append(
-                [ws, we, "match-1", team, 4, k, d, sum(r[8] for r in mine), k / max(d, 1)]
-            )
-        for rank, (score, pid, team, k, d, kd) in enumerate(sorted(scores, reverse=True), 1):
-            rows["leaderboard"].append([ws, we, rank, pid, team, k, d, kd, score])
-        for h, home in enumerate(homes):
-            for room in ("kitchen", "living_room", "bedroom"):
-                for st, unit, base in (("TEMPERATURE", "C", 21.0), ("HUMIDITY", "%", 45.0)):
-                    v = base + h + rnd.uniform(-1, 1)
-                    rows["device_stats"].append(
-                        [ws, we, f"{home}-{room}-{st.lower()}", home, room, st, unit, 6, v,
-                         v - 0.5, v + 0.5, v]
-                    )  # fmt: skip
-            for rank, (app, watts) in enumerate(appliances.items(), 1):
-                w = watts * rnd.uniform(0.5, 1.0)
-                rows["energy_usage"].append([ws, we, home, app, w * 60 / 3.6e6, w, w * 1.2, rank])
-        for path in paths:
-            for status in (200, 500):
-                req = rnd.randint(50, 200) if status == 200 else rnd.randint(0, 8)
-                err = req if status >= 500 else 0
-                rows["web_traffic"].append(
-                    [ws, we, path, status, req, err, err / max(req, 1), 20.0, rnd.uniform(80, 400),
-                     req * 2048]
-                )  # fmt: skip
-        for ip, country in clients:
-            req = rnd.randint(5, 60)
-            rows["client_activity"].append(
-                [ws, we, ip, country, "Chrome", "Desktop", req, req // 10, req * 2048]
-            )
-    rules = ["door_open_while_armed", "motion_while_away", "brute_force_login",
-             "impossible_kill_rate", "energy_over_threshold"]  # fmt: skip
-    for i in range(25):
-        t = now - timedelta(seconds=12 * i)
-        rule = rules[i % len(rules)]
-        rows["alerts"].append(
-            [f"alert-{i}", rule, "WARNING" if i % 3 else "CRITICAL", "home", homes[i % 3],
-             f"{rule} on {homes[i % 3]}", 3, t - timedelta(seconds=30), t, t, {"source": "e2e"}]
-        )  # fmt: skip
-    for i in range(40):
-        kind = ["DOOR_OPEN", "DOOR_CLOSE", "MOTION", "ARM_AWAY", "DISARM"][i % 5]
-        rows["security_events"].append(
-            [f"sec-{i}", homes[i % 3], f"{homes[i % 3]}-door", "hall", kind,
-             now - timedelta(seconds=7 * i)]
-        )  # fmt: skip
-    for table, data in rows.items():
-        client.insert(f"{database}.{table}", data, column_names=column_names(table))
-    return {t: len(r) for t, r in rows.items()}
+def remove_probe(writer: Any, database: str, path: str) -> None:
+    """Delete the probe rows from web_traffic and from the hourly rollup its view fed."""
+    writer.command(
+        f"ALTER TABLE {database}.web_traffic DELETE WHERE _topic = '{PROBE_TOPIC}' "
+        "SETTINGS mutations_sync = 1"
+    )
+    writer.command(
+        f"ALTER TABLE {database}.web_traffic_hourly DELETE WHERE path = '{path}' "
+        "SETTINGS mutations_sync = 1"
+    )

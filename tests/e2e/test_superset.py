@@ -1,10 +1,12 @@
-"""Superset dashboards as code, checked against the real services and in a real browser.
+"""Superset dashboards as code, checked on data from the real pipeline and in a real browser.
 
-Starts (if needed) the embedded ClickHouse and Superset, fills the dashboards' tables (see
-superset_data.py), imports the bundle twice, then: every chart has data through the chart-data
-API, every dashboard renders in Debian's headless Chromium without a chart error (PNG
-screenshots in test-artifacts/), time filters select exactly the rows inside the range, the
-read-only ClickHouse user cannot write, and Superset has no default credentials.
+Runs the pipeline the way `flinkpulse demo` does (superset_data.py): Kafka -> the four Flink jobs
+-> loader -> ClickHouse, on the default topics and database the bundle points at, until every
+table holds rows of this run. Imports the bundle twice, then: every chart has data through the
+chart-data API, every dashboard renders in Debian's headless Chromium without a chart error and
+with data (PNG screenshots in test-artifacts/), the datasets' columns are ClickHouse's, time
+filters select exactly the rows inside the range, the read-only ClickHouse user cannot write,
+and Superset has no default credentials.
 """
 
 from __future__ import annotations
@@ -12,12 +14,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import pytest
 import yaml
 
@@ -46,38 +46,34 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def _ch_client(cfg: Config, role: str) -> Any:
-    user, password = credentials(cfg, role)
-    u = cfg.clickhouse.url.split("://", 1)[-1]
-    host, _, port = u.partition(":")
-    return clickhouse_connect.get_client(
-        host=host, port=int(port or 8123), username=user, password=password
-    )
+#: how long the pipeline is fed: a tiling (60 s) window closes within 60 s + the watermark delay
+PRODUCE_SECONDS = 80
+PRODUCE_RATE = 500
 
 
 @pytest.fixture(scope="module")
 def stack_cfg(ensure_stack: Any) -> Config:
-    return ensure_stack("clickhouse", "superset")  # type: ignore[no-any-return]
+    cfg: Config = ensure_stack("kafka", "registry", "clickhouse", "flink", "loader", "superset")
+    assert not cfg.kafka.topic_prefix, "the bundle reads the default topics' tables"
+    superset_data.prepare(cfg)
+    return cfg
 
 
 @pytest.fixture(scope="module")
-def seeded(stack_cfg: Config) -> Iterator[dict[str, int]]:
-    """The tables filled with a few minutes of results; tables this fixture had to create
-    (no DDL applied yet) are dropped again afterwards."""
-    db = stack_cfg.clickhouse.database
-    writer = _ch_client(stack_cfg, "writer")
-    writer.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    existing = {r[0] for r in writer.query(f"SHOW TABLES FROM {db}").result_rows}
-    superset_data.ensure_tables(writer, db)
-    created = [t for t in superset_data.FALLBACK_DDL if t not in existing]
-    counts = superset_data.seed(writer, db)
-    yield counts
-    for t in created:
-        writer.command(f"DROP TABLE IF EXISTS {db}.{t}")
+def pipeline(stack_cfg: Config) -> superset_data.Run:
+    """Live data from the producers through the four jobs and the loader into ClickHouse."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    run = superset_data.run_pipeline(
+        stack_cfg, since, seconds=PRODUCE_SECONDS, rate=PRODUCE_RATE, timeout=150
+    )
+    print(
+        f"pipeline: jobs {run.jobs}; {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}"
+    )
+    return run
 
 
 @pytest.fixture(scope="module")
-def superset(stack_cfg: Config, seeded: dict[str, int]) -> SupersetClient:
+def superset(stack_cfg: Config) -> SupersetClient:
     """Superset with the bundle imported twice (the second import must change nothing)."""
     cmd.import_bundle(stack_cfg)
     cmd.import_bundle(stack_cfg)
@@ -118,10 +114,25 @@ def test_import_twice_keeps_four_dashboards_and_no_duplicates(
     datasets = superset.objects("dataset", ["uuid", "table_name"])
     ours = {d["uuid"] for r, d in docs.items() if r.startswith("datasets/")}
     mine = [d for d in datasets if d["uuid"] in ours]
-    assert len(mine) == len(ours) == 9
+    assert len(mine) == len(ours) == 10
     assert len({d["table_name"] for d in datasets}) == len(datasets)
     dbs = superset.objects("database", ["database_name"])
     assert [d["database_name"] for d in dbs].count(definitions.DATABASE_NAME) == 1
+
+
+def test_datasets_have_clickhouse_s_columns_and_types(stack_cfg: Config) -> None:
+    """The bundle's dataset columns exist in the migrated schema with exactly those types
+    (tables and views by DESCRIBE TABLE, virtual datasets by DESCRIBE of their SELECT)."""
+    reader = superset_data.ch_client(stack_cfg, "reader")
+    wrong = {}
+    for name, ds in definitions.DATASETS.items():
+        what = f"({ds.sql})" if ds.sql else f"TABLE {name}"
+        actual = {r[0]: r[1] for r in reader.query(f"DESCRIBE {what}").result_rows}
+        diff = {c: (t, actual.get(c)) for c, t in ds.columns if actual.get(c) != t}
+        if diff:
+            wrong[name] = diff
+    assert not wrong, wrong
+    assert "hog_rank" not in dict(definitions.DATASETS["energy_usage"].columns)
 
 
 def test_dashboards_auto_refresh_every_10s(superset: SupersetClient) -> None:
@@ -131,7 +142,9 @@ def test_dashboards_auto_refresh_every_10s(superset: SupersetClient) -> None:
         assert meta["refresh_frequency"] == 10, d["dashboard_title"]
 
 
-def test_every_chart_has_data_through_the_chart_data_api(superset: SupersetClient) -> None:
+def test_every_chart_has_data_through_the_chart_data_api(
+    superset: SupersetClient, pipeline: superset_data.Run
+) -> None:
     _, charts = _ours(superset)
     empty = {}
     for ch in charts:
@@ -149,13 +162,19 @@ def test_time_filter_returns_exactly_the_rows_inside_the_range(
     db = stack_cfg.clickhouse.database
     path = f"/e2e/{prefix}"
     t0 = datetime(2020, 1, 1, tzinfo=UTC)
-    rows = [
-        [t0 + timedelta(seconds=10 * i - 60), t0 + timedelta(seconds=10 * i), path, 200,
-         i + 1, 0, 0.0, 1.0, 2.0, 100]
-        for i in range(12)
-    ]  # fmt: skip
-    writer = _ch_client(stack_cfg, "writer")
-    writer.insert(f"{db}.web_traffic", rows, column_names=superset_data.column_names("web_traffic"))
+    writer = superset_data.ch_client(stack_cfg, "writer")
+    writer.insert(
+        f"{db}.web_traffic",
+        superset_data.probe_rows(t0, path),
+        column_names=superset_data.WEB_TRAFFIC_COLUMNS,
+    )
+    try:
+        _check_time_filters(superset, t0, path)
+    finally:
+        superset_data.remove_probe(writer, db, path)
+
+
+def _check_time_filters(superset: SupersetClient, t0: datetime, path: str) -> None:
     ds = [
         d
         for d in superset.objects("dataset", ["id", "table_name"])
@@ -208,9 +227,11 @@ def test_time_filter_returns_exactly_the_rows_inside_the_range(
     assert day == [{"window_end": ms, "requests": sum(range(1, 13))}]
 
 
-def test_readonly_clickhouse_user_cannot_write(stack_cfg: Config, seeded: dict[str, int]) -> None:
+def test_readonly_clickhouse_user_cannot_write(
+    stack_cfg: Config, pipeline: superset_data.Run
+) -> None:
     db = stack_cfg.clickhouse.database
-    reader = _ch_client(stack_cfg, "reader")
+    reader = superset_data.ch_client(stack_cfg, "reader")
     assert reader.query(f"SELECT count() FROM {db}.player_stats").result_rows[0][0] > 0
     for stmt in (
         f"INSERT INTO {db}.player_stats (player_id) VALUES ('intruder')",
@@ -222,7 +243,7 @@ def test_readonly_clickhouse_user_cannot_write(stack_cfg: Config, seeded: dict[s
         with pytest.raises(Exception) as e:
             reader.command(stmt)
         assert "readonly" in str(e.value).lower() or "READONLY" in str(e.value), stmt
-    writer = _ch_client(stack_cfg, "writer")
+    writer = superset_data.ch_client(stack_cfg, "writer")
     n = writer.query(
         f"SELECT count() FROM {db}.player_stats WHERE player_id = 'intruder'"
     ).result_rows[0][0]
@@ -275,7 +296,7 @@ def test_export_writes_the_bundle_back_without_passwords(
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt)")
 def test_dashboards_render_with_data_in_chromium(
-    stack_cfg: Config, superset: SupersetClient
+    stack_cfg: Config, superset: SupersetClient, pipeline: superset_data.Run
 ) -> None:
     from playwright.sync_api import sync_playwright
 
