@@ -248,6 +248,9 @@ def _sink(ctx: JobContext, topic: str, sink_name: str) -> Any:
             f"flinkpulse-{ctx.cfg.kafka.topic_prefix}{ctx.job}-{sink_name}",
         )
         .option("properties.transaction.timeout.ms", "900000")
+        # the broker takes records up to 4 MiB (message.max.bytes); the Java producer's own
+        # default of 1 MiB would fail the job (restart loop) on a large accepted or DLQ record
+        .option("properties.max.request.size", "4194304")
     )
 
 

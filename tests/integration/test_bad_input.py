@@ -1,0 +1,392 @@
+"""Issue 8: bad input against the running pipeline — every case has a documented outcome, and
+per topic produced = accepted + dead-lettered + late, with nothing lost or duplicated.
+
+One module-scoped deployment of the four jobs (own topic prefix); all cases are written once,
+then each test reconciles one topic. Accepted records are counted through the job's effect:
+security events pass 1:1 into results.security-events; the windowed jobs' results show the
+accepted readings (a "pusher" record 10 minutes ahead closes the windows: its effect — closed
+windows — is what shows it was accepted). Dead letters are attributed to cases by their
+source.partition/source.offset headers, late records likewise.
+
+Outcomes (flink_jobs/validation.py, udfs/avro.py):
+- garbage bytes, wrong magic byte, unknown schema id, a record of another type -> dlq, reason
+- null key -> accepted (the key is not used by the jobs; results are keyed by entity)
+- 2 MB record -> accepted and its result written (broker and sinks allow 4 MB records)
+- negative damage -> clamped to 0; NaN/inf damage or sensor value, status 999 -> dlq
+- event time > 1 day ahead or > 10 years back -> dlq; behind the watermark -> late.<topic>
+- exact duplicates -> NOT deduplicated by Flink: both copies are accepted and counted (twice
+  in windows); ClickHouse's ReplacingMergeTree on event_id collapses them under FINAL
+- a schema change breaking compatibility -> rejected up front (registry 409, schemas check)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from flink_jobs import JOBS
+from flinkpulse.config import Config
+from flinkpulse.flinkrest import FlinkRest, job_name
+from flinkpulse.paths import ROOT
+from producers.schemas import SCHEMA_DIR
+from tests.pipeline_helpers import Reader, Writer, deployment
+
+pytestmark = pytest.mark.integration
+
+SEC = "iot.security-events"
+PLAYER = "gaming.player-events"
+SENSOR = "iot.sensor-readings"
+WEB = "web.access-logs"
+DAY_MS = 86_400_000
+TIMEOUT = 120
+
+
+def _sec(i: str, t: int, home: str = "home-bad", room: str = "hall") -> dict[str, Any]:
+    return {
+        "event_id": i,
+        "home_id": home,
+        "device_id": "door-1",
+        "room": room,
+        "kind": "DOOR_CLOSE",
+        "event_time": t,
+    }
+
+
+class Pipe:
+    def __init__(self, cfg: Config, w: Writer, t0: int) -> None:
+        self.cfg, self.w, self.t0 = cfg, w, t0
+        self.readers: dict[str, Reader] = {}
+
+    def reader(self, logical: str, avro: bool = False) -> Reader:
+        if logical not in self.readers:
+            self.readers[logical] = Reader(self.cfg, logical, avro=avro)
+        return self.readers[logical]
+
+    def side(self, kind: str, logical: str, expect: int) -> tuple[Counter[str], list[Any]]:
+        """Cases of the records in dlq./late.<topic> (by source offset), after it settles."""
+        r = self.reader(f"{kind}.{logical}")
+        if expect:
+            r.until(lambda r: len(r.msgs) >= expect, TIMEOUT, f"{expect} {kind} records")
+        r.settle(3)
+        out: Counter[str] = Counter()
+        for m in r.msgs:
+            h = r.headers(m)
+            key = (h["source.topic"], int(h["source.partition"]), int(h["source.offset"]))
+            out[self.w.cases.get(key, "?")] += 1
+        return out, r.msgs
+
+
+def _write_security(w: Writer, t0: int) -> None:
+    enc = w.encoder(SEC)
+    for i in range(5):
+        w.avro(SEC, "valid", _sec(f"valid-{i}", t0 + i))
+    w.send(SEC, "garbage bytes", b"home-bad", b"plain garbage, not Avro")
+    w.send(SEC, "garbage bytes", b"home-bad", enc.header + b"\xff\xff\xff\xff\xff\xff\xff")
+    good = enc(_sec("magic", t0))
+    w.send(SEC, "wrong magic byte", b"home-bad", b"\x01" + good[1:])
+    w.send(SEC, "unknown schema id", b"home-bad", b"\x00" + struct.pack(">I", 999_999) + good[5:])
+    reading = {
+        "device_id": "dev-x", "home_id": "home-bad", "room": "hall", "sensor_type": "POWER",
+        "value": 5.0, "unit": "W", "appliance": None, "event_time": t0,
+    }  # fmt: skip
+    w.send(SEC, "record of another type", b"home-bad", w.encoder(SENSOR)(reading))
+    w.avro(SEC, "null key", _sec("nullkey-0", t0 + 10), key=None)
+    w.avro(SEC, "2 MB record", _sec("big-0", t0 + 11, room="x" * 2_000_000))
+    w.avro(SEC, "event time 2 days ahead", _sec("future-0", t0 + 2 * DAY_MS))
+    w.avro(SEC, "event time 11 years back", _sec("past-0", t0 - 11 * 365 * DAY_MS))
+    dup = enc(_sec("dup-0", t0 + 12))
+    w.send(SEC, "exact duplicate", b"home-bad", dup)
+    w.send(SEC, "exact duplicate", b"home-bad", dup)
+
+
+def _write_windowed(w: Writer, t0: int, tag: str) -> None:
+    ahead = t0 + 600_000  # the pusher: closes every window holding t0
+    base = {
+        "match_id": "m-bad", "team": "red", "target_player_id": "p-victim", "headshot": False,
+        "weapon": "rifle", "platform": None,
+    }  # fmt: skip
+    pl = f"p-{tag}"
+    for case, et, dmg in [
+        ("negative damage", "KILL", -50.0),
+        ("negative damage", "ASSIST", 30.0),
+        ("NaN/inf damage", "DAMAGE", math.nan),
+        ("NaN/inf damage", "DAMAGE", math.inf),
+    ]:
+        rec = {**base, "event_id": uuid.uuid4().hex, "player_id": pl, "event_type": et,
+               "damage": dmg, "event_time": t0 + 1}  # fmt: skip
+        w.avro(PLAYER, case, rec)
+    w.avro(PLAYER, "pusher", {**base, "event_id": "push", "player_id": "p-push",
+                              "event_type": "SPAWN", "damage": 0.0, "event_time": ahead})  # fmt: skip
+
+    dev = f"temp-{tag}"
+    reading = {"home_id": "home-bad", "room": "hall", "sensor_type": "TEMPERATURE",
+               "unit": "C", "appliance": None}  # fmt: skip
+    for case, v in [
+        ("valid", 21.5),
+        ("NaN/inf temperature", math.nan),
+        ("NaN/inf temperature", math.inf),
+        ("NaN/inf temperature", -math.inf),
+    ]:
+        w.avro(SENSOR, case, {**reading, "device_id": dev, "value": v, "event_time": t0 + 1})
+    w.avro(SENSOR, "pusher", {**reading, "device_id": "push", "value": 1.0, "event_time": ahead})
+
+    log = {"client_ip": "10.9.9.9", "user_id": None, "session_id": "s", "method": "GET",
+           "bytes": 100, "latency_ms": 12.0, "user_agent": "curl/8", "referrer": None}  # fmt: skip
+    path = f"/bad-input-{tag}"
+    for case, st in [("valid", 200), ("status 999", 999)]:
+        w.avro(WEB, case, {**log, "event_id": uuid.uuid4().hex, "path": path, "status": st,
+                           "event_time": t0 + 1})  # fmt: skip
+    w.avro(WEB, "pusher", {**log, "event_id": "push", "path": "/push", "status": 200,
+                           "event_time": ahead})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pipe(ensure_stack: Callable[..., Config], base_cfg: Config) -> Iterator[Pipe]:
+    ensure_stack("kafka", "registry", "flink")
+    prefix = f"bad{uuid.uuid4().hex[:6]}"
+    with deployment(base_cfg, prefix, list(JOBS)) as cfg:
+        t0 = int(time.time() * 1000) - 60_000
+        w = Writer(cfg)
+        p = Pipe(cfg, w, t0)
+        _write_security(w, t0)
+        _write_windowed(w, t0, prefix)
+        w.flush()
+        # the watermark of the security events has passed t0 once the valid ones are out:
+        # an event an hour behind it is late
+        p.reader("results.security-events", avro=True).until(
+            lambda r: sum(v["event_id"].startswith("valid-") for v in r.values) >= 5,
+            TIMEOUT,
+            "the valid security events",
+        )
+        time.sleep(1.0)
+        w.avro(SEC, "behind the watermark (1 h)", _sec("late-0", t0 - 3_600_000))
+        w.flush()
+        yield p
+        for r in p.readers.values():
+            r.close()
+        rest = FlinkRest(cfg)
+        for job in JOBS:  # never a crashed job
+            (j,) = rest.running(job_name(cfg, job))
+            assert j["state"] == "RUNNING", f"{job} is {j['state']}"
+
+
+SEC_EXPECT = {
+    "valid": ("accepted 1:1", "accepted"),
+    "garbage bytes": ("dead-lettered: wrong magic byte / cannot decode", "dlq"),
+    "wrong magic byte": ("dead-lettered: wrong magic byte", "dlq"),
+    "unknown schema id": ("dead-lettered: unknown schema id", "dlq"),
+    "record of another type": ("dead-lettered: cannot decode (schema mismatch)", "dlq"),
+    "null key": ("accepted (key unused; results keyed by home_id)", "accepted"),
+    "2 MB record": (
+        "accepted, 2 MB result written (broker limit 4 MB; a default client refuses it)",
+        "accepted",
+    ),
+    "event time 2 days ahead": ("dead-lettered: more than a day in the future", "dlq"),
+    "event time 11 years back": ("dead-lettered: more than 10 years in the past", "dlq"),
+    "exact duplicate": ("both accepted (not deduplicated in Flink; ClickHouse FINAL)", "accepted"),
+    "behind the watermark (1 h)": ("late.<topic>, counted", "late"),
+}
+REASONS = {
+    "garbage bytes": ("wrong magic byte", "cannot decode"),
+    "wrong magic byte": ("wrong magic byte 1",),
+    "unknown schema id": ("unknown schema id 999999",),
+    "record of another type": ("cannot decode with schema id",),
+    "event time 2 days ahead": ("more than a day in the future",),
+    "event time 11 years back": ("more than 10 years in the past",),
+}
+
+
+def _case_of_event(event_id: str) -> str:
+    return {
+        "valid": "valid", "nullkey": "null key", "big": "2 MB record", "dup": "exact duplicate",
+        "future": "event time 2 days ahead", "past": "event time 11 years back",
+        "late": "behind the watermark (1 h)",
+    }[event_id.split("-")[0]]  # fmt: skip
+
+
+def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> None:
+    produced = pipe.w.produced[SEC]
+    want_dlq = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "dlq")
+    want_acc = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "accepted")
+    dlq, dlq_msgs = pipe.side("dlq", SEC, want_dlq)
+    late, _ = pipe.side("late", SEC, 1)
+    res = pipe.reader("results.security-events", avro=True)
+    res.until(lambda r: len(r.values) >= want_acc, TIMEOUT, f"{want_acc} accepted events")
+    res.settle(3)
+    accepted = Counter(_case_of_event(v["event_id"]) for v in res.values)
+
+    # reasons in the headers, raw bytes kept
+    reader = pipe.reader(f"dlq.{SEC}")
+    for m in dlq_msgs:
+        h = reader.headers(m)
+        case = pipe.w.cases[
+            (h["source.topic"], int(h["source.partition"]), int(h["source.offset"]))
+        ]
+        assert any(r in h["error"] for r in REASONS[case]), (case, h["error"])
+    # a client with librdkafka's default limits refuses it before it reaches the broker
+    from confluent_kafka import KafkaException, Producer
+
+    with pytest.raises(KafkaException, match="MSG_SIZE_TOO_LARGE|too large"):
+        Producer(pipe.cfg.kafka.client_conf()).produce(
+            pipe.cfg.kafka.topic(SEC), value=b"x" * 2_000_000
+        )
+    big = [v for v in res.values if v["event_id"] == "big-0"]
+    assert len(big) == 1 and len(big[0]["room"]) == 2_000_000
+    assert sorted(v["event_id"] for v in res.values if v["event_id"].startswith("dup")) == [
+        "dup-0",
+        "dup-0",
+    ]
+
+    for case, n in produced.items():
+        expected, kind = SEC_EXPECT[case]
+        got = {"accepted": accepted[case], "dlq": dlq[case], "late": late[case]}
+        assert got[kind] == n and sum(got.values()) == n, (case, n, got)
+        reliability(
+            "bad input",
+            f"{SEC}: {case}",
+            expected,
+            {"produced": n, **got},
+            lost=n - sum(got.values()),
+            duplicated=0,
+        )
+    assert sum(produced.values()) == (
+        sum(accepted.values()) + sum(dlq.values()) + sum(late.values())
+    )
+    assert "?" not in dlq and "?" not in late
+
+
+def _windowed_case(
+    pipe: Pipe,
+    reliability: Any,
+    logical: str,
+    result: str,
+    mine: Callable[[dict[str, Any]], bool],
+    check: Callable[[list[dict[str, Any]]], int],
+    cases: dict[str, str],
+    n_dlq: int,
+    reason: str,
+) -> None:
+    """Reconcile a windowed topic: dlq by offset, accepted via the closed windows' counts."""
+    produced = pipe.w.produced[logical]
+    dlq, msgs = pipe.side("dlq", logical, n_dlq)
+    late, _ = pipe.side("late", logical, 0)
+    res = pipe.reader(result, avro=True)
+    res.until(lambda r: any(mine(v) for v in r.values), TIMEOUT, "the scripted window")
+    res.settle(3)
+    accepted_valid = check([v for v in res.values if mine(v)])
+    reader = pipe.reader(f"dlq.{logical}")
+    assert all(reason in reader.headers(m)["error"] for m in msgs)
+    for case, n in produced.items():
+        # the pusher's effect: the windows above closed, the watermark passed them
+        acc = 1 if case == "pusher" else accepted_valid if cases[case] == "accepted" else 0
+        got = {"accepted": acc, "dlq": dlq[case], "late": late[case]}
+        assert sum(got.values()) == n, (case, n, got)
+        if case != "pusher":
+            reliability(
+                "bad input",
+                f"{logical}: {case}",
+                cases[f"{case}:doc"],
+                {"produced": n, **got},
+                lost=n - sum(got.values()),
+                duplicated=0,
+            )
+
+
+def test_player_events_negative_damage_clamped_nan_dead_lettered(
+    pipe: Pipe, reliability: Any
+) -> None:
+    pl = f"p-{pipe.cfg.kafka.topic_prefix.rstrip('.')}"
+
+    def check(rows: list[dict[str, Any]]) -> int:
+        full = [r for r in rows if r["kills"] + r["assists"] == 2]
+        assert full, rows
+        assert all(r["damage"] == 30.0 for r in full), full  # -50 clamped to 0, + 30
+        return 2
+
+    _windowed_case(
+        pipe, reliability, PLAYER, "results.player-stats", lambda v: v["player_id"] == pl, check,
+        {"negative damage": "accepted", "negative damage:doc": "accepted, damage clamped to 0",
+         "NaN/inf damage": "dlq", "NaN/inf damage:doc": "dead-lettered: not a finite number"},
+        2, "damage is not a finite number",
+    )  # fmt: skip
+
+
+def test_sensor_nan_inf_temperature_dead_lettered(pipe: Pipe, reliability: Any) -> None:
+    dev = f"temp-{pipe.cfg.kafka.topic_prefix.rstrip('.')}"
+
+    def check(rows: list[dict[str, Any]]) -> int:
+        assert all(r["samples"] == 1 and r["avg_value"] == 21.5 for r in rows), rows
+        return 1
+
+    _windowed_case(
+        pipe, reliability, SENSOR, "results.device-stats", lambda v: v["device_id"] == dev, check,
+        {"valid": "accepted", "valid:doc": "accepted (1 sample in its windows)",
+         "NaN/inf temperature": "dlq",
+         "NaN/inf temperature:doc": "dead-lettered: value is not a finite number"},
+        3, "value is not a finite number",
+    )  # fmt: skip
+
+
+def test_access_log_status_999_dead_lettered(pipe: Pipe, reliability: Any) -> None:
+    path = f"/bad-input-{pipe.cfg.kafka.topic_prefix.rstrip('.')}"
+
+    def check(rows: list[dict[str, Any]]) -> int:
+        assert all(r["requests"] == 1 and r["status"] == 200 for r in rows), rows
+        return 1
+
+    _windowed_case(
+        pipe, reliability, WEB, "results.web-traffic", lambda v: v["path"] == path, check,
+        {"valid": "accepted", "valid:doc": "accepted (1 request in its windows)",
+         "status 999": "dlq", "status 999:doc": "dead-lettered: not an HTTP status"},
+        1, "is not an HTTP status",
+    )  # fmt: skip
+
+
+def test_incompatible_schema_change_rejected_up_front(
+    pipe: Pipe, reliability: Any, tmp_path: Path
+) -> None:
+    """v2 of SecurityEvent adds a required field without default: BACKWARD-incompatible."""
+    subject = f"{pipe.cfg.kafka.topic(SEC)}-value"
+    schemas = tmp_path / "avro_schemas"
+    shutil.copytree(SCHEMA_DIR, schemas)
+    d = schemas / "flinkpulse.iot.SecurityEvent"
+    v1 = json.loads((d / "v1.avsc").read_text())
+    v1["fields"].append({"name": "zone", "type": "string"})
+    (d / "v2.avsc").write_text(json.dumps(v1))
+    r = requests.post(
+        f"{pipe.cfg.registry.url}/subjects/{subject}/versions",
+        json={"schema": json.dumps(v1)},
+        timeout=10,
+    )
+    assert r.status_code == 409, r.text
+    out = subprocess.run(
+        [sys.executable, "-m", "flinkpulse", "--set",
+         f"kafka.topic_prefix={pipe.cfg.kafka.topic_prefix}", "schemas", "check",
+         "--schema-dir", str(schemas)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "FAIL" in out.stdout and "SecurityEvent" in out.stdout
+    versions = requests.get(f"{pipe.cfg.registry.url}/subjects/{subject}/versions", timeout=10)
+    assert versions.json() == [1]
+    reliability(
+        "bad input",
+        f"{SEC}: schema change breaking compatibility",
+        "rejected up front (registry 409, `schemas check` exit 1)",
+        {"registered": 0, "registry": r.status_code, "check_exit": out.returncode},
+        lost=0,
+        duplicated=0,
+    )

@@ -1,0 +1,163 @@
+"""Helpers for tests against the running pipeline: deploy jobs under a prefix, write scripted
+records with known offsets, read topics until a condition holds (bounded waits)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+from flinkpulse.config import Config
+from flinkpulse.flinkrest import FlinkRest, job_name, submit
+from flinkpulse.topics import ensure_topics
+from producers.schemas import latest_schema
+from tests.loader_helpers import Encoder, register
+
+RECORDS = {
+    "gaming.player-events": "flinkpulse.gaming.PlayerEvent",
+    "iot.sensor-readings": "flinkpulse.iot.SensorReading",
+    "iot.security-events": "flinkpulse.iot.SecurityEvent",
+    "web.access-logs": "flinkpulse.web.AccessLog",
+}
+
+
+@contextlib.contextmanager
+def deployment(base: Config, prefix: str, jobs: list[str]) -> Iterator[Config]:
+    """Submit `jobs` (one after the other: concurrent `flink run`s collide on the blob upload)
+    with topics prefixed `prefix.`; cancel them afterwards, also when a submission failed."""
+    cfg = copy.deepcopy(base)
+    cfg.kafka.topic_prefix = f"{prefix}."
+    ensure_topics(cfg)
+    ids: list[str] = []
+    try:
+        for job in jobs:
+            ids.append(submit(cfg, job))
+        yield cfg
+    finally:
+        rest = FlinkRest(cfg)
+        for job in jobs:  # by name: a submission that timed out still left its job
+            for j in rest.running(job_name(cfg, job)):
+                with contextlib.suppress(Exception):
+                    rest.cancel(j["jid"])
+
+
+class Writer:
+    """Produces to prefixed source topics, remembering (partition, offset) -> case of each record."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        # up to the broker's 4 MB limit (librdkafka's default of 1 MB would refuse a 2 MB record)
+        self.p = Producer(
+            {**cfg.kafka.client_conf(), "enable.idempotence": True, "message.max.bytes": 4_000_000}
+        )
+        self.encoders: dict[str, Encoder] = {}
+        self.cases: dict[tuple[str, int, int], str] = {}
+        self.produced: dict[str, dict[str, int]] = {}
+
+    def encoder(self, logical: str) -> Encoder:
+        if logical not in self.encoders:
+            topic = self.cfg.kafka.topic(logical)
+            schema = latest_schema(RECORDS[logical])
+            self.encoders[logical] = Encoder(
+                register(self.cfg.registry.url, f"{topic}-value", schema), schema
+            )
+        return self.encoders[logical]
+
+    def send(self, logical: str, case: str, key: bytes | None, value: bytes) -> None:
+        topic = self.cfg.kafka.topic(logical)
+
+        def done(err: Any, msg: Any) -> None:
+            assert err is None, err
+            self.cases[(msg.topic(), msg.partition(), msg.offset())] = case
+
+        self.p.produce(topic, key=key, value=value, on_delivery=done)
+        per = self.produced.setdefault(logical, {})
+        per[case] = per.get(case, 0) + 1
+
+    def avro(self, logical: str, case: str, rec: dict[str, Any], key: Any = "") -> None:
+        k = rec.get(_KEY[logical]) if key == "" else key
+        self.send(
+            logical, case, k.encode() if isinstance(k, str) else k, self.encoder(logical)(rec)
+        )
+
+    def flush(self) -> None:
+        assert self.p.flush(30) == 0
+
+
+_KEY = {
+    "gaming.player-events": "player_id",
+    "iot.sensor-readings": "device_id",
+    "iot.security-events": "home_id",
+    "web.access-logs": "client_ip",
+}
+
+
+class Reader:
+    """Everything in one prefixed topic so far (read_committed), kept across polls."""
+
+    def __init__(self, cfg: Config, logical: str, avro: bool = False) -> None:
+        self.topic = cfg.kafka.topic(logical)
+        self.c = Consumer(
+            {
+                **cfg.kafka.client_conf(),
+                "group.id": f"reader-{time.time_ns()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "fetch.message.max.bytes": 8 * 1024 * 1024,
+            }
+        )
+        md = self.c.list_topics(self.topic, timeout=10).topics[self.topic]
+        self.c.assign([TopicPartition(self.topic, p, 0) for p in md.partitions])
+        self.de = (
+            AvroDeserializer(SchemaRegistryClient({"url": cfg.registry.url})) if avro else None
+        )
+        self.msgs: list[Any] = []
+        self.values: list[Any] = []
+
+    def poll(self, seconds: float = 1.0) -> list[Any]:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            m = self.c.poll(0.2)
+            if m is None or m.error():
+                continue
+            self.msgs.append(m)
+            self.values.append(self.de(m.value(), None) if self.de else m.value())
+        return self.msgs
+
+    def until(self, pred: Callable[[Reader], bool], timeout: float, what: str) -> Reader:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll(1.0)
+            if pred(self):
+                return self
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} in {self.topic}")
+
+    def settle(self, quiet: float = 3.0) -> Reader:
+        """Poll until nothing new arrived for `quiet` seconds (nothing more, e.g. no duplicate)."""
+        n = -1
+        while n != len(self.msgs):
+            n = len(self.msgs)
+            self.poll(quiet)
+        return self
+
+    def headers(self, m: Any) -> dict[str, str]:
+        return {k: v.decode() for k, v in (m.headers() or [])}
+
+    def close(self) -> None:
+        self.c.close()
+
+
+def wait(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
