@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,22 +370,21 @@ def decoded_source(
     )
     t_env.create_temporary_view(f"{view}_decoded", decoded)
 
-    # bad records -> DLQ (raw bytes, original key, reason + provenance in headers)
-    if side_outputs:
-        dlq = f"{view}_dlq"
-        raw_table(ctx, dlq, ctx.topic(dlq_topic(logical_topic)), source=False)
-        bad = t_env.sql_query(
-            f"SELECT k, v, {_headers_sql('d.error')} AS headers FROM {view}_decoded WHERE NOT d.ok"
+    # Every record (decoded or not) re-enters the Table API ONCE, with an event-time attribute
+    # and a watermark; the DLQ, late and on-time branches all read from that one stream, so the
+    # topic is read and decoded once. Bad records get event time 0: it never moves the
+    # watermark (max - delay) and they are split off before any time logic.
+    flat = t_env.sql_query(
+        "SELECT k, v, src_topic, src_partition, src_offset, d.ok AS ok, d.error AS error, "
+        + ", ".join(
+            f"COALESCE(d.`{n}`, TIMESTAMP '1970-01-01 00:00:00') AS `{n}`"
+            if n == "event_time"
+            else f"d.`{n}` AS `{n}`"
+            for n in names
         )
-        ctx.inserts.append((dlq, bad))
-
-    # good records -> re-enter the Table API with an event-time attribute and a watermark
-    good = t_env.sql_query(
-        "SELECT k, v, src_topic, src_partition, src_offset, "
-        + ", ".join(f"d.`{n}` AS `{n}`" for n in names)
-        + f" FROM {view}_decoded WHERE d.ok"
+        + f" FROM {view}_decoded"
     )
-    ds = t_env.to_data_stream(good)
+    ds = t_env.to_data_stream(flat)
     b = Schema.new_builder()
     for n, t in [
         ("k", DataTypes.BYTES()),
@@ -393,6 +392,8 @@ def decoded_source(
         ("src_topic", DataTypes.STRING()),
         ("src_partition", DataTypes.INT()),
         ("src_offset", DataTypes.BIGINT()),
+        ("ok", DataTypes.BOOLEAN()),
+        ("error", DataTypes.STRING()),
         *fields,
     ]:
         b = b.column(n, t)
@@ -400,22 +401,28 @@ def decoded_source(
     b = b.watermark("event_time", f"event_time - INTERVAL '{delay:.3f}' SECOND")
     t_env.create_temporary_view(f"{view}_all", t_env.from_data_stream(ds, b.build()))
 
-    # behind the watermark -> late.<topic>, kept and counted, never silently dropped
     if side_outputs:
+        # bad records -> DLQ (raw bytes, original key, reason + provenance in headers)
+        dlq = f"{view}_dlq"
+        raw_table(ctx, dlq, ctx.topic(dlq_topic(logical_topic)), source=False)
+        bad = t_env.sql_query(
+            f"SELECT k, v, {_headers_sql('error')} AS headers FROM {view}_all WHERE NOT ok"
+        )
+        ctx.inserts.append((dlq, bad))
+        # behind the watermark -> late.<topic>, kept and counted, never silently dropped
         late = f"{view}_late"
         raw_table(ctx, late, ctx.topic(late_topic(logical_topic)), source=False)
         behind = t_env.sql_query(
             f"SELECT k, v, {_headers_sql(chr(39) + 'late: behind watermark' + chr(39))} "
-            f"AS headers FROM {view}_all WHERE event_time < CURRENT_WATERMARK(event_time)"
+            f"AS headers FROM {view}_all WHERE ok AND event_time < CURRENT_WATERMARK(event_time)"
         )
         ctx.inserts.append((late, behind))
     cols = ", ".join(f"`{n}`" for n in names)
     t_env.create_temporary_view(
         view,
         t_env.sql_query(
-            f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
-            "WHERE CURRENT_WATERMARK(event_time) IS NULL "
-            "OR event_time >= CURRENT_WATERMARK(event_time)"
+            f"SELECT {cols}, src_partition, src_offset FROM {view}_all WHERE ok AND "
+            "(CURRENT_WATERMARK(event_time) IS NULL OR event_time >= CURRENT_WATERMARK(event_time))"
         ),
     )
 
@@ -434,7 +441,7 @@ Validator = Callable[[dict[str, Any]], str | None]
 
 def wire(
     ctx: JobContext,
-    sources: list[tuple[str, str, Validator | None, bool]],
+    sources: Sequence[tuple[str, str, Validator | None, bool]],
     sql_file: str,
     params: dict[str, Any],
     outputs: list[str],

@@ -45,7 +45,7 @@ def _time_ok(rec: dict[str, Any]) -> str | None:
 
 def player_event(rec: dict[str, Any]) -> str | None:
     dmg = rec.get("damage")
-    if not _finite(dmg):
+    if dmg is None or not _finite(dmg):
         return f"damage is not a finite number: {dmg!r}"
     if dmg < 0:
         rec["damage"] = 0.0

@@ -36,8 +36,12 @@ def ensure_stack(base_cfg: Config) -> Iterator[Callable[..., Config]]:
             comp = stack.component(base_cfg, name)
             if comp.running() and comp.healthy():
                 continue
+            # only what this session started from nothing is stopped at its end; a component
+            # that was up but unhealthy (someone else's) is repaired and left running
+            fresh = not comp.running()
             stack.up(base_cfg, [name], log=False)
-            started.append(name)
+            if fresh:
+                started.append(name)
         return base_cfg
 
     yield ensure

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import urllib.request
+from typing import Any
 
 from flinkpulse.paths import ROOT, pyflink_home, site_packages, venv_bin, venv_python
 from flinkpulse.stack.base import Component, Proc
@@ -161,7 +162,7 @@ class Flink(Component):
             ),
         ]
 
-    def overview(self) -> dict[str, object] | None:
+    def overview(self) -> dict[str, Any] | None:
         try:
             with urllib.request.urlopen(self.address() + "/overview", timeout=3) as r:
                 return json.loads(r.read())  # type: ignore[no-any-return]
@@ -170,13 +171,13 @@ class Flink(Component):
 
     def healthy(self) -> bool:
         ov = self.overview()
-        return bool(ov and int(ov.get("taskmanagers", 0)) >= 1)  # type: ignore[call-overload]
+        return bool(ov and int(ov.get("taskmanagers", 0)) >= 1)
 
     def ready(self) -> bool:
         ov = self.overview()
         return bool(
             ov and int(ov.get("taskmanagers", 0)) >= 1 and int(ov.get("slots-available", 0)) > 0
-        )  # type: ignore[call-overload]
+        )
 
     def extra_status(self) -> str:
         ov = self.overview() or {}
