@@ -56,8 +56,8 @@ def render(rows: list[dict[str, Any]]) -> str:
                 r["case"],
                 r["expected"],
                 _fmt_counts(r["measured"]),
-                str(r.get("lost", "")),
-                str(r.get("duplicated", "")),
+                "–" if r.get("lost") is None else str(r["lost"]),
+                "–" if r.get("duplicated") is None else str(r["duplicated"]),
                 "pass" if r["passed"] else "**FAIL**",
                 f"`{r['test']}`",
             ]

@@ -105,7 +105,7 @@ def test_superset_no_default_credentials_and_own_secret_key(
         r = requests.post(
             login, json={"username": user, "password": pw, "provider": "db"}, timeout=30
         )
-        tried[f"{user}:{pw}"] = r.status_code
+        tried[f"{user} with {pw!r}"] = r.status_code
     assert all(code in (400, 401, 422) for code in tried.values()), tried
     pw = comp.password_file.read_text().strip()  # type: ignore[attr-defined]
     ok = requests.post(
