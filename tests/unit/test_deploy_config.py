@@ -265,7 +265,7 @@ def test_clickhouse_ddl_creates_every_table() -> None:
     if not ddl:
         pytest.skip("sql/clickhouse/ has no DDL yet")
     created = set(
-        re.findall(r"(?i)CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\w+\.)?`?(\w+)", ddl)
+        re.findall(r"(?i)CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:[\w{}]+\.)?`?(\w+)", ddl)
     )
     wanted = {t for tables in design_jobs().values() for t in tables}
     assert wanted <= created, wanted - created
