@@ -20,18 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flinkpulse import topics
 from flinkpulse.config import Config, load_config
 from flinkpulse.paths import ROOT
+from producers.schemas import TOPIC_RECORDS
 
 SQL_DIR = ROOT / "sql" / "flink"
 
 #: source topics (logical names, DESIGN.md) -> Avro record
-SOURCE_TOPICS = {
-    "gaming.player-events": "flinkpulse.gaming.PlayerEvent",
-    "iot.sensor-readings": "flinkpulse.iot.SensorReading",
-    "iot.security-events": "flinkpulse.iot.SecurityEvent",
-    "web.access-logs": "flinkpulse.web.AccessLog",
-}
+SOURCE_TOPICS = {t: TOPIC_RECORDS[t] for t in topics.SOURCE_TOPICS}
 
 #: result views (defined in the jobs' SQL) -> result topic and Kafka key column
 RESULT_TOPICS: dict[str, tuple[str, str]] = {
