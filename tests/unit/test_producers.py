@@ -227,3 +227,110 @@ def test_out_of_order_and_late_fractions() -> None:
     none = TimeConfig(start_ms=START, events_per_second=1000, out_of_order_fraction=0.0)
     times = [r["event_time"] for _, r, _ in take(gaming.generate(seed=1, time=none), 5000)]
     assert times == sorted(times)
+
+
+# -- the compiled Avro encoder (producers.encoder) ----------------------------------------------
+
+
+def _fastavro_bytes(schema: Any, rec: dict[str, Any]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, rec)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("domain", ["gaming", "iot", "web"])
+def test_compiled_encoder_writes_fastavros_bytes(domain: str, parsed: dict[str, Any]) -> None:
+    from producers import scenarios
+    from producers.encoder import compile_encoder
+
+    header = b"\x00\x00\x00\x00\x2a"
+    enc = {
+        t: compile_encoder(latest_schema(TOPIC_RECORDS[t]), header) for t in streams.topics("all")
+    }
+    assert all(e is not None for e in enc.values())
+    assert compile_encoder(latest_schema(TOPIC_RECORDS["alerts"])) is None  # a map: fastavro's
+    events = take(streams.stream(domain, 5, _tc(50_000, late_fraction=0.01)), 20_000)
+    events += scenarios.all_incidents(START)
+    for _, rec, topic in events:
+        assert enc[topic](rec) == header + _fastavro_bytes(parsed[topic], rec)  # type: ignore[misc]
+
+
+def test_compiled_encoder_edge_values_and_refusals(parsed: dict[str, Any]) -> None:
+    import datetime as dt
+
+    from producers.encoder import compile_encoder
+
+    topic = "web.access-logs"
+    enc = compile_encoder(latest_schema(TOPIC_RECORDS[topic]))
+    assert enc is not None
+    base = take(web.generate(seed=1, time=_tc()), 1)[0][1]
+    edge = [
+        {"path": "/ünïcödé/✓" * 3, "user_id": None, "referrer": "x" * 5000},
+        {"status": -(2**31), "bytes": 2**63 - 1, "event_time": -1, "latency_ms": 0},
+        {"status": 2**31 - 1, "bytes": -(2**63), "event_time": 0, "latency_ms": -1.5e300},
+        {"bytes": 127, "event_time": 2**35, "user_id": ""},
+        {"bytes": 64, "event_time": 2**41, "latency_ms": float("inf")},
+    ]
+    for change in edge:
+        rec = {**base, **change}
+        assert enc(rec) == _fastavro_bytes(parsed[topic], rec), change
+    # anything not exactly typed is refused (the producer then asks fastavro)
+    refused = [
+        {"status": 2**31},
+        {"status": True},
+        {"bytes": 1.0},
+        {"latency_ms": "1.0"},
+        {"path": b"/bytes"},
+        {"user_id": 5},
+        {"event_time": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)},
+    ]
+    for change in refused:
+        with pytest.raises(Exception):  # noqa: B017 - any error means "not mine"
+            enc({**base, **change})
+    with pytest.raises(KeyError):
+        enc({k: v for k, v in base.items() if k != "path"})
+    g = latest_schema(TOPIC_RECORDS["gaming.player-events"])
+    genc = compile_encoder(g)
+    assert genc is not None
+    grec = take(gaming.generate(seed=1, time=_tc()), 1)[0][1]
+    for bad in ({"event_type": "TELEPORT"}, {"headshot": 1}, {"headshot": None}):
+        with pytest.raises(Exception):  # noqa: B017
+            genc({**grec, **bad})
+    # schemas beyond flat records are left to fastavro
+    assert compile_encoder({"type": "array", "items": "string"}) is None
+    nested = {
+        "type": "record",
+        "name": "N",
+        "fields": [{"name": "m", "type": {"type": "map", "values": "long"}}],
+    }
+    assert compile_encoder(nested) is None
+    wide = {
+        "type": "record",
+        "name": "W",
+        "fields": [{"name": "u", "type": ["null", "string", "long"]}],
+    }
+    assert compile_encoder(wide) is None
+
+
+def test_topic_encoder_falls_back_to_fastavro() -> None:
+    """A datetime event_time is fastavro's to encode; a bad value is InvalidRecord naming the field."""
+    import datetime as dt
+    import io
+
+    from producers.kafka import AvroKafkaProducer, InvalidRecord, _Topic
+
+    topic = "iot.security-events"
+    tp = _Topic(topic, topic, latest_schema(TOPIC_RECORDS[topic]), 7)
+    assert tp.fast is not None
+    prod = AvroKafkaProducer.__new__(AvroKafkaProducer)  # no Kafka: only the encoding half
+    prod.topics = {topic: tp}
+    prod._buf = io.BytesIO()
+    rec = next(r for _, r, t in take(iot.generate(seed=2, time=_tc(50_000)), 5_000) if t == topic)
+    ms = rec["event_time"]
+    as_dt = {**rec, "event_time": dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)}
+    assert prod.encode(topic, as_dt) == prod.encode(topic, rec) == tp.fast(rec)
+    assert prod.encode(topic, rec)[:5] == b"\x00\x00\x00\x00\x07"
+    with pytest.raises(InvalidRecord, match="kind"):
+        prod.encode(topic, {**rec, "kind": "TELEPORT"})
