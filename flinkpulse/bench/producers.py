@@ -1,9 +1,12 @@
 """Producers: Avro events/s per domain on one core vs raw-bytes confluent-kafka `produce()`.
 
-The logic of bench/producer_throughput.py: per domain, on the same generated records, the real
-path (generate + fastavro encode + Confluent framing + produce with delivery accounting, as
-`flinkpulse produce --rate 0`) and a raw-bytes produce of the already-encoded values. The
-process is pinned to one core while measuring (librdkafka's threads started then share it).
+The one implementation behind `flinkpulse bench --sections producers` and
+bench/producer_throughput.py. Per domain, one process pinned to one core (before librdkafka
+starts its threads, so they share it): generation alone, encoding alone (the producer's own
+encoder: compiled, fastavro as fallback), raw-bytes `produce()` of the already-encoded values (no
+Avro, no generation, no delivery callback), and the real path — generate + encode + Confluent
+framing + `produce()` with delivery accounting (`AvroKafkaProducer.run`, as `flinkpulse produce
+--rate 0`). Pool set-up (players, homes, IP pools) is not timed.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from flinkpulse.config import Config
 
 
-def run(cfg: Config, events: int, cpu: int = 0) -> dict[str, Any]:
+def run(
+    cfg: Config, events: int, cpu: int = 0, domains: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Measure each domain (all three by default); rows of events/s and the Avro/raw ratio."""
     from producers import streams
-    from producers.base import TimeConfig, take
-    from producers.kafka import AvroKafkaProducer
 
     cfg = copy.deepcopy(cfg)
     cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}prod."
@@ -29,39 +34,64 @@ def run(cfg: Config, events: int, cpu: int = 0) -> dict[str, Any]:
     try:
         if pinned:
             os.sched_setaffinity(0, {cpu})
-        tc = TimeConfig(events_per_second=50_000)
-        for domain in streams.DOMAINS:
-            prod = AvroKafkaProducer(cfg, streams.topics(domain), producer_conf={"log_level": 0})
-            stream = streams.stream(domain, 1, tc)
-            batch = take(stream, events)
-            payloads = [
-                (k.encode(), prod.encode(t, r), prod.topics[t].physical) for k, r, t in batch
-            ]
-            p = prod.producer
-            t0 = time.perf_counter()
-            for key, value, topic in payloads:
-                while True:
-                    try:
-                        p.produce(topic, value, key)
-                        break
-                    except BufferError:
-                        p.poll(0.05)
-            p.flush(60)
-            raw = events / (time.perf_counter() - t0)
-            del payloads, batch
-            # the same stream goes on (its pools were set up before any timing)
-            stats = prod.run(stream, count=events)
-            avro = events / stats.elapsed
-            rows.append(
-                {
-                    "domain": domain,
-                    "avro_events_per_s": round(avro),
-                    "raw_bytes_msgs_per_s": round(raw),
-                    "ratio": round(avro / raw, 3),
-                    "failed": stats.failed,
-                }
-            )
+        for domain in domains or streams.DOMAINS:
+            rows.append(_domain(cfg, domain, events))
     finally:
         if pinned:
             os.sched_setaffinity(0, before)
     return {"events_per_domain": events, "pinned_cpu": cpu if pinned else None, "rows": rows}
+
+
+def _domain(cfg: Config, domain: str, n: int) -> dict[str, Any]:
+    from producers import streams
+    from producers.base import TimeConfig, take
+    from producers.kafka import AvroKafkaProducer
+
+    load = os.getloadavg()[0]
+    tc = TimeConfig(events_per_second=50_000)
+    prod = AvroKafkaProducer(cfg, streams.topics(domain), producer_conf={"log_level": 0})
+    # generation alone (pools are set up by the first next(), untimed)
+    stream = streams.stream(domain, 1, tc)
+    next(stream)
+    t0 = time.perf_counter()
+    batch = take(stream, n)
+    gen = n / (time.perf_counter() - t0)
+    # encoding alone, on the generated records
+    encode = prod.encode
+    t0 = time.perf_counter()
+    values = [encode(t, r) for _, r, t in batch]
+    enc = n / (time.perf_counter() - t0)
+    # raw bytes: the same payloads, no Avro, no generation, no delivery callback
+    physical = {t: tp.physical for t, tp in prod.topics.items()}
+    payloads = [(physical[t], v, k.encode()) for (k, _, t), v in zip(batch, values, strict=True)]
+    del batch, values
+    p = prod.producer
+    t0 = time.perf_counter()
+    for topic, value, key in payloads:
+        while True:
+            try:
+                p.produce(topic, value, key)
+                break
+            except BufferError:
+                p.poll(0.05)
+    p.flush(60)
+    raw = n / (time.perf_counter() - t0)
+    del payloads
+    # the real path, on a fresh stream (its set-up untimed)
+    stream = streams.stream(domain, 2, tc)
+    prod.send(*next(stream))
+    sent0 = prod.stats.sent
+    stats = prod.run(stream, count=n)
+    avro = (stats.sent - sent0) / stats.elapsed
+    return {
+        "domain": domain,
+        "avro_events_per_s": round(avro),
+        "raw_bytes_msgs_per_s": round(raw),
+        "ratio": round(avro / raw, 3),
+        "generate_per_s": round(gen),
+        "encode_per_s": round(enc),
+        "failed": stats.failed,
+        "invalid": stats.invalid,
+        "undelivered": stats.sent + stats.bad - stats.delivered - stats.failed,
+        "load_average": round(load, 2),
+    }
