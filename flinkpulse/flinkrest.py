@@ -249,9 +249,51 @@ def submit(
         log.write_text(" ".join(cmd) + "\n\n" + out)
         reason = _first_cause(out)
         raise FlinkpulseError(f"submitting {job} failed: {reason} (full output: {log})")
+    from flinkpulse import jobstate
+
+    jobstate.record_submit(cfg, job, name, job_id, conf_file)
     if wait_running:
         rest.wait_running_tasks(job_id)
     return job_id
+
+
+def resume(cfg: Config, job: str) -> tuple[str, str | None]:
+    """Submit `job` from its newest retained checkpoint/savepoint (fresh if it has none);
+    returns (job id, the state it restored or None)."""
+    from flinkpulse import jobstate
+
+    state = jobstate.latest_state(cfg, job_name(cfg, job))
+    return submit(cfg, job, savepoint=state), state
+
+
+def stop_all_with_savepoints(cfg: Config, timeout: float = 90, log: bool = True) -> list[str]:
+    """Stop every running flinkpulse job this stack submitted with a savepoint (recorded in
+    the ledger); returns their names. A job whose savepoint fails keeps its checkpoints."""
+    from flinkpulse import jobstate
+
+    rest = FlinkRest(cfg)
+    try:
+        live = [j for j in rest.jobs() if j["state"] == "RUNNING"]
+    except ServiceUnreachable:
+        return []
+    known = {e["job_id"]: e["name"] for e in jobstate.entries(cfg) if "job_id" in e}
+    stopped = []
+    for j in live:
+        name = known.get(j["jid"])
+        if name is None:
+            continue
+        try:
+            loc = rest.savepoint(j["jid"], None, stop=True, timeout=timeout)
+            jobstate.record_savepoint(cfg, name, loc)
+            if log:
+                print(f"  {'':<11} {name} stopped with savepoint {loc}", flush=True)
+        except FlinkpulseError as e:
+            if log:
+                print(
+                    f"  {'':<11} {name}: no savepoint ({e}); its last checkpoint stays", flush=True
+                )
+        stopped.append(name)
+    return stopped
 
 
 def _first_cause(out: str) -> str:

@@ -1,4 +1,4 @@
-"""`flinkpulse jobs submit|list|cancel|savepoint`: the Flink jobs on a session cluster."""
+"""`flinkpulse jobs submit|resume|list|cancel|savepoint`: the Flink jobs on a session cluster."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_argument("--from", dest="from_ms", type=int, help="bounded replay start (epoch ms)")
     s.add_argument("--to", dest="to_ms", type=int, help="bounded replay end (epoch ms)")
     s.set_defaults(func=_submit)
+    r = ss.add_parser(
+        "resume",
+        help="submit a job (or all) from its newest retained checkpoint or savepoint",
+        description="After a JobManager loss or `jobs cancel`: restarts the job from the newest "
+        "checkpoint/savepoint this stack retained for it (a fresh start if there is none).",
+    )
+    r.add_argument("job", help="player_stats | device_stats | web_traffic | security_alerts | all")
+    r.add_argument("--jobmanager")
+    r.add_argument("--topic-prefix")
+    r.set_defaults(func=_resume)
     ls = ss.add_parser("list", help="jobs on the cluster")
     ls.add_argument("--jobmanager")
     ls.add_argument("--all", action="store_true", help="also finished/cancelled jobs")
@@ -76,6 +86,20 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.flinkrest import resume
+    from flinkpulse.topics import ensure_topics
+
+    _apply(cfg, args)
+    jobs = _jobs(args.job)
+    ensure_topics(cfg)
+    for job in jobs:
+        job_id, state = resume(cfg, job)
+        origin = f"from {state}" if state else "fresh (no retained checkpoint or savepoint)"
+        print(f"{job:<16} running as {job_id}, {origin}", flush=True)
+    return 0
+
+
 def _list(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrest import FlinkRest
 
@@ -100,7 +124,8 @@ def _find(cfg: Config, job: str) -> str:
 
 
 def _cancel(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import FlinkRest
+    from flinkpulse import jobstate
+    from flinkpulse.flinkrest import FlinkRest, job_name
 
     _apply(cfg, args)
     for job in _jobs(args.job):
@@ -108,6 +133,7 @@ def _cancel(cfg: Config, args: argparse.Namespace) -> int:
         rest = FlinkRest(cfg)
         if args.savepoint:
             path = rest.savepoint(jid, None, stop=True)
+            jobstate.record_savepoint(cfg, job_name(cfg, job), path)
             print(f"{job:<16} stopped with savepoint {path}")
         else:
             rest.cancel(jid)
@@ -117,10 +143,12 @@ def _cancel(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _savepoint(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import FlinkRest
+    from flinkpulse import jobstate
+    from flinkpulse.flinkrest import FlinkRest, job_name
 
     _apply(cfg, args)
     for job in _jobs(args.job):
         path = FlinkRest(cfg).savepoint(_find(cfg, job), None, stop=False)
+        jobstate.record_savepoint(cfg, job_name(cfg, job), path)
         print(f"{job:<16} savepoint {path}")
     return 0

@@ -92,11 +92,49 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
         comp.after_start()
         if log:
             print(f" ready at {comp.address()} ({time.monotonic() - t0:.1f}s)", flush=True)
+    if "flink" in (names or cfg.stack.components):
+        _resume_jobs(cfg, log)
+
+
+def _resume_jobs(cfg: Config, log: bool) -> None:
+    """Resubmit the jobs the last `stack down` stopped, each from its newest savepoint."""
+    from flinkpulse import jobstate
+    from flinkpulse.config import load_config
+    from flinkpulse.errors import FlinkpulseError
+    from flinkpulse.flinkrest import FlinkRest, submit
+
+    for name in jobstate.take_resume(cfg):
+        found = jobstate.submitted_config(cfg, name)
+        if found is None:
+            continue
+        job, conf_file = found
+        try:
+            job_cfg = load_config(conf_file, env={})
+            if FlinkRest(job_cfg).running(name):
+                continue
+            state = jobstate.latest_state(cfg, name)
+            jid = submit(job_cfg, job, savepoint=state)
+            if log:
+                print(f"  {'job':<11} {name} resumed as {jid} from {state}", flush=True)
+        except (FlinkpulseError, OSError) as e:
+            print(f"  {'job':<11} {name} NOT resumed: {e} — `flinkpulse jobs resume`", flush=True)
 
 
 def down(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
-    """Stop components in reverse start order; only processes we started (by PID file)."""
-    for comp in reversed(selected(cfg, names)):
+    """Stop components in reverse start order; only processes we started (by PID file).
+
+    Stopping Flink first stops its running flinkpulse jobs with a savepoint; the next
+    `stack up` resumes them from it.
+    """
+    comps = selected(cfg, names)
+    if any(c.name == "flink" and c.running() for c in comps):
+        from flinkpulse import jobstate
+        from flinkpulse.flinkrest import stop_all_with_savepoints
+
+        stopped = stop_all_with_savepoints(cfg, log=log)
+        if stopped:
+            jobstate.write_resume(cfg, stopped)
+    for comp in reversed(comps):
         pids = comp.stop()
         if log:
             what = f"stopped pid {', '.join(map(str, pids))}" if pids else "not running"

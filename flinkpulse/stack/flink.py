@@ -90,6 +90,9 @@ class Flink(Component):
             "execution.checkpointing.dir": f"file://{self.dir / 'checkpoints'}",
             "execution.checkpointing.savepoint-dir": f"file://{self.dir / 'savepoints'}",
             "execution.checkpointing.num-retained": 2,
+            # kept when a job is cancelled or the cluster stops: `flinkpulse jobs resume` and
+            # `stack up` restart jobs from them (jobstate.py; there is no HA in a session cluster)
+            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "state.backend.type": "hashmap",
             "restart-strategy.type": "exponential-delay",
             "restart-strategy.exponential-delay.initial-backoff": "1 s",

@@ -6,11 +6,12 @@ its own topic prefix, and the real loader (`flinkpulse load`) into a database of
 Security events map 1:1 to `security_events` rows, so after each fault the table must hold
 exactly the events written (by event_id: none missing, none twice, plain SELECT without FINAL).
 
-In CI: broker, TaskManager, loader, ClickHouse server and schema registry kills (short). Not
-run: the JobManager kill (no HA in the session cluster: its jobs are gone and would have to be
-resubmitted from a retained checkpoint, cancelling every other job on the shared cluster), a
-60 s ClickHouse outage under load, a full stack restart and 2x load (minutes each): set
-FLINKPULSE_SLOW=1 to run the ones implemented here.
+In CI: broker, TaskManager, JobManager, loader, ClickHouse server and schema registry kills, and
+a full `stack down`/`stack up` mid-stream. The session cluster has no HA: after a JobManager
+loss the job is resubmitted from its newest retained checkpoint (`flinkpulse jobs resume`);
+`stack down` stops jobs with a savepoint and `stack up` resumes them (flinkpulse/jobstate.py).
+Minutes long, run with FLINKPULSE_SLOW=1: a 60 s ClickHouse outage under load and 2x load.
+(Superset's kill is in tests/e2e/test_superset.py, next to its dashboards.)
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from typing import Any
 
 import pytest
 
-from flinkpulse import stack
+from flinkpulse import jobstate, stack
 from flinkpulse.clickhouse.migrate import client, migrate
 from flinkpulse.config import Config
-from flinkpulse.flinkrest import FlinkRest, job_name
+from flinkpulse.flinkrest import FlinkRest, job_name, resume
 from flinkpulse.paths import ROOT
 from tests.pipeline_helpers import Writer, deployment, wait
 
@@ -268,6 +269,60 @@ def test_kill9_schema_registry_mid_stream(fp: FaultPipe, reliability: Any) -> No
     fp.job_running()
 
 
+def test_kill9_jobmanager_mid_stream(fp: FaultPipe, reliability: Any) -> None:
+    flink = stack.component(fp.base, "flink")
+    restored: list[str | None] = []
+
+    def up() -> None:
+        restore(fp.base, "flink")  # a new JobManager; the TaskManager registers with it
+        rest = FlinkRest(fp.cfg)
+        # the TaskManager frees the dead job's slots once it notices the old JobManager is gone
+        wait(
+            lambda: rest.call("GET", "/overview").get("slots-available", 0) >= 1,
+            120,
+            "a free slot on the new JobManager",
+        )
+        assert not rest.running(job_name(fp.cfg, JOB)), "no HA: the job cannot survive"
+        restored.append(resume(fp.cfg, JOB)[1])  # `flinkpulse jobs resume security_alerts`
+        fp.job_running()
+
+    _run(
+        fp, reliability, "kill -9 Flink JobManager",
+        lambda: flink.kill("flink-jobmanager"), up,
+        "JM restarted (`stack up flink`), job resubmitted from its newest retained checkpoint "
+        "(`flinkpulse jobs resume`); exact rows",
+    )  # fmt: skip
+    assert restored and restored[0] and "/chk-" in restored[0], restored
+
+
+def test_stack_down_up_mid_stream_resumes_from_savepoint(fp: FaultPipe, reliability: Any) -> None:
+    names = [n for n in fp.base.stack.components if stack.component(fp.base, n).running()]
+    assert "flink" in names and "kafka" in names
+    name = job_name(fp.cfg, JOB)
+    savepoints_before = sum(
+        1 for e in jobstate.entries(fp.base) if e.get("name") == name and "savepoint" in e
+    )
+
+    def down() -> None:
+        stack.down(fp.base, names, log=False)  # stops the job with a savepoint first
+        assert not stack.component(fp.base, "kafka").running()
+
+    def up() -> None:
+        time.sleep(5)  # everything down for a while; the producer and the loader wait
+        stack.up(fp.base, names, log=False)  # resumes the job from that savepoint
+        fp.job_running()
+
+    _run(
+        fp, reliability, "stack down / stack up mid-stream", down, up,
+        "`stack down` stops the job with a savepoint, `stack up` resumes it from the "
+        "savepoint; producer buffers, loader waits; exact rows",
+    )  # fmt: skip
+    savepoints = [
+        e for e in jobstate.entries(fp.base) if e.get("name") == name and "savepoint" in e
+    ]
+    assert len(savepoints) == savepoints_before + 1
+
+
 @SLOW
 def test_clickhouse_down_60s_under_load(fp: FaultPipe, reliability: Any) -> None:
     ch = stack.component(fp.base, "clickhouse")
@@ -293,3 +348,70 @@ def test_clickhouse_down_60s_under_load(fp: FaultPipe, reliability: Any) -> None
     assert m["lost"] == m["duplicated"] == m["unexpected"] == 0, m
     reliability("fault", tag, "backlog drains after the outage; exact rows", m,
                 lost=m["lost"], duplicated=m["duplicated"])  # fmt: skip
+
+
+def _sustained_rate() -> float:
+    """The highest sustained rate of the latest full benchmark run (bench/results), else 4,000."""
+    import json
+
+    runs = sorted((ROOT / "bench" / "results").glob("*.json"))
+    for path in reversed(runs):
+        if path.stem.endswith("-quick"):
+            continue
+        rate = (json.loads(path.read_text()).get("e2e") or {}).get("max_sustained_rate")
+        if rate:
+            return float(rate)
+    return 4_000.0
+
+
+@SLOW
+def test_double_the_sustained_rate_for_2_minutes(fp: FaultPipe, reliability: Any) -> None:
+    """2x the benchmark's sustained rate for 120 s: the job falls behind (lag grows), then
+    catches up once the rate drops; ClickHouse ends with exactly the events written."""
+    from confluent_kafka import Producer
+
+    from flinkpulse.bench.e2e import consumer_lag as source_lag
+
+    rate = 2 * _sustained_rate()
+    tag = "2x sustained rate for 2 min"
+    enc = fp.w.encoder(SEC)
+    topic = fp.cfg.kafka.topic(SEC)
+    p = Producer({**fp.cfg.kafka.client_conf(), "linger.ms": 20, "batch.num.messages": 10_000,
+                  "queue.buffering.max.messages": 2_000_000})  # fmt: skip
+    lags: list[tuple[float, int]] = []
+    n = 0
+    t0 = time.monotonic()
+    base = int(time.time() * 1000)
+    next_lag = 0.0
+    while (el := time.monotonic() - t0) < 120:
+        due = int(el * rate)
+        while n < due:
+            rec = {"event_id": f"{tag}-{n}", "home_id": f"home-{n % 97}", "device_id": "door-1",
+                   "room": "hall", "kind": "DOOR_OPEN", "event_time": base + n * 1000 // int(rate)}  # fmt: skip
+            p.produce(topic, key=rec["home_id"].encode(), value=enc(rec))
+            n += 1
+            if n % 1000 == 0:
+                p.poll(0)
+        if el >= next_lag:
+            lags.append((round(el, 1), source_lag(fp.cfg, f"flinkpulse-{JOB}")))
+            next_lag += 5
+        time.sleep(0.005)
+    achieved = n / (time.monotonic() - t0)
+    assert p.flush(120) == 0
+    t_drop = time.monotonic()
+    peak = max(lg for _, lg in lags)
+
+    def drained() -> bool:
+        lags.append((round(time.monotonic() - t0, 1), source_lag(fp.cfg, f"flinkpulse-{JOB}")))
+        return lags[-1][1] < rate * 2 * fp.cfg.flink.checkpoint_interval_s
+
+    wait(drained, 900, "the backlog to drain", 5)
+    recovered_s = round(time.monotonic() - t_drop)
+    ids = [f"{tag}-{i}" for i in range(n)]
+    m = fp.reconcile(tag, ids, timeout=900)
+    assert m["lost"] == m["duplicated"] == m["unexpected"] == 0, m
+    assert peak > lags[0][1], f"no backpressure at {rate:,.0f}/s: lag {lags}"
+    m.update(target_rate=round(rate), achieved_rate=round(achieved), peak_lag=peak,
+             catch_up_s=recovered_s)  # fmt: skip
+    reliability("fault", tag, "lag grows while the input runs at 2x the sustained rate, "
+                "then drains; exact rows", m, lost=m["lost"], duplicated=m["duplicated"])  # fmt: skip

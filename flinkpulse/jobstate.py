@@ -1,0 +1,108 @@
+"""Where a job's state lives on the local stack, so jobs survive a JobManager loss or a restart.
+
+The session cluster has no high availability: when its JobManager dies (or `stack down` stops
+it) its jobs are gone from the REST API, but their retained checkpoints and savepoints stay on
+disk under the cluster's checkpoint/savepoint directories, named by job *id*. A small ledger
+(`<state>/flink/ledger.jsonl`) maps job *names* to the ids they ran as and to the savepoints
+flinkpulse took, so `flinkpulse jobs resume` (and `stack up` after `stack down`) can restart a
+job from its newest state: the latest completed checkpoint or savepoint, whichever is newer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from flinkpulse.config import Config
+
+#: jobs `stack down` stopped with a savepoint, for `stack up` to resubmit
+RESUME_FILE = "resume.json"
+
+
+def _flink_dir(cfg: Config) -> Path:
+    return cfg.stack.state_path() / "flink"
+
+
+def _ledger(cfg: Config) -> Path:
+    return _flink_dir(cfg) / "ledger.jsonl"
+
+
+def _append(cfg: Config, entry: dict[str, Any]) -> None:
+    path = _ledger(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {**entry, "at": round(time.time(), 3)}
+    with path.open("a") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def entries(cfg: Config) -> list[dict[str, Any]]:
+    """Every ledger entry, oldest first (unreadable lines are skipped)."""
+    try:
+        lines = _ledger(cfg).read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def record_submit(cfg: Config, job: str, name: str, job_id: str, config_file: Path) -> None:
+    """Remember that `name` runs as `job_id`, with the effective config in `config_file`."""
+    _append(cfg, {"name": name, "job": job, "job_id": job_id, "config": str(config_file)})
+
+
+def record_savepoint(cfg: Config, name: str, location: str) -> None:
+    """Remember a savepoint flinkpulse took of `name` (location as Flink reports it)."""
+    _append(cfg, {"name": name, "savepoint": location})
+
+
+def _path(location: str) -> Path:
+    return Path(location.removeprefix("file://").removeprefix("file:"))
+
+
+def latest_state(cfg: Config, name: str) -> str | None:
+    """The newest retained checkpoint or savepoint of job `name`, or None if there is none."""
+    ids = {e["job_id"] for e in entries(cfg) if e.get("name") == name and "job_id" in e}
+    candidates: list[Path] = []
+    for e in entries(cfg):
+        if e.get("name") == name and "savepoint" in e:
+            candidates.append(_path(e["savepoint"]) / "_metadata")
+    root = _flink_dir(cfg) / "checkpoints"
+    for jid in ids:
+        candidates += (root / jid).glob("chk-*/_metadata")
+    found = [(p.stat().st_mtime, p.parent) for p in candidates if p.is_file()]
+    if not found:
+        return None
+    return str(max(found)[1])
+
+
+def submitted_config(cfg: Config, name: str) -> tuple[str, Path] | None:
+    """(job, config file) of the last submission of `name`, if it is in the ledger."""
+    for e in reversed(entries(cfg)):
+        if e.get("name") == name and "config" in e:
+            return str(e["job"]), Path(e["config"])
+    return None
+
+
+def write_resume(cfg: Config, names: list[str]) -> None:
+    """Record the jobs `stack down` stopped, for the next `stack up`."""
+    path = _flink_dir(cfg) / RESUME_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sorted(set(names))) + "\n")
+
+
+def take_resume(cfg: Config) -> list[str]:
+    """The jobs to resume (and forget them: a failed resume is reported, not retried forever)."""
+    path = _flink_dir(cfg) / RESUME_FILE
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    path.unlink(missing_ok=True)
+    return [str(n) for n in names]

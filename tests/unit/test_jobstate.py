@@ -1,0 +1,66 @@
+"""The job-state ledger: which checkpoint or savepoint `jobs resume` and `stack up` restore."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from flinkpulse import jobstate
+from flinkpulse.config import Config
+
+
+def _cfg(tmp_path: Path) -> Config:
+    cfg = Config()
+    cfg.stack.state_dir = str(tmp_path)
+    return cfg
+
+
+def _metadata(d: Path, mtime: float) -> Path:
+    d.mkdir(parents=True)
+    (d / "_metadata").write_bytes(b"x")
+    os.utime(d / "_metadata", (mtime, mtime))
+    return d
+
+
+def test_no_state_for_an_unknown_job(tmp_path: Path) -> None:
+    assert jobstate.latest_state(_cfg(tmp_path), "flinkpulse-player_stats") is None
+
+
+def test_newest_checkpoint_across_runs_of_the_same_name(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    ck = tmp_path / "flink" / "checkpoints"
+    now = time.time()
+    jobstate.record_submit(cfg, "player_stats", "flinkpulse-player_stats", "a" * 32, Path("c"))
+    jobstate.record_submit(cfg, "player_stats", "flinkpulse-player_stats", "b" * 32, Path("c"))
+    jobstate.record_submit(cfg, "web_traffic", "flinkpulse-web_traffic", "c" * 32, Path("c"))
+    _metadata(ck / ("a" * 32) / "chk-7", now - 100)
+    newest = _metadata(ck / ("b" * 32) / "chk-3", now - 10)
+    _metadata(ck / ("c" * 32) / "chk-9", now)  # another job's: never chosen
+    (ck / ("b" * 32) / "chk-4").mkdir()  # in progress: no _metadata yet
+    assert jobstate.latest_state(cfg, "flinkpulse-player_stats") == str(newest)
+
+
+def test_a_newer_savepoint_wins_over_older_checkpoints(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    now = time.time()
+    jobstate.record_submit(cfg, "player_stats", "flinkpulse-player_stats", "a" * 32, Path("c"))
+    _metadata(tmp_path / "flink" / "checkpoints" / ("a" * 32) / "chk-7", now - 100)
+    sp = _metadata(tmp_path / "flink" / "savepoints" / "savepoint-aaaaaa-123", now)
+    jobstate.record_savepoint(cfg, "flinkpulse-player_stats", f"file:{sp}")
+    assert jobstate.latest_state(cfg, "flinkpulse-player_stats") == str(sp)
+
+
+def test_resume_list_is_taken_once(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    jobstate.write_resume(cfg, ["b", "a", "a"])
+    assert jobstate.take_resume(cfg) == ["a", "b"]
+    assert jobstate.take_resume(cfg) == []
+
+
+def test_submitted_config_is_the_last_submission(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    jobstate.record_submit(cfg, "web_traffic", "n", "1" * 32, Path("/x/old.toml"))
+    jobstate.record_submit(cfg, "web_traffic", "n", "2" * 32, Path("/x/new.toml"))
+    assert jobstate.submitted_config(cfg, "n") == ("web_traffic", Path("/x/new.toml"))
+    assert jobstate.submitted_config(cfg, "other") is None
