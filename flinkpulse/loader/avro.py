@@ -47,6 +47,8 @@ class Decoder:
         self.url = registry_url.rstrip("/")
         self.timeout = timeout
         self._schemas: dict[int, Any] = {}
+        #: schema id -> the writer schema as registered (JSON, logical types kept)
+        self.raw: dict[int, Any] = {}
         self._bad_ids: dict[int, str] = {}
         self._session: Any = None
 
@@ -79,6 +81,7 @@ class Decoder:
             self._bad_ids[schema_id] = reason
             raise DecodeError(reason) from None
         self._schemas[schema_id] = parsed
+        self.raw[schema_id] = raw
         return parsed
 
     def decode(self, value: bytes | None) -> dict[str, Any]:

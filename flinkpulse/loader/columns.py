@@ -57,6 +57,8 @@ class TableSpec:
     name: str
     #: column -> (arrow type, nullable), record columns only (bookkeeping excluded)
     columns: dict[str, tuple[Any, bool]] = field(default_factory=dict)
+    #: the same columns -> ClickHouse type, as in system.columns
+    ch_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:
@@ -74,6 +76,7 @@ class TableSpec:
             if col.startswith("_") and default_kind == "DEFAULT":
                 continue  # e.g. _loaded_at: filled by ClickHouse
             spec.columns[col] = arrow_type(typ)
+            spec.ch_types[col] = typ
         return spec
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,14 @@ from flinkpulse.config import Config
 from flinkpulse.loader import TOPIC_TABLES
 from flinkpulse.loader.avro import DecodeError, Decoder, RegistryUnavailable
 from flinkpulse.loader.columns import TableSpec, build
+from flinkpulse.loader.fast import (
+    STAGE_SETTINGS,
+    Plan,
+    create_stage_sql,
+    insert_select_sql,
+    plan,
+    stage_name,
+)
 
 log = logging.getLogger("flinkpulse.loader")
 
@@ -32,11 +41,17 @@ log = logging.getLogger("flinkpulse.loader")
 QUEUE_BATCHES = 2
 #: longest wait between two attempts to reach ClickHouse
 MAX_BACKOFF_S = 5.0
+#: recreate the session's stage tables after this long unused (sessions expire after 60 s)
+STAGE_IDLE_S = 30.0
 
 
 @dataclass
 class Pending:
-    """Buffered records of one (topic, partition), a contiguous run in offset order."""
+    """Buffered records of one (topic, partition), a contiguous run in offset order.
+
+    Either decoded in Python (`sid` None: `rows`, `msgs`, `dead`) or, all of one schema id
+    `sid`, left to ClickHouse to decode (`raw`, see :mod:`flinkpulse.loader.fast`).
+    """
 
     topic: str
     partition: int
@@ -46,6 +61,8 @@ class Pending:
     msgs: list[Any] = field(default_factory=list)  # the Kafka messages of `rows`
     dead: list[tuple[Any, str]] = field(default_factory=list)  # (message, reason)
     since: float = 0.0
+    sid: int | None = None
+    raw: list[bytes] = field(default_factory=list)  # Confluent-framed values (sid not None)
 
 
 @dataclass
@@ -55,9 +72,12 @@ class Insert:
     topic: str
     partition: int
     spec: TableSpec
-    table: Any  # pyarrow.Table
+    table: Any  # pyarrow.Table, or None for a staged insert
     first: int
     last: int
+    rows: int
+    body: bytes | None = None  # Avro container for ClickHouse to decode (with `plan`)
+    plan: Plan | None = None
 
 
 @dataclass
@@ -81,6 +101,7 @@ class Loader:
         cfg: Config,
         topics: list[str] | None = None,
         status_file: Path | None = None,
+        fast: bool = True,
     ) -> None:
         from flinkpulse.clickhouse.migrate import check_database_name
 
@@ -120,6 +141,13 @@ class Loader:
         self._migrated = False
         self._qid = f"fpload-{self.database}-"
         self._lock = threading.Lock()
+        #: let ClickHouse decode record schemas it converts alike (flinkpulse.loader.fast)
+        self.fast = fast
+        self._plans: dict[tuple[str, int], Plan | None] = {}  # (table, schema id) -> plan
+        #: (topic, first 5 bytes of a value) -> schema id to stage, None: decode in Python
+        self._sids: dict[tuple[str, bytes], int | None] = {}
+        #: (topic, partition) -> decode offsets up to this in Python (a staged insert failed)
+        self._slow_until: dict[tuple[str, int], int] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -206,7 +234,7 @@ class Loader:
             {**conf, "enable.idempotence": True, "linger.ms": 5, "log_level": 3}
         )
 
-    def _client(self) -> Any:
+    def _client(self, session: bool = False) -> Any:
         from flinkpulse.clickhouse.migrate import client
 
         return client(
@@ -215,6 +243,7 @@ class Loader:
             connect_timeout=5,
             send_receive_timeout=120,
             autogenerate_session_id=False,
+            session_id=f"{self._qid}{uuid.uuid4().hex}" if session else None,
         )
 
     # -- resume: the heart of exactly-once ----------------------------------------------------
@@ -235,6 +264,8 @@ class Loader:
                     self._migrated = True
                 self._wait_no_inflight()
                 self.specs = {table: self._describe(table) for _, table in self.topics.values()}
+                self._plans.clear()
+                self._sids.clear()
                 self.partitions = self._list_partitions()
                 start = self._committed()
                 self.start = start
@@ -358,41 +389,123 @@ class Loader:
     # -- consume and batch --------------------------------------------------------------------
 
     def _handle(self, msgs: list[Any]) -> None:
+        if not self.fast or any(m.error() is not None for m in msgs):
+            self._handle_each(msgs)
+        else:  # runs of one partition, each as a whole where ClickHouse is to decode it all
+            keys = zip([m.topic() for m in msgs], [m.partition() for m in msgs], strict=True)
+            i = 0
+            for key, grp in groupby(keys):
+                n = sum(1 for _ in grp)
+                self._handle_run(key, msgs[i : i + n])
+                i += n
+                if self._failed.is_set():
+                    return
+        if self.buffered >= self.batch_rows:
+            self._flush_all()
+
+    def _handle_run(self, key: tuple[str, int], msgs: list[Any]) -> None:
+        """Consecutive records of one partition: staged as a whole if they can all be."""
+        values = [m.value() for m in msgs]
+        headers = {v[:5] for v in values if v is not None}
+        sid = None
+        if len(headers) == 1 and None not in values:
+            (header,) = headers
+            sid = self._sids.get((key[0], header), -1)
+            if sid == -1:
+                sid = self._fast_sid(key[0], values[0])
+        offsets = [m.offset() for m in msgs]
+        if sid is None or offsets[0] <= self._slow_until.get(key, -1):
+            self._handle_each(msgs)
+            return
+        i, n = 0, len(values)
+        while i < n and not self._failed.is_set():
+            pend = self._pending_for(key, sid)
+            j = min(n, i + self.batch_rows - len(pend.offsets))
+            pend.raw += values[i:j]
+            pend.offsets += offsets[i:j]
+            self.buffered += j - i
+            if len(pend.offsets) >= self.batch_rows:
+                self._flush(key)
+            i = j
+
+    def _pending_for(self, key: tuple[str, int], sid: int | None) -> Pending:
+        """The buffer of `key` for records decoded by `sid` (None: Python); a run ends where
+        the way of decoding changes."""
+        pend = self.pending.get(key)
+        if pend is not None and pend.sid != sid:
+            if pend.offsets or pend.dead:
+                self._flush(key)
+                pend = None
+            else:
+                pend.sid = sid
+        if pend is None:
+            pend = self.pending[key] = Pending(
+                key[0], key[1], self.topics[key[0]][1], since=time.monotonic(), sid=sid
+            )
+        elif not pend.offsets and not pend.dead:
+            pend.since = time.monotonic()
+        return pend
+
+    def _handle_each(self, msgs: list[Any]) -> None:
         decode = self.decoder.decode
+        fast, slow, sids = self.fast, self._slow_until, self._sids
         for m in msgs:
             if m.error() is not None:
                 if m.error().code() != -191:  # _PARTITION_EOF
                     log.warning("Kafka: %s", m.error())
                 continue
-            key = (m.topic(), m.partition())
-            pend = self.pending.get(key)
-            if pend is None:
-                pend = self.pending[key] = Pending(
-                    m.topic(), m.partition(), self.topics[m.topic()][1], since=time.monotonic()
-                )
-            elif not pend.offsets and not pend.dead:
-                pend.since = time.monotonic()
-            try:
-                row = decode(m.value())
-            except DecodeError as e:
-                pend.dead.append((m, str(e)))
-                continue
-            except RegistryUnavailable as e:
-                self._error = e
-                self._failed.set()
-                return
-            pend.rows.append(row)
-            pend.offsets.append(m.offset())
-            pend.msgs.append(m)
+            topic = m.topic()
+            key = (topic, m.partition())
+            value, offset = m.value(), m.offset()
+            sid = None
+            if fast and value is not None:
+                sid = sids.get((topic, value[:5]), -1)
+                if sid == -1:
+                    sid = self._fast_sid(topic, value)
+                if sid is not None and offset <= slow.get(key, -1):
+                    sid = None
+            pend = self._pending_for(key, sid)
+            if sid is not None:
+                pend.raw.append(value)
+            else:
+                try:
+                    row = decode(value)
+                except DecodeError as e:
+                    pend.dead.append((m, str(e)))
+                    continue
+                except RegistryUnavailable as e:
+                    self._error = e
+                    self._failed.set()
+                    return
+                pend.rows.append(row)
+                pend.msgs.append(m)
+            pend.offsets.append(offset)
             self.buffered += 1
-            if len(pend.rows) >= self.batch_rows:
+            if len(pend.offsets) >= self.batch_rows:
                 self._flush(key)
-        if self.buffered >= self.batch_rows:
-            self._flush_all()
+
+    def _fast_sid(self, topic: str, value: bytes) -> int | None:
+        """The schema id if ClickHouse is to decode `value`, else None (Python decodes)."""
+        header = value[:5]
+        if len(value) < 6 or value[0] != 0:
+            self._sids[(topic, header)] = None
+            return None
+        sid = int.from_bytes(header[1:], "big")
+        table = self.topics[topic][1]
+        p = self._plans.get((table, sid), False)
+        if p is False:
+            try:
+                self.decoder.schema(sid)
+            except (DecodeError, RegistryUnavailable):
+                return None  # the Python path reports it (dead letter, or retry); not cached
+            p = plan(self.decoder.raw.get(sid), self.specs[table].ch_types)
+            self._plans[(table, sid)] = p
+        self._sids[(topic, header)] = sid if p is not None else None
+        return sid if p is not None else None
 
     def _flush_due(self, now: float) -> None:
         for key, pend in list(self.pending.items()):
-            if (pend.rows or pend.dead) and now - pend.since >= self.flush_interval:
+            if (pend.offsets or pend.dead) and now - pend.since >= self.flush_interval:
                 self._flush(key)
 
     def _flush_all(self) -> None:
@@ -404,8 +517,17 @@ class Loader:
         pend = self.pending.pop(key, None)
         if pend is None or self._failed.is_set():
             return
-        self.buffered -= len(pend.rows)
+        self.buffered -= len(pend.offsets)
         spec = self.specs[pend.table]
+        if pend.sid is not None:
+            if pend.raw:
+                p = self._plans[(pend.table, pend.sid)]
+                assert p is not None
+                body = p.container(pend.raw, pend.offsets)
+                first, last, n = pend.offsets[0], pend.offsets[-1], len(pend.offsets)
+                self._enqueue(key, Insert(pend.topic, pend.partition, spec, None, first, last, n,
+                                          body, p))  # fmt: skip
+            return
         dead = list(pend.dead)
         table = None
         if pend.rows:
@@ -415,16 +537,20 @@ class Loader:
             self._dead_letter(pend, dead)
         if table is not None and table.num_rows:
             offs = table.column("_offset")
-            ins = Insert(pend.topic, pend.partition, spec, table, offs[0].as_py(), offs[-1].as_py())
-            with self._lock:
-                self.inflight_rows[key] = self.inflight_rows.get(key, 0) + table.num_rows
-            while True:  # backpressure: block while the insert thread is busy
-                try:
-                    self._q.put(ins, timeout=0.5)
-                    break
-                except queue.Full:
-                    if self._stop.is_set() and self._failed.is_set():
-                        return
+            first, last = offs[0].as_py(), offs[-1].as_py()
+            ins = Insert(pend.topic, pend.partition, spec, table, first, last, table.num_rows)
+            self._enqueue(key, ins)
+
+    def _enqueue(self, key: tuple[str, int], ins: Insert) -> None:
+        with self._lock:
+            self.inflight_rows[key] = self.inflight_rows.get(key, 0) + ins.rows
+        while True:  # backpressure: block while the insert thread is busy
+            try:
+                self._q.put(ins, timeout=0.5)
+                break
+            except queue.Full:
+                if self._stop.is_set() and self._failed.is_set():
+                    return
 
     def _dead_letter(self, pend: Pending, dead: list[tuple[Any, Any]]) -> None:
         """Send undecodable records to dlq.<topic>; wait for Kafka's ack (proof, 5)."""
@@ -460,6 +586,8 @@ class Loader:
 
     def _insert_loop(self) -> None:
         ch = None
+        stages: dict[str, Plan] = {}  # table -> the plan its stage in this session was made for
+        used = 0.0
         while True:
             item = self._q.get()
             try:
@@ -468,20 +596,30 @@ class Loader:
                 if self._failed.is_set():
                     continue  # discard: the main thread resumes from ClickHouse
                 if ch is None:
-                    ch = self._client()
+                    ch = self._client(session=True)
+                    stages.clear()
                 qid = f"{self._qid}{item.topic}-{item.partition}-{item.first}-{item.last}-"
-                ch.insert_arrow(
-                    item.spec.qualified,
-                    item.table,
-                    settings={"query_id": qid + uuid.uuid4().hex[:8]},
-                )
-                n = item.table.num_rows
+                if item.body is not None:
+                    if time.monotonic() - used > STAGE_IDLE_S:
+                        stages.clear()  # the session may have expired with its tables
+                    self._insert_staged(ch, item, qid, stages)
+                    used = time.monotonic()
+                else:
+                    ch.insert_arrow(
+                        item.spec.qualified,
+                        item.table,
+                        settings={"query_id": qid + uuid.uuid4().hex[:8]},
+                    )
+                n = item.rows
                 with self._lock:
                     self.stats.rows += n
                     self.stats.inserts += 1
                     key = (item.topic, item.partition)
                     self.inflight_rows[key] = max(0, self.inflight_rows.get(key, 0) - n)
             except BaseException as e:  # noqa: BLE001 - any failure: resume from ClickHouse
+                if item is not None and item.body is not None:
+                    key = (item.topic, item.partition)  # replay the batch, decoded in Python
+                    self._slow_until[key] = max(self._slow_until.get(key, -1), item.last)
                 self._error = e
                 self._failed.set()
                 if ch is not None:
@@ -490,6 +628,40 @@ class Loader:
                 ch = None
             finally:
                 self._q.task_done()
+
+    def _insert_staged(self, ch: Any, item: Insert, qid: str, stages: dict[str, Plan]) -> None:
+        """One batch through the session's stage table (see :mod:`flinkpulse.loader.fast`)."""
+        from clickhouse_connect.driver.exceptions import DatabaseError
+
+        assert item.plan is not None and item.body is not None
+        table = item.spec.name
+        stage = stage_name(table)
+        if stages.get(table) is not item.plan:
+            try:
+                ch.command(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
+                ch.command(create_stage_sql(table, item.plan))
+            except DatabaseError as e:
+                self.fast = False
+                log.warning(
+                    "cannot create a temporary stage table (%s): decoding in Python from now on",
+                    _first_line(e),
+                )
+                raise
+            stages[table] = item.plan
+        else:
+            ch.command(f"TRUNCATE TABLE `{stage}`")
+        ch.raw_insert(
+            stage,
+            None,
+            insert_block=item.body,
+            fmt="Avro",
+            settings={**STAGE_SETTINGS, "query_id": qid + "s" + uuid.uuid4().hex[:8]},
+        )
+        ch.command(
+            insert_select_sql(item.spec.qualified, table, item.plan),
+            parameters={"t": item.topic, "p": item.partition, "n": item.rows},
+            settings={"query_id": qid + uuid.uuid4().hex[:8], "max_threads": 1},
+        )
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -542,7 +714,7 @@ class Loader:
             inflight = dict(self.inflight_rows)
         out = {}
         for k in self.partitions:
-            buffered = len(self.pending[k].rows) if k in self.pending else 0
+            buffered = len(self.pending[k].offsets) if k in self.pending else 0
             behind = max(0, hws.get(k, 0) - pos[k]) if k in pos else 0
             out[k] = behind + buffered + inflight.get(k, 0)
         return out

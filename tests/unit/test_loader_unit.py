@@ -58,3 +58,68 @@ def test_alert_line_and_json() -> None:
     ]  # fmt: skip
     j = to_json(a)
     assert j["detected_at"] == "1970-01-01T00:00:01.500+00:00" and j["attributes"] == {}
+
+
+# -- ClickHouse decodes (flinkpulse.loader.fast) ------------------------------------------------
+
+_PLAYER_TYPES = {
+    "window_start": "DateTime64(3, 'UTC')", "window_end": "DateTime64(3, 'UTC')",
+    "player_id": "String", "team": "LowCardinality(String)", "match_id": "String",
+    "kills": "Int32", "deaths": "Int32", "assists": "Int32", "damage": "Float64",
+    "headshots": "Int32", "kd_ratio": "Float64",
+}  # fmt: skip
+
+
+def test_fast_plan_only_for_fields_clickhouse_converts_like_the_python_path() -> None:
+    from flinkpulse.loader.fast import plan
+    from tests.loader_helpers import ALERT, PLAYER_STATS, flink_schema
+
+    p = plan(PLAYER_STATS, _PLAYER_TYPES)
+    assert p is not None
+    assert p.strings == ["player_id", "team", "match_id"]
+    assert [c for c, _ in p.stage_columns][-1] == "_fp_tail"
+    # a column the schema lacks is fine (type default both ways); a mismatching type is not
+    assert plan(PLAYER_STATS, {**_PLAYER_TYPES, "extra": "String"}) is not None
+    assert plan(PLAYER_STATS, {**_PLAYER_TYPES, "kills": "UInt32"}) is None  # -1 would wrap
+    assert plan(PLAYER_STATS, {**_PLAYER_TYPES, "window_end": "DateTime64(6, 'UTC')"}) is None
+    alert_types = {"attributes": "Map(String, String)", "alert_id": "String"}
+    assert plan(ALERT, alert_types) is None  # maps: Python path
+    assert plan(flink_schema([("_offset", "long", False)]), {"_offset": "Int64"}) is None
+    assert plan({"type": "string"}, {}) is None
+
+
+def test_fast_container_is_valid_avro_with_framing_canary_and_offset() -> None:
+    import io
+
+    import fastavro
+
+    from flinkpulse.loader.fast import CANARY, plan
+    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row
+
+    enc = Encoder(7, PLAYER_STATS)
+    values = [enc(player_row(i)) for i in range(5)]
+    offsets = [10, 11, 13, 14, 300]
+    p = plan(PLAYER_STATS, _PLAYER_TYPES)
+    assert p is not None
+    recs = list(fastavro.reader(io.BytesIO(p.container(values, offsets))))
+    assert len(recs) == 5
+    for i, (r, off) in enumerate(zip(recs, offsets, strict=True)):
+        assert r["_fp_head"] == b"\x00\x00\x00\x00\x07"
+        assert r["_fp_tail"] == CANARY + off.to_bytes(8, "little")
+        assert r["player_id"] == player_row(i)["player_id"]
+        assert r["kd_ratio"] == player_row(i)["kd_ratio"]
+
+
+def test_fast_insert_select_checks_canary_utf8_and_row_count() -> None:
+    from flinkpulse.loader.fast import create_stage_sql, insert_select_sql, plan
+    from tests.loader_helpers import PLAYER_STATS
+
+    p = plan(PLAYER_STATS, _PLAYER_TYPES)
+    assert p is not None
+    sql = insert_select_sql("`db`.`player_stats`", "player_stats", p)
+    assert sql.startswith("INSERT INTO `db`.`player_stats` (`window_start`")
+    assert "throwIf(" in sql and "isValidUTF8(`team`)" in sql and "{n:UInt64}" in sql
+    assert "{t:String}, {p:Int32}" in sql and sql.endswith("ORDER BY _o")
+    assert create_stage_sql("player_stats", p).startswith(
+        "CREATE TEMPORARY TABLE `_fpload_stage_player_stats` (`window_start` DateTime64(3, 'UTC')"
+    )
