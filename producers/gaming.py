@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import random
+from operator import attrgetter
 from typing import Any
 
-from producers.base import Clock, EventStream, TimeConfig, id_prefix, make_id
+from producers.base import Clock, Event, EventStream, TimeConfig, id_prefix, make_id
 
 TOPIC = "gaming.player-events"
 
@@ -131,11 +132,12 @@ class GamingGenerator:
         damage: float,
         headshot: bool,
         weapon: str,
-    ) -> tuple[str, dict[str, Any], str]:
-        t = self.clock.stamp(self.clock.tick())
-        self._n += 1
+    ) -> Event:
+        clock = self.clock
+        t = clock.stamp(clock.tick())
+        n = self._n = self._n + 1
         rec = {
-            "event_id": f"{self._ids}{self._n:012x}",
+            "event_id": f"{self._ids}{n:012x}",
             "match_id": m.id,
             "player_id": p.id,
             "team": TEAMS[team],
@@ -189,45 +191,53 @@ class GamingGenerator:
                 dmg = round(base * (0.6 + 0.6 * rng.random()) * (2.0 if hs else 1.0), 1)
                 yield self._event(m, team, attacker, "DAMAGE", victim, dmg, hs, attacker.weapon)
 
-    def _kill(self, m: _Match, team: int, attacker: _Player) -> EventStream:
+    def _kill(self, m: _Match, team: int, attacker: _Player) -> list[Event]:
+        """KILL and DEATH (after a SPAWN if the other side is all dead), maybe an ASSIST."""
         rng = self.rng
+        event = self._event
         enemy = 1 - team
         victims = m.alive[enemy]
+        out = []
         if not victims:
             # everyone on the other side is dead: the first of them respawns
             for j, (t, p) in enumerate(m.dead):
                 if t == enemy:
                     m.dead.pop(j)
                     victims.append(p)
-                    yield self._event(m, enemy, p, "SPAWN", None, 0.0, False, "none")
+                    out.append(event(m, enemy, p, "SPAWN", None, 0.0, False, "none"))
                     break
             if not victims:
-                return
+                return out
         victim = _pick(rng, victims, False)
         hs = rng.random() < attacker.hs
         weapon = attacker.weapon
         dmg = round(WEAPONS[weapon][0] * (0.8 + 0.4 * rng.random()) * (2.0 if hs else 1.0), 1)
-        yield self._event(m, team, attacker, "KILL", victim, dmg, hs, weapon)
-        yield self._event(m, enemy, victim, "DEATH", attacker, 0.0, hs, weapon)
+        out.append(event(m, team, attacker, "KILL", victim, dmg, hs, weapon))
+        out.append(event(m, enemy, victim, "DEATH", attacker, 0.0, hs, weapon))
         victims.remove(victim)
         m.dead.append((enemy, victim))
         mates = [p for p in m.alive[team] if p is not attacker]
         if mates and rng.random() < 0.35:
             helper = mates[rng.randrange(len(mates))]
             dmg = round(20 + 60 * rng.random(), 1)
-            yield self._event(m, team, helper, "ASSIST", victim, dmg, False, helper.weapon)
+            out.append(event(m, team, helper, "ASSIST", victim, dmg, False, helper.weapon))
+        return out
+
+
+_KILL_W = attrgetter("kill_w")
+_DEATH_W = attrgetter("death_w")
 
 
 def _pick(rng: random.Random, players: list[_Player], killer: bool) -> _Player:
     """A player drawn with probability proportional to its kill (or death) weight."""
     if killer:
-        x = rng.random() * sum(p.kill_w for p in players)
+        x = rng.random() * sum(map(_KILL_W, players))
         for p in players:
             x -= p.kill_w
             if x <= 0:
                 return p
     else:
-        x = rng.random() * sum(p.death_w for p in players)
+        x = rng.random() * sum(map(_DEATH_W, players))
         for p in players:
             x -= p.death_w
             if x <= 0:
