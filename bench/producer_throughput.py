@@ -35,13 +35,14 @@ def main() -> None:
     finally:
         _delete_topics(cfg)
     print()
-    print("| domain (load) | Avro events/s | raw-bytes msgs/s | ratio | generate only /s | "
-          "encode only /s |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| domain (load) | Avro events/s | raw-bytes msgs/s | ratio | Avro /CPU-s | raw /CPU-s | "
+          "CPU ratio | generate only /s | encode only /s |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in res["rows"]:
         print(
             f"| {r['domain']} ({r['load_average']:.1f}) | {r['avro_events_per_s']:,} | "
-            f"{r['raw_bytes_msgs_per_s']:,} | {r['ratio']:.2f} | {r['generate_per_s']:,} | "
+            f"{r['raw_bytes_msgs_per_s']:,} | {r['ratio']:.2f} | {r['avro_events_per_cpu_s']:,} | "
+            f"{r['raw_bytes_msgs_per_cpu_s']:,} | {r['cpu_ratio']:.2f} | {r['generate_per_s']:,} | "
             f"{r['encode_per_s']:,} |"
         )
         if r["failed"] or r["invalid"] or r["undelivered"]:
