@@ -1,9 +1,11 @@
 """The exactly-once loader: result topics, ``alerts`` and raw security events -> ClickHouse.
 
 Each topic feeds one table (``results.player-stats`` -> ``player_stats``, ``alerts`` ->
-``alerts``, ...; :data:`TOPIC_TABLES`). Values are Avro in Confluent wire format, decoded with
-the writer schema from the registry (cached by id). Rows are batched by size and time and
-inserted with clickhouse-connect (Arrow) as the ``writer`` user. Records that cannot be
+``alerts``, ...; :data:`TOPIC_TABLES`). Values are Avro in Confluent wire format with the
+writer schema in the registry (cached by id). Rows are batched by size and time and inserted
+with clickhouse-connect as the ``writer`` user: where ClickHouse converts every field of the
+writer schema as Python would, ClickHouse decodes the batch itself (staged and checked,
+:mod:`flinkpulse.loader.fast`); otherwise fastavro decodes and the batch goes as Arrow. Records that cannot be
 decoded go to ``dlq.<topic>`` with headers ``error``, ``source.topic``, ``source.partition``,
 ``source.offset`` (as the Flink jobs do).
 
@@ -21,6 +23,8 @@ the table holds nothing of that partition). Why no record is lost or loaded twic
 2. *Prefix invariant.* For every (topic, partition), the rows in ClickHouse are exactly the
    loadable records with offset <= M, where M = max(_offset). It holds initially (empty), and
    an insert keeps it: it adds the records of (M, M'] (all of them, in order) and nothing else.
+   (A batch ClickHouse decodes is staged in a session's temporary table first; the write is
+   the one ``INSERT ... SELECT`` from it, refused as a whole if any record is malformed.)
    If an insert dies half-way, ClickHouse has committed either nothing, or all of it (one
    insert of < max_insert_block_size rows into an unpartitioned MergeTree is one part,
    committed atomically), or -- should a server split it into several blocks -- its first
@@ -36,7 +40,9 @@ the table holds nothing of that partition). Why no record is lost or loaded twic
    the same records again. Every insert has a query id ``fpload-<database>-...``; the loader
    resumes only once ``system.processes`` shows none of its inserts running.
 5. *Dead letters* are produced and flushed (acknowledged by Kafka) before the insert of the
-   batch they belong to, so a record is never skipped without its dead letter. A crash
+   batch they belong to, so a record is never skipped without its dead letter. A staged batch
+   has none: if ClickHouse refuses it, the loader resumes (3) and decodes that batch's offsets
+   in Python, which finds the bad records and dead-letters them first. A crash
    between the two re-sends the dead letter on replay: the DLQ is at-least-once (duplicates
    carry the same ``source.offset`` header).
 

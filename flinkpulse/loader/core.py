@@ -1,9 +1,11 @@
 """The loader loop: consume, decode, batch, insert; resume from ClickHouse after any error.
 
-See the package docstring for the exactly-once argument. Threads: the main thread consumes,
-decodes and builds Arrow tables; one insert thread sends them to ClickHouse in order (so
-decoding the next batch overlaps the insert of the previous one). A bounded queue between
-them is the backpressure: when inserts are slow the main thread stops consuming.
+See the package docstring for the exactly-once argument. Threads: the main thread consumes
+and batches — runs of records ClickHouse can decode (:mod:`flinkpulse.loader.fast`) as Avro
+containers, the others decoded in Python into Arrow tables; one insert thread sends the
+batches to ClickHouse in order (so consuming the next batch overlaps the insert of the
+previous one). A bounded queue between them is the backpressure: when inserts are slow the
+main thread stops consuming.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ QUEUE_BATCHES = 2
 MAX_BACKOFF_S = 5.0
 #: recreate the session's stage tables after this long unused (sessions expire after 60 s)
 STAGE_IDLE_S = 30.0
+#: errors creating a temporary table that turn ClickHouse-side decoding off for good
+_NO_STAGE = ("ACCESS_DENIED", "NOT_ENOUGH_PRIVILEGES", "READONLY", "NOT_IMPLEMENTED")
 
 
 @dataclass
@@ -641,11 +645,12 @@ class Loader:
                 ch.command(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
                 ch.command(create_stage_sql(table, item.plan))
             except DatabaseError as e:
-                self.fast = False
-                log.warning(
-                    "cannot create a temporary stage table (%s): decoding in Python from now on",
-                    _first_line(e),
-                )
+                if any(c in str(e) for c in _NO_STAGE):  # not allowed here: never will be
+                    self.fast = False
+                    log.warning(
+                        "cannot create a temporary stage table (%s): decoding in Python from now",
+                        _first_line(e),
+                    )
                 raise
             stages[table] = item.plan
         else:
