@@ -10,8 +10,10 @@ removed again afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -198,6 +200,18 @@ def probe_rows(t0: datetime, path: str) -> list[list[Any]]:
          i + 1, 0, 0.0, 1.0, 2.0, 100, PROBE_TOPIC, 0, i]
         for i in range(12)
     ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def probe(cfg: Config, path: str, t0: datetime) -> Iterator[None]:
+    """The probe rows of `path` in web_traffic while the block runs, removed afterwards."""
+    db = cfg.clickhouse.database
+    writer = ch_client(cfg, "writer")
+    writer.insert(f"{db}.web_traffic", probe_rows(t0, path), column_names=WEB_TRAFFIC_COLUMNS)
+    try:
+        yield
+    finally:
+        remove_probe(writer, db, path)
 
 
 def remove_probe(writer: Any, database: str, path: str) -> None:

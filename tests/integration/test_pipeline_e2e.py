@@ -201,14 +201,24 @@ def test_scripted_match_and_intrusion_land_in_clickhouse_exactly(pipeline: Pipel
 
 
 def test_stop_with_savepoint_and_resume_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
+    """Through the CLI: `jobs cancel --savepoint`, then `jobs resume` picks that savepoint."""
     cfg = pipeline.cfg
-    rest = FlinkRest(cfg)
-    (job,) = rest.running(job_name(cfg, "player_stats"))
-    savepoint = rest.savepoint(job["jid"], None, stop=True)
+
+    def cli(*args: str) -> str:
+        argv = [sys.executable, "-m", "flinkpulse.cli", "jobs", *args, "player_stats",
+                "--topic-prefix", cfg.kafka.topic_prefix]  # fmt: skip
+        res = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    out = cli("cancel", "--savepoint")
+    savepoint = out.split("stopped with savepoint ")[1].split()[0]
+    assert not FlinkRest(cfg).running(job_name(cfg, "player_stats"))
     # while the job is down: a second match, later in event time
     t1 = T0 + 20 * MINUTE
     pipeline.send(match_events(t1, "m2") + sentinel(t1 + 10 * MINUTE))
-    submit(cfg, "player_stats", savepoint=savepoint)
+    out = cli("resume")
+    assert f"from {savepoint.removeprefix('file:')}" in out, out
     n = pipeline.load_until(
         "SELECT count() FROM {db}.player_stats FINAL WHERE match_id IN ('m1', 'm2')", 24
     )
