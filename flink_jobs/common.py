@@ -31,17 +31,7 @@ SQL_DIR = ROOT / "sql" / "flink"
 SOURCE_TOPICS = {t: TOPIC_RECORDS[t] for t in topics.SOURCE_TOPICS}
 
 #: result views (defined in the jobs' SQL) -> result topic and Kafka key column
-RESULT_TOPICS: dict[str, tuple[str, str]] = {
-    "player_stats": ("results.player-stats", "player_id"),
-    "team_stats": ("results.team-stats", "team"),
-    "leaderboard": ("results.leaderboard", "player_id"),
-    "device_stats": ("results.device-stats", "device_id"),
-    "energy_usage": ("results.energy-usage", "home_id"),
-    "web_traffic": ("results.web-traffic", "path"),
-    "client_activity": ("results.client-activity", "client_ip"),
-    "alerts": ("alerts", "entity_id"),
-    "security_events": ("results.security-events", "home_id"),
-}
+RESULT_TOPICS = topics.RESULTS
 
 
 #: result views written with a schema from avro_schemas/ instead of one derived by Flink

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -210,8 +211,26 @@ def submit(
         from flink_jobs import JOBS
 
         raise UsageError(f"unknown job {job!r} (jobs: {', '.join(JOBS)})")
-    rest = FlinkRest(cfg)
     name = job_name(cfg, job)
+    # one submission of a name at a time on this machine: the check below and `flink run`
+    # must not interleave with another process's (two copies of one job would both run)
+    lock = cfg.stack.state_path() / "run" / f"submit-{name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        return _submit_locked(cfg, job, name, script, savepoint, extra_args, wait_running)
+
+
+def _submit_locked(
+    cfg: Config,
+    job: str,
+    name: str,
+    script: Path,
+    savepoint: str | None,
+    extra_args: list[str] | None,
+    wait_running: bool,
+) -> str:
+    rest = FlinkRest(cfg)
     if rest.running(name):
         raise FlinkpulseError(f"{name} is already running — `flinkpulse jobs cancel {job}` first")
     free = rest.call("GET", "/overview").get("slots-available", 0)

@@ -11,17 +11,20 @@ SOURCE_TOPICS = [
     "iot.security-events",
     "web.access-logs",
 ]
-RESULT_TOPICS = [
-    "results.player-stats",
-    "results.team-stats",
-    "results.leaderboard",
-    "results.device-stats",
-    "results.energy-usage",
-    "results.web-traffic",
-    "results.client-activity",
-    "results.security-events",
-    "alerts",
-]
+#: result view (defined in the jobs' SQL) -> (result topic, Kafka key column): the one map the
+#: jobs (sinks), topic creation and the loader (topic -> table of the same name) derive from
+RESULTS: dict[str, tuple[str, str]] = {
+    "player_stats": ("results.player-stats", "player_id"),
+    "team_stats": ("results.team-stats", "team"),
+    "leaderboard": ("results.leaderboard", "player_id"),
+    "device_stats": ("results.device-stats", "device_id"),
+    "energy_usage": ("results.energy-usage", "home_id"),
+    "web_traffic": ("results.web-traffic", "path"),
+    "client_activity": ("results.client-activity", "client_ip"),
+    "security_events": ("results.security-events", "home_id"),
+    "alerts": ("alerts", "entity_id"),
+}
+RESULT_TOPICS = [topic for topic, _key in RESULTS.values()]
 
 
 def all_topics() -> list[str]:
