@@ -92,7 +92,10 @@ class FlinkRest:
             return ""
         root = (ex.get("exceptionHistory") or {}).get("entries") or []
         text = root[0].get("stacktrace", "") if root else ex.get("root-exception", "") or ""
-        return text.strip().splitlines()[0] if text else ""
+        lines = text.strip().splitlines()
+        causes = [ln.strip().removeprefix("Caused by: ") for ln in lines if "Caused by:" in ln]
+        # the innermost cause says what went wrong; the outer lines only where
+        return causes[-1] if causes else (lines[0] if lines else "")
 
     def savepoint(self, job_id: str, target: str | None, stop: bool, timeout: float = 180) -> str:
         body: dict[str, Any] = {"cancel-job": False} if not stop else {"drain": False}

@@ -11,9 +11,11 @@ the job's consumer lag (end offsets − offsets Flink committed at checkpoints) 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flinkpulse.config import Config
@@ -30,7 +32,8 @@ def _percentiles(xs: list[float]) -> dict[str, float | None]:
     return {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1], 3)}
 
 
-def _lag(cfg: Config, group: str) -> int:
+def consumer_lag(cfg: Config, group: str) -> int:
+    """Records in the source topics not yet committed by `group` (Flink commits at checkpoints)."""
     from confluent_kafka import Consumer, TopicPartition
 
     from flink_jobs.common import SOURCE_TOPICS
@@ -70,6 +73,83 @@ def _until(it: Any, stop: threading.Event) -> Any:
         yield x
 
 
+def _relabel(evs: list[Any], k: int) -> list[Any]:
+    """Incident group k of the scripted incidents with its own attacker IP, home and cheater,
+    so that groups overlapping in time stay separate matches."""
+    from producers import scenarios
+
+    subs = {
+        scenarios.ATTACKER_IP: f"198.51.100.{k % 250 + 1}",
+        scenarios.DEMO_HOME: f"home-bench-{k}",
+        scenarios.CHEATER: f"p-cheater-bench-{k}",
+    }
+
+    def sub(x: Any) -> Any:
+        if isinstance(x, str):
+            for a, b in subs.items():
+                x = x.replace(a, b)
+        return x
+
+    return [(sub(key), {f: sub(v) for f, v in rec.items()}, topic) for key, rec, topic in evs]
+
+
+def _latency(
+    cfg: Config, ch: Any, rate: float, latency_s: float, stop: threading.Event
+) -> dict[str, Any]:
+    """Background load at `rate` plus a new incident group every 3 s for `latency_s` seconds,
+    each event produced when the wall clock reaches its event time; alert latency per rule."""
+    from producers import scenarios
+    from producers.kafka import AvroKafkaProducer
+
+    bg: dict[str, Any] = {}
+    th = threading.Thread(
+        target=lambda: bg.update(_background(cfg, rate, latency_s + 45, stop)), daemon=True
+    )
+    th.start()
+    inc = AvroKafkaProducer(cfg, ["web.access-logs", "iot.security-events",
+                                  "gaming.player-events", "iot.sensor-readings"],
+                            producer_conf={"log_level": 0, "linger.ms": 0})  # fmt: skip
+    start = int(time.time() * 1000) + 1000
+    evs: list[Any] = []
+    for k in range(max(1, int(latency_s // 3))):
+        t0 = start + k * 3001
+        group = scenarios.brute_force(t0) + scenarios.intrusion(t0) + scenarios.cheater(t0)
+        # the alerts fire by +24 s; the DISARM 90 s later would only stretch the run
+        evs += _relabel([e for e in group if int(e[1]["event_time"]) <= t0 + 30_000], k)
+    produced: dict[int, float] = {}
+    for key, rec, topic in sorted(evs, key=lambda e: int(e[1]["event_time"])):
+        et = int(rec["event_time"])
+        wait = et / 1000 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        inc.send(key, rec, topic)
+        inc.producer.flush(5)
+        produced[et] = time.time()
+    time.sleep(max(10.0, 3 * cfg.flink.checkpoint_interval_s + cfg.flink.watermark_delay_s))
+    stop.set()
+    th.join(60)
+    rows = ch.query(
+        f"SELECT alert_id, rule, toUnixTimestamp64Milli(last_event_time), "
+        f"toUnixTimestamp64Milli(min(_loaded_at)) FROM `{cfg.clickhouse.database}`.alerts "
+        "GROUP BY alert_id, rule, last_event_time"
+    ).result_rows
+    lat: dict[str, list[float]] = {}
+    for _aid, rule, last_ms, loaded_ms in rows:
+        if last_ms in produced:
+            lat.setdefault(rule, []).append(loaded_ms / 1000 - produced[last_ms])
+    every = [x for xs in lat.values() for x in xs]
+    return {
+        "background": bg,
+        "incident_groups": max(1, int(latency_s // 3)),
+        "first_row": min((r[3] for r in rows), default=0) / 1000 or None,
+        "alerts": len(rows),
+        "alerts_matched": len(every),
+        "latency_s": _percentiles(every),
+        "latency_by_rule": {r: _percentiles(xs) for r, xs in lat.items()},
+        "latency_samples": [round(x, 3) for x in every],
+    }
+
+
 def run(
     cfg: Config,
     rate: float,
@@ -78,121 +158,105 @@ def run(
     step_s: float,
     tuned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from flinkpulse.clickhouse.migrate import client, migrate
-    from flinkpulse.flinkrest import FlinkRest, submit
-    from flinkpulse.loader.core import Loader
-    from flinkpulse.topics import ensure_topics
-    from producers import scenarios
-    from producers.kafka import AvroKafkaProducer
-
-    cfg = copy.deepcopy(cfg)
-    run_id = cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
-    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}e2e."
-    cfg.clickhouse.database = f"{run_id}_e2e"
-    cfg.loader.flush_interval_s = min(cfg.loader.flush_interval_s, 0.5)
-    for k, v in (tuned or {}).items():
-        setattr(cfg.flink, k, v)
-    ensure_topics(cfg)
-    migrate(cfg, log=None)
-    rest = FlinkRest(cfg)
+    """Latency (as configured, then with `tuned` flink settings) and the sustained-rate steps."""
+    base = copy.deepcopy(cfg)
     out: dict[str, Any] = {
         "rate": rate,
         "checkpoint_interval_s": cfg.flink.checkpoint_interval_s,
         "watermark_delay_s": cfg.flink.watermark_delay_s,
+        "latency_variants": [],
     }
+    variants: list[tuple[str, dict[str, Any]]] = [("as configured", {})]
+    if tuned:
+        variants.append(("tuned", dict(tuned)))
+    for i, (label, settings) in enumerate(variants):
+        vcfg = copy.deepcopy(base)
+        for k, v in settings.items():
+            setattr(vcfg.flink, k, v)
+        with _deployment(vcfg, f"e2e{i}") as (dcfg, ch, t_submit, running_s):
+            v = _latency(dcfg, ch, rate, latency_s, threading.Event())
+            first = v.pop("first_row", None)
+            v.update(label=label, settings={
+                "checkpoint_interval_s": dcfg.flink.checkpoint_interval_s,
+                "watermark_delay_s": dcfg.flink.watermark_delay_s,
+            })  # fmt: skip
+            out["latency_variants"].append(v)
+            if i == 0:
+                out["submit_to_running_s"] = running_s
+                out["submit_to_first_row_s"] = round(first - t_submit, 1) if first else None
+                out.update({k: v[k] for k in ("background", "alerts", "alerts_matched",
+                                              "latency_s", "latency_by_rule", "latency_samples")})  # fmt: skip
+                out.update(_sustained(dcfg, steps, step_s))
+    return out
+
+
+@contextlib.contextmanager
+def _deployment(cfg: Config, tag: str) -> Iterator[tuple[Config, Any, float, float]]:
+    """security_alerts + an in-process loader of its alerts, on topics and a database of
+    their own; yields (config, ClickHouse client, submit time, submit-to-running seconds)."""
+    from flinkpulse.clickhouse.migrate import client, migrate
+    from flinkpulse.flinkrest import FlinkRest, submit
+    from flinkpulse.loader.core import Loader
+    from flinkpulse.topics import ensure_topics
+
+    cfg = copy.deepcopy(cfg)
+    run_id = cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
+    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}{tag}."
+    cfg.clickhouse.database = f"{run_id}_{tag}"
+    cfg.loader.flush_interval_s = min(cfg.loader.flush_interval_s, 0.5)
+    ensure_topics(cfg)
+    migrate(cfg, log=None)
     loader = Loader(cfg, topics=["alerts"])
     lt = threading.Thread(target=loader.run, daemon=True)
     lt.start()
     t_submit = time.time()
     jid = submit(cfg, "security_alerts")
+    running_s = round(time.time() - t_submit, 1)
     ch = client(cfg)
-    stop = threading.Event()
     try:
-        out["submit_to_running_s"] = round(time.time() - t_submit, 1)
-        # -- latency at `rate` -------------------------------------------------------------
-        bg: dict[str, Any] = {}
-        th = threading.Thread(
-            target=lambda: bg.update(_background(cfg, rate, latency_s + 15, stop)), daemon=True
-        )
-        th.start()
-        inc = AvroKafkaProducer(cfg, ["web.access-logs", "iot.security-events",
-                                      "gaming.player-events", "iot.sensor-readings"],
-                                producer_conf={"log_level": 0, "linger.ms": 0})  # fmt: skip
-        produced: dict[int, float] = {}
-        t_end = time.time() + latency_s
-        while time.time() < t_end:
-            t0 = int(time.time() * 1000) + 500
-            evs = scenarios.brute_force(t0) + scenarios.intrusion(t0) + scenarios.cheater(t0)
-            for key, rec, topic in sorted(evs, key=lambda e: int(e[1]["event_time"])):
-                et = int(rec["event_time"])
-                wait = et / 1000 - time.time()
-                if wait > 0:
-                    time.sleep(wait)
-                inc.send(key, rec, topic)
-                inc.producer.flush(5)
-                produced[et] = time.time()
-        time.sleep(max(10.0, 3 * cfg.flink.checkpoint_interval_s + cfg.flink.watermark_delay_s))
-        stop.set()
-        th.join(60)
-        out["background"] = bg
-        rows = ch.query(
-            f"SELECT alert_id, rule, toUnixTimestamp64Milli(last_event_time), "
-            f"toUnixTimestamp64Milli(min(_loaded_at)) FROM `{cfg.clickhouse.database}`.alerts "
-            "GROUP BY alert_id, rule, last_event_time"
-        ).result_rows
-        first_row = min((r[3] for r in rows), default=None)
-        out["submit_to_first_row_s"] = (
-            round(first_row / 1000 - t_submit, 1) if first_row is not None else None
-        )
-        lat: dict[str, list[float]] = {}
-        for _aid, rule, last_ms, loaded_ms in rows:
-            if last_ms in produced:
-                lat.setdefault(rule, []).append(loaded_ms / 1000 - produced[last_ms])
-        every = [x for xs in lat.values() for x in xs]
-        out["alerts"] = len(rows)
-        out["alerts_matched"] = len(every)
-        out["latency_s"] = _percentiles(every)
-        out["latency_by_rule"] = {r: _percentiles(xs) for r, xs in lat.items()}
-        out["latency_samples"] = [round(x, 3) for x in every]
-        # -- sustained rate --------------------------------------------------------------------
-        group = "flinkpulse-security_alerts"
-        step_rows = []
-        for r in steps:
-            stop2 = threading.Event()
-            res: dict[str, Any] = {}
-            th = threading.Thread(
-                target=lambda r=r, res=res, s2=stop2: res.update(_background(cfg, r, step_s, s2)),
-                daemon=True,
-            )
-            t_step = time.time()
-            th.start()
-            lags: list[tuple[float, int]] = []
-            while th.is_alive():
-                lags.append((round(time.time() - t_step, 1), _lag(cfg, group)))
-                time.sleep(max(2.0, cfg.flink.checkpoint_interval_s))
-            half = [lg for ts, lg in lags if ts >= step_s / 2]
-            growing = len(half) >= 2 and half[-1] > half[0] + max(
-                r * 2 * cfg.flink.checkpoint_interval_s, 1000
-            )
-            kept = res.get("rate", 0) >= 0.95 * r
-            step_rows.append(
-                {"target": r, "achieved": round(res.get("rate", 0)), "lag": lags,
-                 "lag_growing": growing, "producer_kept_rate": kept,
-                 "sustained": kept and not growing}
-            )  # fmt: skip
-            if not (kept and not growing):
-                break
-        out["steps"] = step_rows
-        held = [s["target"] for s in step_rows if s["sustained"]]
-        out["max_sustained_rate"] = max(held) if held else None
-        out["step_s"] = step_s
+        yield cfg, ch, t_submit, running_s
     finally:
-        stop.set()
-        rest.cancel(jid)
+        FlinkRest(cfg).cancel(jid)
         loader.stop()
         lt.join(30)
         try:
             ch.command(f"DROP DATABASE IF EXISTS `{cfg.clickhouse.database}`")
         finally:
             ch.close()
+
+
+def _sustained(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]:
+    """Steps of `step_s` seconds at rising rates until the producer or the job falls behind."""
+    out: dict[str, Any] = {}
+    group = "flinkpulse-security_alerts"
+    step_rows = []
+    for r in steps:
+        stop2 = threading.Event()
+        res: dict[str, Any] = {}
+        th = threading.Thread(
+            target=lambda r=r, res=res, s2=stop2: res.update(_background(cfg, r, step_s, s2)),
+            daemon=True,
+        )
+        t_step = time.time()
+        th.start()
+        lags: list[tuple[float, int]] = []
+        while th.is_alive():
+            lags.append((round(time.time() - t_step, 1), consumer_lag(cfg, group)))
+            time.sleep(max(2.0, cfg.flink.checkpoint_interval_s))
+        half = [lg for ts, lg in lags if ts >= step_s / 2]
+        growing = len(half) >= 2 and half[-1] > half[0] + max(
+            r * 2 * cfg.flink.checkpoint_interval_s, 1000
+        )
+        kept = res.get("rate", 0) >= 0.95 * r
+        step_rows.append(
+            {"target": r, "achieved": round(res.get("rate", 0)), "lag": lags,
+             "lag_growing": growing, "producer_kept_rate": kept,
+             "sustained": kept and not growing}
+        )  # fmt: skip
+        if not (kept and not growing):
+            break
+    out["steps"] = step_rows
+    held = [s["target"] for s in step_rows if s["sustained"]]
+    out["max_sustained_rate"] = max(held) if held else None
+    out["step_s"] = step_s
     return out

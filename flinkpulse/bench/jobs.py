@@ -94,6 +94,7 @@ def run_variant(
     submit_s = time.perf_counter() - t
     samples: list[tuple[float, int]] = []
     state = ""
+    failure = ""
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -104,6 +105,9 @@ def run_variant(
                 (time.time(), max((v["metrics"]["read-records"] for v in srcs), default=0))
             )
             if state in ("FINISHED", "FAILED", "CANCELED"):
+                break
+            if state == "RESTARTING":  # a bounded run that fails once fails every time
+                failure = rest.exception(jid)
                 break
             time.sleep(1.0)
     finally:
@@ -123,7 +127,7 @@ def run_variant(
         "progress": [(round(ts, 1), n) for ts, n in samples],
     }
     if state != "FINISHED":
-        row["error"] = rest.exception(jid) or f"not finished after {timeout:.0f}s"
+        row["error"] = failure or rest.exception(jid) or f"not finished after {timeout:.0f}s"
         return row
     info = rest.call("GET", f"/jobs/{jid}")
     srcs = [v for v in info["vertices"] if v["name"].startswith("Source:")]
