@@ -138,6 +138,8 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
         "pipeline.name": f"flinkpulse-{cfg.kafka.topic_prefix}{job}",
         "table.exec.state.ttl": f"{f.state_ttl_s} s",
         "table.exec.source.idle-timeout": "10 s",
+        # every time in flinkpulse is UTC (Avro timestamp-millis, ClickHouse DateTime64 'UTC')
+        "table.local-time-zone": "UTC",
         "python.execution-mode": f.python_execution_mode,
         "python.fn-execution.bundle.size": str(f.bundle_size),
         "python.fn-execution.bundle.time": str(f.bundle_time_ms),
@@ -316,6 +318,17 @@ def avro_sink(ctx: JobContext, view: str) -> str:
 # -- decoding sources -------------------------------------------------------------------------
 
 
+def _decoded_column(name: str, millis: bool) -> str:
+    """SQL for one field of the decode UDF's row: epoch millis back to TIMESTAMP(3) (UTC
+    session zone), event_time never NULL (bad records get 0 and are split off first)."""
+    expr = f"d.`{name}`"
+    if millis:
+        expr = f"CAST(TO_TIMESTAMP_LTZ({expr}, 3) AS TIMESTAMP(3))"
+    if name == "event_time":
+        expr = f"COALESCE({expr}, TIMESTAMP '1970-01-01 00:00:00')"
+    return f"{expr} AS `{name}`"
+
+
 def decoded_source(
     ctx: JobContext,
     logical_topic: str,
@@ -332,7 +345,7 @@ def decoded_source(
     from pyflink.table import DataTypes, Schema
     from pyflink.table.expressions import col
 
-    from flink_jobs.decoding import decode_function, reader_fields
+    from flink_jobs.decoding import decode_function, reader_fields, timestamp_fields
 
     topic = ctx.topic(logical_topic)
     record = SOURCE_TOPICS[logical_topic]
@@ -345,6 +358,7 @@ def decoded_source(
     )
     fields = reader_fields(record)
     names = [n for n, _ in fields]
+    millis = timestamp_fields(record)
     decoded = t_env.from_path(raw).select(
         col("k"),
         col("v"),
@@ -363,12 +377,7 @@ def decoded_source(
     # watermark (max - delay) and they are split off before any time logic.
     flat = t_env.sql_query(
         "SELECT k, v, src_topic, src_partition, src_offset, d.ok AS ok, d.error AS error, "
-        + ", ".join(
-            f"COALESCE(d.`{n}`, TIMESTAMP '1970-01-01 00:00:00') AS `{n}`"
-            if n == "event_time"
-            else f"d.`{n}` AS `{n}`"
-            for n in names
-        )
+        + ", ".join(_decoded_column(n, n in millis) for n in names)
         + f" FROM {view}_decoded"
     )
     ds = t_env.to_data_stream(flat)

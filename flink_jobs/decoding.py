@@ -7,6 +7,7 @@ yields either the decoded fields or the reason it could not be decoded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from producers.schemas import latest_schema
@@ -54,6 +55,26 @@ def reader_fields(record: str) -> list[tuple[str, Any]]:
     return [(f["name"], _flink_type(f["type"]).nullable()) for f in latest_schema(record)["fields"]]
 
 
+def timestamp_fields(record: str) -> set[str]:
+    """Fields of the record's newest schema with logical type timestamp-millis."""
+
+    def is_ts(t: Any) -> bool:
+        if isinstance(t, list):
+            return any(is_ts(x) for x in t)
+        return isinstance(t, dict) and t.get("logicalType") == "timestamp-millis"
+
+    return {f["name"] for f in latest_schema(record)["fields"] if is_ts(f["type"])}
+
+
+_EPOCH = datetime(1970, 1, 1)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_millis(v: datetime | None) -> int | None:
+    """A naive-UTC datetime (as udfs.avro decodes timestamp-millis) -> exact epoch ms."""
+    return None if v is None else (v - _EPOCH) // _MS
+
+
 def decode_function(
     record: str,
     registry_url: str,
@@ -65,14 +86,18 @@ def decode_function(
 
     fields = reader_fields(record)
     names = [n for n, _ in fields]
+    millis = timestamp_fields(record)
     reader = latest_schema(record)
+    # timestamps leave Python as epoch milliseconds (BIGINT) and become TIMESTAMP(3) in SQL
+    # (common.decoded_source): in thread mode a TIMESTAMP result reaches Java as
+    # java.sql.Timestamp where the planner expects LocalDateTime (ClassCastException)
     row_type = DataTypes.ROW(
         [
             DataTypes.FIELD("ok", DataTypes.BOOLEAN()),
             DataTypes.FIELD("error", DataTypes.STRING()),
             DataTypes.FIELD("schema_id", DataTypes.INT()),
         ]
-        + [DataTypes.FIELD(n, t) for n, t in fields]
+        + [DataTypes.FIELD(n, DataTypes.BIGINT() if n in millis else t) for n, t in fields]
     )
 
     class DecodeConfluentAvro(ScalarFunction):  # type: ignore[misc]
@@ -96,6 +121,9 @@ def decode_function(
                     rec = None
             if rec is None:
                 return Row(False, err, schema_id, *([None] * len(names)))
-            return Row(True, None, schema_id, *(rec.get(n) for n in names))
+            return Row(
+                True, None, schema_id,
+                *(epoch_millis(rec.get(n)) if n in millis else rec.get(n) for n in names),
+            )  # fmt: skip
 
     return udf(DecodeConfluentAvro(), result_type=row_type)
