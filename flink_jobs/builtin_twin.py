@@ -133,16 +133,7 @@ def twin_wire(
     """`common.wire` without Python: avro-confluent sources, UDF calls replaced, same sinks."""
     for logical_topic, view, _validate, _owner in sources:
         _source(ctx, logical_topic, view)
-    for stmt in common.sql_statements(common.SQL_DIR / sql_file, params):
-        stmt = replace_udfs(stmt)
-        m = re.match(r"(?is)^insert\s+into\s+(\w+)\s+(.*)$", stmt)
-        v = re.match(r"(?is)^create\s+temporary\s+view\s+(\w+)\s+as\s+(.*)$", stmt)
-        if m:
-            ctx.inserts.append((m.group(1), ctx.t_env.sql_query(m.group(2))))
-        elif v:
-            ctx.t_env.create_temporary_view(v.group(1), ctx.t_env.sql_query(v.group(2)))
-        else:
-            ctx.t_env.execute_sql(stmt)
+    common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the
     # UDF job's are nullable, so its Avro schemas must not share the UDF job's subjects
     ctx.cfg.kafka.topic_prefix = f"{ctx.cfg.kafka.topic_prefix}{TWIN_PREFIX}"

@@ -177,9 +177,17 @@ def sql_statements(path: Path, params: dict[str, Any]) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-def run_sql_file(ctx: JobContext, name: str, params: dict[str, Any]) -> None:
-    """Execute a job's SQL: CREATE VIEWs now; every INSERT INTO is collected for one job."""
+def run_sql_file(
+    ctx: JobContext,
+    name: str,
+    params: dict[str, Any],
+    rewrite: Callable[[str], str] | None = None,
+) -> None:
+    """Execute a job's SQL: CREATE VIEWs now; every INSERT INTO is collected for one job.
+    `rewrite` edits each statement first (the built-in twin replaces the UDF calls)."""
     for stmt in sql_statements(SQL_DIR / name, params):
+        if rewrite is not None:
+            stmt = rewrite(stmt)
         m = re.match(r"(?is)^insert\s+into\s+(\w+)\s+(.*)$", stmt)
         v = re.match(r"(?is)^create\s+temporary\s+view\s+(\w+)\s+as\s+(.*)$", stmt)
         if m:
