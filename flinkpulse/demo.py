@@ -78,33 +78,24 @@ def produce(cfg: Config, seconds: float, rate: float, seed: int) -> Any:
 
 
 def _client(cfg: Config) -> Any:
-    import clickhouse_connect
+    """The configured database as the read-only user (one-line error if ClickHouse is down)."""
+    from flinkpulse.clickhouse.migrate import client
 
-    from flinkpulse.clickhouse import credentials
-
-    user, password = credentials(cfg, "reader")
-    url = cfg.clickhouse.url
-    host, _, port = url.split("://", 1)[-1].rstrip("/").partition(":")
-    return clickhouse_connect.get_client(
-        host=host,
-        port=int(port or 8123),
-        username=user,
-        password=password,
-        database=cfg.clickhouse.database,
-    )
+    return client(cfg, "reader", database=cfg.clickhouse.database)
 
 
-def counts(cfg: Config) -> dict[str, int]:
-    ch = _client(cfg)
+def counts(cfg: Config, ch: Any = None) -> dict[str, int]:
+    ch = ch or _client(cfg)
     return {t: int(ch.command(f"SELECT count() FROM {t}")) for t in TABLES}  # type: ignore[arg-type]
 
 
 def wait_for_rows(cfg: Config, timeout: float, producing: threading.Thread) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     seen: dict[str, int] = {}
+    ch = _client(cfg)
     while time.monotonic() < deadline:
-        seen = counts(cfg)
-        rules = {r for (r,) in _client(cfg).query("SELECT DISTINCT rule FROM alerts").result_rows}
+        seen = counts(cfg, ch)
+        rules = {r for (r,) in ch.query("SELECT DISTINCT rule FROM alerts").result_rows}
         if all(seen.values()) and rules >= set(RULES) and not producing.is_alive():
             return seen
         time.sleep(3)

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 from flinkpulse import demo
-from flinkpulse.clickhouse import credentials
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
 from flinkpulse.superset.definitions import TILING
@@ -47,17 +46,9 @@ WEB_TRAFFIC_COLUMNS = [
 
 def ch_client(cfg: Config, role: str) -> Any:
     """clickhouse-connect as the reader or writer of the configured database."""
-    import clickhouse_connect
+    from flinkpulse.clickhouse.migrate import client
 
-    user, password = credentials(cfg, role)
-    host, _, port = cfg.clickhouse.url.split("://", 1)[-1].rstrip("/").partition(":")
-    return clickhouse_connect.get_client(
-        host=host,
-        port=int(port or 8123),
-        username=user,
-        password=password,
-        database=cfg.clickhouse.database,
-    )
+    return client(cfg, role, database=cfg.clickhouse.database)
 
 
 def prepare(cfg: Config) -> None:
