@@ -68,11 +68,9 @@ def _path(location: str) -> Path:
 
 def latest_state(cfg: Config, name: str) -> str | None:
     """The newest retained checkpoint or savepoint of job `name`, or None if there is none."""
-    ids = {e["job_id"] for e in entries(cfg) if e.get("name") == name and "job_id" in e}
-    candidates: list[Path] = []
-    for e in entries(cfg):
-        if e.get("name") == name and "savepoint" in e:
-            candidates.append(_path(e["savepoint"]) / "_metadata")
+    mine = [e for e in entries(cfg) if e.get("name") == name]
+    ids = {e["job_id"] for e in mine if "job_id" in e}
+    candidates = [_path(e["savepoint"]) / "_metadata" for e in mine if "savepoint" in e]
     root = _flink_dir(cfg) / "checkpoints"
     for jid in ids:
         candidates += (root / jid).glob("chk-*/_metadata")

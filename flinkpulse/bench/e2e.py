@@ -159,7 +159,6 @@ def run(
     tuned: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Latency (as configured, then with `tuned` flink settings) and the sustained-rate steps."""
-    base = copy.deepcopy(cfg)
     out: dict[str, Any] = {
         "rate": rate,
         "checkpoint_interval_s": cfg.flink.checkpoint_interval_s,
@@ -170,7 +169,7 @@ def run(
     if tuned:
         variants.append(("tuned", dict(tuned)))
     for i, (label, settings) in enumerate(variants):
-        vcfg = copy.deepcopy(base)
+        vcfg = copy.deepcopy(cfg)
         for k, v in settings.items():
             setattr(vcfg.flink, k, v)
         with _deployment(vcfg, f"e2e{i}") as (dcfg, ch, t_submit, running_s):
