@@ -40,6 +40,8 @@ class StackConfig:
     flink_jm_memory: str = "1024m"
     flink_tm_memory: str = "4096m"
     flink_slots: int = 12
+    #: TaskManager JVMs `stack up` starts (tests use 2, so failover is a real cluster's)
+    taskmanagers: int = 1
     registry_port: int = 8085
     clickhouse_port: int = 8123
     superset_port: int = 8088
@@ -73,7 +75,8 @@ class KafkaConfig:
     sasl_password: str = ""
     ssl_ca_location: str = ""
     topic_prefix: str = ""
-    partitions: int = 1
+    #: partitions of every topic flinkpulse creates; jobs give the same results at any count
+    partitions: int = 4
 
     def client_conf(self) -> dict[str, str]:
         """librdkafka (confluent-kafka) client settings."""
@@ -161,7 +164,12 @@ class FlinkConfig:
     parallelism: int = 1
     checkpoint_interval_s: float = 5.0
     state_ttl_s: int = 3600
+    #: how long after its event time a record may reach Kafka and still be on time; the
+    #: watermark is the Kafka timestamp minus this, per partition (flink_jobs/common.py)
     watermark_delay_s: float = 5.0
+    #: how far an event time may be ahead of its Kafka timestamp; further ahead is dead-lettered
+    #: as "future" and never moves a watermark
+    future_tolerance_s: float = 5.0
     python_execution_mode: str = "process"
     bundle_size: int = 10000
     bundle_time_ms: int = 200
