@@ -201,11 +201,14 @@ class AvroKafkaProducer:
             raise InvalidRecord(describe_invalid(record, tp.schema, tp.record, e)) from None
         return tp.header + buf.getvalue()
 
-    def _produce(self, topic: str, value: bytes, key: bytes) -> None:
-        """Enqueue one message, waiting while librdkafka's local queue is full."""
+    def _produce(self, topic: str, value: bytes, key: bytes, timestamp: int = 0) -> None:
+        """Enqueue one message, waiting while librdkafka's local queue is full. `timestamp`
+        (ms, CreateTime): 0 = the wall clock now (live data); scripted data passes its clock."""
         while True:
             try:
-                self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
+                self.producer.produce(
+                    topic, value, key, on_delivery=self._on_delivery, timestamp=timestamp
+                )
                 return
             except BufferError:  # local queue full: let librdkafka drain it
                 self.producer.poll(0.05)
@@ -221,8 +224,11 @@ class AvroKafkaProducer:
             return b"\x00" + UNKNOWN_ID.to_bytes(4, "big") + good[5:]
         return good[: max(6, len(good) // 3)]  # truncated Avro body
 
-    def send(self, key: str, record: dict[str, Any], logical: str) -> bool:
-        """Encode and enqueue one event; False (and counted) if the record is invalid."""
+    def send(
+        self, key: str, record: dict[str, Any], logical: str, timestamp: int | None = None
+    ) -> bool:
+        """Encode and enqueue one event; False (and counted) if the record is invalid.
+        `timestamp`: the Kafka timestamp (ms) of a simulated clock; None = now."""
         try:
             value = self.encode(logical, record)
         except InvalidRecord as e:
@@ -233,7 +239,7 @@ class AvroKafkaProducer:
         bad = self.bad_fraction > 0 and self._rng.random() < self.bad_fraction
         if bad:
             value = self._malformed(value)
-        self._produce(self.topics[logical].physical, value, key.encode())
+        self._produce(self.topics[logical].physical, value, key.encode(), timestamp or 0)
         if bad:
             self.stats.bad += 1
         else:
