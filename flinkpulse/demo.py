@@ -1,8 +1,8 @@
 """`flinkpulse demo` (`make demo`): the whole pipeline on the embedded stack, end to end.
 
 Steps: stack up -> register schemas -> migrate ClickHouse -> import dashboards -> submit the
-four jobs -> produce every domain for a while (with one scripted incident per alert rule
-spliced in halfway) -> wait until every table has rows -> print a summary from ClickHouse and
+four jobs -> produce every domain for a while on the live clock (with one scripted incident per
+alert rule spliced in, each event when the wall clock reaches its event time) -> wait until every table has rows -> print a summary from ClickHouse and
 where to look. Re-running reuses what is there (running stack, running jobs, tables).
 """
 
@@ -52,28 +52,50 @@ def _cli(*argv: str) -> None:
         raise FlinkpulseError(f"`flinkpulse {' '.join(argv)}` failed (exit {rc}); see above")
 
 
-def _with_incidents(events: Iterator[Any], at_count: int) -> Iterator[Any]:
-    """The live stream, with every scripted incident spliced in after `at_count` events."""
-    from producers.scenarios import all_incidents
+#: how long the scripted incidents last, from the first event to the last (the intrusion's DISARM)
+INCIDENTS_SPAN_S = 90.0
 
-    last_t = 0
-    for i, ev in enumerate(events):
-        last_t = max(last_t, int(ev[1]["event_time"]))
-        if i == at_count:
-            yield from all_incidents(last_t)
+
+def incidents_start(start_ms: int, seconds: float) -> int:
+    """Event time (ms) of the first scripted incident in a run of `seconds` starting at
+    `start_ms`: a quarter in, or earlier so that the last one is out 5 s before the end."""
+    lead = min(0.25 * seconds, max(5.0, seconds - INCIDENTS_SPAN_S - 5.0))
+    return start_ms + int(lead * 1000)
+
+
+def splice(events: Iterator[Any], scripted: list[Any]) -> Iterator[Any]:
+    """The live stream with the `scripted` events merged in at their own time: each goes out
+    right after the first live event whose event time reaches its event time. Live event times
+    never run ahead of the wall clock (producers.base.LiveClock), so neither does a scripted
+    event, and it is never ahead of the stream it joins."""
+    pending = sorted(scripted, key=lambda e: int(e[1]["event_time"]), reverse=True)
+    due = int(pending[-1][1]["event_time"]) if pending else None
+    clock = 0
+    for ev in events:
         yield ev
+        if due is None:
+            continue
+        t = ev[1]["event_time"]
+        if t > clock:
+            clock = t  # the stream's clock: jitter only moves single events back
+        while due is not None and due <= clock:
+            yield pending.pop()
+            due = int(pending[-1][1]["event_time"]) if pending else None
 
 
 def produce(cfg: Config, seconds: float, rate: float, seed: int) -> Any:
-    """Every domain at `rate` events/s for `seconds`, event time = wall-clock time."""
+    """Every domain at `rate` events/s for `seconds` on the live clock (event time = the wall
+    clock), with every scripted incident spliced in at its own real time."""
     from producers import streams
     from producers.base import TimeConfig
     from producers.kafka import AvroKafkaProducer
+    from producers.scenarios import all_incidents
 
     topics = streams.topics("all")
     producer = AvroKafkaProducer(cfg, topics, seed=seed)
-    tc = TimeConfig(start_ms=int(time.time() * 1000), events_per_second=rate)
-    events = _with_incidents(streams.stream("all", seed, tc), at_count=int(rate * seconds * 0.4))
+    live = streams.stream("all", seed, TimeConfig(events_per_second=rate), timed=False)
+    t0 = incidents_start(int(time.time() * 1000), seconds)
+    events = splice(live, all_incidents(t0))
     return producer.run(events, rate=rate, duration=seconds, progress=sys.stderr, label="  ")
 
 
@@ -177,7 +199,7 @@ def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 
         6,
         total,
         f"producing all domains at {rate:,.0f} events/s for {seconds:.0f}s "
-        "(one scripted incident per alert rule halfway)",
+        "(one scripted incident per alert rule, each at its own time)",
     )
     seed = random.SystemRandom().randrange(2**31)
     result: dict[str, Any] = {}

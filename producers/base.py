@@ -1,23 +1,32 @@
-"""What every generator shares: the event tuple, a simulated event-time clock with out-of-order
-and late events, and deterministic ids.
+"""What every generator shares: the event tuple, the event-time clock with out-of-order and late
+events, and deterministic ids.
 
-Event time is simulated, not read from the wall clock, so that a seeded run is identical twice:
-the clock starts at ``start_ms`` and advances ``1000 / events_per_second`` ms per event. When the
-Kafka producer runs at ``--rate N`` it passes ``events_per_second=N`` and ``start_ms=now``, so
-event time tracks wall-clock time.
+Two clocks (``TimeConfig.simulated``):
+
+* live (the default): event time is the wall clock, read once every few events, so it is never
+  ahead of the time the record is produced, at any rate (full speed included); the producer
+  leaves the Kafka timestamp to librdkafka (the wall clock at ``produce()``).
+* simulated (explicit: a start time, or ``simulated=True``): event time starts at ``start_ms``
+  and advances ``1000 / events_per_second`` ms per event whatever the wall clock does, so a
+  seeded run is identical twice; ``streams.stream`` then yields each event with its un-jittered
+  clock time, which the producer sets as the record's Kafka timestamp (scripted scenarios,
+  backfill data).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 #: (key, record, logical topic): what generators yield
 Event = tuple[str, dict[str, Any], str]
+#: an Event with its Kafka timestamp (ms): what simulated streams yield
+TimedEvent = tuple[str, dict[str, Any], str, int]
 EventStream = Iterator[Event]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -26,7 +35,8 @@ class TimeConfig:
 
     #: event time of the first event (ms since the epoch); None = now
     start_ms: int | None = None
-    #: how fast simulated event time advances, in events per second of event time
+    #: how fast simulated event time advances, in events per second of event time (live: the
+    #: nominal rate, which sizes the generators' populations and how often the wall clock is read)
     events_per_second: float = 1000.0
     #: fraction of events whose time is moved back by up to `out_of_order_ms` (within the
     #: watermark delay: re-ordered but not late)
@@ -36,9 +46,15 @@ class TimeConfig:
     late_fraction: float = 0.0
     late_min_ms: int = 30_000
     late_max_ms: int = 120_000
+    #: True: simulated clock; False: live (wall clock); None: simulated iff `start_ms` is set
+    simulated: bool | None = None
 
     def start(self) -> int:
         return int(time.time() * 1000) if self.start_ms is None else int(self.start_ms)
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.start_ms is not None if self.simulated is None else self.simulated
 
 
 class Clock:
@@ -73,6 +89,37 @@ class Clock:
         return t - int(self._rng.random() * self._ooo_ms)
 
 
+class LiveClock(Clock):
+    """Event time = the wall clock, read once every `every` events (20 ms at the nominal rate,
+    at most 256 events) instead of per event: a reading only ages, so no event is ever stamped
+    ahead of the moment it is produced, however fast the producer runs; and at the nominal rate
+    it is at most ~20 ms old, well within the watermark delay."""
+
+    __slots__ = ("_wall", "_every", "_left")
+
+    def __init__(
+        self, tc: TimeConfig, rng: random.Random, wall: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(tc, rng)
+        self._wall = wall
+        self._every = max(1, min(256, int(tc.events_per_second / 50)))
+        self._left = self._every
+        self.now = float(int(wall() * 1000))
+
+    def tick(self) -> int:
+        """The wall clock as of at most `every` events ago, in ms (never ahead of it)."""
+        self._left -= 1
+        if self._left <= 0:
+            self._left = self._every
+            self.now = float(int(self._wall() * 1000))
+        return int(self.now)
+
+
+def new_clock(tc: TimeConfig, rng: random.Random) -> Clock:
+    """The clock `tc` asks for: simulated (``tc.is_simulated``) or live."""
+    return Clock(tc, rng) if tc.is_simulated else LiveClock(tc, rng)
+
+
 def make_id(rng: random.Random) -> str:
     """A random-looking UUID (version-4 layout) drawn from `rng`: reproducible for a seed."""
     h = f"{rng.getrandbits(128):032x}"
@@ -84,7 +131,7 @@ def id_prefix(rng: random.Random) -> str:
     return make_id(rng)[:24]
 
 
-def take(stream: EventStream, n: int) -> list[Event]:
+def take(stream: Iterator[_T], n: int) -> list[_T]:
     """The first `n` events of a stream (for tests and samples)."""
     out = []
     for ev in stream:

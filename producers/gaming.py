@@ -18,7 +18,7 @@ import random
 from operator import attrgetter
 from typing import Any
 
-from producers.base import Clock, Event, EventStream, TimeConfig, id_prefix, make_id
+from producers.base import Event, EventStream, TimeConfig, id_prefix, make_id, new_clock
 
 TOPIC = "gaming.player-events"
 
@@ -80,7 +80,7 @@ class GamingGenerator:
     ) -> None:
         self.rng = random.Random(seed)
         self.tc = time or TimeConfig()
-        self.clock = Clock(self.tc, self.rng)
+        self.clock = new_clock(self.tc, self.rng)
         self.team_size = team_size
         self.match_actions = match_actions
         n_matches = max(1, math.ceil(self.tc.events_per_second / match_pace))

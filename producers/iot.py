@@ -28,7 +28,7 @@ import math
 import random
 from typing import Any
 
-from producers.base import Clock, EventStream, TimeConfig, id_prefix
+from producers.base import EventStream, TimeConfig, id_prefix, new_clock
 
 READINGS = "iot.sensor-readings"
 SECURITY = "iot.security-events"
@@ -101,7 +101,7 @@ class IotGenerator:
     ) -> None:
         self.rng = random.Random(seed)
         self.tc = time or TimeConfig()
-        self.clock = Clock(self.tc, self.rng)
+        self.clock = new_clock(self.tc, self.rng)
         self.intrusions = intrusions
         self.intrusion_probability = intrusion_probability
         self.cycle_ms = int(occupancy_cycle_s * 1000)

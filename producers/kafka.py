@@ -7,6 +7,10 @@ UTF-8 strings (DESIGN: player_id, device_id, home_id, client_ip). A record that 
 its schema is not sent: it is counted and reported with the field at fault, and the run goes on.
 ``bad_fraction`` sends malformed values on purpose (garbage, wrong magic byte, unknown schema id,
 truncated Avro) to exercise the jobs' dead-letter path.
+
+Kafka timestamps (CreateTime) are the reference the jobs judge event time against: an event
+``(key, record, topic)`` is stamped by librdkafka with the wall clock at ``produce()``; a timed
+event ``(key, record, topic, ts_ms)`` (a simulated clock, a scripted scenario) carries its own.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import fastavro
 
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
-from producers.base import Event
+from producers.base import Event, TimedEvent
 from producers.encoder import Encoder, compile_encoder
 from producers.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
 
@@ -249,7 +253,7 @@ class AvroKafkaProducer:
 
     def run(
         self,
-        events: Iterator[Event],
+        events: Iterator[Event | TimedEvent],
         *,
         rate: float | None = None,
         duration: float | None = None,
@@ -258,7 +262,7 @@ class AvroKafkaProducer:
         label: str = "",
     ) -> Stats:
         """Send events at `rate`/s (None: as fast as possible) until `count`, `duration` or
-        Ctrl-C; then flush and return the stats."""
+        Ctrl-C; then flush and return the stats. Timed events keep their Kafka timestamp."""
         st = self.stats
         t0 = time.monotonic()
         next_report = t0 + 1.0
@@ -275,23 +279,26 @@ class AvroKafkaProducer:
         send = self.send
         inline = self.bad_fraction <= 0
         try:
-            for key, record, logical in events:
+            for ev in events:
                 if count is not None and i >= count:
                     break
                 i += 1
+                key, record, logical = ev[0], ev[1], ev[2]
+                ts = ev[3] if len(ev) > 3 else 0  # type: ignore[misc]
                 tp = topics.get(logical) if inline else None
                 if tp is None or tp.fast is None:
-                    send(key, record, logical)
+                    send(key, record, logical, ts)
                 else:
                     try:
                         value = tp.fast(record)
                     except Exception:  # noqa: BLE001 - not exactly typed: send() decides
-                        send(key, record, logical)
+                        send(key, record, logical, ts)
                     else:
+                        k = key.encode()
                         try:
-                            produce(tp.physical, value, key.encode(), on_delivery=on_delivery)
+                            produce(tp.physical, value, k, on_delivery=on_delivery, timestamp=ts)
                         except BufferError:
-                            self._produce(tp.physical, value, key.encode())
+                            self._produce(tp.physical, value, k, ts)
                         st.sent += 1
                         per_topic[logical] += 1
                 if i % check_every == 0:

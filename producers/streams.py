@@ -1,11 +1,16 @@
-"""Pick and combine the domain generators: ``stream("all", ...)`` interleaves gaming, iot, web."""
+"""Pick and combine the domain generators: ``stream("all", ...)`` interleaves gaming, iot, web.
+
+On a simulated clock (``TimeConfig.is_simulated``) every event comes with its Kafka timestamp:
+``(key, record, topic, ts_ms)``, ``ts_ms`` being its generator's clock when the event is emitted
+(its un-jittered event time). Live streams yield ``(key, record, topic)``: Kafka stamps them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from producers.base import EventStream, TimeConfig
+from producers.base import TimeConfig, TimedEvent
 
 DOMAINS = ("gaming", "iot", "web")
 
@@ -38,26 +43,44 @@ def stream(
     time: TimeConfig,
     anomalies: bool | dict[str, bool] = True,
     options: dict[str, dict[str, Any]] | None = None,
-) -> EventStream:
-    """The seeded event stream of a domain or of all three (round robin, each at rate / 3)."""
+    *,
+    timed: bool | None = None,
+) -> Iterator[Any]:
+    """The seeded event stream of a domain or of all three (round robin, each at rate / 3):
+    Events, or TimedEvents when `timed` (None: on a simulated clock only; see the module
+    docstring). On a live clock, timed events carry the clock's reading of the wall clock."""
     from producers import gaming, iot, web
 
-    gens = {"gaming": gaming.generate, "iot": iot.generate, "web": web.generate}
+    gens: dict[str, Any] = {
+        "gaming": gaming.GamingGenerator,
+        "iot": iot.IotGenerator,
+        "web": web.WebGenerator,
+    }
     picked = domains(name)
     share = TimeConfig(
         **{**time.__dict__, "events_per_second": time.events_per_second / len(picked)}
     )
-    streams = []
+    streams: list[Iterator[Any]] = []
     for i, d in enumerate(picked):
         on = anomalies if isinstance(anomalies, bool) else anomalies.get(d, True)
         opts = {ANOMALY_FLAGS[d]: on, **(options or {}).get(d, {})}
-        streams.append(gens[d](seed=seed + i, time=share, **opts))
+        gen = gens[d](seed=seed + i, time=share, **opts)
+        streams.append(
+            _timed(gen) if (time.is_simulated if timed is None else timed) else iter(gen)
+        )
     if len(streams) == 1:
         return streams[0]
     return _round_robin(streams)
 
 
-def _round_robin(streams: list[EventStream]) -> Iterator[Any]:
+def _timed(gen: Any) -> Iterator[TimedEvent]:
+    """`gen`'s events with its simulated clock at emission: their Kafka timestamps."""
+    clock = gen.clock
+    for key, record, topic in gen:
+        yield key, record, topic, int(clock.now)
+
+
+def _round_robin(streams: list[Iterator[Any]]) -> Iterator[Any]:
     while True:
         for s in streams:
             yield next(s)

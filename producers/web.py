@@ -24,7 +24,7 @@ import math
 import random
 from typing import Any
 
-from producers.base import Clock, EventStream, TimeConfig, id_prefix
+from producers.base import EventStream, TimeConfig, id_prefix, new_clock
 
 TOPIC = "web.access-logs"
 SITE = "https://shop.example.com"
@@ -153,7 +153,7 @@ class WebGenerator:
 
         self.rng = rng = random.Random(seed)
         self.tc = time or TimeConfig()
-        self.clock = Clock(self.tc, rng)
+        self.clock = new_clock(self.tc, rng)
         self.attacks = attacks
         self.attack_interval_ms = attack_interval_s * 1000.0
         countries, cum = _cum(VISITOR_COUNTRIES)

@@ -6,7 +6,7 @@ import argparse
 import random
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flinkpulse.config import Config
 from flinkpulse.errors import UsageError
@@ -18,7 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="generate realistic events into Kafka (Avro, schema registry)",
         description="Generate seeded, realistic events and send them to Kafka as Avro in "
         "Confluent wire format. Stops after --count events, after --duration seconds, or on "
-        "Ctrl-C (which flushes and prints a summary).",
+        "Ctrl-C (which flushes and prints a summary). Event time: on the live clock (default) it "
+        "is the wall clock, never ahead of it, at any --rate (0 included), and Kafka stamps each "
+        "record when it is produced. On the simulated clock (--clock simulated, or --start-time) "
+        "it starts at --start-time (default now) and advances by 1/--rate s per event (1 ms at "
+        "--rate 0) whatever the wall clock does, and each record's Kafka timestamp is set to that "
+        "clock, so the jobs judge it as they judge live data (scripted scenarios, backfill data).",
     )
     p.add_argument("domain", choices=["gaming", "iot", "web", "all"])
     p.add_argument("--rate", type=float, default=1000.0, help="events/s (0 = as fast as possible)")
@@ -41,8 +46,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="fraction of malformed values sent on purpose (dead-letter testing)",
     )
     p.add_argument(
+        "--clock",
+        choices=["live", "simulated"],
+        help="live: event time = the wall clock (default); simulated: event time and Kafka "
+        "timestamps follow a simulated clock from --start-time",
+    )
+    p.add_argument(
         "--start-time",
-        help="event time of the first event: epoch ms or ISO-8601 (default: now)",
+        help="simulated clock: event time of the first event, epoch ms or ISO-8601 (UTC unless "
+        "it has an offset), e.g. 2026-01-01T00:00:00Z; implies --clock simulated (default: now)",
     )
     p.add_argument(
         "--no-anomalies",
@@ -59,11 +71,16 @@ def _start_ms(value: str | None) -> int | None:
     if value.isdigit():
         return int(value)
     try:
-        return int(datetime.fromisoformat(value).timestamp() * 1000)
+        t = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(
             f"--start-time {value!r}: expected epoch milliseconds or ISO-8601"
         ) from None
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _iso(ms: int | None) -> str:
+    return "now" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
 def _produce(cfg: Config, args: argparse.Namespace) -> int:
@@ -79,6 +96,9 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
         raise UsageError("--late-fraction + --out-of-order-fraction must not exceed 1")
     if args.rate < 0:
         raise UsageError("--rate must be >= 0")
+    if args.clock == "live" and args.start_time is not None:
+        raise UsageError("--start-time sets a simulated clock: drop it or use --clock simulated")
+    simulated = args.clock == "simulated" or args.start_time is not None
     rate = args.rate or None
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     tc = TimeConfig(
@@ -86,11 +106,12 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
         events_per_second=rate or 1000.0,
         out_of_order_fraction=args.out_of_order_fraction,
         late_fraction=args.late_fraction,
+        simulated=simulated,
     )
     topics = streams.topics(args.domain)
     t0 = time.monotonic()
     producer = AvroKafkaProducer(cfg, topics, bad_fraction=args.bad_fraction, seed=seed)
-    events = streams.stream(args.domain, seed, tc, anomalies=not args.no_anomalies)
+    events = streams.stream(args.domain, seed, tc, anomalies=not args.no_anomalies, timed=simulated)
     until = (
         f"{args.count:,} events"
         if args.count
@@ -99,7 +120,8 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
     print(
         f"producing {args.domain} (seed {seed}) to "
         f"{', '.join(cfg.kafka.topic(t) for t in topics)} at "
-        f"{f'{rate:,.0f}/s' if rate else 'full speed'} until {until} "
+        f"{f'{rate:,.0f}/s' if rate else 'full speed'} until {until}, "
+        f"{'simulated clock from ' + _iso(tc.start_ms) if simulated else 'live clock'} "
         f"(setup {time.monotonic() - t0:.1f}s)",
         file=sys.stderr,
         flush=True,

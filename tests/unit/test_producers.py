@@ -29,7 +29,7 @@ def parsed() -> dict[str, Any]:
 
 @pytest.mark.parametrize("domain", ["gaming", "iot", "web"])
 def test_every_record_valid_and_keyed_per_design(domain: str, parsed: dict[str, Any]) -> None:
-    events = take(streams.stream(domain, 3, _tc()), 20_000)
+    events = take(streams.stream(domain, 3, _tc(), timed=False), 20_000)
     assert len(events) == 20_000
     for key, rec, topic in events:
         assert topic in streams.DOMAIN_TOPICS[domain]
@@ -251,7 +251,7 @@ def test_compiled_encoder_writes_fastavros_bytes(domain: str, parsed: dict[str, 
     }
     assert all(e is not None for e in enc.values())
     assert compile_encoder(latest_schema(TOPIC_RECORDS["alerts"])) is None  # a map: fastavro's
-    events = take(streams.stream(domain, 5, _tc(50_000, late_fraction=0.01)), 20_000)
+    events = take(streams.stream(domain, 5, _tc(50_000, late_fraction=0.01), timed=False), 20_000)
     events += scenarios.all_incidents(START)
     for _, rec, topic in events:
         assert enc[topic](rec) == header + _fastavro_bytes(parsed[topic], rec)  # type: ignore[misc]
@@ -334,3 +334,186 @@ def test_topic_encoder_falls_back_to_fastavro() -> None:
     assert prod.encode(topic, rec)[:5] == b"\x00\x00\x00\x00\x07"
     with pytest.raises(InvalidRecord, match="kind"):
         prod.encode(topic, {**rec, "kind": "TELEPORT"})
+
+
+# -- the clocks: live (never ahead of the wall clock) and simulated (Kafka timestamps follow it) --
+
+
+def test_live_clock_at_full_speed_never_writes_the_future() -> None:
+    """`produce all --rate 0` (nominal 1000/s): 300k events, none stamped after its send."""
+    import time
+
+    tc = TimeConfig(events_per_second=1000.0)  # what `flinkpulse produce --rate 0` passes
+    assert not tc.is_simulated
+    ahead = 0
+    first = int(time.time() * 1000)
+    stream = streams.stream("all", 1, tc)
+    newest = 0
+    for n, (_key, rec, _topic) in enumerate(stream, 1):
+        sent = int(time.time() * 1000)  # the wall clock when the producer would send it
+        t = rec["event_time"]
+        if t > sent:
+            ahead += 1
+        newest = max(newest, t)
+        if n == 300_000:
+            break
+    last = int(time.time() * 1000)
+    assert ahead == 0
+    # and it is the wall clock, not a simulation (300k events at 1000/s would be 300 s ahead)
+    assert first <= newest <= last
+    assert last - newest < 1000
+
+
+def test_live_clock_reads_the_wall_clock_once_per_batch() -> None:
+    """Between two readings event time stands still; a reading every max(1, rate / 50) events."""
+    import random
+
+    from producers.base import LiveClock
+
+    readings: list[float] = []
+
+    def wall() -> float:
+        readings.append(1_800_000_000.0 + len(readings))  # +1 s per reading
+        return readings[-1]
+
+    clock = LiveClock(TimeConfig(events_per_second=1000.0), random.Random(1), wall=wall)
+    ticks = [clock.tick() for _ in range(100)]
+    assert len(readings) == 1 + 100 // 20
+    assert ticks[:19] == [1_800_000_000_000] * 19
+    assert ticks[19:39] == [1_800_000_001_000] * 20
+    assert ticks[99] == 1_800_000_005_000
+    slow = LiveClock(TimeConfig(events_per_second=10.0), random.Random(1), wall=wall)
+    before = len(readings)
+    [slow.tick() for _ in range(7)]
+    assert len(readings) - before == 7  # every event at 10/s: never a stale reading
+
+
+def test_live_jitter_stays_within_the_watermark_delay_and_late_is_opt_in() -> None:
+    import time
+
+    tc = TimeConfig(events_per_second=5000.0, out_of_order_fraction=0.2)
+    events = take(web.generate(seed=3, time=tc, attacks=False), 20_000)
+    done = int(time.time() * 1000)
+    high = 0
+    behind = []
+    for _, r, _ in events:
+        high = max(high, r["event_time"])
+        behind.append(high - r["event_time"])
+    assert max(behind) < 3000 + 50  # out of order by < 3 s (+ a reading's age), never late
+    assert 0.15 < sum(1 for b in behind if b > 0) / len(behind) < 0.25
+    assert high <= done
+    late = TimeConfig(events_per_second=5000.0, late_fraction=0.01)
+    times = [r["event_time"] for _, r, _ in take(web.generate(seed=3, time=late), 20_000)]
+    assert 0.005 < sum(1 for t in times if max(times) - t >= 30_000) / len(times) < 0.015
+
+
+def test_simulated_clock_stamps_kafka_timestamps_with_the_clock() -> None:
+    import time
+
+    from producers.base import TimedEvent
+
+    t0 = time.monotonic()
+    tc = TimeConfig(start_ms=START, events_per_second=1000.0, out_of_order_fraction=0.1)
+    assert tc.is_simulated and TimeConfig(simulated=True).is_simulated
+    events: list[TimedEvent] = take(streams.stream("web", 4, tc), 50_000)
+    # web: one tick of 1 ms per event, whatever the wall clock did meanwhile
+    assert [ts for *_, ts in events] == [START + n for n in range(1, 50_001)]
+    assert time.monotonic() - t0 < 50  # 50 s of event time, generated much faster
+    jittered = [ts - r["event_time"] for _, r, _, ts in events]
+    assert all(0 <= d < 3000 for d in jittered)
+    assert 0.07 < sum(1 for d in jittered if d) / len(jittered) < 0.13
+    # all domains, no jitter: readings are stamped with their event time; gaming emits a KILL
+    # with its DEATH and ASSIST (and a SPAWN first) at once, stamped with the clock after the
+    # last of them (<= 3 ticks later); scheduled security events and attack requests go out at
+    # the first tick at or after their time. No timestamp is behind its record's event time.
+    none = TimeConfig(start_ms=START, events_per_second=900.0, out_of_order_fraction=0.0)
+    step = 1000 / 300
+    lags: dict[str, list[int]] = collections.defaultdict(list)
+    for _, rec, topic, ts in take(streams.stream("all", 4, none), 60_000):
+        lags[topic].append(ts - rec["event_time"])
+    assert set(lags["iot.sensor-readings"]) == {0}
+    assert (
+        0 <= min(lags["gaming.player-events"]) <= max(lags["gaming.player-events"]) <= 3 * step + 1
+    )
+    for topic in ("iot.security-events", "web.access-logs"):
+        assert 0 <= min(lags[topic]) <= max(lags[topic]) < 1000, topic
+    # asked for explicitly, the same stream without timestamps
+    plain = take(streams.stream("web", 4, tc, timed=False), 3)
+    assert [len(e) for e in plain] == [3, 3, 3]
+    assert [e[:3] for e in events[:3]] == plain
+
+
+# -- the demo's splice: scripted incidents at their own time, never ahead of the stream ----------
+
+
+def _live(start: int, n: int, step: int) -> list[tuple[str, dict[str, Any], str]]:
+    return [("k", {"event_time": start + i * step, "i": i}, "t") for i in range(n)]
+
+
+def test_demo_splices_each_scripted_event_after_the_stream_reaches_it() -> None:
+    from flinkpulse.demo import splice
+
+    live = _live(START, 1000, 10)  # 10 s of stream
+    live[500][1]["event_time"] -= 3000  # out of order: must not hold anything back or forward
+    scripted = [
+        ("s", {"event_time": START + dt, "s": dt}, "t") for dt in (4005, 0, 2000, 2000, 99_999)
+    ]
+    out = list(splice(iter(live), scripted))
+    assert [e for e in out if "i" in e[1]] == live  # the stream itself is untouched
+    clock = 0
+    released = []
+    for i, (_, rec, _) in enumerate(out):
+        if "i" in rec:
+            clock = max(clock, rec["event_time"])
+            continue
+        assert rec["event_time"] <= clock  # never ahead of the stream
+        prev_live = next(r for _, r, _ in reversed(out[:i]) if "i" in r)
+        released.append((rec["s"], prev_live["i"]))
+    # each right after the first live event that reaches it; the one after the end never goes
+    assert released == [(0, 0), (2000, 200), (2000, 200), (4005, 401)]
+
+
+def test_demo_splice_in_real_time_never_produces_before_event_time() -> None:
+    import time
+
+    from flinkpulse.demo import splice
+
+    now = int(time.time() * 1000)
+    scripted = [("s", {"event_time": now + dt, "s": dt}, "t") for dt in (300, 800, 1500)]
+    live = streams.stream("gaming", 1, TimeConfig(events_per_second=2000.0), timed=False)
+    early = []
+    got = []
+    for _, rec, _ in splice(live, scripted):
+        if "s" in rec:
+            at = time.time() * 1000
+            got.append(rec["s"])
+            early.append(rec["event_time"] > at)
+            if len(got) == 3:
+                break
+    assert got == [300, 800, 1500]
+    assert early == [False, False, False]
+
+
+def test_demo_incidents_fit_in_the_run() -> None:
+    from flinkpulse.demo import INCIDENTS_SPAN_S, incidents_start
+    from producers.scenarios import all_incidents
+
+    t0 = incidents_start(START, 120)
+    assert t0 == START + 25_000
+    times = [e[1]["event_time"] for e in all_incidents(t0)]
+    assert min(times) == t0
+    assert max(times) - t0 == INCIDENTS_SPAN_S * 1000
+    assert max(times) <= START + 115_000  # out 5 s before a 120 s demo ends
+    assert incidents_start(START, 600) == START + 150_000
+    assert incidents_start(START, 40) == START + 5_000  # short demos start soon and cut the tail
+
+
+def test_produce_cli_refuses_a_start_time_on_the_live_clock(capsys: Any) -> None:
+    from flinkpulse import cli
+
+    rc = cli.main(["produce", "gaming", "--clock", "live", "--start-time", "2026-01-01T00:00:00Z"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [
+        "flinkpulse: error: --start-time sets a simulated clock: drop it or use --clock simulated"
+    ]
