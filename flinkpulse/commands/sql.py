@@ -1,30 +1,73 @@
-"""`flinkpulse sql [-f FILE] [--print-catalog]`: the Flink SQL client with the catalog preloaded."""
+"""`flinkpulse sql [-f FILE] [--bounded] [--print-catalog]`: Flink's SQL client, catalog preloaded.
+
+Interactive, Ctrl-C belongs to the client (it cancels the running query, the prompt stays).
+With `-f` the script stops at its first failing statement and the command exits 1, so scripts
+and CI can rely on the exit code; its output carries no terminal warnings or colour codes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from flinkpulse.config import Config
-from flinkpulse.errors import FlinkpulseError, UsageError
+from flinkpulse.errors import FlinkpulseError, ServiceUnreachable, UsageError
 from flinkpulse.paths import ROOT, pyflink_home
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+#: how each table's WITH clause starts in catalog.sql (options are inserted after it)
+_KAFKA_WITH = "\n) WITH (\n  'connector' = 'kafka',"
+#: a statement the SQL client could not run (its prompt may precede it in `-f` output)
+_ERROR_LINE = re.compile(r"^(?:Flink SQL> )?\[ERROR\] ")
+#: ANSI escape sequences (colours, cursor movement)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: jline: a dumb terminal when stdout is not a TTY, without the warning and without colours
+_PLAIN_TERMINAL = "-Dorg.jline.terminal.dumb=true -Dorg.jline.terminal.dumb.color=false"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("sql", help="Flink SQL client with every source topic as a table")
+    p = sub.add_parser(
+        "sql",
+        help="Flink SQL client with every source topic as a table",
+        description="Flink's SQL client on the session cluster with every source topic as a "
+        "table. Ctrl-C cancels the running query and keeps the prompt. With -f, the script "
+        "stops at the first failing statement and the command exits 1.",
+    )
     p.add_argument("-f", "--file", help="run this SQL script non-interactively, then exit")
+    p.add_argument(
+        "--bounded",
+        action="store_true",
+        help="read every topic up to its current end in batch mode: queries end and print "
+        "final rows only (no +U/-U changelog)",
+    )
     p.add_argument("--print-catalog", action="store_true", help="print the rendered catalog.sql")
     p.add_argument("--topic-prefix")
     p.add_argument("--jobmanager", help="host:port of the JobManager REST endpoint")
     p.set_defaults(func=_run)
 
 
-def render_catalog(cfg: Config) -> str:
-    """sql/flink/catalog.sql with the configured addresses, topics and schemas filled in."""
+def parse_jobmanager(value: str) -> tuple[str, int]:
+    """(host, port) of a JobManager REST address `host:port` (an http:// prefix is allowed)."""
+    hostport = re.sub(r"^https?://", "", value).rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--jobmanager must be host:port, got {value!r}")
+    return host, int(port)
+
+
+def render_catalog(cfg: Config, bounded: bool = False) -> str:
+    """sql/flink/catalog.sql with the configured addresses, topics and schemas filled in.
+
+    `bounded` makes every table end at the topic's current end offset (for batch mode).
+    """
     from producers.schemas import latest_schema
 
     text = (ROOT / "sql" / "flink" / "catalog.sql").read_text()
@@ -46,51 +89,101 @@ def render_catalog(cfg: Config) -> str:
         return v.replace("'", "''")  # SQL string literal
 
     out = _PLACEHOLDER.sub(value, text)
-    props = cfg.kafka.java_properties()
-    if props:  # production security settings go into every table's WITH clause
+    options = {f"properties.{k}": v for k, v in cfg.kafka.java_properties().items()}
+    if bounded:
+        options["scan.bounded.mode"] = "latest-offset"
+    if options:  # production security settings and bounds go into every table's WITH clause
         extra = "".join(
-            f",\n  'properties.{k}' = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in props.items()
+            f",\n  '{k}' = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in options.items()
         )
-        out = out.replace(
-            "\n) WITH (\n  'connector' = 'kafka',",
-            "\n) WITH (\n  'connector' = 'kafka'" + extra + ",",
-        )
+        out = out.replace(_KAFKA_WITH, "\n) WITH (\n  'connector' = 'kafka'" + extra + ",")
     return out
 
 
+def client_settings(host: str, port: int, bounded: bool) -> str:
+    """The SET statements that point the client at the cluster (and pick batch mode)."""
+    lines = [
+        "SET 'sql-client.execution.result-mode' = 'tableau';",
+        f"SET 'rest.address' = '{host}';",
+        f"SET 'rest.port' = '{port}';",
+        "SET 'execution.target' = 'remote';",
+    ]
+    if bounded:
+        lines.append("SET 'execution.runtime-mode' = 'batch';")
+    return "\n".join(lines) + "\n"
+
+
+def _script_path(name: str) -> Path:
+    """The SQL file to run: as given, or relative to the repository."""
+    path = Path(name)
+    if not path.is_absolute() and not path.exists() and (ROOT / name).exists():
+        path = ROOT / name
+    if not path.is_file():
+        raise UsageError(f"no such SQL file: {name}")
+    return path
+
+
 def _run(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import flink_env
+    from flinkpulse.flinkrest import FlinkRest, flink_env
     from flinkpulse.stack.java import flink_connector_jars
 
     if args.topic_prefix is not None:
         cfg.kafka.topic_prefix = args.topic_prefix
     if args.jobmanager:
         cfg.flink.jobmanager = args.jobmanager
-    catalog = render_catalog(cfg)
+    host, port = parse_jobmanager(cfg.flink.jobmanager)
+    catalog = render_catalog(cfg, bounded=args.bounded)
     if args.print_catalog:
         print(catalog)
         return 0
-    init = cfg.stack.state_path() / "ship" / "catalog.sql"
+    script = _script_path(args.file) if args.file else None
+    try:  # the client itself would retry for a minute, then print a Java stack trace
+        FlinkRest(cfg).call("GET", "/config", timeout=5)
+    except ServiceUnreachable:
+        raise ServiceUnreachable("Flink", f"{host}:{port}") from None
+    init = cfg.stack.state_path() / "ship" / f"catalog-{os.getpid()}.sql"
     init.parent.mkdir(parents=True, exist_ok=True)
-    settings = (
-        "SET 'sql-client.execution.result-mode' = 'tableau';\n"
-        f"SET 'rest.address' = '{cfg.flink.jobmanager.rsplit(':', 1)[0]}';\n"
-        f"SET 'rest.port' = '{cfg.flink.jobmanager.rsplit(':', 1)[1]}';\n"
-        "SET 'execution.target' = 'remote';\n"
-    )
-    init.write_text(settings + catalog)
+    init.write_text(client_settings(host, port, args.bounded) + catalog)
     cmd = [str(pyflink_home() / "bin" / "sql-client.sh"), "-i", str(init)]
     for jar in flink_connector_jars(cfg):
         cmd += ["-j", str(jar)]
-    if args.file:
-        script = ROOT / args.file if not args.file.startswith("/") else None
-        path = script if script and script.exists() else __import__("pathlib").Path(args.file)
-        if not path.exists():
-            raise UsageError(f"no such SQL file: {args.file}")
-        cmd += ["-f", str(path)]
+    env = flink_env(cfg)
+    if script is not None or not sys.stdout.isatty():
+        env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} {_PLAIN_TERMINAL}".strip()
     try:
-        return subprocess.call(cmd, env=flink_env(cfg))
+        with _sigint_to_child():
+            if script is None:
+                return subprocess.call(cmd, env=env)
+            return _run_script([*cmd, "-f", str(script)], env)
     except FileNotFoundError:
         raise FlinkpulseError(
             "the Flink SQL client is missing from the apache-flink wheel"
         ) from None
+    finally:
+        init.unlink(missing_ok=True)
+
+
+def _run_script(cmd: list[str], env: dict[str, str]) -> int:
+    """Run the client on a script, passing its output on without colour codes; 1 on an error."""
+    failed = False
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, errors="replace") as p:
+        assert p.stdout is not None
+        for raw in p.stdout:
+            line = _ANSI.sub("", raw)
+            failed = failed or bool(_ERROR_LINE.match(line))
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    return p.returncode or (1 if failed else 0)
+
+
+@contextlib.contextmanager
+def _sigint_to_child() -> Iterator[None]:
+    """Leave Ctrl-C to the client while it runs: it cancels the query, the prompt stays.
+
+    A do-nothing Python handler, not SIG_IGN: exec resets it, so the client still gets SIGINT.
+    """
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
