@@ -2,10 +2,22 @@
 
 Shape of a job (see `player_stats.py`):
 
-    raw Kafka topic ──decode (Python, never throws)──┬─ bad ──► dlq.<topic>   (raw bytes + reason)
-                                                     └─ good ─► event-time view (watermark)
-                                                                  ├─ late ──► late.<topic>
-                                                                  └─ on time ─► job SQL ─► result topics
+    raw Kafka topic ──decode (Python, never throws)──┬─ bad ────► dlq.<topic>   (raw bytes + reason)
+      (watermark: Kafka timestamp − delay,           ├─ future ─► dlq.<topic>   ("future: …")
+       per partition, in the source)                 └─ good ───► event-time view
+                                                                   ├─ late ──► late.<topic>
+                                                                   └─ on time ─► job SQL ─► result topics
+
+Event time and its reference. The Kafka record timestamp (CreateTime, set by the ingest tier:
+our producers, the MQTT/HTTP bridges; never read from the payload) is the clock every record is
+judged against, and it replays identically because it is stored with the record:
+
+* future: event_time > Kafka timestamp + ``flink.future_tolerance_s`` → dead-lettered with the
+  reason (a device with a fast clock cannot drag anything ahead);
+* late:   event_time < Kafka timestamp − ``flink.watermark_delay_s`` → ``late.<topic>``;
+* on time otherwise. The watermark is the Kafka timestamp − delay, generated per partition
+  inside the Kafka source (idle partitions time out), so an on-time record is never behind it,
+  whatever the partitions × parallelism: results are the same at any scale.
 
 Connector options (hosts, topics, security) come from the typed config through
 `TableDescriptor`s; the `.sql` files under `sql/flink/` name logical tables only.
@@ -251,18 +263,23 @@ def _sink(ctx: JobContext, topic: str, sink_name: str) -> Any:
     )
 
 
-def raw_schema() -> Any:
+def raw_schema(watermark_delay_s: float | None = None) -> Any:
+    """Raw key/value bytes plus provenance and the Kafka timestamp. With a delay, the watermark
+    (Kafka timestamp − delay) is pushed into the source: one per partition, idle ones skipped."""
     from pyflink.table import DataTypes, Schema
 
-    return (
+    b = (
         Schema.new_builder()
         .column("k", DataTypes.BYTES())
         .column("v", DataTypes.BYTES())
         .column_by_metadata("src_topic", DataTypes.STRING(), "topic", True)
         .column_by_metadata("src_partition", DataTypes.INT(), "partition", True)
         .column_by_metadata("src_offset", DataTypes.BIGINT(), "offset", True)
-        .build()
+        .column_by_metadata("kafka_ts", DataTypes.TIMESTAMP_LTZ(3), "timestamp", True)
     )
+    if watermark_delay_s is not None:
+        b = b.watermark("kafka_ts", f"kafka_ts - INTERVAL '{watermark_delay_s:.3f}' SECOND")
+    return b.build()
 
 
 def raw_table(ctx: JobContext, name: str, topic: str, source: bool) -> None:
@@ -270,7 +287,7 @@ def raw_table(ctx: JobContext, name: str, topic: str, source: bool) -> None:
     from pyflink.table import DataTypes, Schema
 
     if source:
-        schema = raw_schema()
+        schema = raw_schema(ctx.cfg.flink.watermark_delay_s)
         d = _source(ctx, topic)
     else:
         schema = (
@@ -351,7 +368,7 @@ def decoded_source(
     that owns a topic writes its side outputs (`side_outputs`), so nothing is dead-lettered twice.
     """
     from pyflink.table import DataTypes, Schema
-    from pyflink.table.expressions import col
+    from pyflink.table.expressions import call, col
 
     from flink_jobs.decoding import decode_function, reader_fields, timestamp_fields
 
@@ -373,18 +390,28 @@ def decoded_source(
         col("src_topic"),
         col("src_partition"),
         col("src_offset"),
-        __import__("pyflink.table.expressions", fromlist=["call"])
-        .call(fn_name, col("v"))
-        .alias("d"),
+        col("kafka_ts"),
+        call(fn_name, col("v")).alias("d"),
     )
     t_env.create_temporary_view(f"{view}_decoded", decoded)
 
-    # Every record (decoded or not) re-enters the Table API ONCE, with an event-time attribute
-    # and a watermark; the DLQ, late and on-time branches all read from that one stream, so the
-    # topic is read and decoded once. Bad records get event time 0: it never moves the
-    # watermark (max - delay) and they are split off before any time logic.
+    # Every record (decoded or not) re-enters the Table API ONCE, with event_time as its time
+    # attribute and the source's own watermark (Kafka timestamp − delay, per partition); the
+    # DLQ, late and on-time branches all read from that one stream, so the topic is read and
+    # decoded once. Event times never generate watermarks, so no record can move one.
+    f = ctx.cfg.flink
+    event = _decoded_column("event_time", "event_time" in millis).rsplit(" AS ", 1)[0]
+    kafka_time = "CAST(kafka_ts AS TIMESTAMP(3))"
+    future = f"({event}) > {kafka_time} + INTERVAL '{f.future_tolerance_s:.3f}' SECOND"
+    reason = (
+        "'future: event_time ' || CAST(" + event + " AS STRING) || ' is more than "
+        f"{f.future_tolerance_s:g} s ahead of the Kafka timestamp ' || CAST({kafka_time} AS STRING)"
+    )
     flat = t_env.sql_query(
-        "SELECT k, v, src_topic, src_partition, src_offset, d.ok AS ok, d.error AS error, "
+        "SELECT k, v, src_topic, src_partition, src_offset, "
+        f"{kafka_time} AS kafka_time, "
+        f"d.ok AND NOT COALESCE({future}, FALSE) AS ok, "
+        f"CASE WHEN NOT d.ok THEN d.error WHEN {future} THEN {reason} END AS error, "
         + ", ".join(_decoded_column(n, n in millis) for n in names)
         + f" FROM {view}_decoded"
     )
@@ -396,37 +423,43 @@ def decoded_source(
         ("src_topic", DataTypes.STRING()),
         ("src_partition", DataTypes.INT()),
         ("src_offset", DataTypes.BIGINT()),
+        ("kafka_time", DataTypes.TIMESTAMP(3)),
         ("ok", DataTypes.BOOLEAN()),
         ("error", DataTypes.STRING()),
         *fields,
     ]:
         b = b.column(n, t)
-    delay = ctx.cfg.flink.watermark_delay_s
-    b = b.watermark("event_time", f"event_time - INTERVAL '{delay:.3f}' SECOND")
+    b = b.watermark("event_time", "SOURCE_WATERMARK()")
     t_env.create_temporary_view(f"{view}_all", t_env.from_data_stream(ds, b.build()))
 
+    # late: arrived more than the delay after its event time (a rule on the stored Kafka
+    # timestamp, so the same records are late at any parallelism), or behind the watermark
+    # anyway (a producer whose timestamps go backwards) - never silently dropped by a window
+    delay = f"INTERVAL '{f.watermark_delay_s:.3f}' SECOND"
+    is_late = f"(event_time < kafka_time - {delay} OR event_time < CURRENT_WATERMARK(event_time))"
     if side_outputs:
-        # bad records -> DLQ (raw bytes, original key, reason + provenance in headers)
+        # bad and future records -> DLQ (raw bytes, original key, reason + provenance)
         dlq = f"{view}_dlq"
         raw_table(ctx, dlq, ctx.topic(dlq_topic(logical_topic)), source=False)
         bad = t_env.sql_query(
             f"SELECT k, v, {_headers_sql('error')} AS headers FROM {view}_all WHERE NOT ok"
         )
         ctx.inserts.append((dlq, bad))
-        # behind the watermark -> late.<topic>, kept and counted, never silently dropped
+        # late -> late.<topic>, kept and counted
         late = f"{view}_late"
         raw_table(ctx, late, ctx.topic(late_topic(logical_topic)), source=False)
+        reason_late = "'late: ' || CAST(event_time AS STRING) || ' reached Kafka at ' || CAST(kafka_time AS STRING)"
         behind = t_env.sql_query(
-            f"SELECT k, v, {_headers_sql(chr(39) + 'late: behind watermark' + chr(39))} "
-            f"AS headers FROM {view}_all WHERE ok AND event_time < CURRENT_WATERMARK(event_time)"
+            f"SELECT k, v, {_headers_sql(reason_late)} AS headers "
+            f"FROM {view}_all WHERE ok AND {is_late}"
         )
         ctx.inserts.append((late, behind))
     cols = ", ".join(f"`{n}`" for n in names)
     t_env.create_temporary_view(
         view,
         t_env.sql_query(
-            f"SELECT {cols}, src_partition, src_offset FROM {view}_all WHERE ok AND "
-            "(CURRENT_WATERMARK(event_time) IS NULL OR event_time >= CURRENT_WATERMARK(event_time))"
+            f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
+            f"WHERE ok AND NOT COALESCE({is_late}, FALSE)"
         ),
     )
 

@@ -69,22 +69,29 @@ class Writer:
             )
         return self.encoders[logical]
 
-    def send(self, logical: str, case: str, key: bytes | None, value: bytes) -> None:
+    def send(
+        self, logical: str, case: str, key: bytes | None, value: bytes, timestamp: int = 0
+    ) -> None:
+        """Produce one record; `timestamp` is its Kafka timestamp (ms), 0 = now."""
         topic = self.cfg.kafka.topic(logical)
 
         def done(err: Any, msg: Any) -> None:
             assert err is None, err
             self.cases[(msg.topic(), msg.partition(), msg.offset())] = case
 
-        self.p.produce(topic, key=key, value=value, on_delivery=done)
+        self.p.produce(topic, key=key, value=value, on_delivery=done, timestamp=timestamp)
         per = self.produced.setdefault(logical, {})
         per[case] = per.get(case, 0) + 1
 
-    def avro(self, logical: str, case: str, rec: dict[str, Any], key: Any = "") -> None:
+    def avro(
+        self, logical: str, case: str, rec: dict[str, Any], key: Any = "", ts: int | None = None
+    ) -> None:
+        """Encode and produce `rec`. Scripted records run on a simulated clock: their Kafka
+        timestamp is their event time unless `ts` says when they reached Kafka."""
         k = rec.get(_KEY[logical]) if key == "" else key
-        self.send(
-            logical, case, k.encode() if isinstance(k, str) else k, self.encoder(logical)(rec)
-        )
+        value = self.encoder(logical)(rec)
+        stamp = rec["event_time"] if ts is None else ts
+        self.send(logical, case, k.encode() if isinstance(k, str) else k, value, stamp)
 
     def flush(self) -> None:
         assert self.p.flush(30) == 0

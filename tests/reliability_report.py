@@ -23,7 +23,7 @@ MD_FILE = DOCS / "RELIABILITY.md"
 
 _ROWS: list[dict[str, Any]] = []
 
-AREAS = ["bad input", "fault", "security"]
+AREAS = ["bad input", "event time", "fault", "security"]
 
 HEADER = """# Reliability report
 
