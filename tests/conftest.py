@@ -9,6 +9,7 @@ prefix / database so tests never see each other's data.
 from __future__ import annotations
 
 import copy
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -21,9 +22,20 @@ from flinkpulse.config import Config, load_config
 pytest_plugins = ["tests.reliability_report"]
 
 
+#: tests run 2 TaskManagers (failover is a real cluster's), each half the default one, so two
+#: fit where one did (same memory and slots in total); the environment still wins
+TEST_STACK = {"taskmanagers": 2, "flink_tm_memory": "2048m", "flink_slots": 6}
+
+
 @pytest.fixture(scope="session")
 def base_cfg() -> Config:
-    return load_config()
+    return load_config(
+        overrides=[
+            f"stack.{key}={value}"
+            for key, value in TEST_STACK.items()
+            if f"FLINKPULSE_STACK__{key.upper()}" not in os.environ
+        ]
+    )
 
 
 @pytest.fixture(scope="session")

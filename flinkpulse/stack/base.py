@@ -2,8 +2,10 @@
 
 A component owns one or more OS processes (a :class:`Proc` each), started in their own session
 so that `stack down` can stop the whole process group. Each process has a PID file and a log
-file under the stack's state directory; a PID counts as ours only while its command line
-environment carries that state directory (so a recycled PID is never killed).
+file under the stack's state directory; a PID counts as ours only while its environment carries
+that state directory (so a recycled PID is never killed). Every descendant inherits that
+environment plus the component's name, so processes a component's processes start themselves
+(Flink's Python UDF workers) are found, and reaped, even after their parent died.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class Component:
         procs = self.procs()
         if all(p.name in live for p in procs):
             return
+        self.reap_orphans()
         if not live:
             for port in self.ports():
                 check_port_free(self.cfg.stack.host, port, self.name)
@@ -120,7 +123,7 @@ class Component:
             if p.name in live:
                 continue
             log = self.log_file(p.name)
-            env = {**os.environ, **p.env, OWNER_ENV: str(self.state)}
+            env = {**os.environ, **p.env, OWNER_ENV: str(self.state), COMPONENT_ENV: self.name}
             with open(log, "ab") as fh:
                 fh.write(f"\n--- flinkpulse: starting {p.name} at {time.ctime()} ---\n".encode())
                 fh.flush()
@@ -163,28 +166,62 @@ class Component:
             f"see {self.log_file(self.procs()[0].name)}"
         )
 
+    def descendants(self) -> list[int]:
+        """Every live process this component started, directly or not (its marker is inherited)."""
+        return [
+            pid
+            for pid, env in _marked(self.state).items()
+            if f"{COMPONENT_ENV}={self.name}".encode() in env
+        ]
+
+    def orphans(self) -> list[int]:
+        """Descendants whose process of ours is gone (e.g. the UDF workers of a killed TaskManager)."""
+        roots = set(self.pids().values())
+        return [pid for pid in self.descendants() if not roots & ancestors(pid)]
+
+    def reap_orphans(self) -> list[int]:
+        """SIGKILL the orphans (`stack up` does this before it starts a replacement)."""
+        gone = self.orphans()
+        for pid in gone:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in gone:
+            _wait_gone(pid, 10)
+        return gone
+
     def stop(self, grace: float = 20.0) -> list[int]:
-        """SIGTERM each process group of ours, then SIGKILL what is left after `grace` seconds."""
+        """SIGTERM each process group of ours and every other descendant (orphans included),
+        then SIGKILL what is left after `grace` seconds."""
         pids = self.pids()
+        strays = [p for p in self.descendants() if p not in pids.values()]
         for pid in pids.values():
             _signal_group(pid, signal.SIGTERM)
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        everything = [*pids.values(), *strays]
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+        while time.monotonic() < deadline and any(_alive(p) for p in everything):
             time.sleep(0.2)
         for pid in pids.values():
             if _alive(pid):
                 _signal_group(pid, signal.SIGKILL)
-        for pid in pids.values():
+        self.reap_orphans()  # the groups are gone: whatever is left has no parent of ours
+        for pid in everything:
             _wait_gone(pid, 10)
         for proc in pids:
             self.pid_file(proc).unlink(missing_ok=True)
         return list(pids.values())
 
-    def kill(self, proc: str | None = None) -> None:
-        """kill -9 (fault tests): the named process, or all of this component's."""
+    def kill(self, proc: str | None = None, group: bool = True) -> None:
+        """kill -9 (fault tests): the named process, or all of this component's; with its
+        process group, or (``group=False``) the process alone, as the OOM killer does."""
         for name, pid in self.pids().items():
             if proc is None or name == proc:
-                _signal_group(pid, signal.SIGKILL)
+                if group:
+                    _signal_group(pid, signal.SIGKILL)
+                else:
+                    os.kill(pid, signal.SIGKILL)
                 _wait_gone(pid, 10)
 
 
@@ -193,6 +230,8 @@ class Component:
 
 #: set in the environment of every process the stack starts (survives exec, unlike argv)
 OWNER_ENV = "FLINKPULSE_OWNED_BY"
+#: the component that started it (inherited by its children, e.g. Python UDF workers)
+COMPONENT_ENV = "FLINKPULSE_COMPONENT"
 
 
 def is_ours(pid: int, state_dir: Path) -> bool:
@@ -202,6 +241,44 @@ def is_ours(pid: int, state_dir: Path) -> bool:
     except OSError:
         return False
     return _alive(pid) and f"{OWNER_ENV}={state_dir}".encode() in environ
+
+
+def _marked(state_dir: Path) -> dict[int, list[bytes]]:
+    """Live processes whose environment carries `state_dir` as owner -> their environment."""
+    mark = f"{OWNER_ENV}={state_dir}".encode()
+    out: dict[int, list[bytes]] = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            env = (p / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark in env and _alive(int(p.name)):
+            out[int(p.name)] = env
+    return out
+
+
+def ancestors(pid: int) -> set[int]:
+    """`pid` and its ancestors up to init."""
+    out: set[int] = set()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return out
+
+
+def cmdline(pid: int) -> str:
+    """The command line of `pid`, arguments joined by spaces ("" once it is gone)."""
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:

@@ -1,8 +1,17 @@
-"""Flink session cluster (JobManager + TaskManager) from the apache-flink wheel's distribution.
+"""Flink session cluster (JobManager + N TaskManagers) from the apache-flink wheel's distribution.
 
 We run `bin/jobmanager.sh start-foreground` and `bin/taskmanager.sh start-foreground` ourselves
 (rather than start-cluster.sh) so each JVM has our PID file, our log and our config directory.
-Python UDF workers run on the project's interpreter, which has flinkpulse, udfs/ and pemja.
+TaskManager i (``stack.taskmanagers``, default 1) is process ``flink-taskmanager-<i>`` with
+resource id of the same name, so a test or a user maps Flink's view of a TaskManager to its PID.
+Python UDF workers run on the project's interpreter, which has flinkpulse, udfs/ and pemja; in
+process mode each one exits when its TaskManager's JVM is gone (flinkpulse.stack.udf_guard).
+
+Beam's gRPC servers for process-mode workers listen on the wildcard address, not loopback: the
+Java side builds them with ``ServerFactory.createDefault()`` -> ``NettyServerBuilder.forPort``
+(Beam's ``ProcessEnvironmentFactory.Provider`` offers no other server factory and PyFlink no
+option for it). They are ephemeral ports of the TaskManager JVM; firewall them (README, Security)
+or use ``python.execution-mode: thread``, which opens no port.
 """
 
 from __future__ import annotations
@@ -14,7 +23,11 @@ import urllib.request
 from typing import Any
 
 from flinkpulse.paths import ROOT, pyflink_home, site_packages, venv_bin, venv_python
-from flinkpulse.stack.base import Component, Proc
+from flinkpulse.stack.base import Component, Proc, ancestors, cmdline
+from flinkpulse.stack.udf_guard import BOOT_MODULE
+
+#: holds the sitecustomize that arms flinkpulse.stack.udf_guard in Python UDF workers
+UDF_SITE = ROOT / "flinkpulse" / "stack" / "udf_site"
 
 # JDK 17 module flags the Flink distribution ships in its default config.
 _JAVA_OPENS = " ".join(
@@ -76,10 +89,14 @@ class Flink(Component):
             "taskmanager.bind-host": h,
             "taskmanager.host": h,
             "taskmanager.numberOfTaskSlots": s.flink_slots,
+            # per TaskManager; with several, a job's subtasks are spread over them (as on a
+            # real cluster, so one TaskManager's loss is a partial failure of the job)
             "taskmanager.memory.process.size": s.flink_tm_memory,
+            "taskmanager.load-balance.mode": "SLOTS",
             "taskmanager.memory.managed.fraction": 0.25,
-            # every job loads the connector jars into its own classloader: room for many jobs
-            "taskmanager.memory.jvm-metaspace.size": "1024m",
+            # every job loads the connector jars into its own classloader: room for as many
+            # jobs as slots (1024m at the default 12 slots; less for smaller TaskManagers)
+            "taskmanager.memory.jvm-metaspace.size": f"{min(1024, 256 + 64 * s.flink_slots)}m",
             "jobmanager.memory.jvm-metaspace.size": "512m",
             "classloader.check-leaked-classloader": "false",
             "parallelism.default": f.parallelism,
@@ -150,20 +167,46 @@ class Flink(Component):
             "FLINK_PID_DIR": str(self.dir / "run"),
             # venv first on PATH: Python workers and pemja (thread mode) resolve from it
             "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(ROOT),
+            # Python workers inherit it: UDF_SITE first, so their sitecustomize is ours
+            "PYTHONPATH": f"{UDF_SITE}{os.pathsep}{ROOT}",
         }
+
+    def taskmanagers(self) -> list[str]:
+        """Process names (and Flink resource ids) of the TaskManagers."""
+        return [f"flink-taskmanager-{i}" for i in range(1, max(1, self.cfg.stack.taskmanagers) + 1)]
+
+    def python_workers(self) -> dict[int, str | None]:
+        """Process-mode Python UDF workers (beam_boot) of this stack -> the TaskManager they run
+        under, None for an orphan."""
+        tms = {pid: name for name, pid in self.pids().items() if name in self.taskmanagers()}
+        out: dict[int, str | None] = {}
+        for pid in self.descendants():
+            if BOOT_MODULE in cmdline(pid):
+                out[pid] = next((tms[a] for a in ancestors(pid) if a in tms), None)
+        return out
 
     def procs(self) -> list[Proc]:
         bin_ = pyflink_home() / "bin"
         env = self.env()
-        return [
+        jm = Proc(
+            "flink-jobmanager", ["bash", str(bin_ / "jobmanager.sh"), "start-foreground"], env
+        )
+        tms = [
             Proc(
-                "flink-jobmanager", ["bash", str(bin_ / "jobmanager.sh"), "start-foreground"], env
-            ),
-            Proc(
-                "flink-taskmanager", ["bash", str(bin_ / "taskmanager.sh"), "start-foreground"], env
-            ),
+                name,
+                [
+                    "bash",
+                    str(bin_ / "taskmanager.sh"),
+                    "start-foreground",
+                    "-D",
+                    f"taskmanager.resource-id={name}",
+                ],
+                # its own pid file and log file names in Flink's run/ and log/ directories
+                {**env, "FLINK_IDENT_STRING": name.removeprefix("flink-")},
+            )  # fmt: skip
+            for name in self.taskmanagers()
         ]
+        return [jm, *tms]
 
     def overview(self) -> dict[str, Any] | None:
         try:
@@ -173,15 +216,21 @@ class Flink(Component):
             return None
 
     def healthy(self) -> bool:
+        """The JobManager answers and all N TaskManagers are registered."""
         ov = self.overview()
-        return bool(ov and int(ov.get("taskmanagers", 0)) >= 1)
+        return bool(ov and int(ov.get("taskmanagers", 0)) >= len(self.taskmanagers()))
 
     def ready(self) -> bool:
         ov = self.overview()
         return bool(
-            ov and int(ov.get("taskmanagers", 0)) >= 1 and int(ov.get("slots-available", 0)) > 0
+            ov
+            and int(ov.get("taskmanagers", 0)) >= len(self.taskmanagers())
+            and int(ov.get("slots-available", 0)) > 0
         )
 
     def extra_status(self) -> str:
         ov = self.overview() or {}
-        return f"jobs running: {ov.get('jobs-running', '?')}, slots free: {ov.get('slots-available', '?')}"
+        return (
+            f"taskmanagers: {ov.get('taskmanagers', '?')}, jobs running: "
+            f"{ov.get('jobs-running', '?')}, slots free: {ov.get('slots-available', '?')}"
+        )

@@ -7,7 +7,10 @@ Security events map 1:1 to `security_events` rows, so after each fault the table
 exactly the events written (by event_id: none missing, none twice, plain SELECT without FINAL).
 
 In CI: broker, TaskManager, JobManager, loader, ClickHouse server and schema registry kills, and
-a full `stack down`/`stack up` mid-stream. The session cluster has no HA: after a JobManager
+a full `stack down`/`stack up` mid-stream. The stack runs 2 TaskManagers (tests/conftest.py): a
+TaskManager is killed alone (its JVM, as the OOM killer would), and afterwards no Python UDF
+worker of the stack may be left without its TaskManager. Failover: a job at parallelism 2 loses
+one of its two TaskManagers and recovers on the other. The session cluster has no HA: after a JobManager
 loss the job is resubmitted from its newest retained checkpoint (`flinkpulse jobs resume`);
 `stack down` stops jobs with a savepoint and `stack up` resumes them (flinkpulse/jobstate.py).
 Minutes long, run with FLINKPULSE_SLOW=1: a 60 s ClickHouse outage under load and 2x load.
@@ -17,6 +20,7 @@ Minutes long, run with FLINKPULSE_SLOW=1: a 60 s ClickHouse outage under load an
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import subprocess
@@ -35,6 +39,8 @@ from flinkpulse.clickhouse.migrate import client, migrate
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name, resume
 from flinkpulse.paths import ROOT
+from flinkpulse.stack.base import cmdline
+from flinkpulse.stack.flink import Flink
 from tests.pipeline_helpers import Writer, deployment, wait
 
 pytestmark = pytest.mark.integration
@@ -127,17 +133,18 @@ class FaultPipe:
         )
 
 
-@pytest.fixture(scope="module")
-def fp(
-    ensure_stack: Callable[..., Config], base_cfg: Config, tmp_path_factory: Any
-) -> Iterator[FaultPipe]:
-    ensure_stack("kafka", "registry", "clickhouse", "flink")
+@contextlib.contextmanager
+def pipe(base_cfg: Config, log_dir: Path, parallelism: int = 1) -> Iterator[FaultPipe]:
+    """The job (at `parallelism`) under a fresh prefix, the loader into its own database, warmed
+    up with 50 exact rows; everything down is restored and the database dropped afterwards."""
     was_up = [n for n in base_cfg.stack.components if stack.component(base_cfg, n).running()]
     prefix = f"flt{uuid.uuid4().hex[:6]}"
-    with deployment(base_cfg, prefix, [JOB]) as cfg:
+    base = copy.deepcopy(base_cfg)
+    base.flink.parallelism = parallelism
+    with deployment(base, prefix, [JOB]) as cfg:
         cfg.clickhouse.database = prefix
         migrate(cfg, log=None)
-        p = FaultPipe(base_cfg, cfg, tmp_path_factory.mktemp("faults") / "loader.log")
+        p = FaultPipe(base_cfg, cfg, log_dir / "loader.log")
         p.start_loader()
         try:
             ids = p.write("warmup", 50)
@@ -154,6 +161,56 @@ def fp(
                 ch = client(cfg)
                 ch.command(f"DROP DATABASE IF EXISTS `{prefix}`")
                 ch.close()
+
+
+@pytest.fixture(scope="module")
+def fp(
+    ensure_stack: Callable[..., Config], base_cfg: Config, tmp_path_factory: Any
+) -> Iterator[FaultPipe]:
+    ensure_stack("kafka", "registry", "clickhouse", "flink")
+    with pipe(base_cfg, tmp_path_factory.mktemp("faults")) as p:
+        yield p
+
+
+def flink_of(base: Config) -> Flink:
+    flink = stack.component(base, "flink")
+    assert isinstance(flink, Flink)
+    return flink
+
+
+def job_taskmanagers(cfg: Config) -> set[str]:
+    """Resource ids (= process names, flinkpulse.stack.flink) of the TaskManagers running
+    subtasks of the job."""
+    rest = FlinkRest(cfg)
+    (job,) = rest.running(job_name(cfg, JOB))
+    out: set[str] = set()
+    for v in rest.call("GET", f"/jobs/{job['jid']}")["vertices"]:
+        tms = rest.call("GET", f"/jobs/{job['jid']}/vertices/{v['id']}/taskmanagers")
+        out |= {tm["taskmanager-id"] for tm in tms["taskmanagers"]}
+    return out
+
+
+def kill_taskmanager_running_job(fp: FaultPipe) -> dict[str, int]:
+    """kill -9 the JVM (alone, as the OOM killer would) of a TaskManager running the job; its
+    Python UDF workers must exit on their own (flinkpulse.stack.udf_guard), before any
+    `stack up` could reap them."""
+    flink = flink_of(fp.base)
+    tm = sorted(job_taskmanagers(fp.cfg))[0]
+    workers = flink.python_workers()
+    mine = [pid for pid, owner in workers.items() if owner == tm]
+    assert mine, f"{tm} runs no Python UDF worker: {workers}"
+    flink.kill(tm, group=False)
+    wait(
+        lambda: not set(mine) & set(flink.descendants()), 15, f"the Python workers of {tm} to exit"
+    )
+    return {"python_workers_of_killed_tm": len(mine)}
+
+
+def assert_no_orphans(fp: FaultPipe) -> dict[str, int]:
+    """No process of the Flink component (Python workers included) outlives its TaskManager."""
+    orphans = flink_of(fp.base).orphans()
+    assert orphans == [], {p: cmdline(p)[:200] for p in orphans}
+    return {"orphaned_python_workers": 0}
 
 
 def restore(base: Config, name: str, timeout: float = 240) -> None:
@@ -179,9 +236,10 @@ def _run(
     restore: Callable[[], None],
     expected: str,
     n: int = 300,
+    measured: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Write n events, fault, write n more (buffered or processed while down), restore,
-    reconcile exactly."""
+    reconcile exactly; `measured` (filled by fault/restore) joins the recorded row."""
     ids = fp.write(tag, n)
     fp.w.flush()
     wait(lambda: len(fp.rows(tag)) > 0, 120, f"the first rows of {tag} (stream flowing)", 0.5)
@@ -197,6 +255,7 @@ def _run(
     m["recovery_s"] = round(time.monotonic() - t0)
     assert m["lost"] == 0 and m["duplicated"] == 0 and m["unexpected"] == 0, m
     assert m["rows"] == 2 * n
+    m.update(measured or {})
     reliability("fault", tag, expected, m, lost=m["lost"], duplicated=m["duplicated"])
     return m
 
@@ -214,18 +273,55 @@ def test_kill9_broker_mid_stream(fp: FaultPipe, reliability: Any) -> None:
 
 
 def test_kill9_taskmanager_mid_stream(fp: FaultPipe, reliability: Any) -> None:
-    flink = stack.component(fp.base, "flink")
+    measured: dict[str, Any] = {}
 
     def up() -> None:
         restore(fp.base, "flink")
         fp.job_running()
+        measured.update(assert_no_orphans(fp))
 
     _run(
         fp, reliability, "kill -9 Flink TaskManager",
-        lambda: flink.kill("flink-taskmanager"), up,
+        lambda: measured.update(kill_taskmanager_running_job(fp)), up,
         "TM restarted (`stack up flink`); job restored from its last checkpoint; "
-        "exactly-once Kafka sink; exact rows",
+        "exactly-once Kafka sink; exact rows. The dead TM's Python UDF workers exit by "
+        "themselves: their stdin is a pipe from the TM JVM, EOF = TM gone "
+        "(flinkpulse/stack/udf_guard.py; no PIDs, so also in one container per TM); "
+        "no orphaned worker",
+        measured=measured,
     )  # fmt: skip
+
+
+def test_failover_one_of_two_taskmanagers_parallelism_2(
+    base_cfg: Config, fp: FaultPipe, reliability: Any, tmp_path: Path
+) -> None:
+    """2 TaskManagers, the job at parallelism 2 spread over both: kill -9 one mid-stream; the job
+    recovers on the surviving TaskManager's free slots, before the dead one is back."""
+    flink = flink_of(base_cfg)
+    assert len(flink.taskmanagers()) == 2, "tests run 2 TaskManagers (tests/conftest.py)"
+    with pipe(base_cfg, tmp_path, parallelism=2) as p2:
+        hosts = job_taskmanagers(p2.cfg)
+        assert hosts == set(flink.taskmanagers()), hosts
+        measured: dict[str, Any] = {"parallelism": 2, "taskmanagers_running_the_job": len(hosts)}
+
+        def recovered() -> None:
+            p2.job_running()  # with one TaskManager still dead
+            alive = [tm for tm in flink.taskmanagers() if tm in flink.pids()]
+            assert len(alive) == 1, alive
+            measured["recovered_on"] = f"{len(job_taskmanagers(p2.cfg))} TaskManager"
+            measured.update(assert_no_orphans(p2))
+
+        try:
+            _run(
+                p2, reliability, "kill -9 one of 2 TaskManagers (parallelism 2)",
+                lambda: measured.update(kill_taskmanager_running_job(p2)), recovered,
+                "the job (parallelism 2, one subtask per TM) restarts from its last "
+                "checkpoint on the surviving TM's free slots, without waiting for the dead "
+                "one; exactly-once Kafka sink; exact rows; no orphaned Python worker",
+                measured=measured,
+            )  # fmt: skip
+        finally:
+            restore(base_cfg, "flink")
 
 
 def test_kill9_loader_mid_stream(fp: FaultPipe, reliability: Any) -> None:
@@ -272,6 +368,7 @@ def test_kill9_schema_registry_mid_stream(fp: FaultPipe, reliability: Any) -> No
 def test_kill9_jobmanager_mid_stream(fp: FaultPipe, reliability: Any) -> None:
     flink = stack.component(fp.base, "flink")
     restored: list[str | None] = []
+    measured: dict[str, Any] = {}
 
     def up() -> None:
         restore(fp.base, "flink")  # a new JobManager; the TaskManager registers with it
@@ -285,12 +382,14 @@ def test_kill9_jobmanager_mid_stream(fp: FaultPipe, reliability: Any) -> None:
         assert not rest.running(job_name(fp.cfg, JOB)), "no HA: the job cannot survive"
         restored.append(resume(fp.cfg, JOB)[1])  # `flinkpulse jobs resume security_alerts`
         fp.job_running()
+        measured.update(assert_no_orphans(fp))
 
     _run(
         fp, reliability, "kill -9 Flink JobManager",
         lambda: flink.kill("flink-jobmanager"), up,
         "JM restarted (`stack up flink`), job resubmitted from its newest retained checkpoint "
-        "(`flinkpulse jobs resume`); exact rows",
+        "(`flinkpulse jobs resume`); exact rows; no orphaned Python worker",
+        measured=measured,
     )  # fmt: skip
     assert restored and restored[0] and "/chk-" in restored[0], restored
 
