@@ -26,6 +26,16 @@ RESULTS: dict[str, tuple[str, str]] = {
 }
 RESULT_TOPICS = [topic for topic, _key in RESULTS.values()]
 
+#: Source topics keep the producer's timestamp (CreateTime): the ingest tier (our producers, the
+#: MQTT/HTTP bridges) stamps each record with its own clock when it sends it, and a scripted or
+#: backfill producer can stamp its simulated clock. The jobs judge every event time against it
+#: (flink_jobs/common.py). The broker refuses a timestamp more than an hour ahead of its own
+#: clock: a producer host whose clock is that wrong is an outage, not a record to keep.
+SOURCE_TOPIC_CONFIG = {
+    "message.timestamp.type": "CreateTime",
+    "message.timestamp.after.max.ms": "3600000",
+}
+
 
 def all_topics() -> list[str]:
     """Logical names: sources, results, alerts, and dlq./late. of each source."""
@@ -46,8 +56,17 @@ def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
     missing = [n for n in names if n not in existing]
     if not missing:
         return []
+    sources = {cfg.kafka.topic(t) for t in SOURCE_TOPICS}
     futures = admin.create_topics(
-        [NewTopic(n, num_partitions=cfg.kafka.partitions, replication_factor=1) for n in missing]
+        [
+            NewTopic(
+                n,
+                num_partitions=cfg.kafka.partitions,
+                replication_factor=1,
+                config=SOURCE_TOPIC_CONFIG if n in sources else {},
+            )
+            for n in missing
+        ]
     )
     for f in futures.values():
         try:

@@ -40,7 +40,25 @@ def _down(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _status(cfg: Config, args: argparse.Namespace) -> int:
-    return 0 if stack.print_status(cfg, args.components or None) else 3
+    ok = stack.print_status(cfg, args.components or None)
+    if not args.components or "kafka" in args.components:
+        _print_quality(cfg)
+    return 0 if ok else 3
+
+
+def _print_quality(cfg: Config) -> None:
+    """Per source topic: the share late, dead-lettered and future (only when Kafka is up)."""
+    from flinkpulse import quality
+
+    if not stack.component(cfg, "kafka").running():
+        return
+    try:
+        rows = quality.source_quality(cfg)
+    except Exception as e:  # noqa: BLE001 - status must not fail on a slow or broken broker
+        print(f"\ndata quality: not available ({type(e).__name__}: {e})")
+        return
+    if rows:
+        print("\n" + quality.render(rows))
 
 
 def _logs(cfg: Config, args: argparse.Namespace) -> int:

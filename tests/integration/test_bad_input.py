@@ -13,7 +13,10 @@ Outcomes (flink_jobs/validation.py, udfs/avro.py):
 - null key -> accepted (the key is not used by the jobs; results are keyed by entity)
 - 2 MB record -> accepted and its result written (broker and sinks allow 4 MB records)
 - negative damage -> clamped to 0; NaN/inf damage or sensor value, status 999 -> dlq
-- event time > 1 day ahead or > 10 years back -> dlq; behind the watermark -> late.<topic>
+- event time ahead of its Kafka timestamp by more than the tolerance (5 s): 10 s, 10 min, 1 day
+  -> dlq as "future"; > 10 years back -> dlq; more than the watermark delay behind its Kafka
+  timestamp (past skew) or behind the watermark -> late.<topic>
+- idle partitions (3 of the 4 partitions of a topic get nothing) -> the watermark advances
 - exact duplicates -> NOT deduplicated by Flink: both copies are accepted and counted (twice
   in windows); ClickHouse's ReplacingMergeTree on event_id collapses them under FINAL
 - a schema change breaking compatibility -> rejected up front (registry 409, schemas check)
@@ -105,7 +108,10 @@ def _write_security(w: Writer, t0: int) -> None:
     w.send(SEC, "record of another type", b"home-bad", w.encoder(SENSOR)(reading))
     w.avro(SEC, "null key", _sec("nullkey-0", t0 + 10), key=None)
     w.avro(SEC, "2 MB record", _sec("big-0", t0 + 11, room="x" * 2_000_000))
-    w.avro(SEC, "event time 2 days ahead", _sec("future-0", t0 + 2 * DAY_MS))
+    for case, ahead in (("10 s", 10_000), ("10 min", 600_000), ("1 day", DAY_MS)):
+        tag = case.replace(" ", "")
+        w.avro(SEC, f"event time {case} ahead", _sec(f"f{tag}-0", t0 + 20 + ahead), ts=t0 + 20)
+    w.avro(SEC, "past skew: event time 1 min behind", _sec("skew-0", t0 + 21), ts=t0 + 60_021)
     w.avro(SEC, "event time 11 years back", _sec("past-0", t0 - 11 * 365 * DAY_MS))
     dup = enc(_sec("dup-0", t0 + 12))
     w.send(SEC, "exact duplicate", b"home-bad", dup)
@@ -158,7 +164,8 @@ def pipe(ensure_stack: Callable[..., Config], base_cfg: Config) -> Iterator[Pipe
     ensure_stack("kafka", "registry", "flink")
     prefix = f"bad{uuid.uuid4().hex[:6]}"
     with deployment(base_cfg, prefix, list(JOBS)) as cfg:
-        t0 = int(time.time() * 1000) - 60_000
+        # a simulated clock 15 minutes back: the pusher (t0 + 10 min) is still in the past
+        t0 = int(time.time() * 1000) - 15 * 60_000
         w = Writer(cfg)
         p = Pipe(cfg, w, t0)
         _write_security(w, t0)
@@ -172,6 +179,7 @@ def pipe(ensure_stack: Callable[..., Config], base_cfg: Config) -> Iterator[Pipe
             "the valid security events",
         )
         time.sleep(1.0)
+        # a producer whose clock is an hour slow: timestamp and event time both behind
         w.avro(SEC, "behind the watermark (1 h)", _sec("late-0", t0 - 3_600_000))
         w.flush()
         yield p
@@ -194,7 +202,10 @@ SEC_EXPECT = {
         "accepted, 2 MB result written (broker limit 4 MB; a default client refuses it)",
         "accepted",
     ),
-    "event time 2 days ahead": ("dead-lettered: more than a day in the future", "dlq"),
+    "event time 10 s ahead": ('dead-lettered as "future" (tolerance 5 s)', "dlq"),
+    "event time 10 min ahead": ('dead-lettered as "future" (tolerance 5 s)', "dlq"),
+    "event time 1 day ahead": ('dead-lettered as "future" (tolerance 5 s)', "dlq"),
+    "past skew: event time 1 min behind": ("late.<topic> (more than the 5 s delay)", "late"),
     "event time 11 years back": ("dead-lettered: more than 10 years in the past", "dlq"),
     "exact duplicate": ("both accepted (not deduplicated in Flink; ClickHouse FINAL)", "accepted"),
     "behind the watermark (1 h)": ("late.<topic>, counted", "late"),
@@ -204,7 +215,9 @@ REASONS = {
     "wrong magic byte": ("wrong magic byte 1",),
     "unknown schema id": ("unknown schema id 999999",),
     "record of another type": ("cannot decode with schema id",),
-    "event time 2 days ahead": ("more than a day in the future",),
+    "event time 10 s ahead": ("future: ", "ahead of the Kafka timestamp"),
+    "event time 10 min ahead": ("future: ", "ahead of the Kafka timestamp"),
+    "event time 1 day ahead": ("future: ", "ahead of the Kafka timestamp"),
     "event time 11 years back": ("more than 10 years in the past",),
 }
 
@@ -212,7 +225,9 @@ REASONS = {
 def _case_of_event(event_id: str) -> str:
     return {
         "valid": "valid", "nullkey": "null key", "big": "2 MB record", "dup": "exact duplicate",
-        "future": "event time 2 days ahead", "past": "event time 11 years back",
+        "f10s": "event time 10 s ahead", "f10min": "event time 10 min ahead",
+        "f1day": "event time 1 day ahead", "skew": "past skew: event time 1 min behind",
+        "past": "event time 11 years back",
         "late": "behind the watermark (1 h)",
     }[event_id.split("-")[0]]  # fmt: skip
 
@@ -222,7 +237,8 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
     want_dlq = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "dlq")
     want_acc = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "accepted")
     dlq, dlq_msgs = pipe.side("dlq", SEC, want_dlq)
-    late, _ = pipe.side("late", SEC, 1)
+    want_late = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "late")
+    late, _ = pipe.side("late", SEC, want_late)
     res = pipe.reader("results.security-events", avro=True)
     res.until(lambda r: len(r.values) >= want_acc, TIMEOUT, f"{want_acc} accepted events")
     res.settle(3)
@@ -266,6 +282,19 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
         sum(accepted.values()) + sum(dlq.values()) + sum(late.values())
     )
     assert "?" not in dlq and "?" not in late
+    # every record of this topic has the key home-bad: one partition of the topic's
+    # cfg.kafka.partitions carries data, the others stay idle and must not hold the watermark
+    idle = pipe.cfg.kafka.partitions - 1
+    assert idle >= 1
+    reliability(
+        "bad input",
+        f"{SEC}: idle partitions ({idle} of {pipe.cfg.kafka.partitions} get no record)",
+        "idle after 10 s, the watermark advances: the late record is judged and every valid "
+        "one accepted",
+        {"valid produced": produced["valid"], "accepted": accepted["valid"]},
+        lost=produced["valid"] - accepted["valid"],
+        duplicated=0,
+    )
 
 
 def _windowed_case(

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from flink_jobs import JOBS
-from flinkpulse import topics
+from flinkpulse import quality, topics
 from flinkpulse.config import Config
 from producers import scenarios
 from producers.base import TimeConfig
@@ -223,6 +223,10 @@ def test_a_fast_clock_never_moves_the_watermark(
         assert late.msgs == []
         produced = w.produced[SENSOR]
         assert produced == {"honest": 600, "10 min fast": 120, "closer": 1}
+        # what `flinkpulse stack status` shows for the topic
+        (row,) = [q for q in quality.source_quality(cfg) if q.topic == SENSOR]
+        assert (row.records, row.late, row.dead_lettered, row.future) == (721, 0, 0, 120)
+        assert row.share(row.future) == "120 (16.64 %)"
         reliability(
             "event time",
             f"{SENSOR}: one device's clock 10 min fast, five right",

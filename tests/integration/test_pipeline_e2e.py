@@ -123,8 +123,9 @@ class Pipeline:
         )
 
     def send(self, events: list[tuple[str, dict[str, Any], str]]) -> None:
+        # a simulated clock: each record reaches Kafka at its event time (its Kafka timestamp)
         for key, rec, topic in events:
-            assert self.producer.send(key, rec, topic)
+            assert self.producer.send(key, rec, topic, timestamp=int(rec["event_time"]))
         assert self.producer.flush() == 0
 
     def load_until(self, sql: str, expect: int, timeout: float = 150) -> int:
