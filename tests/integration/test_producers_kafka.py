@@ -4,6 +4,7 @@ confluent-kafka's AvroDeserializer, matches the seeded generator, keeps the rate
 from __future__ import annotations
 
 import copy
+import io
 import json
 import shutil
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -26,12 +27,16 @@ from producers.schemas import TOPIC_KEYS, TOPIC_RECORDS, schema, schema_str
 
 pytestmark = pytest.mark.integration
 
-START = 1_700_000_000_000
+#: a simulated clock an hour back, on the hour: its records are the Kafka timestamps too, and
+#: records older than the topic's retention (local: 24 h) would be deleted under the test
+START = (int(time.time()) // 3600 - 1) * 3_600_000
 
 
 @pytest.fixture
 def stack_cfg(ensure_stack: Any, cfg: Config) -> Config:
+    """Kafka and the registry; one partition, so the order of a run is the order in the topic."""
     ensure_stack("kafka", "registry")
+    cfg.kafka.partitions = 1
     return cfg
 
 
@@ -94,9 +99,12 @@ def test_domain_roundtrip_is_valid_keyed_and_seeded(stack_cfg: Config, domain: s
     assert (stats.sent, stats.delivered, stats.failed, stats.invalid) == (n, n, 0, 0)
     for logical in streams.topics(domain):
         topic = cfg.kafka.topic(logical)
-        want = [(k, r) for k, r, t in expected if t == logical]
+        want = [(k, r) for k, r, t, _ in expected if t == logical]
         msgs = consume(cfg, topic, len(want))
         assert len(msgs) == len(want)
+        # simulated clock: each record's Kafka timestamp (CreateTime) is its clock time
+        stamps = [ts for _, _, t, ts in expected if t == logical]
+        assert [m.timestamp() for m in msgs] == [(TIMESTAMP_CREATE_TIME, ts) for ts in stamps]
         got = decode_all(cfg, topic, msgs)
         assert [m.key().decode() for m in msgs] == [k for k, _ in want]
         for (key, rec), dec in zip(want, got, strict=True):
@@ -245,3 +253,93 @@ def test_schema_evolution_v1_v2_and_a_breaking_v3(
     # the unchanged tree is fine
     rc = cli.main([*argv, "schemas", "check"])
     assert rc == 0, capsys.readouterr().out
+
+
+# -- event time against the Kafka timestamp: the reference the jobs judge it by -----------------
+
+
+def _cli_produce(cfg: Config, *args: str) -> int:
+    """`flinkpulse produce ...` in-process against this test's prefixed topics."""
+    return cli.main(
+        [
+            "--set",
+            f"kafka.topic_prefix={cfg.kafka.topic_prefix}",
+            "--set",
+            f"kafka.partitions={cfg.kafka.partitions}",
+            "produce",
+            *args,
+            "--quiet",
+        ]
+    )
+
+
+def _times(cfg: Config, logical: str) -> list[tuple[int, int, int]]:
+    """(Kafka timestamp type, Kafka timestamp, event_time) of every record in every partition
+    of a topic, the value decoded with fastavro against the schema the producer wrote."""
+    import fastavro
+
+    from producers.schemas import latest_schema
+
+    topic = cfg.kafka.topic(logical)
+    c = Consumer(
+        {
+            **cfg.kafka.client_conf(),
+            "group.id": f"test-times-{topic}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        total = sum(ends.values())
+        msgs: list[Any] = []
+        deadline = time.monotonic() + 120
+        while len(msgs) < total and time.monotonic() < deadline:
+            msgs.extend(m for m in c.consume(10_000, 1.0) if not m.error())
+    finally:
+        c.close()
+    assert len(msgs) == total
+    schema = fastavro.parse_schema(latest_schema(TOPIC_RECORDS[logical]))
+    out = []
+    for m in msgs:
+        rec: Any = fastavro.schemaless_reader(io.BytesIO(m.value()[5:]), schema, None)
+        et = rec["event_time"]
+        out.append((*m.timestamp(), int(et.timestamp() * 1000) if hasattr(et, "timestamp") else et))
+    return out
+
+
+def test_full_speed_never_writes_the_future(stack_cfg: Config) -> None:
+    """`produce all --rate 0`: every record's event time is at most its Kafka timestamp (the
+    wall clock when it was produced) and none is late (at most the jitter behind)."""
+    cfg = stack_cfg
+    cfg.kafka.partitions = 4
+    before = int(time.time() * 1000)
+    assert _cli_produce(cfg, "all", "--rate", "0", "--count", "150000", "--seed", "5") == 0
+    after = int(time.time() * 1000)
+    total = 0
+    for logical in streams.topics("all"):
+        times = _times(cfg, logical)
+        total += len(times)
+        assert {kind for kind, _, _ in times} == {TIMESTAMP_CREATE_TIME}
+        assert all(before <= ts <= after for _, ts, _ in times)
+        ahead = [(ts, et) for _, ts, et in times if et > ts]
+        assert ahead == [], f"{len(ahead)} of {len(times)} in {logical} ahead, e.g. {ahead[:3]}"
+        behind = max(ts - et for _, ts, et in times)
+        assert behind < 4000, logical  # out of order by < 3 s, + a reading's age; never late
+    assert total == 150_000
+
+
+def test_simulated_clock_sets_the_kafka_timestamps(stack_cfg: Config) -> None:
+    """`produce web --start-time T --rate 0`: Kafka timestamps are T + 1 ms per event (the
+    simulated clock at 1000 events/s), event times at most that and within the jitter."""
+    cfg = stack_cfg
+    cfg.kafka.partitions = 4
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(START / 1000))
+    args = ("web", "--rate", "0", "--count", "5000", "--start-time", iso, "--seed", "2")
+    assert _cli_produce(cfg, *args) == 0
+    times = _times(cfg, "web.access-logs")
+    assert sorted(ts for _, ts, _ in times) == [START + n for n in range(1, 5001)]
+    assert all(0 <= ts - et < 3000 for _, ts, et in times)
+    assert sum(1 for _, ts, et in times if ts == et) > 0.9 * 5000  # 5 % out of order by default
