@@ -1,4 +1,5 @@
-"""security_alerts: MATCH_RECOGNIZE rules + an energy threshold -> `alerts`; raw security events."""
+"""security_alerts: MATCH_RECOGNIZE rules + an energy threshold -> incidents on `alerts`; raw
+security events."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ DEFAULTS: dict[str, Any] = {
     "kill_rate_window_s": 10,
     "energy_threshold_w": 7000,
     "energy_window_s": 60,
+    # an incident (one alert_id) ends after this many seconds without a match of its rule
+    # and entity; escalate its severity one level from this many matches on
+    "incident_gap_s": 60,
+    "incident_escalate_after": 3,
 }
 OUTPUTS = ["alerts", "security_events"]
 

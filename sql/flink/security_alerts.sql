@@ -5,11 +5,18 @@
 -- (security_events_in is the decoded source; the other three sources are dead-lettered by
 -- the job that owns them, so a bad record lands in its DLQ once)
 -- Params: ${brute_force_failures}, ${brute_force_window_s}, ${kill_rate_kills},
---         ${kill_rate_window_s}, ${energy_threshold_w}, ${energy_window_s}
+--         ${kill_rate_window_s}, ${energy_threshold_w}, ${energy_window_s},
+--         ${incident_gap_s}, ${incident_escalate_after}
 --
 -- Python UDFs are not allowed inside MATCH_RECOGNIZE; anything a pattern needs is plain SQL
--- in an upstream view. alert_id is deterministic (rule, entity, first event time) so that a
--- replay produces the same ids and ClickHouse can deduplicate on it.
+-- in an upstream view.
+--
+-- Alerts are incidents. Each rule view emits one row per match (a pattern match, or a window
+-- over the threshold) with its event-time attribute `rt`. Matches of one (rule, entity) that
+-- follow each other within ${incident_gap_s} seconds are one incident; every match after the
+-- first is an update of it: same alert_id (rule:entity:incident start), a growing event_count,
+-- occurrences and version, the newest last_event_time. alert_id is deterministic, so a replay
+-- produces the same ids and ClickHouse keeps the highest version of each.
 
 -- Raw security events, as they are, for the security event log.
 CREATE TEMPORARY VIEW security_events AS
@@ -19,16 +26,16 @@ FROM security_events_in;
 -- door_open_while_armed: a door opens after ARM_AWAY with no DISARM in between.
 CREATE TEMPORARY VIEW alert_door_open_while_armed AS
 SELECT
-  'door_open_while_armed:' || home_id || ':' || DATE_FORMAT(armed_at, 'yyyyMMddHHmmssSSS') || ':' || door_device AS alert_id,
   'door_open_while_armed' AS rule,
   'CRITICAL' AS severity,
   'home' AS entity_type,
   home_id AS entity_id,
   'Door ' || door_device || ' (' || door_room || ') opened while home ' || home_id || ' was armed away' AS summary,
   CAST(event_count AS INT) AS event_count,
-  armed_at AS first_event_time,
-  opened_at AS last_event_time,
-  MAP['device_id', COALESCE(door_device, ''), 'room', COALESCE(door_room, '')] AS attributes
+  CAST(armed_at AS TIMESTAMP(3)) AS first_event_time,  -- plain timestamps: rt is the time
+  CAST(opened_at AS TIMESTAMP(3)) AS last_event_time,  -- attribute
+  MAP['device_id', COALESCE(door_device, ''), 'room', COALESCE(door_room, '')] AS attributes,
+  rt
 FROM security_events_in
 MATCH_RECOGNIZE (
   PARTITION BY home_id
@@ -38,7 +45,8 @@ MATCH_RECOGNIZE (
     D.event_time       AS opened_at,
     D.device_id        AS door_device,
     D.room             AS door_room,
-    COUNT(*)           AS event_count
+    COUNT(*)           AS event_count,
+    MATCH_ROWTIME()     AS rt
   ONE ROW PER MATCH
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (A N*? D)
@@ -51,16 +59,16 @@ MATCH_RECOGNIZE (
 -- motion_while_away: motion after ARM_AWAY with no DISARM in between.
 CREATE TEMPORARY VIEW alert_motion_while_away AS
 SELECT
-  'motion_while_away:' || home_id || ':' || DATE_FORMAT(armed_at, 'yyyyMMddHHmmssSSS') || ':' || motion_device AS alert_id,
   'motion_while_away' AS rule,
   'WARNING' AS severity,
   'home' AS entity_type,
   home_id AS entity_id,
   'Motion at ' || motion_device || ' (' || motion_room || ') while home ' || home_id || ' was armed away' AS summary,
   CAST(event_count AS INT) AS event_count,
-  armed_at AS first_event_time,
-  motion_at AS last_event_time,
-  MAP['device_id', COALESCE(motion_device, ''), 'room', COALESCE(motion_room, '')] AS attributes
+  CAST(armed_at AS TIMESTAMP(3)) AS first_event_time,
+  CAST(motion_at AS TIMESTAMP(3)) AS last_event_time,
+  MAP['device_id', COALESCE(motion_device, ''), 'room', COALESCE(motion_room, '')] AS attributes,
+  rt
 FROM security_events_in
 MATCH_RECOGNIZE (
   PARTITION BY home_id
@@ -70,7 +78,8 @@ MATCH_RECOGNIZE (
     M.event_time       AS motion_at,
     M.device_id        AS motion_device,
     M.room             AS motion_room,
-    COUNT(*)           AS event_count
+    COUNT(*)           AS event_count,
+    MATCH_ROWTIME()     AS rt
   ONE ROW PER MATCH
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (A N*? M)
@@ -89,16 +98,16 @@ WHERE `method` = 'POST' AND path LIKE '/login%';
 
 CREATE TEMPORARY VIEW alert_brute_force_login AS
 SELECT
-  'brute_force_login:' || client_ip || ':' || DATE_FORMAT(first_failure, 'yyyyMMddHHmmssSSS') AS alert_id,
   'brute_force_login' AS rule,
   'CRITICAL' AS severity,
   'client_ip' AS entity_type,
   client_ip AS entity_id,
   CAST(failures AS STRING) || ' failed logins from ' || client_ip || ' (' || ip_country(client_ip) || ') then a successful login' || COALESCE(' as ' || user_id, '') AS summary,
   CAST(failures + 1 AS INT) AS event_count,
-  first_failure AS first_event_time,
-  success_at AS last_event_time,
-  MAP['failures', COALESCE(CAST(failures AS STRING), ''), 'country', COALESCE(ip_country(client_ip), ''), 'user_id', COALESCE(user_id, '')] AS attributes
+  CAST(first_failure AS TIMESTAMP(3)) AS first_event_time,
+  CAST(success_at AS TIMESTAMP(3)) AS last_event_time,
+  MAP['failures', COALESCE(CAST(failures AS STRING), ''), 'country', COALESCE(ip_country(client_ip), ''), 'user_id', COALESCE(user_id, '')] AS attributes,
+  rt
 FROM login_attempts
 MATCH_RECOGNIZE (
   PARTITION BY client_ip
@@ -107,7 +116,8 @@ MATCH_RECOGNIZE (
     FIRST(F.event_time) AS first_failure,
     S.event_time        AS success_at,
     COUNT(F.status)     AS failures,
-    S.user_id           AS user_id
+    S.user_id           AS user_id,
+    MATCH_ROWTIME()     AS rt
   ONE ROW PER MATCH
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (F{${brute_force_failures},} S) WITHIN INTERVAL '${brute_force_window_s}' SECOND
@@ -124,16 +134,16 @@ WHERE event_type = 'KILL';
 
 CREATE TEMPORARY VIEW alert_impossible_kill_rate AS
 SELECT
-  'impossible_kill_rate:' || player_id || ':' || DATE_FORMAT(first_kill, 'yyyyMMddHHmmssSSS') AS alert_id,
   'impossible_kill_rate' AS rule,
   'WARNING' AS severity,
   'player' AS entity_type,
   player_id AS entity_id,
   'Player ' || player_id || ' made ' || CAST(n AS STRING) || ' kills in ' || CAST(TIMESTAMPDIFF(SECOND, first_kill, last_kill) AS STRING) || ' s (match ' || match_id || ')' AS summary,
   CAST(n AS INT) AS event_count,
-  first_kill AS first_event_time,
-  last_kill AS last_event_time,
-  MAP['match_id', COALESCE(match_id, ''), 'headshots', COALESCE(CAST(headshots AS STRING), '')] AS attributes
+  CAST(first_kill AS TIMESTAMP(3)) AS first_event_time,
+  CAST(last_kill AS TIMESTAMP(3)) AS last_event_time,
+  MAP['match_id', COALESCE(match_id, ''), 'headshots', COALESCE(CAST(headshots AS STRING), '')] AS attributes,
+  rt
 FROM kills
 MATCH_RECOGNIZE (
   PARTITION BY player_id
@@ -143,7 +153,8 @@ MATCH_RECOGNIZE (
     LAST(K.event_time)  AS last_kill,
     COUNT(K.event_time) AS n,
     LAST(K.match_id)    AS match_id,
-    SUM(CASE WHEN K.headshot THEN 1 ELSE 0 END) AS headshots
+    SUM(CASE WHEN K.headshot THEN 1 ELSE 0 END) AS headshots,
+    MATCH_ROWTIME()     AS rt
   ONE ROW PER MATCH
   AFTER MATCH SKIP PAST LAST ROW
   PATTERN (K{${kill_rate_kills}}) WITHIN INTERVAL '${kill_rate_window_s}' SECOND
@@ -154,7 +165,7 @@ MATCH_RECOGNIZE (
 -- energy_over_threshold: a home's total average power over a tumbling window above the
 -- threshold. Average per device first, then the sum over the home's devices.
 CREATE TEMPORARY VIEW device_power AS
-SELECT window_time, home_id, device_id,
+SELECT window_time AS rt, home_id, device_id,
        AVG(`value`) AS avg_w, MIN(event_time) AS first_t, MAX(event_time) AS last_t,
        COUNT(*) AS n
 FROM TABLE(TUMBLE(TABLE sensor_readings, DESCRIPTOR(event_time), INTERVAL '${energy_window_s}' SECOND))
@@ -162,45 +173,104 @@ WHERE sensor_type = 'POWER'
 GROUP BY window_start, window_end, window_time, home_id, device_id;
 
 CREATE TEMPORARY VIEW home_power AS
-SELECT window_start, window_end, home_id, SUM(avg_w) AS total_w, MIN(first_t) AS first_t,
-       MAX(last_t) AS last_t, SUM(n) AS n, COUNT(*) AS devices
-FROM TABLE(TUMBLE(TABLE device_power, DESCRIPTOR(window_time), INTERVAL '${energy_window_s}' SECOND))
-GROUP BY window_start, window_end, home_id;
+SELECT window_start, window_end, window_time, home_id, SUM(avg_w) AS total_w,
+       MIN(first_t) AS first_t, MAX(last_t) AS last_t, SUM(n) AS n, COUNT(*) AS devices
+FROM TABLE(TUMBLE(TABLE device_power, DESCRIPTOR(rt), INTERVAL '${energy_window_s}' SECOND))
+GROUP BY window_start, window_end, window_time, home_id;
 
 CREATE TEMPORARY VIEW alert_energy_over_threshold AS
 SELECT
-  'energy_over_threshold:' || home_id || ':' || DATE_FORMAT(window_start, 'yyyyMMddHHmmssSSS') AS alert_id,
   'energy_over_threshold' AS rule,
   'WARNING' AS severity,
   'home' AS entity_type,
   home_id AS entity_id,
   'Home ' || home_id || ' drew ' || CAST(CAST(ROUND(total_w, 0) AS BIGINT) AS STRING) || ' W on average (threshold ' || CAST(${energy_threshold_w} AS STRING) || ' W)' AS summary,
   CAST(n AS INT) AS event_count,
-  first_t AS first_event_time,
-  last_t AS last_event_time,
-  MAP['total_w', COALESCE(CAST(ROUND(total_w, 1) AS STRING), ''), 'devices', COALESCE(CAST(devices AS STRING), ''), 'threshold_w', COALESCE(CAST(${energy_threshold_w} AS STRING), '')] AS attributes
+  CAST(first_t AS TIMESTAMP(3)) AS first_event_time,
+  CAST(last_t AS TIMESTAMP(3)) AS last_event_time,
+  MAP['total_w', COALESCE(CAST(ROUND(total_w, 1) AS STRING), ''), 'devices', COALESCE(CAST(devices AS STRING), ''), 'threshold_w', COALESCE(CAST(${energy_threshold_w} AS STRING), '')] AS attributes,
+  window_time AS rt
 FROM home_power
 WHERE total_w > ${energy_threshold_w};
 
--- Every rule into one stream; detected_at is when Flink emitted the alert (UTC). Columns in
--- the order of avro_schemas/flinkpulse.alerts.Alert, the schema the alerts topic is written with.
+-- Every rule's matches in one stream (one row per match, event-time attribute rt).
+CREATE TEMPORARY VIEW alert_matches AS
+SELECT * FROM alert_door_open_while_armed
+UNION ALL SELECT * FROM alert_motion_while_away
+UNION ALL SELECT * FROM alert_brute_force_login
+UNION ALL SELECT * FROM alert_impossible_kill_rate
+UNION ALL SELECT * FROM alert_energy_over_threshold;
+
+-- A match opens a new incident when it is the entity's first for the rule, or when it starts
+-- more than ${incident_gap_s} s after the previous match ended (the gap closed the incident).
+CREATE TEMPORARY VIEW alert_match_gaps AS
+SELECT *,
+  CASE
+    WHEN prev_last_event_time IS NULL THEN TRUE
+    WHEN first_event_time > prev_last_event_time + INTERVAL '${incident_gap_s}' SECOND THEN TRUE
+    ELSE FALSE
+  END AS opens_incident
+FROM (
+  SELECT *,
+    LAG(last_event_time) OVER (PARTITION BY rule, entity_id ORDER BY rt) AS prev_last_event_time
+  FROM alert_matches
+);
+
+-- The incident each match belongs to: the start of the latest match that opened one.
+CREATE TEMPORARY VIEW alert_match_incidents AS
+SELECT rule, severity, entity_type, entity_id, summary, event_count, first_event_time,
+  last_event_time, attributes, rt,
+  MAX(CASE WHEN opens_incident THEN first_event_time END) OVER (
+    PARTITION BY rule, entity_id ORDER BY rt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+  ) AS incident_start
+FROM alert_match_gaps;
+
+-- The incident's state after each of its matches: one update per match.
+CREATE TEMPORARY VIEW alert_incidents AS
+SELECT rule, entity_type, entity_id, incident_start, summary, attributes, rt,
+  severity AS base_severity,
+  SUM(event_count) OVER w     AS event_count,
+  MAX(last_event_time) OVER w AS last_event_time,
+  COUNT(*) OVER w             AS occurrences
+FROM alert_match_incidents
+WINDOW w AS (
+  PARTITION BY rule, entity_id, incident_start ORDER BY rt
+  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+);
+
+-- Every incident update into one stream. Severity escalates one level (INFO -> WARNING ->
+-- CRITICAL) from the ${incident_escalate_after}th match on. detected_at is when Flink emitted
+-- the update (UTC), never before the event time that made it possible (the match's last event,
+-- or the end of an energy window). Columns in the order of avro_schemas/flinkpulse.alerts.Alert,
+-- the schema the alerts topic is written with.
 CREATE TEMPORARY VIEW alerts AS
 SELECT
-  CAST(COALESCE(alert_id, '') AS STRING)      AS alert_id,     -- NOT NULL everywhere: the Avro contract has
-  CAST(COALESCE(rule, '') AS STRING)          AS rule,         -- no optional fields
-  CAST(COALESCE(severity, 'INFO') AS STRING)  AS severity,
+  CAST(COALESCE(rule || ':' || entity_id || ':' || DATE_FORMAT(incident_start,
+    'yyyyMMddHHmmssSSS'), '') AS STRING)      AS alert_id,     -- NOT NULL everywhere: the Avro
+  CAST(COALESCE(rule, '') AS STRING)          AS rule,         -- contract has no optional fields
+  CAST(
+    CASE
+      WHEN occurrences < ${incident_escalate_after} THEN COALESCE(base_severity, 'INFO')
+      WHEN base_severity = 'INFO' THEN 'WARNING'
+      ELSE 'CRITICAL'
+    END AS STRING)                            AS severity,
   CAST(COALESCE(entity_type, '') AS STRING)   AS entity_type,
   CAST(COALESCE(entity_id, '') AS STRING)     AS entity_id,
-  CAST(COALESCE(summary, '') AS STRING)       AS summary,
-  COALESCE(first_event_time, TIMESTAMP '1970-01-01 00:00:00.000') AS first_event_time,
-  COALESCE(last_event_time, TIMESTAMP '1970-01-01 00:00:00.000')  AS last_event_time,
-  CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))                          AS detected_at,
-  CAST(attributes AS MAP<STRING NOT NULL, STRING NOT NULL>) AS attributes,
-  COALESCE(event_count, 0)    AS event_count
-FROM (
-  SELECT * FROM alert_door_open_while_armed
-  UNION ALL SELECT * FROM alert_motion_while_away
-  UNION ALL SELECT * FROM alert_brute_force_login
-  UNION ALL SELECT * FROM alert_impossible_kill_rate
-  UNION ALL SELECT * FROM alert_energy_over_threshold
-);
+  CAST(
+    COALESCE(summary, '') ||
+    CASE WHEN occurrences > 1
+      THEN ' [' || CAST(occurrences AS STRING) || ' matches since '
+           || DATE_FORMAT(incident_start, 'HH:mm:ss') || ' UTC]'
+      ELSE '' END AS STRING)                  AS summary,
+  COALESCE(incident_start, TIMESTAMP '1970-01-01 00:00:00.000')  AS first_event_time,
+  COALESCE(last_event_time, TIMESTAMP '1970-01-01 00:00:00.000') AS last_event_time,
+  GREATEST(
+    CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)),
+    COALESCE(last_event_time, TIMESTAMP '1970-01-01 00:00:00.000'),
+    CAST(rt AS TIMESTAMP(3))
+  )                                                              AS detected_at,
+  CAST(attributes AS MAP<STRING NOT NULL, STRING NOT NULL>)      AS attributes,
+  CAST(COALESCE(event_count, 0) AS INT)       AS event_count,
+  CAST(occurrences AS INT)                    AS occurrences,
+  CAST(occurrences AS BIGINT)                 AS version
+FROM alert_incidents;

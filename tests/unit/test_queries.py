@@ -1,18 +1,20 @@
 """Query tests: scripted rows with event times through the jobs' own .sql files (local Flink).
 
 Each test asserts exact results: K/D and leaderboard of a scripted match, kWh of a known
-power profile, p95 latency of known latencies, countries of known IPs, and every alert rule
-firing exactly once on its scripted sequence and never on benign traffic of the same shape.
+power profile, p95 latency of known latencies, countries of known IPs, every alert rule
+firing exactly once on its scripted sequence and never on benign traffic of the same shape,
+and alerts as incidents: repeats update one alert_id until an inactivity gap closes it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from flink_jobs import device_stats, player_stats, security_alerts, web_traffic
+from producers import scenarios
 from tests.query_harness import make_env, register_input, run_views
 
 pytestmark = pytest.mark.flink_local
@@ -258,6 +260,8 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic() -> None:
         t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts", "security_events"]
     )
     got = sorted((a["rule"], a["entity_id"]) for a in out["alerts"])
+    # one match per rule: each incident is opened and never updated
+    assert {(a["occurrences"], a["version"]) for a in out["alerts"]} == {(1, 1)}
     assert got == [
         ("brute_force_login", "5.5.5.5"),
         ("door_open_while_armed", "h1"),
@@ -269,6 +273,7 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic() -> None:
     bf = by_rule["brute_force_login"]
     assert (bf["event_count"], bf["first_event_time"], bf["last_event_time"]) == (7, at(0), at(40))
     assert bf["attributes"]["failures"] == "6"
+    assert bf["alert_id"] == "brute_force_login:5.5.5.5:20260301120000000"
     door = by_rule["door_open_while_armed"]
     assert (door["first_event_time"], door["last_event_time"], door["severity"]) == (
         at(0),
@@ -278,3 +283,85 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic() -> None:
     assert by_rule["impossible_kill_rate"]["event_count"] == 10
     assert by_rule["energy_over_threshold"]["attributes"]["total_w"] == "8000.0"
     assert len(out["security_events"]) == len(sec)
+
+
+def alert_run(parallelism: int, **inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts view for `inputs` (view -> rows; the other sources empty), default params."""
+    records = {
+        "security_events_in": "flinkpulse.iot.SecurityEvent",
+        "access_logs": "flinkpulse.web.AccessLog",
+        "player_events": "flinkpulse.gaming.PlayerEvent",
+        "sensor_readings": "flinkpulse.iot.SensorReading",
+    }
+    t_env = make_env(parallelism)
+    for view, record in records.items():
+        register_input(t_env, view, record, inputs.get(view, []))
+    out = run_views(t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts"])
+    return out["alerts"]
+
+
+def incidents(alerts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """alert_id -> its updates in version order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for a in sorted(alerts, key=lambda a: (a["alert_id"], a["version"])):
+        out.setdefault(a["alert_id"], []).append(a)
+    return out
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_cheater_for_three_minutes_is_one_incident_that_grows(parallelism: int) -> None:
+    # a kill every second for 3 minutes: 18 matches of 10 kills, 1 s apart (gap 60 s)
+    cheat = [pe(i, i, "cheat", "red", "KILL", "v", 100.0) for i in range(180)]
+    # two bursts of 10 kills 5 minutes apart: the gap closes the first incident
+    bursts = [pe(1000 + i, i * 0.5, "twice", "blue", "KILL", "v") for i in range(10)]
+    bursts += [pe(2000 + i, 300 + i * 0.5, "twice", "blue", "KILL", "v") for i in range(10)]
+    # 10 kills in 20 s: never a match, never an incident
+    pro = [pe(3000 + i, i * 2.0, "pro", "blue", "KILL", "v") for i in range(10)]
+    got = incidents(alert_run(parallelism, player_events=cheat + bursts + pro))
+    assert sorted(got) == [
+        "impossible_kill_rate:cheat:20260301120000000",
+        "impossible_kill_rate:twice:20260301120000000",
+        "impossible_kill_rate:twice:20260301120500000",
+    ]
+    ups = got["impossible_kill_rate:cheat:20260301120000000"]
+    n = 18
+    assert [a["version"] for a in ups] == list(range(1, n + 1))
+    assert [a["occurrences"] for a in ups] == list(range(1, n + 1))
+    assert [a["event_count"] for a in ups] == [10 * k for k in range(1, n + 1)]
+    assert [a["last_event_time"] for a in ups] == [at(10 * k - 1) for k in range(1, n + 1)]
+    assert {a["first_event_time"] for a in ups} == {at(0)}
+    esc = security_alerts.DEFAULTS["incident_escalate_after"]
+    assert [a["severity"] for a in ups] == ["WARNING"] * (esc - 1) + ["CRITICAL"] * (n - esc + 1)
+    assert ups[-1]["summary"].endswith(f"[{n} matches since 12:00:00 UTC]")
+    assert all(a["detected_at"] >= a["last_event_time"] for a in ups)
+    twice = [got[k] for k in sorted(got) if ":twice:" in k]
+    assert [[(a["version"], a["event_count"]) for a in ups] for ups in twice] == [
+        [(1, 10)],
+        [(1, 10)],
+    ]
+
+
+def spike_rows(t0: datetime) -> list[dict[str, Any]]:
+    """producers.scenarios.energy_spike at `t0`, as sensor rows with datetime event times."""
+    ms = int(t0.replace(tzinfo=UTC).timestamp() * 1000)
+    rows = []
+    for _, value, _topic in scenarios.energy_spike(ms):
+        t = datetime.fromtimestamp(value["event_time"] / 1000, UTC).replace(tzinfo=None)
+        rows.append({**value, "event_time": t})
+    return rows
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_energy_spike_across_two_windows_is_one_incident(parallelism: int) -> None:
+    # the 70 s spike from 12:00:30 covers the 60 s windows [12:00, 12:01) and [12:01, 12:02)
+    rows = spike_rows(at(30))
+    last = max(r["event_time"] for r in rows)
+    got = incidents(alert_run(parallelism, sensor_readings=rows))
+    assert list(got) == ["energy_over_threshold:home-demo:20260301120030000"]
+    (ups,) = got.values()
+    assert [(a["version"], a["occurrences"]) for a in ups] == [(1, 1), (2, 2)]
+    assert [a["last_event_time"] for a in ups] == [at(55), last]
+    assert [a["event_count"] for a in ups] == [12, len(rows)] == [12, 28]
+    assert {a["first_event_time"] for a in ups} == {at(30)}
+    # each window reported once, complete (after it closed): 12 readings, then 16 more
+    assert all(a["detected_at"] >= a["last_event_time"] for a in ups)
