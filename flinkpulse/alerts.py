@@ -1,5 +1,9 @@
 """Alerts for people: a live one-line-per-alert tail, and a webhook notifier.
 
+Alerts are incidents: each record is the newest state of one incident (``alert_id``), version 1
+when it opens and a higher version with every update (more matches, later events, escalated
+severity). The tail marks each line ``new`` or ``update #N``; both can skip updates.
+
 Both read the ``alerts`` topic (read_committed: only alerts of committed Flink checkpoints)
 and decode Avro through the registry like the loader. The notifier POSTs each alert as JSON
 and retries with exponential backoff; it commits its consumer offset only after the webhook
@@ -43,8 +47,27 @@ def to_json(alert: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def version(alert: dict[str, Any]) -> int | None:
+    """The incident update number (1 = opened); None for records written before incidents."""
+    v = alert.get("version")
+    return v if isinstance(v, int) else None
+
+
+def is_update(alert: dict[str, Any]) -> bool:
+    """True if the record updates an incident already reported (not its first record)."""
+    v = version(alert)
+    return v is not None and v > 1
+
+
+def wanted(alert: dict[str, Any], rules: list[str] | None, new_only: bool = False) -> bool:
+    """The tail's and notifier's filter: only `rules` (all if empty), no updates if `new_only`."""
+    if rules and alert.get("rule") not in rules:
+        return False
+    return not (new_only and is_update(alert))
+
+
 def format_line(alert: dict[str, Any], color: bool = False) -> str:
-    """One readable line: time (UTC), severity, rule, entity, summary."""
+    """One readable line: time (UTC), severity, rule, entity, new/update #N, summary."""
     t = _iso(alert.get("detected_at") or alert.get("last_event_time"))
     when = str(t).replace("T", " ").replace("+00:00", "Z") if t else "-"
     sev = str(alert.get("severity") or "-")
@@ -52,7 +75,12 @@ def format_line(alert: dict[str, Any], color: bool = False) -> str:
     if color and sev in _COLORS:
         sev_txt = f"{_COLORS[sev]}{sev_txt}\033[0m"
     entity = f"{alert.get('entity_type') or '-'}={alert.get('entity_id') or '-'}"
-    return f"{when}  {sev_txt} {alert.get('rule') or '-':<22} {entity:<28} {alert.get('summary') or ''}"
+    v = version(alert)
+    state = "" if v is None else ("new        " if v <= 1 else f"update #{v:<3}")
+    return (
+        f"{when}  {sev_txt} {alert.get('rule') or '-':<22} {entity:<28} "
+        f"{state}{alert.get('summary') or ''}"
+    )
 
 
 class Webhook:
@@ -165,14 +193,16 @@ def tail(
     webhook: Webhook | None = None,
     out: TextIO | None = None,
     color: bool = False,
+    new_only: bool = False,
 ) -> int:
-    """Print alerts (optionally only `rules`) as they arrive; returns how many were printed."""
+    """Print alerts (optionally only `rules`, only new incidents) as they arrive; returns how
+    many were printed."""
     import sys
 
     out = out or sys.stdout
     n = 0
     for alert, _ in stream(cfg, from_beginning, idle_timeout=idle_timeout):
-        if rules and alert.get("rule") not in rules:
+        if not wanted(alert, rules, new_only):
             continue
         print(format_line(alert, color), file=out, flush=True)
         if webhook is not None:
@@ -189,17 +219,17 @@ def notify(
     rules: list[str] | None = None,
     idle_timeout: float | None = None,
     stop: Callable[[], bool] = lambda: False,
+    new_only: bool = False,
 ) -> tuple[int, int]:
-    """Post every new alert to the webhook (consumer group: resumes after a restart).
-
-    Returns (delivered, failed).
+    """Post every new alert (and incident update, unless `new_only`) to the webhook (consumer
+    group: resumes after a restart). Returns (delivered, failed).
     """
     ok = failed = 0
     group = f"flinkpulse-notifier-{cfg.kafka.topic_prefix}{webhook.url}"
     for alert, (consumer, msg) in stream(
         cfg, from_beginning=True, group=group, idle_timeout=idle_timeout, stop=stop
     ):
-        if not rules or alert.get("rule") in rules:
+        if wanted(alert, rules, new_only):
             if webhook.post(alert):
                 ok += 1
             else:

@@ -21,7 +21,8 @@ def add_parser(sub: Any) -> None:
         "tail",
         help="print alerts as they arrive, one line each",
         description="Print each alert from the alerts topic as one line: time (UTC), severity, "
-        "rule, entity, summary. New alerts only unless --from-beginning.",
+        "rule, entity, whether it opens an incident (new) or updates one (update #N), summary. "
+        "Alerts from now on unless --from-beginning.",
     )
     _common(t)
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
@@ -34,7 +35,8 @@ def add_parser(sub: Any) -> None:
         "notify",
         help="POST every alert as JSON to a webhook, with retries (foreground)",
         description="Post each alert as JSON to the webhook (alerts.webhook_url or --webhook), "
-        "retrying with backoff; resumes after a restart where it left off.",
+        "retrying with backoff; resumes after a restart where it left off. Incident updates "
+        "carry the same alert_id and a higher version.",
     )
     _common(n)
     n.add_argument("--webhook", metavar="URL", help="webhook URL (default alerts.webhook_url)")
@@ -47,6 +49,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--idle-timeout", type=float, metavar="SECONDS", help="exit after SECONDS without alerts"
+    )
+    p.add_argument(
+        "--new-only",
+        action="store_true",
+        help="only the first record of each incident, not its updates",
     )
 
 
@@ -68,7 +75,7 @@ def _tail(cfg: Config, args: argparse.Namespace) -> int:
     if args.json:
         n = 0
         for alert, _ in alerts.stream(cfg, args.from_beginning, idle_timeout=args.idle_timeout):
-            if args.rules and alert.get("rule") not in args.rules:
+            if not alerts.wanted(alert, args.rules, args.new_only):
                 continue
             print(alerts.alert_json_line(alert), flush=True)
             n += 1
@@ -83,6 +90,7 @@ def _tail(cfg: Config, args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         webhook=_webhook(cfg, args.webhook),
         color=sys.stdout.isatty(),
+        new_only=args.new_only,
     )
     return 0
 
@@ -102,7 +110,12 @@ def _notify(cfg: Config, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     ok, failed = alerts.notify(
-        cfg, hook, rules=args.rules, idle_timeout=args.idle_timeout, stop=lambda: stopping
+        cfg,
+        hook,
+        rules=args.rules,
+        idle_timeout=args.idle_timeout,
+        stop=lambda: stopping,
+        new_only=args.new_only,
     )
     print(f"delivered {ok} alerts to {hook.url}, {failed} failed", flush=True)
     return 0

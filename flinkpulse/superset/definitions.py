@@ -159,7 +159,9 @@ DATASETS: dict[str, Dataset] = {
             description="Appliances ranked by energy per window: across homes and per home",
         ),
         Dataset(
-            "alerts",
+            # one row per incident, its newest version (the view over alerts FINAL,
+            # 004_incidents.sql): `alerts` itself holds every update until merges collapse it
+            "alert_incidents",
             [
                 ("alert_id", "String"),
                 ("rule", LC),
@@ -168,6 +170,8 @@ DATASETS: dict[str, Dataset] = {
                 ("entity_id", "String"),
                 ("summary", "String"),
                 ("event_count", "Int32"),
+                ("occurrences", "Int32"),
+                ("version", "UInt64"),
                 ("first_event_time", DT),
                 ("last_event_time", DT),
                 ("detected_at", DT),
@@ -175,6 +179,7 @@ DATASETS: dict[str, Dataset] = {
             # when the incident happened: a job re-run re-detects old alerts (new detected_at,
             # same alert_id), which must not move them on the time axis
             dttm="last_event_time",
+            description="Alert incidents, one row each in its newest state",
         ),
         Dataset(
             "security_events",
@@ -365,8 +370,8 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "home_energy_alerts",
                 "Energy alerts",
                 "raw",
-                "alerts",
-                columns=["detected_at", "severity", "entity_id", "summary"],
+                "alert_incidents",
+                columns=["detected_at", "severity", "entity_id", "occurrences", "summary"],
                 where=["rule = 'energy_over_threshold'"],
                 row_limit=100,
             ),
@@ -380,8 +385,8 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "security_alerts_over_time",
                 "Alerts over time by rule",
                 "bar",
-                "alerts",
-                metrics=[("alerts", "count()")],
+                "alert_incidents",
+                metrics=[("incidents", "count()")],
                 groupby=["rule"],
                 stacked=True,
                 grain="PT1M",
@@ -391,8 +396,16 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "security_latest_alerts",
                 "Latest alerts",
                 "raw",
-                "alerts",
-                columns=["detected_at", "rule", "severity", "entity_type", "entity_id", "summary"],
+                "alert_incidents",
+                columns=[
+                    "detected_at",
+                    "rule",
+                    "severity",
+                    "entity_type",
+                    "entity_id",
+                    "occurrences",
+                    "summary",
+                ],
                 row_limit=50,
             ),
             Chart(
