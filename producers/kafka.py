@@ -283,8 +283,11 @@ class AvroKafkaProducer:
                 if count is not None and i >= count:
                     break
                 i += 1
-                key, record, logical = ev[0], ev[1], ev[2]
-                ts = ev[3] if len(ev) > 3 else 0  # type: ignore[misc]
+                if len(ev) == 3:
+                    key, record, logical = ev  # type: ignore[misc]
+                    ts = 0
+                else:
+                    key, record, logical, ts = ev  # type: ignore[misc]
                 tp = topics.get(logical) if inline else None
                 if tp is None or tp.fast is None:
                     send(key, record, logical, ts)
@@ -295,8 +298,13 @@ class AvroKafkaProducer:
                         send(key, record, logical, ts)
                     else:
                         k = key.encode()
-                        try:
-                            produce(tp.physical, value, k, on_delivery=on_delivery, timestamp=ts)
+                        try:  # a timestamp= argument costs ~0.3 us: only when there is one
+                            if ts:
+                                produce(
+                                    tp.physical, value, k, on_delivery=on_delivery, timestamp=ts
+                                )
+                            else:
+                                produce(tp.physical, value, k, on_delivery=on_delivery)
                         except BufferError:
                             self._produce(tp.physical, value, k, ts)
                         st.sent += 1
