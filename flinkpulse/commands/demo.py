@@ -8,7 +8,15 @@ from flinkpulse.config import Config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="run the whole pipeline on the local stack and show results")
+    p = sub.add_parser(
+        "demo",
+        help="run the whole pipeline on the local stack and show results",
+        description="Stack up, schemas, tables, dashboards, the four jobs; then every domain "
+        "on the live clock (event time = the wall clock, never ahead of it) with one scripted "
+        "incident per alert rule spliced in, each event produced when the wall clock reaches its "
+        "event time (they span 90 s and start at most a quarter in, early enough to end 5 s "
+        "before the run when --seconds is 100 or more); then a summary from ClickHouse.",
+    )
     p.add_argument("--seconds", type=float, default=120, help="how long to produce (default 120)")
     p.add_argument("--rate", type=float, default=1500, help="events/s over all domains")
     p.add_argument("--timeout", type=float, default=240, help="extra seconds to wait for results")
