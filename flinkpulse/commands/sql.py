@@ -25,8 +25,8 @@ from flinkpulse.paths import ROOT, pyflink_home
 _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 #: how each table's WITH clause starts in catalog.sql (options are inserted after it)
 _KAFKA_WITH = "\n) WITH (\n  'connector' = 'kafka',"
-#: a statement the SQL client could not run (its prompt may precede it in `-f` output)
-_ERROR_LINE = re.compile(r"^(?:Flink SQL> )?\[ERROR\] ")
+#: the client's two error messages; they may follow its echo of the statement on one line
+_ERROR = re.compile(r"\[ERROR\] (?:Could not execute SQL statement\.|The input is invalid)")
 #: ANSI escape sequences (colours, cursor movement)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: jline: a dumb terminal when stdout is not a TTY, without the warning and without colours
@@ -147,14 +147,15 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     cmd = [str(pyflink_home() / "bin" / "sql-client.sh"), "-i", str(init)]
     for jar in flink_connector_jars(cfg):
         cmd += ["-j", str(jar)]
+    if script is not None:
+        cmd += ["-f", str(script)]
     env = flink_env(cfg)
-    if script is not None or not sys.stdout.isatty():
+    plain = script is not None or not sys.stdout.isatty()
+    if plain:
         env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} {_PLAIN_TERMINAL}".strip()
     try:
         with _sigint_to_child():
-            if script is None:
-                return subprocess.call(cmd, env=env)
-            return _run_script([*cmd, "-f", str(script)], env)
+            return _run_plain(cmd, env) if plain else subprocess.call(cmd, env=env)
     except FileNotFoundError:
         raise FlinkpulseError(
             "the Flink SQL client is missing from the apache-flink wheel"
@@ -163,14 +164,15 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
         init.unlink(missing_ok=True)
 
 
-def _run_script(cmd: list[str], env: dict[str, str]) -> int:
-    """Run the client on a script, passing its output on without colour codes; 1 on an error."""
+def _run_plain(cmd: list[str], env: dict[str, str]) -> int:
+    """Run the client with its output passed on as plain text; 1 if a statement failed."""
     failed = False
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, errors="replace") as p:
         assert p.stdout is not None
         for raw in p.stdout:
             line = _ANSI.sub("", raw)
-            failed = failed or bool(_ERROR_LINE.match(line))
+            # result rows start with "|": a value that reads like an error is not one
+            failed = failed or (not line.startswith("|") and bool(_ERROR.search(line)))
             sys.stdout.write(line)
             sys.stdout.flush()
     return p.returncode or (1 if failed else 0)
