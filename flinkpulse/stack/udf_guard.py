@@ -1,14 +1,20 @@
 """Python UDF workers exit when their TaskManager dies (kill -9, OOM killer, container restart).
 
-Flink starts each process-mode worker (`pyflink-udf-runner.sh` -> `python -m
-pyflink.fn_execution.beam.beam_boot`, Beam's ProcessManager) through Java's ProcessBuilder, which
-gives it a pipe as stdin whose only write end is held by the TaskManager JVM. Whenever that JVM
-ends, however it ends, the kernel closes the write end: the worker reads EOF, and this guard ends
-the worker at once (the runner's `tee` and shell then follow). It relies on no PID, process
-group, subreaper or PID 1, so it holds the same with one Kubernetes container per TaskManager
-(where the container's end reaps everything anyway) as on a laptop. A parent-death signal
-(PR_SET_PDEATHSIG) would not do: it watches the worker's parent, the runner shell, not the JVM,
-and it fires when the forking *thread* exits, which JVM threads do.
+Flink starts each process-mode worker through Beam's ProcessManager (Java's ProcessBuilder):
+`pyflink-udf-runner.sh` (bash) runs `python -m pyflink.fn_execution.beam.beam_boot ... | tee`.
+Two ways a worker used to outlive its owner, two guards:
+
+- The TaskManager JVM dies. The runner shell then just keeps waiting; but its stdin, inherited by
+  the worker, is a pipe whose only write end the JVM holds. However the JVM ends, the kernel
+  closes that end: the worker reads EOF and exits at once (`tee` and the shell follow).
+- Beam stops a worker (task cancelled, failover) by SIGTERM to the runner shell only; the shell
+  dies, the worker would linger. The worker asks for SIGKILL when its parent, that shell, exits
+  (PR_SET_PDEATHSIG). A parent-death signal suits the single-threaded shell; it would not suit
+  the JVM, as it fires when the forking *thread* ends, which JVM threads do.
+
+Neither relies on PIDs, process groups, a subreaper or PID 1, so both hold the same with one
+Kubernetes container per TaskManager (where the container's end reaps everything anyway) as on
+a laptop.
 
 `stack up` / `stack down` reap whatever is left regardless (flinkpulse.stack.base), e.g. workers
 whose stdin is not that pipe (Beam inherits the JVM's stdin when its DEBUG logging is on).
@@ -16,13 +22,20 @@ whose stdin is not that pipe (Beam inherits the JVM's stdin when its DEBUG loggi
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import stat
 import sys
 import threading
+from pathlib import Path
 
 #: the module the runner script starts; nothing else the TaskManager starts is guarded
 BOOT_MODULE = "pyflink.fn_execution.beam.beam_boot"
+#: PyFlink's script that starts BOOT_MODULE: the worker's parent
+RUNNER = "pyflink-udf-runner.sh"
+#: prctl option from <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
 #: exit status of a worker whose TaskManager is gone (128 + SIGHUP, like a hung-up terminal)
 EXIT_CODE = 129
 
@@ -32,6 +45,7 @@ def install(argv: list[str] | None = None) -> bool:
     argv = list(sys.orig_argv if argv is None else argv)
     if BOOT_MODULE not in argv:
         return False
+    _die_with_runner()
     try:
         if not stat.S_ISFIFO(os.fstat(0).st_mode):
             return False
@@ -40,6 +54,22 @@ def install(argv: list[str] | None = None) -> bool:
     fd = os.dup(0)  # our own descriptor: the harness never reads stdin
     threading.Thread(target=_exit_on_eof, args=(fd,), name="taskmanager-guard", daemon=True).start()
     return True
+
+
+def _die_with_runner() -> None:
+    """SIGKILL this worker when its runner shell exits (Linux; only under the runner)."""
+    parent = os.getppid()
+    try:
+        under_runner = RUNNER in Path(f"/proc/{parent}/cmdline").read_bytes().decode(
+            errors="replace"
+        )
+    except OSError:
+        return
+    if not under_runner or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0 and os.getppid() != parent:
+        os._exit(EXIT_CODE)  # the runner was gone before the signal was armed
 
 
 def _exit_on_eof(fd: int) -> None:

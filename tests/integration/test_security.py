@@ -184,10 +184,13 @@ def test_every_stack_process_listens_on_loopback_only(
     exposed = {
         n: [a for a in addrs if not a.startswith(("127.", "::1"))] for n, addrs in found.items()
     }
-    # Known exception: in python.execution-mode=process the TaskManager starts Beam's gRPC
-    # servers (control/data/state/logging of each Python worker) on ephemeral ports of the
-    # wildcard address; Flink has no option to bind them elsewhere (README, Security). They
-    # must be ephemeral ports of the TaskManager JVM; no fixed service port is ever exposed.
+    # The one exception, documented (flinkpulse/stack/flink.py): in python.execution-mode=process
+    # each TaskManager JVM serves Beam's control/data/state/logging/provision gRPC endpoints of
+    # its Python workers on ephemeral ports of the wildcard address. Beam builds them with
+    # ServerFactory.createDefault(), whose server is NettyServerBuilder.forPort(port) (it asks
+    # for the loopback address, then binds only the port); ProcessEnvironmentFactory.Provider
+    # offers no other factory and PyFlink no option. The Python workers themselves listen on
+    # nothing. So: only ephemeral ports, only of TaskManager JVMs, never a service port.
     fixed = {
         base.stack.kafka_port, base.stack.registry_port, base.stack.clickhouse_port,
         base.stack.flink_rest_port, base.stack.flink_rpc_port, base.stack.superset_port,
@@ -198,23 +201,31 @@ def test_every_stack_process_listens_on_loopback_only(
     lo, _hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     assert not ports & fixed, ports & fixed
     assert all(p >= lo for p in ports), sorted(ports)
-    tm = stack.component(base, "flink").pids().get("flink-taskmanager")
-    tm_ports = {int(a.rsplit(":", 1)[1]) for a in _owned(tm, listening)} if tm else set()
+    flink = stack.component(base, "flink")
+    tm_jvms = [pid for name, pid in flink.pids().items() if name.startswith("flink-taskmanager")]
+    tm_ports = {int(a.rsplit(":", 1)[1]) for pid in tm_jvms for a in _owned(pid, listening, False)}
     assert ports <= tm_ports, sorted(ports - tm_ports)
     reliability(
         "security",
         "services bind 127.0.0.1",
-        "every service port on loopback; exception: Beam gRPC ports of Python workers "
-        "(process mode) on the wildcard address",
+        "every service port on loopback; one documented exception: in process mode each "
+        "TaskManager JVM serves its Python workers' Beam gRPC endpoints on ephemeral ports of "
+        "the wildcard address (Beam's ServerFactory binds NettyServerBuilder.forPort; no Beam "
+        "or PyFlink option changes it): firewall them, e.g. `iptables -A INPUT ! -i lo -p tcp "
+        "--dport 32768:60999 -m conntrack --ctstate NEW -j REJECT`, or use thread mode",
         {n: len(set(a)) for n, a in sorted(found.items())}
-        | {"non-loopback service ports": 0, "Beam worker ports on wildcard": len(ports)},
+        | {
+            "non-loopback service ports": 0,
+            "Beam ports on wildcard (TaskManager JVMs)": len(ports),
+            "TaskManagers": len(tm_jvms),
+        },
     )
 
 
-def _owned(pid: int, listening: dict[str, str]) -> list[str]:
-    """Listening addresses of `pid` and its descendants."""
+def _owned(pid: int, listening: dict[str, str], descendants: bool = True) -> list[str]:
+    """Listening addresses of `pid` (and of its descendants)."""
     out = []
-    for p in _descendants(pid):
+    for p in _descendants(pid) if descendants else {pid}:
         try:
             fds = list(Path(f"/proc/{p}/fd").iterdir())
         except OSError:

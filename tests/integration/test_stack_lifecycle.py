@@ -1,12 +1,14 @@
 """Issue 2: `stack up` is idempotent, `status` tells the truth, `down` leaves nothing behind.
 
-Runs a second, private stack (own state dir and ports) so the session's shared stack is
-untouched; it is started through the real CLI, as a user would.
+Runs a second, private stack (own state dir and ports, 2 small TaskManagers) so the session's
+shared stack is untouched; it is started through the real CLI, as a user would. Issue 23: `down`
+right after a TaskManager's JVM was killed leaves nothing either, orphans included.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import pytest
 
 from flinkpulse.config import load_config
 from flinkpulse.paths import ROOT
-from flinkpulse.stack.base import is_ours
+from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV, is_ours
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +38,9 @@ def _env(state: Path, **ports: int) -> dict[str, str]:
             "FLINKPULSE_STACK__STATE_DIR": str(state),
             "FLINKPULSE_STACK__JARS_DIR": str(main_jars),
             "FLINKPULSE_STACK__COMPONENTS": "kafka,flink",
+            "FLINKPULSE_STACK__TASKMANAGERS": "2",
+            "FLINKPULSE_STACK__FLINK_TM_MEMORY": "1536m",
+            "FLINKPULSE_STACK__FLINK_SLOTS": "2",
         }
     )
     for k, v in ports.items():
@@ -56,14 +61,26 @@ def _fp(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Com
     )
 
 
-def test_up_twice_status_tools_down(tmp_path: Path) -> None:
+def _orphan(state: Path, component: str) -> int:
+    """A process of `component` whose parent is gone, as a Python UDF worker whose TaskManager
+    died would be if it did not exit by itself (its stdin not the TaskManager's pipe)."""
+    env = {**os.environ, OWNER_ENV: str(state), COMPONENT_ENV: component}
+    out = subprocess.run(
+        ["bash", "-c", "sleep 600 >/dev/null 2>&1 </dev/null & echo $!"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(out.stdout)
+
+
+def test_up_twice_status_tools_down_after_taskmanager_kill(tmp_path: Path) -> None:
     ports = {
         "kafka_port": _free_port(),
         "kafka_controller_port": _free_port(),
         "flink_rest_port": _free_port(),
         "flink_rpc_port": _free_port(),
     }
-    env = _env(tmp_path / "state", **ports)
+    state = tmp_path / "state"
+    env = _env(state, **ports)
     try:
         first = _fp(env, "stack", "up")
         assert first.returncode == 0, first.stdout + first.stderr
@@ -121,12 +138,18 @@ def test_up_twice_status_tools_down(tmp_path: Path) -> None:
         )
         assert ls.returncode == 0 and "lifecycle.check" in ls.stdout.split(), ls.stdout + ls.stderr
         pids = [int(p) for ln in lines.values() for p in ln.split()[1].split(",")]
-        assert len(pids) == 3  # broker, jobmanager, taskmanager
+        assert len(pids) == 4  # broker, jobmanager, 2 taskmanagers
+        assert "taskmanagers: 2" in lines["flink"], lines["flink"]
+
+        # a TaskManager's JVM dies alone (OOM killer), something of Flink's outlives it
+        tm = int(lines["flink"].split()[1].split(",")[1])
+        os.kill(tm, signal.SIGKILL)
+        orphan = _orphan(state, "flink")
+        assert is_ours(orphan, state)
     finally:
         down = _fp(env, "stack", "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    state = tmp_path / "state"
-    assert not [p for p in pids if is_ours(p, state)]
+    assert not [p for p in [*pids, orphan] if is_ours(p, state)]
     assert not any(Path(f"/proc/{p}").exists() and is_ours(p, state) for p in pids)
     # nothing of ours anywhere: scan every process for our ownership marker
     ours = [
