@@ -9,6 +9,7 @@ interrupted half-way (crash before it was recorded) simply runs again.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flinkpulse.config import Config
-from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
+from flinkpulse.errors import FlinkpulseError, ServiceUnreachable, UsageError
 from flinkpulse.paths import ROOT
 
 MIGRATIONS_DIR = ROOT / "sql" / "clickhouse"
@@ -47,6 +48,8 @@ def client(cfg: Config, role: str = "writer", database: str | None = None, **kw:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import OperationalError
 
+    # its warnings would reach stderr as stray lines before our one-line error
+    logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
     from flinkpulse.clickhouse import credentials
 
     user, password = credentials(cfg, role)
@@ -68,7 +71,7 @@ def client(cfg: Config, role: str = "writer", database: str | None = None, **kw:
 
 def check_database_name(name: str) -> str:
     if not _IDENT.match(name):
-        raise FlinkpulseError(
+        raise UsageError(
             f"clickhouse.database {name!r} is not a plain identifier (letters, digits, _)"
         )
     return name

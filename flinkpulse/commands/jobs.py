@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flinkpulse.config import Config
-from flinkpulse.errors import FlinkpulseError
+from flinkpulse.errors import FlinkpulseError, UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,25 +62,31 @@ def _jobs(name: str) -> list[str]:
     if name == "all":
         return list(JOBS)
     if name not in JOBS:
-        raise FlinkpulseError(f"unknown job {name!r} (jobs: {', '.join(JOBS)}, all)")
+        raise UsageError(f"unknown job {name!r} (jobs: {', '.join(JOBS)}, all)")
     return [name]
 
 
 def _submit(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import submit
+    from flinkpulse.flinkrest import FlinkRest, job_name, submit
     from flinkpulse.topics import ensure_topics
 
     _apply(cfg, args)
     jobs = _jobs(args.job)
     if args.savepoint and len(jobs) > 1:
-        raise FlinkpulseError("--from-savepoint needs one job, not all")
+        raise UsageError("--from-savepoint needs one job, not all")
     extra: list[str] = []
     if (args.from_ms is None) != (args.to_ms is None):
-        raise FlinkpulseError("--from and --to go together")
+        raise UsageError("--from and --to go together")
     if args.from_ms is not None:
         extra = ["--from", str(args.from_ms), "--to", str(args.to_ms)]
     ensure_topics(cfg)
+    rest = FlinkRest(cfg)
     for job in jobs:
+        # `all` starts what is missing; one named job that runs already is an error (below)
+        running = rest.running(job_name(cfg, job)) if len(jobs) > 1 else []
+        if running:
+            print(f"{job:<16} already running as {running[0]['jid']}", flush=True)
+            continue
         job_id = submit(cfg, job, savepoint=args.savepoint, extra_args=extra)
         print(f"{job:<16} running as {job_id}", flush=True)
     return 0
@@ -109,8 +115,14 @@ def _list(cfg: Config, args: argparse.Namespace) -> int:
         jobs = [j for j in jobs if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]
     print(f"{'JOB ID':<34} {'STATE':<12} NAME")
     for j in sorted(jobs, key=lambda j: j["name"]):
-        print(f"{j['jid']:<34} {j['state']:<12} {j['name']}")
+        print(f"{j['jid']:<34} {j['state']:<12} {one_line(j['name'])}")
     return 0
+
+
+def one_line(name: str, width: int = 100) -> str:
+    """A job name as one table cell: ad hoc SQL jobs are named by their multi-line statement."""
+    flat = " ".join(name.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def _find(cfg: Config, job: str) -> str:
