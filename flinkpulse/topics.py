@@ -1,6 +1,18 @@
-"""Every topic flinkpulse uses, and creating them up front (Flink's Kafka source needs them)."""
+"""The topology: every topic flinkpulse uses, and creating them up front (Flink's Kafka source
+needs them).
+
+This module is the one source of truth for topics. ``TOPOLOGY`` lists each topic with its key,
+its partitions policy, its topic config and the ClickHouse table its records land in; everything
+else that lists topics is derived from it or tested against it (tests/unit/test_deploy_config.py):
+the jobs' sources and sinks, the loader, the compose ``kafka-init`` TOPICS list, the Strimzi
+KafkaTopics (deploy/k8s/base/kafka/topics.yaml), the SQL-client catalog and the Superset datasets.
+It imports nothing above the core (flinkpulse.config, flinkpulse.errors).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
@@ -37,10 +49,96 @@ SOURCE_TOPIC_CONFIG = {
 }
 
 
+#: logical source topic -> full name of the Avro record written to it (subject ``<topic>-value``)
+SOURCE_RECORDS: dict[str, str] = {
+    "gaming.player-events": "flinkpulse.gaming.PlayerEvent",
+    "iot.sensor-readings": "flinkpulse.iot.SensorReading",
+    "iot.security-events": "flinkpulse.iot.SecurityEvent",
+    "web.access-logs": "flinkpulse.web.AccessLog",
+}
+#: logical source topic -> record field whose value is the Kafka key
+SOURCE_KEYS: dict[str, str] = {
+    "gaming.player-events": "player_id",
+    "iot.sensor-readings": "device_id",
+    "iot.security-events": "home_id",
+    "web.access-logs": "client_ip",
+}
+#: the schema registry's own store (Confluent SR ``kafkastore.topic``) in deployments that run one
+SCHEMAS_TOPIC = "_schemas"
+
+DAY_MS = 86_400_000
+#: retention in sized deployments (compose, Kubernetes): sources and results a week, alerts and
+#: the dead-letter / late topics a month; -1 (forever) for the registry store, which is compacted
+WEEK_MS, MONTH_MS = 7 * DAY_MS, 30 * DAY_MS
+#: partitions of sources and results in compose and Kubernetes (their kafka.partitions)
+DEPLOYED_PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic of the pipeline (logical name: without the deployment's ``topic_prefix``)."""
+
+    name: str
+    #: source | result | alerts | dlq | late | registry
+    kind: str
+    #: the value that is the Kafka key: a record field / result column; None: dlq./late. keep
+    #: the original record's key, the registry store has its own
+    key: str | None
+    #: partitions policy: None = the deployment's ``kafka.partitions`` (compose and Kubernetes:
+    #: 6); a number = that many in sized deployments (low-volume side topics). The local stack
+    #: creates every topic with ``kafka.partitions`` (ensure_topics) so tests run any count.
+    partitions: int | None
+    #: retention in sized deployments (compose, Kubernetes); the local stack keeps the broker's
+    retention_ms: int
+    #: topic-level config every deployment sets, the local stack included
+    config: Mapping[str, str] = field(default_factory=dict)
+    #: ClickHouse table its records land in (the loader's topic -> table), if any
+    table: str | None = None
+    #: full Avro record name of its values (Confluent wire format), if fixed
+    record: str | None = None
+    #: who creates it where auto-creation is off: "jobs" (ensure_topics() with no list: the CLI,
+    #: the demo, job submission), "loader" (its own dead-letter topics) or "registry" (its store)
+    created_by: str = "jobs"
+
+    def deployed_config(self) -> dict[str, str]:
+        """The topic config of a sized deployment: retention and cleanup policy, then ``config``."""
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete", **self.config}
+
+
+def _topology() -> tuple[Topic, ...]:
+    out = [
+        Topic(
+            t, "source", SOURCE_KEYS[t], None, WEEK_MS, SOURCE_TOPIC_CONFIG, None, SOURCE_RECORDS[t]
+        )
+        for t in SOURCE_TOPICS
+    ]
+    for view, (topic, key) in RESULTS.items():
+        if topic == "alerts":
+            out.append(
+                Topic(topic, "alerts", key, 3, MONTH_MS, {}, view, "flinkpulse.alerts.Alert")
+            )
+        else:
+            out.append(Topic(topic, "result", key, None, WEEK_MS, {}, view))
+    for kind in ("dlq", "late"):
+        out.extend(Topic(f"{kind}.{t}", kind, None, 1, MONTH_MS) for t in SOURCE_TOPICS)
+    # the loader dead-letters result records it cannot decode to dlq.<result topic>
+    out.extend(
+        Topic(f"dlq.{t}", "dlq", None, 1, MONTH_MS, created_by="loader") for t in RESULT_TOPICS
+    )
+    compact = {"cleanup.policy": "compact"}
+    out.append(Topic(SCHEMAS_TOPIC, "registry", None, 1, -1, compact, created_by="registry"))
+    return tuple(out)
+
+
+#: every topic of a deployment, in the order deployments list them
+TOPOLOGY: tuple[Topic, ...] = _topology()
+TOPICS: dict[str, Topic] = {t.name: t for t in TOPOLOGY}
+
+
 def all_topics() -> list[str]:
-    """Logical names: sources, results, alerts, and dlq./late. of each source."""
-    side = [f"{kind}.{t}" for t in SOURCE_TOPICS for kind in ("dlq", "late")]
-    return SOURCE_TOPICS + RESULT_TOPICS + side
+    """Logical names created up front: sources, results, alerts, and dlq./late. of each source
+    (the loader creates its own dead-letter topics; the embedded registry keeps its own store)."""
+    return [t.name for t in TOPOLOGY if t.created_by == "jobs"]
 
 
 def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
@@ -56,14 +154,14 @@ def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
     missing = [n for n in names if n not in existing]
     if not missing:
         return []
-    sources = {cfg.kafka.topic(t) for t in SOURCE_TOPICS}
+    logical_of = {cfg.kafka.topic(t): t for t in (logical or all_topics())}
     futures = admin.create_topics(
         [
             NewTopic(
                 n,
                 num_partitions=cfg.kafka.partitions,
                 replication_factor=1,
-                config=SOURCE_TOPIC_CONFIG if n in sources else {},
+                config=dict(TOPICS[logical_of[n]].config) if logical_of[n] in TOPICS else {},
             )
             for n in missing
         ]
