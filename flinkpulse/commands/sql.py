@@ -29,6 +29,8 @@ _KAFKA_WITH = "\n) WITH (\n  'connector' = 'kafka',"
 _ERROR = re.compile(r"\[ERROR\] (?:Could not execute SQL statement\.|The input is invalid)")
 #: ANSI escape sequences (colours, cursor movement)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: where a result table or a message starts right after the client's echo of a statement
+_GLUED = re.compile(r"(?<=.)(?=\+-+\+|\[(?:INFO|WARNING|ERROR)\] )")
 #: jline: a dumb terminal when stdout is not a TTY, without the warning and without colours
 _PLAIN_TERMINAL = "-Dorg.jline.terminal.dumb=true -Dorg.jline.terminal.dumb.color=false"
 
@@ -171,8 +173,9 @@ def _run_plain(cmd: list[str], env: dict[str, str]) -> int:
         assert p.stdout is not None
         for raw in p.stdout:
             line = _ANSI.sub("", raw)
-            # result rows start with "|": a value that reads like an error is not one
-            failed = failed or (not line.startswith("|") and bool(_ERROR.search(line)))
+            if not line.startswith(("|", "+")):  # result rows are left alone
+                failed = failed or bool(_ERROR.search(line))
+                line = _GLUED.sub("\n", line, count=1)
             sys.stdout.write(line)
             sys.stdout.flush()
     return p.returncode or (1 if failed else 0)

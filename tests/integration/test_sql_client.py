@@ -132,6 +132,9 @@ def test_sql_example(name: str, topics: str, tmp_path: Path) -> None:
     out = run_doc_command(command, topics, tmp_path)
     assert "\x1b" not in out.stdout  # no colour codes when stdout is not a terminal
     assert out.stderr == ""  # no jline warning
+    for line in out.stdout.splitlines():  # tables and messages start their own lines
+        assert "+--" not in line or line.startswith("+"), line
+        assert "[ERROR]" not in line or line.startswith("[ERROR]"), line
     total = EXAMPLES[name]
     if total is None:  # the failing script: exit 1, error shown, later statements skipped
         assert out.returncode == 1, out.stdout[-3000:]
