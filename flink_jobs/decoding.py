@@ -1,4 +1,6 @@
-"""The Flink side of `udfs.avro`: a scalar Python UDF returning ROW<ok, error, schema_id, ...>.
+"""Confluent Avro decoding in Flink: a scalar Python UDF returning ROW<ok, error, schema_id, ...>
+around the core's wire format and registry client (flinkpulse.avro: the same dead-letter reasons
+as the loader).
 
 A scalar function (not a table function) so that thread mode applies, and so one call per record
 yields either the decoded fields or the reason it could not be decoded.
@@ -71,8 +73,29 @@ _MS = timedelta(milliseconds=1)
 
 
 def epoch_millis(v: datetime | None) -> int | None:
-    """A naive-UTC datetime (as udfs.avro decodes timestamp-millis) -> exact epoch ms."""
+    """A naive-UTC datetime (as decode_function reads timestamp-millis) -> exact epoch ms."""
     return None if v is None else (v - _EPOCH) // _MS
+
+
+def decode_record(
+    registry: Any,
+    reader: Any,
+    value: bytes | None,
+    validate: Callable[[dict[str, Any]], str | None] | None = None,
+) -> tuple[dict[str, Any] | None, int, str | None]:
+    """(record with naive-UTC timestamps, schema id, None), or (None, schema id or -1, the
+    dead-letter reason) for a record that cannot be decoded or that `validate` refuses. A
+    registry outage raises (flinkpulse.avro.RegistryUnavailable): the job fails and restarts."""
+    from flinkpulse.avro import DecodeError, naive_utc, schema_id_of
+
+    try:
+        raw = registry.decode(value, reader)
+    except DecodeError as e:
+        return None, e.schema_id, str(e)
+    schema_id = schema_id_of(value)
+    rec = {k: naive_utc(v) for k, v in raw.items()}
+    err = validate(rec) if validate is not None else None
+    return (None, schema_id, err) if err else (rec, schema_id, None)
 
 
 def decode_function(
@@ -104,21 +127,15 @@ def decode_function(
         def open(self, function_context: Any) -> None:
             import fastavro
 
-            from udfs.avro import RegistryLookup
+            from flinkpulse.avro import Registry
 
-            self.lookup = RegistryLookup(registry_url)
+            self.registry = Registry(registry_url)
             self.reader = fastavro.parse_schema(reader)
 
         def eval(self, value: bytes | None) -> Any:
             from pyflink.common import Row
 
-            from udfs.avro import decode_confluent
-
-            rec, schema_id, err = decode_confluent(value, self.reader, self.lookup)
-            if rec is not None and validate is not None:
-                err = validate(rec)
-                if err:
-                    rec = None
+            rec, schema_id, err = decode_record(self.registry, self.reader, value, validate)
             if rec is None:
                 return Row(False, err, schema_id, *([None] * len(names)))
             return Row(

@@ -1,0 +1,161 @@
+"""The one Confluent wire-format decoder (flinkpulse.avro): every failure kind has one dead-letter
+reason, the same on the Flink path (flink_jobs.decoding.decode_record) and in the loader
+(flinkpulse.loader.avro.Decoder). The registry is a stub: no service is needed."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from datetime import UTC, datetime
+from typing import Any
+
+import fastavro
+import pytest
+
+from flink_jobs.decoding import decode_record
+from flinkpulse import avro
+from flinkpulse.avro import DecodeError, Registry, RegistryUnavailable
+from flinkpulse.loader.avro import Decoder
+
+pytestmark = pytest.mark.unit
+
+RECORD = {
+    "type": "record",
+    "name": "Thing",
+    "namespace": "test",
+    "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    ],
+}
+OTHER = {"type": "record", "name": "Other", "fields": [{"name": "n", "type": "double"}]}
+SCHEMAS: dict[int, dict[str, Any]] = {
+    1: {"schema": json.dumps(RECORD)},
+    2: {"schema": json.dumps(OTHER)},
+    3: {"schema": "{}", "schemaType": "JSON"},
+    4: {"schema": json.dumps("string")},
+}
+AT = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+
+
+class Response:
+    def __init__(self, status: int, body: Any = None) -> None:
+        self.status_code, self._body = status, body
+
+    def json(self) -> Any:
+        return self._body
+
+
+class Session:
+    """Answers /schemas/ids/<id> from SCHEMAS; counts requests; `down` raises like requests."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.down = False
+
+    def get(self, url: str, timeout: float) -> Response:
+        import requests
+
+        self.calls += 1
+        if self.down:
+            raise requests.ConnectionError("refused")
+        sid = int(url.rsplit("/", 1)[1])
+        return Response(200, SCHEMAS[sid]) if sid in SCHEMAS else Response(404)
+
+
+def framed(schema_id: int, schema: Any, rec: Any) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), rec)
+    return bytes([0]) + struct.pack(">I", schema_id) + buf.getvalue()
+
+
+def stubbed(reg: Registry) -> Session:
+    reg._session = Session()
+    return reg._session
+
+
+GOOD = framed(1, RECORD, {"id": "a", "at": AT})
+BAD: dict[str, tuple[bytes | None, str]] = {
+    "tombstone": (None, "null value (tombstone)"),
+    "too short": (b"\x00\x00\x01", "too short for Confluent wire format (3 bytes)"),
+    "wrong magic byte": (b"\x01" + GOOD[1:], "wrong magic byte 1 (expected 0: not Confluent Avro)"),
+    "unknown schema id": (b"\x00" + struct.pack(">I", 999_999) + GOOD[5:], "unknown schema id 999999"),
+    "not an Avro schema": (b"\x00\x00\x00\x00\x03" + GOOD[5:], "schema id 3 is not a usable Avro schema"),
+    "truncated": (GOOD[:-2], "cannot decode with schema id 1: "),
+    "trailing bytes": (GOOD + b"\x00\x00", "cannot decode with schema id 1: 2 trailing bytes after the record"),
+    "not a record": (framed(4, "string", "x"), "schema id 4 is not a record schema"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_one_reason_per_failure_kind_in_flink_and_in_the_loader(case: str) -> None:
+    value, reason = BAD[case]
+    flink = Registry("http://registry")
+    stubbed(flink)
+    reader = fastavro.parse_schema(RECORD)
+    rec, sid, flink_reason = decode_record(flink, reader, value)
+    loader = Decoder("http://registry")
+    stubbed(loader)
+    with pytest.raises(DecodeError) as e:
+        loader.decode(value)
+    assert rec is None and flink_reason == str(e.value), case
+    assert flink_reason.startswith(reason), (case, flink_reason)
+    assert sid == e.value.schema_id
+    assert sid == (
+        -1 if value is None or len(value) < 5 or value[0] else int.from_bytes(value[1:5])
+    )
+
+
+def test_a_record_of_another_type_cannot_be_read_with_the_reader_schema() -> None:
+    reg = Registry("http://registry")
+    stubbed(reg)
+    rec, sid, reason = decode_record(
+        reg, fastavro.parse_schema(RECORD), framed(2, OTHER, {"n": 1.0})
+    )
+    assert (
+        rec is None
+        and sid == 2
+        and reason
+        and reason.startswith("cannot decode with schema id 2: ")
+    )
+
+
+def test_good_records_flink_gets_naive_utc_datetimes_the_loader_epoch_millis() -> None:
+    reg = Registry("http://registry")
+    stubbed(reg)
+    rec, sid, reason = decode_record(reg, fastavro.parse_schema(RECORD), GOOD)
+    assert (rec, sid, reason) == ({"id": "a", "at": AT.replace(tzinfo=None)}, 1, None)
+    loader = Decoder("http://registry")
+    stubbed(loader)
+    assert loader.decode(GOOD) == {"id": "a", "at": int(AT.timestamp() * 1000)}
+    assert loader.raw[1] == RECORD
+
+
+def test_validation_refusal_is_the_reason() -> None:
+    reg = Registry("http://registry")
+    stubbed(reg)
+    reader = fastavro.parse_schema(RECORD)
+    assert decode_record(reg, reader, GOOD, lambda r: "id is a") == (None, 1, "id is a")
+
+
+def test_each_schema_id_is_asked_once_missing_ones_too() -> None:
+    reg = Decoder("http://registry")
+    session = stubbed(reg)
+    for _ in range(3):
+        reg.decode(GOOD)
+        with pytest.raises(DecodeError):
+            reg.decode(BAD["unknown schema id"][0])
+    assert session.calls == 2
+
+
+def test_an_unreachable_registry_is_not_the_record_s_fault() -> None:
+    reg = Decoder("http://registry")
+    stubbed(reg).down = True
+    with pytest.raises(RegistryUnavailable):
+        reg.decode(GOOD)
+    flink = Registry("http://registry")
+    stubbed(flink).down = True
+    with pytest.raises(RegistryUnavailable):  # the job fails and restarts; no dead letter
+        decode_record(flink, fastavro.parse_schema(RECORD), GOOD)
+    assert avro.REGISTRY_TIMEOUT_S == reg.timeout == flink.timeout

@@ -1,0 +1,90 @@
+"""Dependencies flow one way: the core of flinkpulse imports nothing above it.
+
+The core is the configuration, the errors, the paths, the topology (flinkpulse/topics.py) and the
+Confluent wire format (flinkpulse/avro.py). Jobs, UDFs, producers, the loader, the registry, the
+commands and the stack build on it; none of them may be imported by the core, not even inside a
+function (every import statement of a module counts, wherever it is).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = {
+    "flinkpulse.config",
+    "flinkpulse.errors",
+    "flinkpulse.paths",
+    "flinkpulse.topics",
+    "flinkpulse.avro",
+}
+FIRST_PARTY = {"flinkpulse", "flink_jobs", "udfs", "producers", "tests", "bench"}
+
+
+def module_path(module: str) -> Path:
+    return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def imported(module: str, source: str | None = None) -> set[str]:
+    """Every module an import statement of `module` names (``from a import b`` names a.b too,
+    since b may be a submodule)."""
+    tree = ast.parse(module_path(module).read_text() if source is None else source)
+    package = module.rsplit(".", 1)[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return out
+
+
+def first_party(name: str) -> bool:
+    return name.split(".")[0] in FIRST_PARTY
+
+
+def test_the_core_modules_exist() -> None:
+    for module in CORE:
+        assert module_path(module).exists(), module
+
+
+def above_the_core(module: str, source: str | None = None) -> set[str]:
+    out = set()
+    for name in imported(module, source):
+        if not first_party(name) or name in CORE or name == "flinkpulse":
+            continue
+        if name.rsplit(".", 1)[0] in CORE:  # ``from flinkpulse.config import Config``
+            continue
+        out.add(name)
+    return out
+
+
+@pytest.mark.parametrize("module", sorted(CORE))
+def test_a_core_module_imports_only_the_core(module: str) -> None:
+    above = above_the_core(module)
+    assert not above, f"{module} imports above the core: {sorted(above)}"
+
+
+def test_the_check_sees_function_local_and_relative_imports() -> None:
+    src = (
+        "import json\nfrom flinkpulse.errors import UsageError\n"
+        "def f():\n    from flink_jobs import common\n    from .loader import core\n"
+        "    import producers.schemas\n"
+    )
+    assert above_the_core("flinkpulse.fake", src) == {
+        "flink_jobs",
+        "flink_jobs.common",
+        "flinkpulse.loader",
+        "flinkpulse.loader.core",
+        "producers.schemas",
+    }
