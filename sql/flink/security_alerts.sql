@@ -12,11 +12,12 @@
 -- in an upstream view.
 --
 -- Alerts are incidents. Each rule view emits one row per match (a pattern match, or a window
--- over the threshold) with its event-time attribute `rt`. Matches of one (rule, entity) that
--- follow each other within ${incident_gap_s} seconds are one incident; every match after the
--- first is an update of it: same alert_id (rule:entity:incident start), a growing event_count,
--- occurrences and version, the newest last_event_time. alert_id is deterministic, so a replay
--- produces the same ids and ClickHouse keeps the highest version of each.
+-- over the threshold) with `rt`, the event time at which it became detectable. Matches of one
+-- (rule, entity) that follow each other within ${incident_gap_s} seconds are one incident;
+-- every match after the first is an update of it: same alert_id (rule:entity:incident start),
+-- a growing event_count, occurrences and version, the newest last_event_time, a severity that
+-- escalates. alert_id is deterministic, so a replay produces the same ids and ClickHouse keeps
+-- the highest version of each.
 
 -- Raw security events, as they are, for the security event log.
 CREATE TEMPORARY VIEW security_events AS
@@ -193,13 +194,23 @@ SELECT
 FROM home_power
 WHERE total_w > ${energy_threshold_w};
 
--- Every rule's matches in one stream (one row per match, event-time attribute rt).
+-- Every rule's matches in one stream, one row per match. The incident views below order a
+-- (rule, entity)'s matches by arrival (processing time), not by rt: the rule views come from
+-- four sources whose watermarks differ (a source may be idle while another moves on), so an
+-- event-time OVER after this union would drop a rule's matches as late once another source's
+-- watermark has passed them. Arrival order is event-time order here: all matches of one
+-- (rule, entity) come from one operator instance (the MATCH_RECOGNIZE or window keyed by the
+-- entity), which emits them in event-time order, over one FIFO channel.
 CREATE TEMPORARY VIEW alert_matches AS
-SELECT * FROM alert_door_open_while_armed
-UNION ALL SELECT * FROM alert_motion_while_away
-UNION ALL SELECT * FROM alert_brute_force_login
-UNION ALL SELECT * FROM alert_impossible_kill_rate
-UNION ALL SELECT * FROM alert_energy_over_threshold;
+SELECT rule, severity, entity_type, entity_id, summary, event_count, first_event_time,
+  last_event_time, attributes, CAST(rt AS TIMESTAMP(3)) AS rt, PROCTIME() AS arrival
+FROM (
+  SELECT * FROM alert_door_open_while_armed
+  UNION ALL SELECT * FROM alert_motion_while_away
+  UNION ALL SELECT * FROM alert_brute_force_login
+  UNION ALL SELECT * FROM alert_impossible_kill_rate
+  UNION ALL SELECT * FROM alert_energy_over_threshold
+);
 
 -- A match opens a new incident when it is the entity's first for the rule, or when it starts
 -- more than ${incident_gap_s} s after the previous match ended (the gap closed the incident).
@@ -212,16 +223,18 @@ SELECT *,
   END AS opens_incident
 FROM (
   SELECT *,
-    LAG(last_event_time) OVER (PARTITION BY rule, entity_id ORDER BY rt) AS prev_last_event_time
+    LAG(last_event_time) OVER (PARTITION BY rule, entity_id ORDER BY arrival)
+      AS prev_last_event_time
   FROM alert_matches
 );
 
 -- The incident each match belongs to: the start of the latest match that opened one.
 CREATE TEMPORARY VIEW alert_match_incidents AS
 SELECT rule, severity, entity_type, entity_id, summary, event_count, first_event_time,
-  last_event_time, attributes, rt,
+  last_event_time, attributes, rt, arrival,
   MAX(CASE WHEN opens_incident THEN first_event_time END) OVER (
-    PARTITION BY rule, entity_id ORDER BY rt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    PARTITION BY rule, entity_id ORDER BY arrival
+    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
   ) AS incident_start
 FROM alert_match_gaps;
 
@@ -234,7 +247,7 @@ SELECT rule, entity_type, entity_id, incident_start, summary, attributes, rt,
   COUNT(*) OVER w             AS occurrences
 FROM alert_match_incidents
 WINDOW w AS (
-  PARTITION BY rule, entity_id, incident_start ORDER BY rt
+  PARTITION BY rule, entity_id, incident_start ORDER BY arrival
   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
 );
 
@@ -259,15 +272,15 @@ SELECT
   CAST(
     COALESCE(summary, '') ||
     CASE WHEN occurrences > 1
-      THEN ' [' || CAST(occurrences AS STRING) || ' matches since '
-           || DATE_FORMAT(incident_start, 'HH:mm:ss') || ' UTC]'
+      THEN COALESCE(' [' || CAST(occurrences AS STRING) || ' matches since '
+           || DATE_FORMAT(incident_start, 'HH:mm:ss') || ' UTC]', '')
       ELSE '' END AS STRING)                  AS summary,
   COALESCE(incident_start, TIMESTAMP '1970-01-01 00:00:00.000')  AS first_event_time,
   COALESCE(last_event_time, TIMESTAMP '1970-01-01 00:00:00.000') AS last_event_time,
   GREATEST(
     CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)),
     COALESCE(last_event_time, TIMESTAMP '1970-01-01 00:00:00.000'),
-    CAST(rt AS TIMESTAMP(3))
+    rt
   )                                                              AS detected_at,
   CAST(attributes AS MAP<STRING NOT NULL, STRING NOT NULL>)      AS attributes,
   CAST(COALESCE(event_count, 0) AS INT)       AS event_count,

@@ -1,7 +1,8 @@
 """`flinkpulse alerts tail` and the webhook notifier, against real Kafka and the registry.
 
 The webhook is a local HTTP server started by the test; it fails the first attempts on
-purpose, so delivery must go through the retries.
+purpose, so delivery must go through the retries. Alerts are incidents: the tail marks the
+updates of one alert_id (version > 1) as updates, or leaves them out with --new-only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flinkpulse.alerts import Webhook, notify
 from flinkpulse.config import Config
 from flinkpulse.paths import ROOT
 from flinkpulse.topics import ensure_topics
+from producers.schemas import latest_schema
 from tests.loader_helpers import ALERT, Encoder, register
 
 pytestmark = pytest.mark.integration
@@ -54,14 +56,16 @@ ALERTS = [
 
 @pytest.fixture
 def acfg(ensure_stack: Callable[..., Config], cfg: Config) -> Config:
-    """Alerts produced (Flink-shaped Avro) to this test's prefixed alerts topic."""
+    """Alerts produced (Flink-shaped Avro, written before incidents: no version) to this
+    test's prefixed alerts topic."""
     ensure_stack("kafka", "registry")
     ensure_topics(cfg, ["alerts"])
     topic = cfg.kafka.topic("alerts")
     enc = Encoder(register(cfg.registry.url, f"{topic}-value", ALERT), ALERT)
     p = Producer(cfg.kafka.client_conf())
     for a in ALERTS:
-        p.produce(topic, key=a["entity_id"].encode(), value=enc(a))
+        # one partition: the tests read them back in this order (the topic has several)
+        p.produce(topic, key=a["entity_id"].encode(), value=enc(a), partition=0)
     assert p.flush(10) == 0
     return cfg
 
@@ -82,6 +86,68 @@ def test_tail_prints_one_line_per_alert_filtered_by_rule(acfg: Config) -> None:
         ["2026-01-01", "00:00:02.750Z", "CRITICAL", "door_open_while_armed",
          "home=home-00002", "Door", "opened", "while", "armed"],
     ]  # fmt: skip
+
+
+def _incident(player: str, version: int, severity: str) -> dict[str, Any]:
+    """Update `version` of one impossible_kill_rate incident (10 kills per match)."""
+    t = T0 + version * 10_000
+    return {
+        "alert_id": f"impossible_kill_rate:{player}:20260101000000000",
+        "rule": "impossible_kill_rate",
+        "severity": severity,
+        "entity_type": "player",
+        "entity_id": player,
+        "summary": f"{10 * version} kills",
+        "first_event_time": T0,
+        "last_event_time": t - 1000,
+        "detected_at": t,
+        "attributes": {},
+        "event_count": 10 * version,
+        "occurrences": version,
+        "version": version,
+    }
+
+
+def _tail(cfg: Config, *args: str) -> list[list[str]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "flinkpulse.cli",
+         "--set", f"kafka.topic_prefix={cfg.kafka.topic_prefix}",
+         "alerts", "tail", "--from-beginning", "--idle-timeout", "5", *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return sorted(ln.split() for ln in out.stdout.splitlines())
+
+
+def test_tail_shows_incident_updates_as_updates(
+    ensure_stack: Callable[..., Config], cfg: Config
+) -> None:
+    """Records written with the current Alert contract (what Flink writes): one incident of
+    3 updates for p-1, a new one for p-2."""
+    ensure_stack("kafka", "registry")
+    ensure_topics(cfg, ["alerts"])
+    topic = cfg.kafka.topic("alerts")
+    schema = latest_schema("flinkpulse.alerts.Alert")
+    enc = Encoder(register(cfg.registry.url, f"{topic}-value", schema), schema)
+    p = Producer(cfg.kafka.client_conf())
+    for a in [
+        _incident("p-1", 1, "WARNING"),
+        _incident("p-1", 2, "WARNING"),
+        _incident("p-1", 3, "CRITICAL"),
+        _incident("p-2", 1, "WARNING"),
+    ]:
+        p.produce(topic, key=a["entity_id"].encode(), value=enc(a))
+    assert p.flush(10) == 0
+    head = ["impossible_kill_rate"]
+    assert _tail(cfg) == [
+        ["2026-01-01", "00:00:10.000Z", "WARNING", *head, "player=p-1", "new", "10", "kills"],
+        ["2026-01-01", "00:00:10.000Z", "WARNING", *head, "player=p-2", "new", "10", "kills"],
+        ["2026-01-01", "00:00:20.000Z", "WARNING", *head, "player=p-1", "update", "#2", "20",
+         "kills"],
+        ["2026-01-01", "00:00:30.000Z", "CRITICAL", *head, "player=p-1", "update", "#3", "30",
+         "kills"],
+    ]  # fmt: skip
+    assert [ln[4] for ln in _tail(cfg, "--new-only")] == ["player=p-1", "player=p-2"]
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):

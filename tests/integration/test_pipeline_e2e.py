@@ -103,6 +103,11 @@ def sentinel(t: int) -> list[tuple[str, dict[str, Any], str]]:
     ]
 
 
+def as_dt(ms: int) -> datetime:
+    """Epoch millis as clickhouse-connect returns DateTime64 values: naive UTC."""
+    return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+
+
 class Pipeline:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -180,17 +185,14 @@ def test_scripted_match_and_intrusion_land_in_clickhouse_exactly(pipeline: Pipel
     )
     assert alerts == 2
     rows = pipeline.rows(
-        "SELECT rule, severity, first_event_time, last_event_time, event_count FROM {db}.alerts "
-        "WHERE entity_id = 'home-demo' ORDER BY rule"
+        "SELECT rule, severity, first_event_time, last_event_time, event_count, occurrences, "
+        "version FROM {db}.alerts WHERE entity_id = 'home-demo' ORDER BY rule"
     )
     t0 = T0 + 2000
-
-    def as_dt(ms: int) -> datetime:  # clickhouse-connect returns naive UTC datetimes
-        return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
-
-    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
-        ("door_open_while_armed", "CRITICAL", as_dt(t0), as_dt(t0 + 20_000), 2),
-        ("motion_while_away", "WARNING", as_dt(t0), as_dt(t0 + 22_000), 3),
+    # each rule matched once: two incidents, each opened and never updated
+    assert rows == [
+        ("door_open_while_armed", "CRITICAL", as_dt(t0), as_dt(t0 + 20_000), 2, 1, 1),
+        ("motion_while_away", "WARNING", as_dt(t0), as_dt(t0 + 22_000), 3, 1, 1),
     ]
     # every raw security event also lands once
     assert (
@@ -199,6 +201,81 @@ def test_scripted_match_and_intrusion_land_in_clickhouse_exactly(pipeline: Pipel
         )
         == 4
     )
+
+
+def steady_cheater(t0: int, seconds: int) -> list[tuple[str, dict[str, Any], str]]:
+    """scenarios.cheater's player making one kill every second for `seconds` s from `t0`."""
+    (key, template, topic) = scenarios.cheater(t0)[0]
+    return [
+        (key, {**template, "event_id": f"steady-{t0}-{i}", "event_time": t0 + i * 1000}, topic)
+        for i in range(seconds)
+    ]
+
+
+def entity_sentinels(t: int, events: list[tuple[str, dict[str, Any], str]]) -> list[Any]:
+    """One harmless record per (key, topic) of `events` at `t`: moves the watermark of every
+    partition those events went to (a SPAWN for players, 0 W for power sensors)."""
+    out: dict[tuple[str, str], Any] = {}
+    for key, rec, topic in events:
+        if topic == "gaming.player-events":
+            rec = {**rec, "event_type": "SPAWN", "target_player_id": None, "damage": 0.0}
+        elif topic == "iot.sensor-readings":
+            rec = {**rec, "value": 0.0}
+        out[(key, topic)] = (key, {**rec, "event_id": f"end-{t}-{key}", "event_time": t}, topic)
+    return list(out.values())
+
+
+def test_cheater_and_energy_spike_are_one_incident_each(pipeline: Pipeline) -> None:
+    """Issue 14: a kill every second for 3 minutes is one impossible_kill_rate incident whose
+    count grows (18 matches of 10 kills); a spike over two energy windows is one alert."""
+    # between the first test's sentinel (T0 + 10 min) and the savepoint test's match (T0 + 20)
+    t_cheat, t_spike = T0 + 11 * MINUTE, T0 + 15 * MINUTE + 30_000
+    cheat = steady_cheater(t_cheat, 180)
+    spike = scenarios.energy_spike(t_spike)
+    end = T0 + 19 * MINUTE
+    pipeline.send(cheat + spike + entity_sentinels(end, cheat + spike) + sentinel(end))
+    inc = (
+        "SELECT alert_id, severity, first_event_time, last_event_time, event_count, occurrences, "
+        "version FROM {db}.alert_incidents WHERE rule = '%s' AND entity_id = '%s'"
+    )
+    cheater_sql = inc % ("impossible_kill_rate", scenarios.CHEATER)
+    n = pipeline.load_until(f"SELECT max(version) FROM ({cheater_sql})", 18)
+    assert n == 18
+
+    assert pipeline.rows(cheater_sql) == [
+        (
+            f"impossible_kill_rate:{scenarios.CHEATER}:{as_dt(t_cheat):%Y%m%d%H%M%S}000",
+            "CRITICAL",
+            as_dt(t_cheat),
+            as_dt(t_cheat + 179_000),
+            180,
+            18,
+            18,
+        )
+    ]
+    # every update loaded (merged or not yet) carried that one id
+    assert pipeline.rows(
+        "SELECT uniqExact(alert_id), max(event_count) FROM {db}.alerts "
+        f"WHERE rule = 'impossible_kill_rate' AND entity_id = '{scenarios.CHEATER}'"
+    ) == [(1, 180)]
+    spike_sql = inc % ("energy_over_threshold", scenarios.DEMO_HOME)
+    assert pipeline.load_until(f"SELECT max(version) FROM ({spike_sql})", 2) == 2
+    ((alert_id, _, first, last, events, occurrences, version),) = pipeline.rows(spike_sql)
+    assert (alert_id, first, last, events, occurrences, version) == (
+        f"energy_over_threshold:{scenarios.DEMO_HOME}:{as_dt(t_spike):%Y%m%d%H%M%S}000",
+        as_dt(t_spike),
+        as_dt(t_spike + 65_000),
+        28,
+        2,
+        2,
+    )
+    assert pipeline.rows(
+        "SELECT uniqExact(alert_id) FROM {db}.alerts WHERE rule = 'energy_over_threshold'"
+    ) == [(1,)]
+    # never detected before the event that made the detection possible
+    assert pipeline.rows("SELECT count() FROM {db}.alerts WHERE detected_at < last_event_time") == [
+        (0,)
+    ]
 
 
 def test_stop_with_savepoint_and_resume_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:

@@ -285,16 +285,41 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic() -> None:
     assert len(out["security_events"]) == len(sec)
 
 
+ALERT_SOURCES = {
+    "security_events_in": "flinkpulse.iot.SecurityEvent",
+    "access_logs": "flinkpulse.web.AccessLog",
+    "player_events": "flinkpulse.gaming.PlayerEvent",
+    "sensor_readings": "flinkpulse.iot.SensorReading",
+}
+
+
+def test_alerts_view_is_the_alert_contract() -> None:
+    """The job writes `alerts` with the newest avro_schemas/ Alert: same fields in the same
+    order, none nullable (Flink refuses to submit the job otherwise)."""
+    from flink_jobs.common import JobContext, run_sql_file
+    from flinkpulse.config import Config
+    from producers.schemas import latest_schema
+    from udfs.flink import register_all
+
+    t_env = make_env()
+    for view, record in ALERT_SOURCES.items():
+        register_input(t_env, view, record, [])
+    register_all(t_env)
+    ctx = JobContext(cfg=Config().finalize(), t_env=t_env, job="test")
+    run_sql_file(ctx, "security_alerts.sql", dict(security_alerts.DEFAULTS))
+    schema = t_env.from_path("alerts").get_schema()
+    contract = [f["name"] for f in latest_schema("flinkpulse.alerts.Alert")["fields"]]
+    assert schema.get_field_names() == contract
+    nullable = [
+        n for n, t in zip(contract, schema.get_field_data_types(), strict=True) if t._nullable
+    ]
+    assert nullable == []
+
+
 def alert_run(parallelism: int, **inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The alerts view for `inputs` (view -> rows; the other sources empty), default params."""
-    records = {
-        "security_events_in": "flinkpulse.iot.SecurityEvent",
-        "access_logs": "flinkpulse.web.AccessLog",
-        "player_events": "flinkpulse.gaming.PlayerEvent",
-        "sensor_readings": "flinkpulse.iot.SensorReading",
-    }
     t_env = make_env(parallelism)
-    for view, record in records.items():
+    for view, record in ALERT_SOURCES.items():
         register_input(t_env, view, record, inputs.get(view, []))
     out = run_views(t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts"])
     return out["alerts"]
