@@ -8,7 +8,7 @@ Both read the ``alerts`` topic (read_committed: only alerts of committed Flink c
 and decode Avro through the registry like the loader. The notifier POSTs each alert as JSON
 and retries with exponential backoff; it commits its consumer offset only after the webhook
 accepted the alert (or the retries ran out), so a restart resends at most the alert in flight
-(at-least-once; ``alert_id`` lets the receiver deduplicate).
+(at-least-once; ``alert_id`` and ``version`` let the receiver deduplicate).
 """
 
 from __future__ import annotations

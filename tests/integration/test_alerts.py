@@ -2,7 +2,8 @@
 
 The webhook is a local HTTP server started by the test; it fails the first attempts on
 purpose, so delivery must go through the retries. Alerts are incidents: the tail marks the
-updates of one alert_id (version > 1) as updates, or leaves them out with --new-only.
+updates of one alert_id (version > 1) as updates, or leaves them out with --new-only, and
+ClickHouse keeps the newest version of each (the migration to incidents keeps what was loaded).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from confluent_kafka import Producer
 
 from flinkpulse.alerts import Webhook, notify
+from flinkpulse.clickhouse.migrate import MIGRATIONS_DIR, client, migrate
 from flinkpulse.config import Config
 from flinkpulse.paths import ROOT
 from flinkpulse.topics import ensure_topics
@@ -218,3 +220,57 @@ def test_webhook_gives_up_after_retries_and_reports(hook: tuple[str, type[_Hook]
     wh = Webhook(url, retries=2, timeout=2, backoff=0.01)
     assert wh.post(ALERTS[0]) is False
     assert len(handler.attempts) == 3  # the first try and two retries
+
+
+def test_incidents_migration_keeps_loaded_alerts_and_keeps_the_newest_version(
+    ensure_stack: Callable[..., Config], cfg: Config, prefix: str, tmp_path: Any
+) -> None:
+    """004_incidents on a database that already holds an alert (loaded before incidents):
+    the row and its offset stay (the loader resumes after it) as version 1; afterwards
+    alert_incidents shows one row per alert_id, its highest version, and the hourly rollup
+    counts incidents, not updates."""
+    ensure_stack("clickhouse")
+    db = f"{prefix}_mig"
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in sorted(MIGRATIONS_DIR.glob("00[123]_*.sql")):
+        (before / f.name).write_text(f.read_text())
+    assert [m.version for m in migrate(cfg, db, before, log=None)] == [1, 2, 3]
+    ch = client(cfg)
+    cols = (
+        "alert_id, rule, severity, entity_type, entity_id, summary, event_count, "
+        "first_event_time, last_event_time, detected_at, attributes, _topic, _partition, _offset"
+    )
+    t = "toDateTime64('2026-01-01 00:00:00', 3, 'UTC')"
+    ch.command(
+        f"INSERT INTO `{db}`.alerts ({cols}) VALUES ('old:e:1', 'brute_force_login', "
+        f"'CRITICAL', 'client_ip', 'e', 's', 7, {t}, {t}, {t}, map(), 'alerts', 0, 41)"
+    )
+    try:
+        assert [m.version for m in migrate(cfg, db, log=None)] == [4]
+        got = ch.query(f"SELECT alert_id, occurrences, version, _offset FROM `{db}`.alerts")
+        assert got.result_rows == [("old:e:1", 1, 1, 41)]
+        for v, sev in ((1, "WARNING"), (2, "WARNING"), (3, "CRITICAL")):
+            ch.command(
+                f"INSERT INTO `{db}`.alerts ({cols}, occurrences, version) VALUES "
+                f"('k:p:1', 'impossible_kill_rate', '{sev}', 'player', 'p', 's', {10 * v}, "
+                f"{t}, {t}, {t}, map(), 'alerts', 1, {v}, {v}, {v})"
+            )
+        ch.command(
+            f"INSERT INTO `{db}`.alerts ({cols}, occurrences, version) VALUES ('k:p:1', "
+            f"'impossible_kill_rate', 'WARNING', 'player', 'p', 's', 20, {t}, {t}, {t}, map(), "
+            "'alerts', 1, 2, 2, 2)"
+        )  # a replayed older update: never wins over a newer one
+        got = ch.query(
+            f"SELECT alert_id, severity, event_count, version FROM `{db}`.alert_incidents "
+            "ORDER BY alert_id"
+        )
+        assert got.result_rows == [("k:p:1", "CRITICAL", 30, 3), ("old:e:1", "CRITICAL", 7, 1)]
+        hourly = ch.query(
+            f"SELECT rule, sum(alerts) FROM `{db}`.alerts_hourly WHERE rule = "
+            "'impossible_kill_rate' GROUP BY rule"
+        )
+        assert hourly.result_rows == [("impossible_kill_rate", 1)]
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS `{db}`")
+        ch.close()
