@@ -27,7 +27,7 @@ import pytest
 from flink_jobs import JOBS
 from flinkpulse import quality, topics
 from flinkpulse.config import Config
-from producers import scenarios
+from producers import scenarios, streams
 from producers.base import TimeConfig
 from tests.pipeline_helpers import Reader, Writer, deployment
 
@@ -41,7 +41,9 @@ SENSOR = "iot.sensor-readings"
 def scripted_input(t0: int) -> list[tuple[str, dict[str, Any], str, int]]:
     """(key, record, topic, Kafka timestamp): 2 minutes of all three domains with every scripted
     incident, then one record per source topic 6 minutes later that closes every window."""
-    gen = scenarios.stream("all", 20261130, TimeConfig(start_ms=t0, events_per_second=60.0))
+    gen = streams.stream(
+        "all", 20261130, TimeConfig(start_ms=t0, events_per_second=60.0), timed=False
+    )
     evs = [next(gen) for _ in range(7200)] + scenarios.all_incidents(t0 + 20_000)
     evs.sort(key=lambda e: int(e[1]["event_time"]))
     out: list[tuple[str, dict[str, Any], str, int]] = []

@@ -5,6 +5,7 @@ Flink registers itself (POST /subjects/{s}/versions)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ def test_flink_avro_confluent_reads_and_registers(ensure_stack: Any, cfg: Config
     ensure_stack("kafka", "registry")
     n = 300
     stats = AvroKafkaProducer(cfg, ["gaming.player-events"]).run(
-        streams.stream("gaming", 1, TimeConfig(start_ms=1_700_000_000_000)), count=n
+        streams.stream("gaming", 1, TimeConfig(start_ms=int(time.time() * 1000) - 1_800_000)),
+        count=n,
     )
     assert stats.delivered == n
     src, dst = cfg.kafka.topic("gaming.player-events"), cfg.kafka.topic("kills-per-player")
