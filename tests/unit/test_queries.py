@@ -220,7 +220,8 @@ def se(
     )
 
 
-def test_alert_rules_fire_once_and_never_on_benign_traffic() -> None:
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_alert_rules_fire_once_and_never_on_benign_traffic(parallelism: int) -> None:
     sec = [
         # h1: armed, door opens -> door_open_while_armed once; then motion -> motion_while_away once
         se(1, 0, "h1", "ARM_AWAY"),
@@ -251,7 +252,7 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic() -> None:
     power = [sr(t, "oven-1", "h3", "POWER", 5000.0, "oven") for t in range(0, 60, 10)]
     power += [sr(t, "heat-1", "h3", "POWER", 3000.0, "heater") for t in range(0, 60, 10)]
     power += [sr(t, "oven-2", "h4", "POWER", 5000.0, "oven") for t in range(0, 60, 10)]  # under
-    t_env = make_env()
+    t_env = make_env(parallelism)
     register_input(t_env, "security_events_in", "flinkpulse.iot.SecurityEvent", sec)
     register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", web)
     register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", games)
