@@ -24,6 +24,8 @@ from flinkpulse import stack
 from flinkpulse.clickhouse.migrate import client
 from flinkpulse.config import Config
 from flinkpulse.paths import ROOT
+from flinkpulse.stack.flink import Flink
+from tests.pipeline_helpers import deployment, wait
 
 pytestmark = pytest.mark.integration
 
@@ -174,13 +176,25 @@ def test_every_stack_process_listens_on_loopback_only(
     ensure_stack: Callable[..., Config], reliability: Any
 ) -> None:
     base = ensure_stack("kafka", "registry", "clickhouse", "flink")
-    listening = _listening()
-    found: dict[str, list[str]] = {}
-    for name in base.stack.components:
-        comp = stack.component(base, name)
-        for pid in comp.pids().values():
-            found.setdefault(name, []).extend(_owned(pid, listening))
+    flink = stack.component(base, "flink")
+    assert isinstance(flink, Flink)
+    process_mode = base.flink.python_execution_mode == "process"
+    # a job with Python UDFs runs, so its workers and their Beam endpoints exist to be measured
+    with deployment(base, f"sec{uuid.uuid4().hex[:6]}", ["security_alerts"]):
+        if process_mode:
+            wait(lambda: bool(flink.python_workers()), 120, "the job's Python UDF workers")
+        listening = _listening()
+        found: dict[str, list[str]] = {}
+        for name in base.stack.components:
+            comp = stack.component(base, name)
+            for pid in comp.pids().values():
+                found.setdefault(name, []).extend(_owned(pid, listening))
+        workers = list(flink.python_workers())
+        worker_ports = [a for pid in workers for a in _owned(pid, listening, False)]
+        tm_jvms = [p for name, p in flink.pids().items() if name.startswith("flink-taskmanager")]
+        tm_ports = {int(a.rsplit(":", 1)[1]) for p in tm_jvms for a in _owned(p, listening, False)}
     assert {"kafka", "registry", "clickhouse", "flink"} <= set(found), found
+    assert worker_ports == [], worker_ports  # the Python workers listen on nothing
     exposed = {
         n: [a for a in addrs if not a.startswith(("127.", "::1"))] for n, addrs in found.items()
     }
@@ -201,9 +215,7 @@ def test_every_stack_process_listens_on_loopback_only(
     lo, _hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     assert not ports & fixed, ports & fixed
     assert all(p >= lo for p in ports), sorted(ports)
-    flink = stack.component(base, "flink")
-    tm_jvms = [pid for name, pid in flink.pids().items() if name.startswith("flink-taskmanager")]
-    tm_ports = {int(a.rsplit(":", 1)[1]) for pid in tm_jvms for a in _owned(pid, listening, False)}
+    assert bool(ports) == process_mode, ports  # thread mode: no Beam endpoint at all
     assert ports <= tm_ports, sorted(ports - tm_ports)
     reliability(
         "security",
@@ -217,6 +229,8 @@ def test_every_stack_process_listens_on_loopback_only(
         | {
             "non-loopback service ports": 0,
             "Beam ports on wildcard (TaskManager JVMs)": len(ports),
+            "Python workers": len(workers),
+            "ports of Python workers": 0,
             "TaskManagers": len(tm_jvms),
         },
     )

@@ -39,7 +39,7 @@ from flinkpulse.clickhouse.migrate import client, migrate
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name, resume
 from flinkpulse.paths import ROOT
-from flinkpulse.stack.base import cmdline
+from flinkpulse.stack.base import cmdline, is_ours
 from flinkpulse.stack.flink import Flink
 from tests.pipeline_helpers import Writer, deployment, wait
 
@@ -425,6 +425,43 @@ def test_stack_down_up_mid_stream_resumes_from_savepoint(fp: FaultPipe, reliabil
         e for e in jobstate.entries(fp.base) if e.get("name") == name and "savepoint" in e
     ]
     assert len(savepoints) == savepoints_before + 1
+
+
+def test_stack_down_right_after_taskmanager_kill_leaves_no_process(
+    fp: FaultPipe, reliability: Any
+) -> None:
+    """`stack down` the moment a TaskManager's JVM died (its Python workers maybe still
+    exiting): no process of the stack is left, orphans included; `stack up` then resumes."""
+    names = [n for n in fp.base.stack.components if stack.component(fp.base, n).running()]
+    flink = flink_of(fp.base)
+    state = fp.base.stack.state_path()
+    measured: dict[str, Any] = {}
+
+    def fault() -> None:
+        tm = sorted(job_taskmanagers(fp.cfg))[0]
+        measured["python_workers_of_killed_tm"] = sum(
+            1 for owner in flink.python_workers().values() if owner == tm
+        )
+        flink.kill(tm, group=False)  # the JVM alone, as the OOM killer would
+        stack.down(fp.base, names, log=False)
+        left = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()]
+        left = [pid for pid in left if is_ours(pid, state)]
+        assert left == [], {pid: cmdline(pid)[:200] for pid in left}
+        measured["stack_processes_left_after_down"] = 0
+
+    def up() -> None:
+        time.sleep(5)
+        stack.up(fp.base, names, log=False)  # resumes the job from a savepoint or checkpoint
+        if not FlinkRest(fp.cfg).running(job_name(fp.cfg, JOB)):
+            resume(fp.cfg, JOB)  # it was restarting, not RUNNING, when the stack went down
+        fp.job_running()
+
+    _run(
+        fp, reliability, "kill -9 a TaskManager, then at once `stack down` / `stack up`", fault,
+        up, "`stack down` leaves no process of the stack (scan of every process for the "
+        "stack's marker; orphans are reaped by it); `stack up` resumes the job; exact rows",
+        measured=measured,
+    )  # fmt: skip
 
 
 @SLOW
