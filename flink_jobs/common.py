@@ -19,6 +19,13 @@ judged against, and it replays identically because it is stored with the record:
   inside the Kafka source (idle partitions time out), so an on-time record is never behind it,
   whatever the partitions × parallelism: results are the same at any scale.
 
+One limit, from Flink's idleness: a partition idle for ``table.exec.source.idle-timeout`` stops
+holding the watermark back; if it wakes with records whose Kafka timestamps are behind another
+partition's by more than the delay (ingest hosts' clocks apart by that much, or replayed
+simulated clocks), they can be behind the watermark. The late branch catches what the planner's
+CURRENT_WATERMARK shows; a window drops the rest and counts it in Flink's
+``numLateRecordsDropped`` metric. Keep ingest clocks within the delay (NTP does).
+
 Connector options (hosts, topics, security) come from the typed config through
 `TableDescriptor`s; the `.sql` files under `sql/flink/` name logical tables only.
 """

@@ -112,12 +112,10 @@ def _run(base: Config, partitions: int, parallelism: int, t0: int) -> Any:
             "energy_over_threshold",
         }
 
+    # the input is in Kafka before the jobs start: every partition has data from the first
+    # poll on, so none wakes from idleness behind another one's watermark
+    _write_first(cfg, prefix, scripted_input(t0))
     with deployment(cfg, prefix, list(JOBS)) as dep:
-        w = Writer(dep)
-        p = _producer(dep)
-        for key, rec, topic, ts in scripted_input(t0):
-            assert p.send(key, rec, topic, timestamp=ts)
-        assert p.flush() == 0
         res = _results(dep, views, done)
         for side in ("dlq", "late"):
             for src in topics.SOURCE_TOPICS:
@@ -125,14 +123,22 @@ def _run(base: Config, partitions: int, parallelism: int, t0: int) -> Any:
                 r.poll(2.0)
                 assert not r.msgs, f"{len(r.msgs)} records in {side}.{src}"
                 r.close()
-        del w
     return res
 
 
-def _producer(cfg: Config) -> Any:
+def _write_first(
+    base: Config, prefix: str, events: list[tuple[str, dict[str, Any], str, int]]
+) -> None:
+    """Create the prefixed topics and write `events` (key, record, topic, Kafka timestamp)."""
     from producers.kafka import AvroKafkaProducer
 
-    return AvroKafkaProducer(cfg, topics.SOURCE_TOPICS)
+    cfg = copy.deepcopy(base)
+    cfg.kafka.topic_prefix = f"{prefix}."
+    topics.ensure_topics(cfg)
+    p = AvroKafkaProducer(cfg, topics.SOURCE_TOPICS)
+    for key, rec, topic, ts in events:
+        assert p.send(key, rec, topic, timestamp=ts)
+    assert p.flush() == 0
 
 
 def test_results_identical_at_1x1_and_6x2(
@@ -177,16 +183,20 @@ def test_a_fast_clock_never_moves_the_watermark(
     ensure_stack("kafka", "registry", "flink")
     t0 = (int(time.time() * 1000) // MINUTE - 6) * MINUTE
     honest = [f"dev-{i}" for i in range(5)]
-    with deployment(base_cfg, f"skew{uuid.uuid4().hex[:6]}", ["device_stats"]) as cfg:
-        w = Writer(cfg)
-        for s in range(120):
-            t = t0 + s * 1000
-            for d in honest:
-                w.avro(SENSOR, "honest", _reading(d, t, float(s)))
-            w.avro(SENSOR, "10 min fast", _reading("fast", t + 10 * MINUTE, 1.0), ts=t)
-        w.avro(SENSOR, "closer", _reading("closer", t0 + 5 * MINUTE, 0.0))
-        w.flush()
-
+    prefix = f"skew{uuid.uuid4().hex[:6]}"
+    pcfg = copy.deepcopy(base_cfg)
+    pcfg.kafka.topic_prefix = f"{prefix}."
+    topics.ensure_topics(pcfg)
+    # written before the job starts (see _run): every honest partition has data from the start
+    w = Writer(pcfg)
+    for s in range(120):
+        t = t0 + s * 1000
+        for d in honest:
+            w.avro(SENSOR, "honest", _reading(d, t, float(s)))
+        w.avro(SENSOR, "10 min fast", _reading("fast", t + 10 * MINUTE, 1.0), ts=t)
+    w.avro(SENSOR, "closer", _reading("closer", t0 + 5 * MINUTE, 0.0))
+    w.flush()
+    with deployment(base_cfg, prefix, ["device_stats"]) as cfg:
         stats = Reader(cfg, "results.device-stats", avro=True)
         # the window [t0+60s, t0+120s) holds the last minute of every honest device: 60 each
         stats.until(
