@@ -145,6 +145,9 @@ class LoaderConfig:
     migrate: bool = True
     #: seconds between metrics lines in the log
     stats_interval_s: float = 10.0
+    #: seconds between data-quality samples per source topic into ClickHouse's
+    #: source_quality (the loader component's `quality` process); 0: no sampling
+    quality_interval_s: float = 30.0
 
 
 @dataclass

@@ -3,6 +3,9 @@
 Health is the process being alive and its status file fresh (the loader rewrites it every
 ``loader.stats_interval_s`` and whenever its state changes); `stack status` shows its rows/s
 and lag from that file.
+
+A second process, ``loader-quality`` (:mod:`flinkpulse.loader.quality`), samples the data
+quality of every source topic into ClickHouse every ``loader.quality_interval_s`` (none at 0).
 """
 
 from __future__ import annotations
@@ -32,7 +35,22 @@ class LoaderComponent(Component):
             sys.executable, "-m", "flinkpulse.cli", "load",
             "--status-file", str(self.status_file),
         ]  # fmt: skip
-        return [Proc("loader", argv)]
+        procs = [Proc("loader", argv)]
+        interval = self.cfg.loader.quality_interval_s
+        if interval > 0:
+            procs.append(
+                Proc(
+                    "loader-quality",
+                    [
+                        sys.executable,
+                        "-m",
+                        "flinkpulse.loader.quality",
+                        "--interval",
+                        str(interval),
+                    ],
+                )
+            )
+        return procs
 
     def prepare(self) -> None:
         self.status_file.unlink(missing_ok=True)

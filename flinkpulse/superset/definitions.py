@@ -32,6 +32,18 @@ TIME_RANGE = 'DATEADD(DATETIME("now"), -1, hour) : now'
 #: non-overlapping subset of HOP windows: start is a multiple of the window size
 TILING = "modulo(toUnixTimestamp(window_start), dateDiff('second', window_start, window_end)) = 0"
 
+#: the p95 latency of a path: web_traffic has one row per (window, path, status), each with its
+#: own p95. Their max lets a handful of slow 500s stand for the path; instead every request
+#: counts once, at its status group's p95, and the chart shows the 95th percentile of that:
+#: a group holding less than 5 % of the path's requests cannot set the value on its own.
+P95_BY_PATH = "quantileExactWeighted(0.95)(latency_p95, toUInt64(requests))"
+#: the slide of the HOP windows (config's default): a line chart without a time grain has one
+#: point per slide, and a missing one is a gap in the data, drawn as a gap (resample asfreq)
+SLIDE_RULE = "10s"
+#: row limit of the table charts: above what their time range holds, so Superset never shows
+#: "row limit reached" (that shows when the rows returned reach the limit); pages keep them short
+TABLE_ROWS = 10000
+
 DT = "DateTime64(3, 'UTC')"
 #: ClickHouse's type of the low-cardinality string columns (team, room, country...)
 LC = "LowCardinality(String)"
@@ -77,6 +89,27 @@ DATASETS: dict[str, Dataset] = {
                 ("headshots", "Int32"),
                 ("kd_ratio", "Float64"),
             ],
+        ),
+        Dataset(
+            # what the K/D chart ranks: players flagged by impossible_kill_rate (whose K/D of
+            # 30-50 would take every top spot) are left out; their incidents are on Security
+            "player_stats_fair",
+            [
+                *_WINDOW,
+                ("player_id", "String"),
+                ("team", LC),
+                ("kills", "Int32"),
+                ("deaths", "Int32"),
+                ("kd_ratio", "Float64"),
+            ],
+            sql=(
+                "-- player windows without the players flagged as cheaters\n"
+                "SELECT window_start, window_end, player_id, team, kills, deaths, kd_ratio\n"
+                "FROM player_stats\n"
+                "WHERE player_id NOT IN (\n"
+                "    SELECT entity_id FROM alert_incidents WHERE rule = 'impossible_kill_rate')"
+            ),
+            description="Player windows, flagged cheaters (impossible_kill_rate) excluded",
         ),
         Dataset(
             "team_stats",
@@ -208,6 +241,24 @@ DATASETS: dict[str, Dataset] = {
             ],
         ),
         Dataset(
+            # the newest data-quality sample per source topic (005_source_quality.sql), written
+            # by the loader component's quality process
+            "source_quality_latest",
+            [
+                ("topic", LC),
+                ("sampled_at", DT),
+                ("records", "Int64"),
+                ("late", "Int64"),
+                ("dead_lettered", "Int64"),
+                ("future", "Int64"),
+                ("late_pct", "Float64"),
+                ("dead_lettered_pct", "Float64"),
+                ("future_pct", "Float64"),
+            ],
+            dttm="sampled_at",
+            description="Per source topic: the share of records late, dead-lettered, future",
+        ),
+        Dataset(
             "client_activity",
             [
                 *_WINDOW,
@@ -248,6 +299,10 @@ class Chart:
     grain: str | None = None  # time grain of a temporal x-axis (None: raw window_end)
     width: int = 6
     height: int = 50
+    page_length: int = 0  # tables: rows per page (0: one page)
+    truncate: list[str] = field(default_factory=list)  # tables: cut long cells to one line
+    #: line charts: resample to this rule (asfreq) so that missing points break the line
+    resample: str = ""
 
     @property
     def uuid(self) -> str:
@@ -287,6 +342,12 @@ def _time_filter(col: str, time_range: str) -> dict[str, Any]:
     }
 
 
+#: series colours fixed per dashboard (label -> colour): metrics of one chart that the colour
+#: scheme would otherwise give one colour (Team comparison: kills and deaths)
+LABEL_COLORS: dict[str, dict[str, str]] = {
+    "gaming": {"kills": "#1FA8C9", "deaths": "#E04355"},
+}
+
 DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
     (
         "gaming",
@@ -296,10 +357,11 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "gaming_kd_over_time",
                 "K/D ratio over time (top players)",
                 "line",
-                "player_stats",
+                "player_stats_fair",
                 metrics=[("K/D ratio", "avg(kd_ratio)")],
                 groupby=["player_id"],
                 series_limit=5,
+                resample=SLIDE_RULE,
                 width=12,
             ),
             Chart(
@@ -328,7 +390,7 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "leaderboard_latest",
                 columns=["rank", "player_id", "team", "kills", "deaths", "kd_ratio", "score"],
                 time_range="No filter",
-                row_limit=10,
+                row_limit=100,  # the dataset holds 10 rows: a limit of 10 would be "reached"
                 order_desc=False,
                 width=12,
             ),
@@ -345,7 +407,8 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "device_latest",
                 columns=["home_id", "room", "sensor_type", "value", "unit", "updated_at"],
                 # rooms heard from in the last hour, the freshest readings first
-                row_limit=200,
+                row_limit=TABLE_ROWS,
+                page_length=20,
             ),
             Chart(
                 "home_power_over_time",
@@ -355,6 +418,7 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 metrics=[("power (W)", "sum(avg_power_w)")],
                 groupby=["home_id"],
                 series_limit=10,
+                resample=SLIDE_RULE,
             ),
             Chart(
                 "home_energy_hogs",
@@ -373,7 +437,9 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "alert_incidents",
                 columns=["detected_at", "severity", "entity_id", "occurrences", "summary"],
                 where=["rule = 'energy_over_threshold'"],
-                row_limit=100,
+                row_limit=TABLE_ROWS,
+                page_length=10,
+                truncate=["summary"],
             ),
         ],
     ),
@@ -406,7 +472,12 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                     "occurrences",
                     "summary",
                 ],
-                row_limit=50,
+                row_limit=TABLE_ROWS,
+                page_length=20,
+                # one line per alert (the full text shows on hover); full width for the summary
+                truncate=["summary"],
+                width=12,
+                height=60,
             ),
             Chart(
                 "security_event_log",
@@ -414,7 +485,24 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "raw",
                 "security_events",
                 columns=["event_time", "home_id", "room", "device_id", "kind"],
-                row_limit=200,
+                row_limit=TABLE_ROWS,
+                page_length=20,
+            ),
+            Chart(
+                "security_source_quality",
+                "Data quality per source topic",
+                "table",
+                "source_quality_latest",
+                metrics=[
+                    ("records", "max(records)"),
+                    ("late %", "max(late_pct)"),
+                    ("dead-lettered %", "max(dead_lettered_pct)"),
+                    ("future %", "max(future_pct)"),
+                ],
+                groupby=["topic"],
+                # the newest sample of each topic, however old (counts are cumulative)
+                time_range="No filter",
+                row_limit=100,
             ),
         ],
     ),
@@ -428,6 +516,7 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "line",
                 "web_traffic",
                 metrics=[("requests", "sum(requests)")],
+                resample=SLIDE_RULE,
             ),
             Chart(
                 "web_error_rate_over_time",
@@ -435,15 +524,17 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "line",
                 "web_traffic",
                 metrics=[("error rate", "sum(errors) / sum(requests)")],
+                resample=SLIDE_RULE,
             ),
             Chart(
                 "web_latency_p95",
                 "p95 latency by path (ms)",
                 "line",
                 "web_traffic",
-                metrics=[("p95 latency (ms)", "max(latency_p95)")],
+                metrics=[("p95 latency (ms)", P95_BY_PATH)],
                 groupby=["path"],
                 series_limit=5,
+                resample=SLIDE_RULE,
             ),
             Chart(
                 "web_traffic_by_country",
@@ -467,7 +558,9 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 ],
                 groupby=["client_ip", "country"],
                 where=[TILING],
-                row_limit=10,
+                # every client of the hour, the busiest first, 10 a page
+                row_limit=TABLE_ROWS,
+                page_length=10,
                 width=12,
             ),
         ],
@@ -528,8 +621,15 @@ def chart_params(c: Chart) -> dict[str, Any]:
             p["x_axis_time_format"] = "%H:%M:%S"
             p["time_grain_sqla"] = c.grain
         else:
-            p["x_axis_sort"] = metrics[0]["label"]
-            p["x_axis_sort_asc"] = False
+            if len(metrics) == 1:  # sorting by one metric of several is not defined
+                p["x_axis_sort"] = metrics[0]["label"]
+                p["x_axis_sort_asc"] = False
+            # every category labelled ("auto" drops every other label when they crowd)
+            p["xAxisLabelInterval"] = "0"
+            p["xAxisLabelRotation"] = 45
+        if c.resample:
+            p["resample_rule"] = c.resample
+            p["resample_method"] = "asfreq"  # a missing point stays null: the line breaks
         if c.series_limit:
             p["series_limit"] = c.series_limit
             p["series_limit_metric"] = metrics[0]
@@ -551,6 +651,7 @@ def chart_params(c: Chart) -> dict[str, Any]:
                 "server_pagination": False,
             }
         )
+        _table_options(c, p)
     else:  # raw
         order_col = ds.dttm if ds.dttm in c.columns else c.columns[0]
         p.update(
@@ -562,7 +663,15 @@ def chart_params(c: Chart) -> dict[str, Any]:
                 "server_pagination": False,
             }
         )
+        _table_options(c, p)
     return p
+
+
+def _table_options(c: Chart, p: dict[str, Any]) -> None:
+    if c.page_length:
+        p["page_length"] = c.page_length
+    if c.truncate:
+        p["column_config"] = {col: {"truncateLongCells": True} for col in c.truncate}
 
 
 def chart_query_context(c: Chart) -> dict[str, Any]:
@@ -780,7 +889,7 @@ def dashboard_doc(key: str, title: str, charts: list[Chart]) -> dict[str, Any]:
             "timed_refresh_immune_slices": [],
             "expanded_slices": {},
             "color_scheme": "supersetColors",
-            "label_colors": {},
+            "label_colors": dict(LABEL_COLORS.get(key, {})),
             "shared_label_colors": [],
             "color_scheme_domain": [],
             "cross_filters_enabled": False,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from io import BytesIO
+from typing import Any
 
 import pytest
+import yaml
 
 from flinkpulse.commands.dashboards import prepare_import
 from flinkpulse.config import load_config
@@ -88,3 +91,132 @@ def test_energy_hogs_chart_reads_the_ranking_view() -> None:
     assert str(hogs["dataset_uuid"]) == str(datasets["energy_hogs"]["uuid"])
     cols = {c["column_name"]: c["type"] for c in datasets["energy_hogs"]["columns"]}
     assert cols["hog_rank"] == cols["home_rank"] == "UInt16"
+
+
+@functools.cache
+def _docs() -> dict[str, dict[str, Any]]:
+    """The committed bundle, read once (the tests below only look)."""
+    return bundle.read()
+
+
+def _charts() -> dict[str, dict[str, Any]]:
+    """slice_name -> chart document of the committed bundle."""
+    return {d["slice_name"]: d for r, d in _docs().items() if r.startswith("charts/")}
+
+
+def _dashboard(title: str) -> dict[str, Any]:
+    docs = _docs()
+    return next(
+        d for r, d in docs.items() if r.startswith("dashboards/") and d["dashboard_title"] == title
+    )
+
+
+def _on(dash: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        v["meta"]["sliceName"]: v
+        for v in dash["position"].values()
+        if isinstance(v, dict) and v.get("type") == "CHART"
+    }
+
+
+def test_bundle_is_what_the_definitions_generate() -> None:
+    """`dashboards generate` was run after the last change of definitions.py."""
+    assert bundle.read() == {
+        r: yaml.safe_load(bundle.dump(d)) for r, d in definitions.bundle_docs().items()
+    }
+
+
+def test_data_quality_panel_on_security_reads_the_newest_sample_per_topic() -> None:
+    """Issue 14 item 6: per source topic, the share late, dead-lettered and future."""
+    docs = _docs()
+    chart = _charts()["Data quality per source topic"]
+    assert "Data quality per source topic" in _on(_dashboard("Security"))
+    ds = next(d for r, d in docs.items() if r.startswith("datasets/")
+              and str(d["uuid"]) == str(chart["dataset_uuid"]))  # fmt: skip
+    assert ds["table_name"] == "source_quality_latest"
+    p = chart["params"]
+    assert p["viz_type"] == "table" and p["groupby"] == ["topic"]
+    assert [m["label"] for m in p["metrics"]] == [
+        "records",
+        "late %",
+        "dead-lettered %",
+        "future %",
+    ]
+    assert not p["adhoc_filters"]  # the newest sample, however old
+
+
+def test_p95_by_path_is_not_the_max_of_the_status_groups_p95() -> None:
+    """Issue 15 item 7: max(latency_p95) let a few slow 500s stand for the whole path."""
+    p = _charts()["p95 latency by path (ms)"]["params"]
+    (metric,) = p["metrics"]
+    assert "max(" not in metric["sqlExpression"]
+    assert metric["sqlExpression"] == definitions.P95_BY_PATH
+    assert "requests" in metric["sqlExpression"]  # weighted by each group's requests
+
+
+def test_charts_with_several_metrics_draw_each_in_its_own_colour() -> None:
+    """Issue 15 item 8: Team comparison drew kills and deaths in one colour."""
+    docs = _docs()
+    for dash in (d for r, d in docs.items() if r.startswith("dashboards/")):
+        colours = dash["metadata"]["label_colors"]
+        for title in _on(dash):
+            metrics = [m["label"] for m in _charts()[title]["params"].get("metrics", [])]
+            if len(metrics) > 1 and _charts()[title]["params"]["viz_type"].startswith("echarts"):
+                assert all(m in colours for m in metrics), (title, colours)
+                assert len({colours[m].lower() for m in metrics}) == len(metrics), title
+
+
+def test_kd_chart_leaves_out_the_flagged_cheaters() -> None:
+    """Issue 15 item 8: the top players by K/D were only the injected cheaters."""
+    docs = _docs()
+    chart = _charts()["K/D ratio over time (top players)"]
+    ds = next(d for r, d in docs.items() if r.startswith("datasets/")
+              and str(d["uuid"]) == str(chart["dataset_uuid"]))  # fmt: skip
+    assert "NOT IN" in ds["sql"] and "rule = 'impossible_kill_rate'" in ds["sql"]
+    assert "FROM alert_incidents" in ds["sql"]
+
+
+def test_table_charts_do_not_reach_their_row_limit() -> None:
+    """Issue 15 item 8: Superset warns "row limit reached" when the rows returned reach the
+    limit; the 10-row leaderboard with a limit of 10 always did. Tables page instead."""
+    for title, c in _charts().items():
+        p = c["params"]
+        if p["viz_type"] != "table":
+            continue
+        if title == "Live leaderboard":
+            assert p["row_limit"] > 10  # its dataset holds the 10 rows of the latest window
+        else:
+            assert p["row_limit"] >= 100, title
+        if p["row_limit"] >= definitions.TABLE_ROWS:
+            assert 0 < p["page_length"] <= 20, title
+
+
+def test_every_category_axis_labels_every_bar() -> None:
+    """Issue 15 item 9: every other x-axis label was missing ("auto" interval)."""
+    for title, c in _charts().items():
+        p = c["params"]
+        if p["viz_type"].startswith("echarts") and p["x_axis"] != _dttm(c):
+            assert p["xAxisLabelInterval"] == "0", title
+
+
+def _dttm(chart: dict[str, Any]) -> str:
+    docs = _docs()
+    ds = next(d for r, d in docs.items() if r.startswith("datasets/")
+              and str(d["uuid"]) == str(chart["dataset_uuid"]))  # fmt: skip
+    return str(ds["main_dttm_col"])
+
+
+def test_line_charts_break_at_gaps_in_the_data() -> None:
+    """Issue 15 item 9: "Power over time" drew straight lines across missing windows."""
+    for title, c in _charts().items():
+        p = c["params"]
+        if p["viz_type"] == "echarts_timeseries_line" and not p.get("time_grain_sqla"):
+            assert p["resample_method"] == "asfreq", title
+            assert p["resample_rule"] == definitions.SLIDE_RULE, title
+
+
+def test_latest_alerts_show_one_line_per_alert_across_the_page() -> None:
+    """Issue 15 item 10: summaries wrapped to 5 lines, so only ~3 alerts were visible."""
+    p = _charts()["Latest alerts"]["params"]
+    assert p["column_config"]["summary"]["truncateLongCells"] is True
+    assert _on(_dashboard("Security"))["Latest alerts"]["meta"]["width"] == 12

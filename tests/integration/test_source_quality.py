@@ -1,0 +1,139 @@
+"""Issue 14 item 6: the loader component samples data quality per source topic into ClickHouse.
+
+Source, late and dead-letter topics of a private prefix get known numbers of records (dead
+letters with a "future:" reason or another one); a sample — taken in-process, and by the
+component's own `loader-quality` process — lands in ``source_quality`` of a private database
+and ``source_quality_latest`` gives exactly the counts and shares that
+:func:`flinkpulse.quality.source_quality` (what `stack status` prints) computes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from flinkpulse import quality
+from flinkpulse.clickhouse.migrate import client, migrate
+from flinkpulse.config import Config
+from flinkpulse.loader import quality as sampler
+from flinkpulse.loader.component import LoaderComponent
+from flinkpulse.paths import ROOT
+from tests.kafka_helpers import create_topics, produce
+
+pytestmark = pytest.mark.integration
+
+WEB = "web.access-logs"
+IOT = "iot.sensor-readings"
+#: logical topic -> (records, late, dead letters "future: ...", other dead letters)
+KNOWN = {WEB: (400, 30, 8, 12), IOT: (50, 0, 0, 0)}
+
+
+@pytest.fixture
+def qcfg(ensure_stack: Any, cfg: Config, prefix: str) -> Any:
+    """`cfg` (topics prefixed) with a database of its own, migrated; dropped afterwards."""
+    ensure_stack("kafka", "clickhouse")
+    cfg.clickhouse.database = f"{prefix}_quality"
+    migrate(cfg, log=None)
+    bootstrap = cfg.kafka.bootstrap_servers
+    for logical, (n, late, future, other) in KNOWN.items():
+        names = [cfg.kafka.topic(logical)]
+        if late:
+            names.append(cfg.kafka.topic(f"late.{logical}"))
+        if future or other:
+            names.append(cfg.kafka.topic(f"dlq.{logical}"))
+        create_topics(bootstrap, names, partitions=2)
+        produce(bootstrap, cfg.kafka.topic(logical), [(b"k%d" % i, b"v") for i in range(n)])
+        if late:
+            produce(bootstrap, names[1], [(b"k%d" % i, b"v") for i in range(late)])
+        if future or other:
+            dlq = names[2]
+            from confluent_kafka import Producer
+
+            p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+            for i in range(future):
+                p.produce(dlq, key=b"f%d" % i, value=b"x", headers=[("error", b"future: ahead")])
+            for i in range(other):
+                p.produce(dlq, key=b"o%d" % i, value=b"x", headers=[("error", b"decode: bad")])
+            assert p.flush(30) == 0
+    writer = client(cfg, "writer", database=cfg.clickhouse.database)
+    yield cfg, writer
+    writer.command(f"DROP DATABASE IF EXISTS `{cfg.clickhouse.database}`")
+    writer.close()
+
+
+def _latest(writer: Any) -> dict[str, tuple[Any, ...]]:
+    rows = writer.query(
+        "SELECT topic, records, late, dead_lettered, future, late_pct, dead_lettered_pct, "
+        "future_pct FROM source_quality_latest"
+    ).result_rows
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def _expected(cfg: Config) -> dict[str, tuple[Any, ...]]:
+    """What `stack status` computes, with the view's shares (percent, 3 decimals)."""
+    out = {}
+    for q in quality.source_quality(cfg):
+        pct = [round(100 * n / q.records, 3) if q.records else 0.0
+               for n in (q.late, q.dead_lettered, q.future)]  # fmt: skip
+        out[q.topic] = (q.records, q.late, q.dead_lettered, q.future, *pct)
+    return out
+
+
+def test_sample_matches_source_quality_with_known_counts(qcfg: Any) -> None:
+    cfg, writer = qcfg
+    counts = sampler.sample_once(cfg)
+    assert {q.topic for q in counts} == {WEB, IOT}  # only the source topics that exist
+    latest = _latest(writer)
+    assert latest == _expected(cfg)
+    # the known input: dead_lettered excludes the "future" ones, shares of the records
+    assert latest[WEB] == (400, 30, 12, 8, 7.5, 3.0, 2.0)
+    assert latest[IOT] == (50, 0, 0, 0, 0.0, 0.0, 0.0)
+    # a later sample supersedes the earlier one in the view; the table keeps both
+    produce(cfg.kafka.bootstrap_servers, cfg.kafka.topic(IOT), [(b"k", b"v")] * 50)
+    sampler.sample_once(cfg)
+    assert _latest(writer)[IOT][:2] == (100, 0)
+    assert writer.command("SELECT count() FROM source_quality") == 4
+
+
+def test_loader_component_samples_in_its_own_process(qcfg: Any) -> None:
+    """The `loader-quality` process of the stack component, as `stack up` starts it."""
+    cfg, writer = qcfg
+    procs = {p.name: p for p in LoaderComponent(cfg).procs()}
+    argv = procs["loader-quality"].argv
+    assert argv[1:4] == ["-m", "flinkpulse.loader.quality", "--interval"]
+    env = {
+        **os.environ,
+        "FLINKPULSE_KAFKA__TOPIC_PREFIX": cfg.kafka.topic_prefix,
+        "FLINKPULSE_KAFKA__BOOTSTRAP_SERVERS": cfg.kafka.bootstrap_servers,
+        "FLINKPULSE_CLICKHOUSE__URL": cfg.clickhouse.url,
+        "FLINKPULSE_CLICKHOUSE__DATABASE": cfg.clickhouse.database,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, *argv[1:3], "--interval", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if int(writer.command("SELECT count(DISTINCT sampled_at) FROM source_quality")) >= 2:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(1)
+        else:
+            pytest.fail("the quality process wrote fewer than 2 samples in 90 s")
+    finally:
+        proc.terminate()
+        rc = proc.wait(30)
+    assert rc == 0  # SIGTERM ends it cleanly
+    assert _latest(writer) == _expected(cfg)
+    # no sampling process when the interval is 0
+    cfg.loader.quality_interval_s = 0
+    assert [p.name for p in LoaderComponent(cfg).procs()] == ["loader"]
