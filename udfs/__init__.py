@@ -9,10 +9,9 @@
 | ``device_family`` | :func:`udfs.web.device_family` | (ua STRING) -> STRING (desktop/mobile/tablet/bot/other) |
 | ``energy_kwh`` | :func:`udfs.iot.integrate_kwh` (UDAF) | (power_w DOUBLE, ts TIMESTAMP(3)) -> DOUBLE |
 | ``energy_kwh_pd`` | same, pandas UDAF | (power_w DOUBLE, ts TIMESTAMP(3)) -> DOUBLE |
-| ``percentile_py`` | :func:`udfs.stats.percentile` (UDAF) | (value DOUBLE, p DOUBLE) -> DOUBLE |
-| ``percentile_pd`` | same, pandas UDAF | (value DOUBLE, p DOUBLE) -> DOUBLE |
 
-Prefer Flink's built-in ``PERCENTILE(value, p)`` (same definition). Which UDAF form works in which
+Percentiles: Flink's built-in ``PERCENTILE(value, p)`` (:func:`udfs.stats.percentile` is the
+reference definition the tests hold it to). Which UDAF form works in which
 window form and runtime mode is in :mod:`udfs.flink`. For producers, :func:`udfs.geo.random_ip`
 draws IPs that ``ip_country`` maps to a chosen country.
 """

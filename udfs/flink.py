@@ -11,10 +11,10 @@ Python UDAFs in Flink 2.2, measured by tests/unit/test_udfs_flink.py (local mini
 | pandas UDAF (``func_type="pandas"``) | rejected: "Pandas UDAFs are not supported in streaming mode" | works | works |
 | built-in ``PERCENTILE(v, p)`` | works | works | works |
 
-So ``register_all`` binds the SQL names ``energy_kwh`` and ``percentile_py`` to the general UDAF
-in a streaming environment and to the pandas UDAF in a batch one: the same job SQL (window TVF)
-runs in both modes. ``energy_kwh_pd`` / ``percentile_pd`` are always the pandas forms. For
-percentiles prefer Flink's built-in ``PERCENTILE`` (same definition, stays in the JVM).
+So ``register_all`` binds the SQL name ``energy_kwh`` to the general UDAF in a streaming
+environment and to the pandas UDAF in a batch one: the same window TVF SQL runs in both modes
+(bounded backfills, see sql/flink/device_stats.sql). ``energy_kwh_pd`` is always the pandas form.
+Percentiles are Flink's built-in ``PERCENTILE`` (same definition as udfs.stats, stays in the JVM).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pyflink.common import Row
 from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.udf import AggregateFunction, UserDefinedFunctionWrapper, udaf, udf
 
-from udfs import gaming, geo, iot, stats, web
+from udfs import gaming, geo, iot, web
 
 # --- scalar UDFs ---------------------------------------------------------------------------
 
@@ -92,55 +92,6 @@ energy_kwh = udaf(EnergyKwh())
 energy_kwh_pd = udaf(_energy_kwh_pandas, result_type=DataTypes.DOUBLE(), func_type="pandas")
 
 
-# --- percentile ------------------------------------------------------------------------------
-
-
-class Percentile(AggregateFunction):
-    """``percentile_py(value DOUBLE, p DOUBLE) -> DOUBLE``: exact, linear interpolation."""
-
-    def create_accumulator(self) -> Row:
-        return Row([], None)
-
-    def accumulate(self, acc: Row, value: float | None, p: float | None) -> None:
-        if p is not None:
-            acc[1] = float(p)
-        if value is not None:
-            acc[0].append(float(value))
-
-    def retract(self, acc: Row, value: float | None, p: float | None) -> None:
-        if value is not None and float(value) in acc[0]:
-            acc[0].remove(float(value))
-
-    def merge(self, acc: Row, accumulators: Any) -> None:
-        for other in accumulators:
-            acc[0].extend(other[0])
-            if acc[1] is None:
-                acc[1] = other[1]
-
-    def get_value(self, acc: Row) -> float | None:
-        return stats.percentile(acc[0], acc[1])
-
-    def get_accumulator_type(self) -> DataTypes:
-        return DataTypes.ROW(
-            [
-                DataTypes.FIELD("values", DataTypes.ARRAY(DataTypes.DOUBLE())),
-                DataTypes.FIELD("p", DataTypes.DOUBLE()),
-            ]
-        )
-
-    def get_result_type(self) -> DataTypes:
-        return DataTypes.DOUBLE()
-
-
-def _percentile_pandas(value: pd.Series, p: pd.Series) -> float | None:
-    ps = p.dropna()
-    return stats.percentile(value.tolist(), float(ps.iloc[0]) if len(ps) else None)
-
-
-percentile_py = udaf(Percentile())
-percentile_pd = udaf(_percentile_pandas, result_type=DataTypes.DOUBLE(), func_type="pandas")
-
-
 #: SQL name -> Flink function, everything :func:`register_all` registers.
 UDFS: dict[str, UserDefinedFunctionWrapper] = {
     "kd_ratio": kd_ratio,
@@ -150,15 +101,12 @@ UDFS: dict[str, UserDefinedFunctionWrapper] = {
     "device_family": device_family,
     "energy_kwh": energy_kwh,
     "energy_kwh_pd": energy_kwh_pd,
-    "percentile_py": percentile_py,
-    "percentile_pd": percentile_pd,
 }
 
 
 #: SQL names whose implementation depends on the runtime mode (see the table above).
 BATCH_FORMS: dict[str, UserDefinedFunctionWrapper] = {
     "energy_kwh": energy_kwh_pd,
-    "percentile_py": percentile_pd,
 }
 
 

@@ -2,8 +2,8 @@
 
 Flink 2.2 has a built-in ``PERCENTILE(expr, p)`` aggregate with the same definition, and it works
 in window TVF aggregations in streaming and batch mode (tested in tests/unit/test_udfs_flink.py):
-prefer it in SQL, it stays in the JVM (it can differ from numpy in the last bit). This module is the reference definition used by the tests and the Python ``percentile``
-/ ``percentile_pd`` UDAFs registered by :mod:`udfs.flink` for cases the built-in cannot cover.
+the jobs use it, it stays in the JVM (it can differ from numpy in the last bit). This module is
+the reference definition the tests hold Flink's PERCENTILE to.
 
 Definition: sort the n non-NULL values x_0..x_(n-1); h = (n - 1) * p; result =
 x_floor(h) + (h - floor(h)) * (x_floor(h)+1 - x_floor(h)), computed with numpy's symmetric lerp

@@ -271,25 +271,13 @@ def test_builtin_percentile_in_hop_window_tvf(stream_env: Any, batch_env: Any, b
     )
 
 
-def test_percentile_py_general_udaf_in_streaming_hop_window_tvf(stream_env: Any) -> None:
-    expected = _hop_expected(_latency_samples(), _p95_reference)
-    assert _p95_tvf(stream_env, "percentile_py") == expected
-
-
-@pytest.mark.parametrize("fn", ["percentile_py", "percentile_pd"])
-def test_percentile_pandas_udaf_in_batch_hop_window_tvf(batch_env: Any, fn: str) -> None:
-    expected = _hop_expected(_latency_samples(), _p95_reference)
-    assert _p95_tvf(batch_env, fn) == expected  # percentile_py is bound to the pandas form
-
-
 KNOWN_LATENCIES = """(VALUES (12.0), (15.0), (11.0), (30.0), (45.0), (10.0), (100.0), (14.0),
     (13.0), (20.0), (16.0), (18.0), (17.0), (19.0), (22.0), (25.0), (28.0), (35.0), (40.0),
     (250.0), (60.0)) AS t(ms)"""
 
 
-@pytest.mark.parametrize("fn", ["PERCENTILE", "percentile_py"])
-def test_p95_of_known_latencies_through_flink(stream_env: Any, fn: str) -> None:
-    rows = _rows(stream_env, f"SELECT {fn}(CAST(ms AS DOUBLE), 0.95) FROM {KNOWN_LATENCIES}")
+def test_p95_of_known_latencies_through_flink(stream_env: Any) -> None:
+    rows = _rows(stream_env, f"SELECT PERCENTILE(CAST(ms AS DOUBLE), 0.95) FROM {KNOWN_LATENCIES}")
     assert rows[-1] == (100.0,)
 
 

@@ -28,3 +28,20 @@ def test_player_score_formula() -> None:
 def test_player_score_nulls_count_as_zero_and_can_be_negative() -> None:
     assert player_score(None, 2, None, None, None) == -60.0
     assert player_score(None, None, None, None, None) is None
+
+
+def test_the_leaderboard_sql_inlines_exactly_the_player_score_formula() -> None:
+    """sql/flink/player_stats.sql computes the score in plain SQL (a Python call there would make
+    the window Top-N an updating one); it must stay the formula of udfs.gaming.player_score."""
+    import re
+    from pathlib import Path
+
+    sql = (Path(__file__).resolve().parents[2] / "sql" / "flink" / "player_stats.sql").read_text()
+    (expr,) = re.findall(r"^\s*([^\n]*?)\s+AS score$", sql, re.M)
+    assert re.fullmatch(r"[\w\s.*/+-]+", expr), expr  # arithmetic only: safe to evaluate
+    for kills, deaths, assists, headshots, damage in [
+        (0, 0, 0, 0, 0.0), (7, 2, 3, 4, 1234.5), (1, 9, 0, 1, 15.0), (12, 0, 5, 12, 0.1),
+    ]:  # fmt: skip
+        env = {"kills": kills, "deaths": deaths, "assists": assists, "headshots": headshots}
+        got = eval(expr, {"__builtins__": {}}, {**env, "damage": damage})  # noqa: S307
+        assert got == player_score(kills, deaths, assists, headshots, damage)
