@@ -1,0 +1,206 @@
+"""Submitting flinkpulse jobs with Flink's own CLI: `flink run -d -py flink_jobs/<job>.py` with the
+repository's Python packages shipped as one zip (-pyfs), the effective config as a TOML file, and
+the environment Flink's client scripts need. Watching and stopping jobs is the REST client's
+(flinkpulse.flinkrest).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from flinkpulse.config import Config
+from flinkpulse.errors import FlinkpulseError, UsageError
+from flinkpulse.flinkrest import FlinkRest, job_name
+from flinkpulse.paths import ROOT, pyflink_home
+
+#: what a Python worker needs from this repository, shipped with every job (-pyfs)
+SHIPPED = ["flinkpulse", "flink_jobs", "udfs", "producers", "avro_schemas", "sql"]
+
+
+def source_zip(cfg: Config) -> Path:
+    """Zip the Python packages and data the workers need (rebuilt when sources change)."""
+    out = cfg.stack.state_path() / "ship" / "flinkpulse-src.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = [
+        p
+        for d in SHIPPED
+        for p in (ROOT / d).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc",)
+    ]
+    newest = max((p.stat().st_mtime for p in files), default=0)
+    if out.exists() and out.stat().st_mtime >= newest:
+        return out
+    tmp = out.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in files:
+            z.write(p, p.relative_to(ROOT))
+    tmp.replace(out)
+    return out
+
+
+def write_config(cfg: Config, name: str) -> Path:
+    """The effective config as TOML, handed to the job's main() with --config."""
+    path = cfg.stack.state_path() / "ship" / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_toml(cfg.to_dict()))
+    os.chmod(path, 0o600)  # may carry Kafka credentials given by env
+    return path
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return json.dumps(str(v))
+
+    out: list[str] = []
+    for section, values in data.items():
+        if section == "jobs":
+            for job, params in values.items():
+                out.append(f"[jobs.{job}]")
+                out += [f"{k} = {val(v)}" for k, v in params.items()]
+            continue
+        out.append(f"[{section}]")
+        out += [f"{k} = {val(v)}" for k, v in values.items()]
+    return "\n".join(out) + "\n"
+
+
+def client_opt_dir(cfg: Config) -> Path:
+    """The wheel's opt/ plus the jars it lacks (SQL gateway), for the CLI and SQL client."""
+    opt = cfg.stack.state_path() / "flink" / "opt"
+    opt.mkdir(parents=True, exist_ok=True)
+    extra = cfg.stack.jars_path() / "flink-opt"
+    jars = [*sorted((pyflink_home() / "opt").glob("*.jar")), *sorted(extra.glob("*.jar"))]
+    for jar in jars:
+        link = opt / jar.name
+        if not link.exists():
+            link.symlink_to(jar)
+    return opt
+
+
+def flink_env(cfg: Config) -> dict[str, str]:
+    """Environment for Flink's client scripts: our config dir, opt dir and interpreter."""
+    env = dict(os.environ)
+    conf = cfg.stack.state_path() / "flink" / "conf"
+    if conf.is_dir():
+        env["FLINK_CONF_DIR"] = str(conf)
+    env["FLINK_OPT_DIR"] = str(client_opt_dir(cfg))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYFLINK_CLIENT_EXECUTABLE", sys.executable)
+    return env
+
+
+def submit(
+    cfg: Config,
+    job: str,
+    savepoint: str | None = None,
+    extra_args: list[str] | None = None,
+    wait_running: bool = True,
+) -> str:
+    """`flink run -d -py flink_jobs/<job>.py` against cfg.flink.jobmanager; returns the job id."""
+    script = ROOT / "flink_jobs" / f"{job}.py"
+    if not script.exists():
+        from flink_jobs import JOBS
+
+        raise UsageError(f"unknown job {job!r} (jobs: {', '.join(JOBS)})")
+    name = job_name(cfg, job)
+    # one submission of a name at a time on this machine: the check below and `flink run`
+    # must not interleave with another process's (two copies of one job would both run)
+    lock = cfg.stack.state_path() / "run" / f"submit-{name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        return _submit_locked(cfg, job, name, script, savepoint, extra_args, wait_running)
+
+
+def _submit_locked(
+    cfg: Config,
+    job: str,
+    name: str,
+    script: Path,
+    savepoint: str | None,
+    extra_args: list[str] | None,
+    wait_running: bool,
+) -> str:
+    rest = FlinkRest(cfg)
+    if rest.running(name):
+        raise FlinkpulseError(f"{name} is already running — `flinkpulse jobs cancel {job}` first")
+    free = rest.call("GET", "/overview").get("slots-available", 0)
+    if free < cfg.flink.parallelism:
+        raise FlinkpulseError(
+            f"no free task slot for {name} ({free} free, {cfg.flink.parallelism} needed) — "
+            "cancel a job (`flinkpulse jobs list`) or raise stack.flink_slots"
+        )
+    conf_file = write_config(cfg, name)
+    cmd = [
+        str(pyflink_home() / "bin" / "flink"),
+        "run",
+        "-d",
+        "-m",
+        cfg.flink.jobmanager.removeprefix("http://"),
+        "-pyexec",
+        sys.executable,
+        "-pyclientexec",
+        sys.executable,
+        "-pyfs",
+        str(source_zip(cfg)),
+    ]
+    if savepoint:
+        cmd += ["-s", savepoint]
+    cmd += ["-py", str(script), "--config", str(conf_file), *(extra_args or [])]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=flink_env(cfg), cwd=ROOT)
+    out = res.stdout + res.stderr
+    job_id = ""
+    for line in out.splitlines():
+        if "JobID" in line or "job id" in line.lower():
+            job_id = line.strip().split()[-1]
+    if res.returncode != 0 or not job_id:
+        log = cfg.stack.state_path() / "logs" / f"submit-{job}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(" ".join(cmd) + "\n\n" + out)
+        reason = _first_cause(out)
+        raise FlinkpulseError(f"submitting {job} failed: {reason} (full output: {log})")
+    from flinkpulse import jobstate
+
+    jobstate.record_submit(cfg, job, name, job_id, conf_file)
+    if wait_running:
+        rest.wait_running_tasks(job_id)
+    return job_id
+
+
+def resume(cfg: Config, job: str) -> tuple[str, str | None]:
+    """Submit `job` from its newest retained checkpoint/savepoint (fresh if it has none);
+    returns (job id, the state it restored or None)."""
+    from flinkpulse import jobstate
+
+    state = jobstate.latest_state(cfg, job_name(cfg, job))
+    return submit(cfg, job, savepoint=state), state
+
+
+def _first_cause(out: str) -> str:
+    """The most telling line of a Java/Python failure, instead of the whole trace."""
+    generic = (
+        "Python process exits",
+        "ProgramAbortException",
+        "Py4JJavaError",
+        "ProgramInvocation",
+    )
+    pat = re.compile(r"(\w+(Exception|Error)): (.+)")
+    for line in out.splitlines():
+        m = pat.search(line)
+        if m and not any(g in line for g in generic):
+            return f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(3)}"[:300]
+    tail = [ln for ln in out.strip().splitlines() if ln.strip()]
+    return tail[-1][:300] if tail else "no output"
