@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import yaml
 from flinkpulse import topics
 from flinkpulse.config import Config, load_config
 from flinkpulse.topics import TOPICS, TOPOLOGY
+from tests.deploy_helpers import kustomize
 
 pytestmark = pytest.mark.unit
 
@@ -119,20 +118,8 @@ def render_compose(service: str) -> Config:
     return load_config(from_image(env.pop("FLINKPULSE_CONFIG")), env=env)
 
 
-@cache
-def k8s(overlay: str) -> tuple[dict[str, Any], ...]:
-    exe = shutil.which("kubectl")
-    if exe is None:
-        pytest.skip("kubectl (with built-in kustomize) is not installed")
-    out = subprocess.run(
-        [exe, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+#: `kubectl kustomize` of one overlay (skips when kubectl is not installed)
+k8s = kustomize
 
 
 def pod_env(container: dict[str, Any]) -> dict[str, Any]:

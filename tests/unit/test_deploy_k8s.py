@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -22,6 +20,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from tests.deploy_helpers import kustomize
 
 pytestmark = pytest.mark.unit
 
@@ -78,25 +78,8 @@ def load_docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def kubectl() -> str | None:
-    return shutil.which("kubectl")
-
-
-@cache
-def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    """`kubectl kustomize` of one overlay (skips when kubectl is not installed)."""
-    exe = kubectl()
-    if exe is None:
-        pytest.skip("kubectl (with built-in kustomize) is not installed")
-    out = subprocess.run(
-        [exe, "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+#: `kubectl kustomize` of one overlay (skips when kubectl is not installed)
+render = kustomize
 
 
 def of_kind(docs: tuple[dict[str, Any], ...], kind: str) -> list[dict[str, Any]]:
