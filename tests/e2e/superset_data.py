@@ -4,8 +4,9 @@ Kafka -> the four Flink jobs -> loader -> ClickHouse, on the default topics and 
 bundle's datasets point at database ``flinkpulse``), driven with `flinkpulse demo`'s pieces:
 schemas, migrations, the jobs (reused when already running, e.g. after `flinkpulse demo`), live
 data from every producer with one scripted incident per alert rule, until every dashboard table
-holds rows loaded during this run. The time-filter test's own rows (``PROBE_TOPIC``) are
-removed again afterwards.
+holds rows loaded during this run, and the loader component's quality process has sampled
+the source topics (``source_quality``) since the run began. The time-filter test's own rows
+(``PROBE_TOPIC``) are removed again afterwards.
 """
 
 from __future__ import annotations
@@ -135,6 +136,12 @@ def fresh_rows(cfg: Config, since: datetime) -> tuple[dict[str, int], dict[str, 
     return rows, tiled, rules
 
 
+def quality_samples(cfg: Config, since: datetime) -> int:
+    """Rows the loader component's quality process wrote to source_quality since `since`."""
+    sql = "SELECT count() FROM source_quality WHERE sampled_at >= {since:DateTime64(3, 'UTC')}"
+    return int(ch_client(cfg, "reader").command(sql, parameters={"since": since}))
+
+
 def run_pipeline(cfg: Config, since: datetime, seconds: float, rate: float, timeout: float) -> Run:
     """Produce every domain for `seconds` (starting the jobs meanwhile), then wait until every
     table has fresh rows, tiling windows included, and every alert rule fired again."""
@@ -156,6 +163,7 @@ def run_pipeline(cfg: Config, since: datetime, seconds: float, rate: float, time
     deadline = time.monotonic() + seconds + timeout
     while True:
         rows, tiled, run.rules = fresh_rows(cfg, since)
+        rows["source_quality"] = quality_samples(cfg, since)
         run.fresh = rows
         now = round(time.monotonic() - t0, 1)
         for key, n in [*rows.items(), *((f"{t}/tiled", n) for t, n in tiled.items())]:

@@ -106,7 +106,7 @@ def test_import_twice_keeps_four_dashboards_and_no_duplicates(
         "Web traffic",
     ]
     n_charts = sum(1 for r in docs if r.startswith("charts/"))
-    assert len(charts) == n_charts == 16
+    assert len(charts) == n_charts == 17
     all_charts = superset.objects("chart", ["uuid", "slice_name"])
     assert len({c["uuid"] for c in all_charts}) == len(all_charts)
     names = [c["slice_name"] for c in charts]
@@ -114,7 +114,7 @@ def test_import_twice_keeps_four_dashboards_and_no_duplicates(
     datasets = superset.objects("dataset", ["uuid", "table_name"])
     ours = {d["uuid"] for r, d in docs.items() if r.startswith("datasets/")}
     mine = [d for d in datasets if d["uuid"] in ours]
-    assert len(mine) == len(ours) == 10
+    assert len(mine) == len(ours) == 12
     assert len({d["table_name"] for d in datasets}) == len(datasets)
     dbs = superset.objects("database", ["database_name"])
     assert [d["database_name"] for d in dbs].count(definitions.DATABASE_NAME) == 1
@@ -138,7 +138,7 @@ def test_datasets_have_clickhouse_s_columns_and_types(stack_cfg: Config) -> None
         if diff:
             wrong[ds["table_name"]] = diff
     assert not wrong, wrong
-    assert len(datasets) == 10
+    assert len(datasets) == 12
 
 
 def test_dashboards_auto_refresh_every_10s(superset: SupersetClient) -> None:
@@ -152,13 +152,45 @@ def test_every_chart_has_data_through_the_chart_data_api(
     superset: SupersetClient, pipeline: superset_data.Run
 ) -> None:
     _, charts = _ours(superset)
-    empty = {}
+    docs = {d["slice_name"]: d for r, d in bundle.read().items() if r.startswith("charts/")}
+    empty, capped = {}, {}
     for ch in charts:
         res = superset.chart_data(ch["id"])["result"][0]
         assert not res.get("error"), (ch["slice_name"], res.get("error"))
         if not res["data"]:
             empty[ch["slice_name"]] = res.get("query")
+        params = docs[ch["slice_name"]]["params"]
+        # Superset shows "row limit reached" when the rows returned reach the limit
+        if params["viz_type"] == "table" and len(res["data"]) >= params["row_limit"]:
+            capped[ch["slice_name"]] = (len(res["data"]), params["row_limit"])
     assert not empty, f"charts without rows: {sorted(empty)}"
+    assert not capped, f"table charts at their row limit: {capped}"
+
+
+def test_data_quality_chart_shows_clickhouse_s_newest_sample(
+    stack_cfg: Config, superset: SupersetClient, pipeline: superset_data.Run
+) -> None:
+    """Issue 14 item 6: the panel's numbers are the newest sample per source topic."""
+    _, charts = _ours(superset)
+    (ch,) = [c for c in charts if c["slice_name"] == "Data quality per source topic"]
+    # the quality process may sample between the two reads: retry until they agree
+    for _ in range(5):
+        data = superset.chart_data(ch["id"])["result"][0]["data"]
+        got = {r["topic"]: (r["records"], r["late %"], r["dead-lettered %"], r["future %"])
+               for r in data}  # fmt: skip
+        rows = (
+            superset_data.ch_client(stack_cfg, "reader")
+            .query(
+                "SELECT topic, records, late_pct, dead_lettered_pct, future_pct "
+                "FROM source_quality_latest"
+            )
+            .result_rows
+        )
+        if got == {r[0]: tuple(r[1:]) for r in rows}:
+            break
+    assert got == {r[0]: tuple(r[1:]) for r in rows}
+    assert set(got) >= {"gaming.player-events", "web.access-logs", "iot.sensor-readings"}
+    assert all(records > 0 for records, *_ in got.values())
 
 
 def test_time_filter_returns_exactly_the_rows_inside_the_range(
@@ -287,7 +319,7 @@ def test_export_writes_the_bundle_back_without_passwords(
     data, passwords = cmd.prepare_import(stack_cfg, exported)
     superset.import_assets(data, passwords)
     dashes, charts = _ours(superset)
-    assert len(dashes) == 4 and len(charts) == 16
+    assert len(dashes) == 4 and len(charts) == 17
     assert yaml.safe_load((tmp_path / "metadata.yaml").read_text())["version"] == "1.0.0"
 
 
@@ -398,7 +430,7 @@ def test_kill9_superset_keeps_dashboards_and_exact_data(
             restart_s = round(time.monotonic() - t, 1)
             again = cmd.client(stack_cfg)  # old sessions may be gone: log in again
             dashes, charts = _ours(again)
-            assert len(dashes) == 4 and len(charts) == 16
+            assert len(dashes) == 4 and len(charts) == 17
             _check_time_filters(again, t0, path)  # exactly the same rows, no shift, no double
         finally:
             if not comp.running():  # a failed check must not leave Superset down
