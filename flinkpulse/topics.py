@@ -105,6 +105,16 @@ class Topic:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete", **self.config}
 
 
+def dlq_topic(topic: str) -> str:
+    """Where records of `topic` that cannot be decoded or validated go (original key and bytes)."""
+    return f"dlq.{topic}"
+
+
+def late_topic(topic: str) -> str:
+    """Where records of a source topic that arrive behind the watermark go."""
+    return f"late.{topic}"
+
+
 def _topology() -> tuple[Topic, ...]:
     out = [
         Topic(
@@ -119,11 +129,11 @@ def _topology() -> tuple[Topic, ...]:
             )
         else:
             out.append(Topic(topic, "result", key, None, WEEK_MS, {}, view))
-    for kind in ("dlq", "late"):
-        out.extend(Topic(f"{kind}.{t}", kind, None, 1, MONTH_MS) for t in SOURCE_TOPICS)
+    out.extend(Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
+    out.extend(Topic(late_topic(t), "late", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
     # the loader dead-letters result records it cannot decode to dlq.<result topic>
     out.extend(
-        Topic(f"dlq.{t}", "dlq", None, 1, MONTH_MS, created_by="loader") for t in RESULT_TOPICS
+        Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS, created_by="loader") for t in RESULT_TOPICS
     )
     compact = {"cleanup.policy": "compact"}
     out.append(Topic(SCHEMAS_TOPIC, "registry", None, 1, -1, compact, created_by="registry"))
