@@ -211,8 +211,12 @@ def kill_taskmanager_running_job(fp: FaultPipe) -> dict[str, int]:
 
 
 def assert_no_orphans(fp: FaultPipe) -> dict[str, int]:
-    """No process of the Flink component (Python workers included) outlives its TaskManager."""
-    orphans = flink_of(fp.base).orphans()
+    """No process of the Flink component (Python workers included) outlives its TaskManager:
+    a worker Beam has just stopped may take a moment to exit, an orphan never does."""
+    flink = flink_of(fp.base)
+    with contextlib.suppress(AssertionError):
+        wait(lambda: not flink.orphans(), 10, "exiting workers to be gone", 0.2)
+    orphans = flink.orphans()
     assert orphans == [], {p: cmdline(p)[:200] for p in orphans}
     return {"orphaned_python_workers": 0}
 
