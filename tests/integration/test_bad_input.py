@@ -239,10 +239,13 @@ SEC_EXPECT = {
     "reached Kafka 1 h after its event time": ("late.<topic> (over the 5 s delay)", "late"),
 }
 REASONS = {
-    "garbage bytes": ("wrong magic byte", "cannot decode"),
-    "wrong magic byte": ("wrong magic byte 1",),
+    "garbage bytes": (
+        "wrong magic byte 112 (expected 0: not Confluent Avro)",
+        "cannot decode with schema id ",
+    ),
+    "wrong magic byte": ("wrong magic byte 1 (expected 0: not Confluent Avro)",),
     "unknown schema id": ("unknown schema id 999999",),
-    "record of another type": ("cannot decode with schema id",),
+    "record of another type": ("cannot decode with schema id ",),
     "event time 10 s ahead": ("future: ", "ahead of the Kafka timestamp"),
     "event time 10 min ahead": ("future: ", "ahead of the Kafka timestamp"),
     "event time 1 day ahead": ("future: ", "ahead of the Kafka timestamp"),
