@@ -1,7 +1,7 @@
 """Data quality per source topic: how many records were late, dead-lettered or from the future.
 
-Counted from Kafka itself (end offsets of `<topic>`, `late.<topic>`, `dlq.<topic>`, and the
-reason header of each dead letter), so it needs no job to be running and agrees with what a
+Counted from Kafka itself (end offsets of `<topic>`; the records of `late.<topic>` and
+`dlq.<topic>`, read with the reason header of each dead letter), so it needs no job to be running and agrees with what a
 consumer of those topics sees. `flinkpulse stack status` prints it.
 """
 
@@ -45,28 +45,38 @@ def _counts(consumer: Any, topic: str, md: Any) -> tuple[int, list[tuple[int, in
     return total, parts
 
 
-def _future(consumer: Any, topic: str, parts: list[tuple[int, int, int]]) -> int:
-    """Dead letters of `topic` whose reason says "future:" (the newest MAX_SCAN, scaled up)."""
+def _scan(consumer: Any, topic: str, parts: list[tuple[int, int, int]]) -> tuple[int, int]:
+    """(records, of which "future:") in a side topic, read_committed. The jobs write side
+    topics in transactions, whose commit markers take offsets too: offsets overcount them, so
+    they are read (the newest MAX_SCAN; beyond that, counts are scaled from the offsets)."""
     from confluent_kafka import TopicPartition
 
-    total = sum(h - lo for _, lo, h in parts)
-    if not total:
-        return 0
+    span = sum(h - lo for _, lo, h in parts)
+    if not span:
+        return 0, 0
     per = max(1, MAX_SCAN // len(parts))
     assign = [TopicPartition(topic, p, max(lo, h - per)) for p, lo, h in parts if h > lo]
-    want = sum(h - max(lo, h - per) for _, lo, h in parts)
+    want = {(topic, p): h for p, lo, h in parts if h > lo}
     consumer.assign(assign)
     seen = future = 0
     deadline = time.monotonic() + 30
-    while seen < want and time.monotonic() < deadline:
+    while want and time.monotonic() < deadline:
         for m in consumer.consume(1000, 0.5):
             if m.error():
                 continue
             seen += 1
             reason = dict(m.headers() or []).get("error", b"")
             future += reason.startswith(b"future:")
+        # a partition is done once our position is at its end (markers included)
+        for tp in consumer.position([TopicPartition(topic, p) for _t, p in want]):
+            if tp.offset >= want.get((topic, tp.partition), 0):
+                want.pop((topic, tp.partition), None)
     consumer.unassign()
-    return round(future * total / seen) if seen else 0
+    scanned = sum(h - max(lo, h - per) for _, lo, h in parts)
+    if scanned >= span:
+        return seen, future
+    scale = span / scanned  # a long topic: the newest part stands for the rest
+    return round(seen * scale), round(future * scale)
 
 
 def source_quality(cfg: Config) -> list[TopicQuality]:
@@ -92,10 +102,11 @@ def source_quality(cfg: Config) -> list[TopicQuality]:
             n, _ = _counts(c, name, md)
             late = dlq = future = 0
             if cfg.kafka.topic(f"late.{logical}") in md.topics:
-                late, _ = _counts(c, cfg.kafka.topic(f"late.{logical}"), md)
+                _, parts = _counts(c, cfg.kafka.topic(f"late.{logical}"), md)
+                late, _ = _scan(c, cfg.kafka.topic(f"late.{logical}"), parts)
             if cfg.kafka.topic(f"dlq.{logical}") in md.topics:
-                dlq, parts = _counts(c, cfg.kafka.topic(f"dlq.{logical}"), md)
-                future = _future(c, cfg.kafka.topic(f"dlq.{logical}"), parts)
+                _, parts = _counts(c, cfg.kafka.topic(f"dlq.{logical}"), md)
+                dlq, future = _scan(c, cfg.kafka.topic(f"dlq.{logical}"), parts)
             rows.append(TopicQuality(logical, n, late, dlq - future, future))
         return rows
     finally:
