@@ -8,7 +8,7 @@ accepted readings (a "pusher" record 10 minutes ahead closes the windows: its ef
 windows — is what shows it was accepted). Dead letters are attributed to cases by their
 source.partition/source.offset headers, late records likewise.
 
-Outcomes (flink_jobs/validation.py, udfs/avro.py):
+Outcomes (flink_jobs/validation.py, flinkpulse/avro.py, flink_jobs/common.py):
 - garbage bytes, wrong magic byte, unknown schema id, a record of another type -> dlq, reason
 - null key -> accepted (the key is not used by the jobs; results are keyed by entity)
 - 2 MB record -> accepted and its result written (broker and sinks allow 4 MB records)

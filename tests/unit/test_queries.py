@@ -72,8 +72,9 @@ def scripted_match() -> list[dict[str, Any]]:
     return evs
 
 
-def test_player_stats_kd_ratio_and_leaderboard() -> None:
-    t_env = make_env()
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_player_stats_kd_ratio_and_leaderboard(parallelism: int) -> None:
+    t_env = make_env(parallelism)
     register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", scripted_match())
     params = {**player_stats.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
     out = run_views(
@@ -135,7 +136,8 @@ def sr(
     )
 
 
-def test_device_stats_and_energy_of_known_power_profile() -> None:
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_device_stats_and_energy_of_known_power_profile(parallelism: int) -> None:
     rows = [sr(t, "plug-1", "h1", "POWER", 1000.0, "heater") for t in range(0, 60, 10)]
     rows += [
         sr(t, "plug-2", "h1", "POWER", 200.0 if t < 30 else 400.0, "fridge")
@@ -145,7 +147,7 @@ def test_device_stats_and_energy_of_known_power_profile() -> None:
         sr(t, "th-1", "h1", "TEMPERATURE", v, None, "living", "C")
         for t, v in [(5, 20.0), (15, 21.0), (25, 22.5)]
     ]
-    t_env = make_env()
+    t_env = make_env(parallelism)
     register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", rows)
     params = {**device_stats.DEFAULTS, "window_size_s": 60, "window_slide_s": 60}
     out = run_views(t_env, "device_stats.sql", params, ["device_stats", "energy_usage"])
@@ -195,10 +197,11 @@ def al(
     )
 
 
-def test_web_traffic_percentiles_and_client_country() -> None:
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_web_traffic_percentiles_and_client_country(parallelism: int) -> None:
     rows = [al(i, i * 0.1, "8.8.8.8", "/product/42", 200, float(i)) for i in range(1, 101)]
     rows += [al(200 + i, 11 + i, "8.8.8.8", "/product/7", 500, 1.0) for i in range(5)]
-    t_env = make_env()
+    t_env = make_env(parallelism)
     register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", rows)
     params = {**web_traffic.DEFAULTS, "window_size_s": 60, "window_slide_s": 60}
     out = run_views(t_env, "web_traffic.sql", params, ["web_traffic", "client_activity"])
