@@ -42,12 +42,12 @@ from typing import Any
 from flinkpulse import topics
 from flinkpulse.config import Config, load_config
 from flinkpulse.paths import ROOT
-from producers.schemas import TOPIC_RECORDS
+from flinkpulse.topics import dlq_topic, late_topic
 
 SQL_DIR = ROOT / "sql" / "flink"
 
-#: source topics (logical names, DESIGN.md) -> Avro record
-SOURCE_TOPICS = {t: TOPIC_RECORDS[t] for t in topics.SOURCE_TOPICS}
+#: source topics (logical names) -> Avro record, from the topology
+SOURCE_TOPICS = dict(topics.SOURCE_RECORDS)
 
 #: result views (defined in the jobs' SQL) -> result topic and Kafka key column
 RESULT_TOPICS = topics.RESULTS
@@ -57,24 +57,12 @@ RESULT_TOPICS = topics.RESULTS
 WRITER_SCHEMAS = {"alerts": "flinkpulse.alerts.Alert"}
 
 
-def dlq_topic(topic: str) -> str:
-    return f"dlq.{topic}"
-
-
-def late_topic(topic: str) -> str:
-    return f"late.{topic}"
-
-
-TOPOLOGY_KEYS = {"sources", "results", "tables"}
-
 # -- configuration ----------------------------------------------------------------------------
 
 
 def job_params(cfg: Config, job: str, defaults: dict[str, Any]) -> dict[str, Any]:
     """The job's parameters: code defaults < config file/env/flags (`jobs.<job>.<key>`)."""
-    # deploy configs also declare each job's topology (sources/results/tables) for humans and
-    # the consistency tests; those keys are not tuning parameters
-    given = {k: v for k, v in cfg.jobs.get(job, {}).items() if k not in TOPOLOGY_KEYS}
+    given = dict(cfg.jobs.get(job, {}))
     unknown = set(given) - set(defaults)
     if unknown:
         from flinkpulse.errors import UsageError
