@@ -14,13 +14,15 @@ from typing import Any
 from flinkpulse import topics
 from flinkpulse.config import Config
 
-#: dead letters scanned per topic for their reason (newest first); beyond it, shares are scaled
-MAX_SCAN = 200_000
+#: side-topic records read per topic (newest first); beyond it, counts are scaled from offsets
+#: (the loader samples this every loader.quality_interval_s: keep it cheap)
+MAX_SCAN = 50_000
 
 
 @dataclass(frozen=True)
 class TopicQuality:
-    """Counts of one source topic; `future` is the part of `dead_lettered` judged future."""
+    """Counts of one source topic. `dead_lettered` and `future` do not overlap: both are in
+    dlq.<topic>, `future` the dead letters whose reason starts with "future:"."""
 
     topic: str
     records: int
