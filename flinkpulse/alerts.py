@@ -29,6 +29,16 @@ TIME_FIELDS = ("first_event_time", "last_event_time", "detected_at")
 _COLORS = {"CRITICAL": "\033[31m", "WARNING": "\033[33m", "INFO": "\033[36m"}
 
 
+#: the rules of sql/flink/security_alerts.sql (tests/unit/test_alert_rules.py keeps them equal)
+RULES = (
+    "brute_force_login",
+    "door_open_while_armed",
+    "energy_over_threshold",
+    "impossible_kill_rate",
+    "motion_while_away",
+)
+
+
 def _iso(ms: Any) -> Any:
     if isinstance(ms, int):
         return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")

@@ -271,9 +271,13 @@ class IotGenerator:
                 return round(95.0 + rng.gauss(0, 8), 1)
             return 0.8
         if app == "washing_machine":
-            if d.seed < 0.3 and 9.0 <= hour < 11.0 and minute < 30.0:
-                return round(500.0 + 1500.0 * (minute < 10.0) + rng.gauss(0, 30), 1)
-            return 0.0
+            # one 90-minute cycle a day per machine, each at its own hour: heat (2 kW for
+            # 15 min), wash (~500 W), spin (~800 W for the last 10 min); standby otherwise
+            into = (hour - 24.0 * d.seed) % 24.0 * 60.0
+            if into >= 90.0:
+                return 0.5
+            watts = 2000.0 if into < 15.0 else 800.0 if into >= 80.0 else 500.0
+            return round(watts + rng.gauss(0, 30), 1)
         # energy hogs: always on, ~3 kW
         return round(3000.0 + rng.gauss(0, 150), 1)
 

@@ -68,10 +68,23 @@ def _webhook(cfg: Config, url: str | None) -> Any:
     return Webhook(url, retries=cfg.alerts.webhook_retries, timeout=cfg.alerts.webhook_timeout_s)
 
 
+def _check_rules(rules: list[str] | None) -> None:
+    """A rule that does not exist would silently match nothing: refuse it (exit 2)."""
+    from flinkpulse.alerts import RULES
+
+    unknown = [r for r in rules or [] if r not in RULES]
+    if unknown:
+        raise UsageError(f"unknown rule {unknown[0]!r} (rules: {', '.join(RULES)})")
+
+
 def _tail(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import alerts
 
+    _check_rules(args.rules)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    # stdout carries only alerts (pipes, --json); the user still sees that it is listening
+    topic = cfg.kafka.topic("alerts")
+    print(f"waiting for alerts on {topic} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     if args.json:
         n = 0
         for alert, _ in alerts.stream(cfg, args.from_beginning, idle_timeout=args.idle_timeout):
@@ -98,6 +111,7 @@ def _tail(cfg: Config, args: argparse.Namespace) -> int:
 def _notify(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import alerts
 
+    _check_rules(args.rules)
     hook = _webhook(cfg, args.webhook)
     if hook is None:
         raise UsageError("no webhook: pass --webhook URL or set alerts.webhook_url")

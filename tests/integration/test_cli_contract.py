@@ -85,6 +85,12 @@ def flinkpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "flinkpulse: error: --against expects git:REF, e.g. --against git:HEAD~1",
         ),
         (
+            ["alerts", "tail", "--rule", "nosuchrule"],
+            "flinkpulse: error: unknown rule 'nosuchrule' (rules: brute_force_login, "
+            "door_open_while_armed, energy_over_threshold, impossible_kill_rate, "
+            "motion_while_away)",
+        ),
+        (
             ["sql", "--jobmanager", "nope"],
             "flinkpulse: error: --jobmanager must be host:port, got 'nope'",
         ),

@@ -517,3 +517,20 @@ def test_produce_cli_refuses_a_start_time_on_the_live_clock(capsys: Any) -> None
     assert err == [
         "flinkpulse: error: --start-time sets a simulated clock: drop it or use --clock simulated"
     ]
+
+
+def test_washing_machines_run_a_daily_cycle() -> None:
+    """Each machine runs one 90-minute cycle a day at its own hour (not 0 W all day)."""
+    from producers import iot
+
+    watts: list[float] = []
+    for hour in range(0, 24, 2):
+        start = 1_767_225_600_000 + hour * 3_600_000  # 2026-01-01 + hour, UTC
+        gen = iot.generate(seed=3, time=TimeConfig(start_ms=start, events_per_second=2000.0))
+        for _ in range(20_000):
+            key, rec, topic = next(gen)[:3]
+            if topic == "iot.sensor-readings" and rec.get("appliance") == "washing_machine":
+                watts.append(rec["value"])
+    running = [w for w in watts if w > 100.0]
+    assert watts and 0.02 < len(running) / len(watts) < 0.2
+    assert max(running) > 1800.0 and min(w for w in watts if w <= 100.0) >= 0.0
