@@ -72,6 +72,7 @@ EXCLUDED_PROGRAMS = {
 #: Makefile targets shown in the docs whose recipe runs no `flinkpulse` command, and why
 MAKE_TARGETS_WITHOUT_CLI = {
     "test": "runs pytest over tests/: this module is one of its tests",
+    "test-unit": "runs pytest over tests/unit/: this module is one of those tests",
     "setup": "venv + jars + Superset venv; prerequisite of `make demo` and `make test`, "
     "so every test runs in what it built",
     "setup-superset": "part of `make setup`; the Superset venv serves tests/e2e/test_superset.py",
