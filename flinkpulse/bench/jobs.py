@@ -34,6 +34,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "udf_thread_mode": {"python_execution_mode": "thread"},
     "udf_bundle_1000": {"bundle_size": 1000, "bundle_time_ms": 1000},
     "udf_bundle_100000": {"bundle_size": 100_000, "bundle_time_ms": 1000},
+    # the same job at parallelism 2 (the topics have cfg.kafka.partitions >= 2 partitions)
+    "udf_parallelism_2": {"parallelism": 2},
 }
 
 
@@ -154,6 +156,7 @@ def run(
     levers: list[str],
     lever_jobs: list[str],
     timeout: float = 600,
+    every_job_levers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
     cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}jobs."
@@ -166,7 +169,8 @@ def run(
     ensure_topics(twin)
     rows: list[dict[str, Any]] = []
     for job in jobs:
-        variants = ["udf", "twin"] + [lv for lv in levers if job in lever_jobs]
+        variants = ["udf", "twin", *every_job_levers]
+        variants += [lv for lv in levers if job in lever_jobs]
         for variant in variants:
             vcfg = copy.deepcopy(cfg)
             for k, v in LEVERS.get(variant, {}).items():

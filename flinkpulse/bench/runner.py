@@ -32,6 +32,8 @@ class Profile:
         default_factory=lambda: ["udf_thread_mode", "udf_bundle_1000", "udf_bundle_100000"]
     )
     lever_jobs: list[str] = field(default_factory=lambda: ["player_stats", "web_traffic"])
+    #: levers run for every job: parallelism 1 (`udf`) and 2 side by side in one run
+    every_job_levers: tuple[str, ...] = ("udf_parallelism_2",)
     #: seconds one bounded job run (incl. waiting for a free slot) may take
     job_timeout_s: float = 600
     loader_rows: int = 200_000
@@ -56,6 +58,7 @@ def quick_profile() -> Profile:
         jobs=["player_stats"],
         job_events_per_domain=20_000,
         levers=[],
+        every_job_levers=(),
         job_timeout_s=60,
         loader_rows=20_000,
         startup_components=["kafka"],
@@ -90,7 +93,13 @@ def run(
     steps: dict[str, Callable[[], dict[str, Any]]] = {
         "producers": lambda: producers.run(cfg, p.producer_events),
         "jobs": lambda: jobs.run(
-            cfg, p.jobs, p.job_events_per_domain, p.levers, p.lever_jobs, p.job_timeout_s
+            cfg,
+            p.jobs,
+            p.job_events_per_domain,
+            p.levers,
+            p.lever_jobs,
+            p.job_timeout_s,
+            every_job_levers=p.every_job_levers,
         ),
         "loader": lambda: loader.run(cfg, p.loader_rows),
         "e2e": lambda: e2e.run(
