@@ -247,7 +247,10 @@ def test_incidents_migration_keeps_loaded_alerts_and_keeps_the_newest_version(
         f"'CRITICAL', 'client_ip', 'e', 's', 7, {t}, {t}, {t}, map(), 'alerts', 0, 41)"
     )
     try:
-        assert [m.version for m in migrate(cfg, db, log=None)] == [4]
+        # 004 alone (later migrations are not this test's subject)
+        (mig,) = MIGRATIONS_DIR.glob("004_*.sql")
+        (before / mig.name).write_text(mig.read_text())
+        assert [m.version for m in migrate(cfg, db, before, log=None)] == [4]
         got = ch.query(f"SELECT alert_id, occurrences, version, _offset FROM `{db}`.alerts")
         assert got.result_rows == [("old:e:1", 1, 1, 41)]
         for v, sev in ((1, "WARNING"), (2, "WARNING"), (3, "CRITICAL")):
