@@ -19,7 +19,7 @@ from typing import Any
 #: the directory holding the schema history (the repository's ``avro_schemas/``)
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "avro_schemas"
 
-#: logical topic -> full record name written to it (DESIGN.md "Topics and records")
+#: logical topic -> full record name written to it (the topology in flinkpulse/topics.py agrees; tests check it)
 TOPIC_RECORDS: dict[str, str] = {
     "gaming.player-events": "flinkpulse.gaming.PlayerEvent",
     "iot.sensor-readings": "flinkpulse.iot.SensorReading",
