@@ -338,7 +338,7 @@ def avro_sink(ctx: JobContext, view: str) -> str:
 # -- decoding sources -------------------------------------------------------------------------
 
 
-def _decoded_column(name: str, millis: bool) -> str:
+def _decoded_expr(name: str, millis: bool) -> str:
     """SQL for one field of the decode UDF's row: epoch millis back to TIMESTAMP(3) (UTC
     session zone), event_time never NULL (bad records get 0 and are split off first)."""
     expr = f"d.`{name}`"
@@ -346,7 +346,11 @@ def _decoded_column(name: str, millis: bool) -> str:
         expr = f"CAST(TO_TIMESTAMP_LTZ({expr}, 3) AS TIMESTAMP(3))"
     if name == "event_time":
         expr = f"COALESCE({expr}, TIMESTAMP '1970-01-01 00:00:00')"
-    return f"{expr} AS `{name}`"
+    return expr
+
+
+def _decoded_column(name: str, millis: bool) -> str:
+    return f"{_decoded_expr(name, millis)} AS `{name}`"
 
 
 def decoded_source(
@@ -395,7 +399,7 @@ def decoded_source(
     # DLQ, late and on-time branches all read from that one stream, so the topic is read and
     # decoded once. Event times never generate watermarks, so no record can move one.
     f = ctx.cfg.flink
-    event = _decoded_column("event_time", "event_time" in millis).rsplit(" AS ", 1)[0]
+    event = _decoded_expr("event_time", "event_time" in millis)
     kafka_time = "CAST(kafka_ts AS TIMESTAMP(3))"
     future = f"({event}) > {kafka_time} + INTERVAL '{f.future_tolerance_s:.3f}' SECOND"
     reason = (
