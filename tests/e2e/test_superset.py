@@ -11,9 +11,11 @@ and Superset has no default credentials.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,10 @@ def stack_cfg(ensure_stack: Any) -> Config:
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack_cfg: Config) -> superset_data.Run:
-    """Live data from the producers through the four jobs and the loader into ClickHouse."""
+def pipeline(stack_cfg: Config) -> Iterator[superset_data.Run]:
+    """Live data from the producers through the four jobs and the loader into ClickHouse.
+    The jobs submitted here are cancelled after the module: left running, they held four
+    slots and CPU through the rest of the session (the failover test found no room)."""
     since = datetime.now(UTC) - timedelta(seconds=1)
     run = superset_data.run_pipeline(
         stack_cfg, since, seconds=PRODUCE_SECONDS, rate=PRODUCE_RATE, timeout=150
@@ -69,7 +73,14 @@ def pipeline(stack_cfg: Config) -> superset_data.Run:
     print(
         f"pipeline: jobs {run.jobs}; {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}"
     )
-    return run
+    yield run
+    from flinkpulse.flinkrest import FlinkRest
+
+    rest = FlinkRest(stack_cfg)
+    for jid in run.jobs.values():
+        if jid != "running":
+            with contextlib.suppress(Exception):
+                rest.cancel(jid)
 
 
 @pytest.fixture(scope="module")
