@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 
 from flinkpulse.config import load_config
 from flinkpulse.paths import ROOT
-from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV, is_ours
+from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV, cmdline, is_ours
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,13 @@ def _orphan(state: Path, component: str) -> int:
         ["bash", "-c", "sleep 600 >/dev/null 2>&1 </dev/null & echo $!"],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    return int(out.stdout)
+    pid = int(out.stdout)
+    # the shell has returned, its child may still be in the exec of sleep, when its
+    # /proc/<pid>/environ reads empty for an instant: wait for the sleep itself
+    deadline = time.monotonic() + 10
+    while not cmdline(pid).startswith("sleep") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pid
 
 
 def test_up_twice_status_tools_down_after_taskmanager_kill(tmp_path: Path) -> None:
