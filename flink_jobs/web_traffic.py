@@ -1,4 +1,5 @@
-"""web_traffic: requests, error rate, latency percentiles per path/status; activity per client."""
+"""web_traffic: requests, error rate, latency percentiles per path/status and per path; activity per
+client."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flinkpulse.config import Config
 
 JOB = "web_traffic"
 DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10}
-OUTPUTS = ["web_traffic", "client_activity"]
+OUTPUTS = ["web_traffic", "path_latency", "client_activity"]
 
 
 def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:

@@ -25,6 +25,7 @@ TABLES = [
     "device_stats",
     "energy_usage",
     "web_traffic",
+    "path_latency",
     "client_activity",
     "alerts",
     "security_events",
@@ -162,9 +163,9 @@ def summary(cfg: Config) -> str:
     table(
         "Web: requests, 5xx error rate, p95 latency (latest window):",
         "SELECT sum(requests), round(sum(errors) / sum(requests) * 100, 2), "
-        "round(max(latency_p95), 1) FROM web_traffic FINAL "
-        "WHERE window_end = (SELECT max(window_end) FROM web_traffic)",
-        "{} requests, {}% errors, p95 up to {} ms",
+        "round(max(latency_p95), 1) FROM path_latency FINAL "
+        "WHERE window_end = (SELECT max(window_end) FROM path_latency)",
+        "{} requests, {}% errors, the slowest path's p95 {} ms",
     )
     return "\n".join(out)
 

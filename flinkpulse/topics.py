@@ -32,6 +32,7 @@ RESULTS: dict[str, tuple[str, str]] = {
     "device_stats": ("results.device-stats", "device_id"),
     "energy_usage": ("results.energy-usage", "home_id"),
     "web_traffic": ("results.web-traffic", "path"),
+    "path_latency": ("results.path-latency", "path"),
     "client_activity": ("results.client-activity", "client_ip"),
     "security_events": ("results.security-events", "home_id"),
     "alerts": ("alerts", "entity_id"),

@@ -204,12 +204,17 @@ def test_web_traffic_percentiles_and_client_country(parallelism: int) -> None:
     t_env = make_env(parallelism)
     register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", rows)
     params = {**web_traffic.DEFAULTS, "window_size_s": 60, "window_slide_s": 60}
-    out = run_views(t_env, "web_traffic.sql", params, ["web_traffic", "client_activity"])
+    out = run_views(t_env, "web_traffic.sql", params, web_traffic.OUTPUTS)
     wt = {(r["path"], r["status"]): r for r in out["web_traffic"]}
     ok = wt[("/product/{id}", 200)]
     assert ok["requests"] == 100 and ok["errors"] == 0
     assert ok["latency_p50"] == pytest.approx(50.5) and ok["latency_p95"] == pytest.approx(95.05)
     assert wt[("/product/{id}", 500)]["error_rate"] == 1.0
+    # the path's own p95 over all 105 latencies (1..100 and five 1.0 ms errors), interpolated
+    # at 0.95 * 104 = 98.8: between the 99th (94) and 100th (95) smallest
+    (path,) = out["path_latency"]
+    assert (path["path"], path["requests"], path["errors"]) == ("/product/{id}", 105, 5)
+    assert path["latency_p95"] == pytest.approx(94.8) and path["latency_p50"] == pytest.approx(48.0)
     (client,) = out["client_activity"]
     assert (client["country"], client["browser"], client["device"]) == ("US", "Chrome", "desktop")
     assert (client["requests"], client["errors"]) == (105, 5)
