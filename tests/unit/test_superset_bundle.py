@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import zipfile
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ import yaml
 from flinkpulse.commands.dashboards import prepare_import
 from flinkpulse.config import load_config
 from flinkpulse.errors import FlinkpulseError
+from flinkpulse.paths import ROOT
 from flinkpulse.superset import bundle, definitions
 
 pytestmark = pytest.mark.unit
@@ -229,3 +233,25 @@ def test_latest_alerts_show_one_line_per_alert_across_the_page() -> None:
     p = _charts()["Latest alerts"]["params"]
     assert p["column_config"]["summary"]["truncateLongCells"] is True
     assert _on(_dashboard("Security"))["Latest alerts"]["meta"]["width"] == 12
+
+
+def test_committed_bundle_is_what_generate_writes(tmp_path: Path) -> None:
+    """`flinkpulse dashboards generate` (as docs/superset.md shows it) rewrites the bundle from
+    the definitions: the committed deploy/superset must be exactly its output, so an edit of
+    the definitions without regenerating (or a hand edit of the YAML) fails here."""
+    res = subprocess.run(
+        [sys.executable, "-m", "flinkpulse", "dashboards", "generate", "--dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    generated = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*.yaml")}
+    assert res.stdout.strip() == f"wrote {len(generated)} files into {tmp_path}"
+    committed = {
+        p.relative_to(bundle.BUNDLE_DIR): p.read_text()
+        for p in bundle.BUNDLE_DIR.rglob("*.yaml")
+        if p.relative_to(bundle.BUNDLE_DIR).parts[0] in {"charts", "dashboards", "datasets",
+                                                           "databases"}
+        or p.name == "metadata.yaml"
+    }  # fmt: skip
+    assert sorted(map(str, generated)) == sorted(map(str, committed))
+    assert [f for f in generated if generated[f] != committed[f]] == []
