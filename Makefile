@@ -17,7 +17,7 @@ STAMP  := $(VENV)/.installed
 SS_VENV  := .venv-superset
 SS_STAMP := $(SS_VENV)/.installed
 
-.PHONY: setup setup-superset demo test test-unit lint fmt bench clean stack-up stack-down
+.PHONY: setup setup-superset demo test test-unit lint fmt bench clean stack-up stack-down reliability-report
 
 setup: $(STAMP) $(JARS)/.resolved $(SS_STAMP)
 
@@ -48,6 +48,11 @@ demo: setup
 # pytest exits 5 when no test was collected (e.g. a -k filter): not a failure of the suite
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+# docs/RELIABILITY.md from the rows the last test run recorded (test-artifacts/): a test run
+# itself never rewrites a tracked file
+reliability-report:
+	$(PY) -m tests.reliability_report
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

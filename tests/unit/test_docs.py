@@ -76,6 +76,8 @@ MAKE_TARGETS_WITHOUT_CLI = {
     "setup": "venv + jars + Superset venv; prerequisite of `make demo` and `make test`, "
     "so every test runs in what it built",
     "setup-superset": "part of `make setup`; the Superset venv serves tests/e2e/test_superset.py",
+    "reliability-report": "renders docs/RELIABILITY.md from the last test run's rows; "
+    "tests/unit/test_reliability_report.py runs it",
     "lint": "ruff + mypy, a developer check rather than a product command",
     "clean": "removes state and venvs; destructive, never run by the suite",
 }
