@@ -173,7 +173,8 @@ def summary(cfg: Config) -> str:
 def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 240) -> int:
     from flink_jobs import JOBS
     from flinkpulse import stack
-    from flinkpulse.flinkrest import FlinkRest, job_name, submit
+    from flinkpulse.flinkrest import FlinkRest, job_name
+    from flinkpulse.flinkrun import submit
     from flinkpulse.topics import ensure_topics
 
     total = 7

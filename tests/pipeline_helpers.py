@@ -14,7 +14,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from flinkpulse.config import Config
-from flinkpulse.flinkrest import FlinkRest, job_name, submit
+from flinkpulse.flinkrest import FlinkRest, job_name
+from flinkpulse.flinkrun import submit
 from flinkpulse.topics import ensure_topics
 from producers.schemas import latest_schema
 from tests.loader_helpers import Encoder, register

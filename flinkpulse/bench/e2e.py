@@ -194,7 +194,8 @@ def _deployment(cfg: Config, tag: str) -> Iterator[tuple[Config, Any, float, flo
     """security_alerts + an in-process loader of its alerts, on topics and a database of
     their own; yields (config, ClickHouse client, submit time, submit-to-running seconds)."""
     from flinkpulse.clickhouse.migrate import client, migrate
-    from flinkpulse.flinkrest import FlinkRest, submit
+    from flinkpulse.flinkrest import FlinkRest
+    from flinkpulse.flinkrun import submit
     from flinkpulse.loader.core import Loader
     from flinkpulse.topics import ensure_topics
 

@@ -83,7 +83,8 @@ def run_variant(
     cfg: Config, job: str, variant: str, filled: dict[str, Any], timeout: float
 ) -> dict[str, Any]:
     """One bounded run of `job` (or its twin) over the filled range; its rate from the REST API."""
-    from flinkpulse.flinkrest import FlinkRest, submit
+    from flinkpulse.flinkrest import FlinkRest
+    from flinkpulse.flinkrun import submit
 
     rest = FlinkRest(cfg)
     script = "builtin_twin" if variant == "twin" else job

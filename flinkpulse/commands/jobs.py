@@ -67,7 +67,8 @@ def _jobs(name: str) -> list[str]:
 
 
 def _submit(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import FlinkRest, job_name, submit
+    from flinkpulse.flinkrest import FlinkRest, job_name
+    from flinkpulse.flinkrun import submit
     from flinkpulse.topics import ensure_topics
 
     _apply(cfg, args)
@@ -93,7 +94,7 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _resume(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import resume
+    from flinkpulse.flinkrun import resume
     from flinkpulse.topics import ensure_topics
 
     _apply(cfg, args)

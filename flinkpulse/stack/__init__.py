@@ -101,7 +101,8 @@ def _resume_jobs(cfg: Config, log: bool) -> None:
     from flinkpulse import jobstate
     from flinkpulse.config import load_config
     from flinkpulse.errors import FlinkpulseError
-    from flinkpulse.flinkrest import FlinkRest, submit
+    from flinkpulse.flinkrest import FlinkRest
+    from flinkpulse.flinkrun import submit
 
     for name in jobstate.take_resume(cfg):
         found = jobstate.submitted_config(cfg, name)

@@ -20,7 +20,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from flink_jobs import JOBS
 from flinkpulse.config import Config
-from flinkpulse.flinkrest import FlinkRest, job_name, submit
+from flinkpulse.flinkrest import FlinkRest, job_name
+from flinkpulse.flinkrun import submit
 from flinkpulse.paths import ROOT
 from flinkpulse.topics import ensure_topics
 from tests.kafka_helpers import consume, produce

@@ -20,7 +20,8 @@ import pytest
 
 from flinkpulse.clickhouse import credentials
 from flinkpulse.config import Config
-from flinkpulse.flinkrest import FlinkRest, job_name, submit
+from flinkpulse.flinkrest import FlinkRest, job_name
+from flinkpulse.flinkrun import submit
 from flinkpulse.loader.core import Loader
 from flinkpulse.paths import ROOT
 from flinkpulse.topics import ensure_topics

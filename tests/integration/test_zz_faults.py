@@ -37,7 +37,8 @@ import pytest
 from flinkpulse import jobstate, stack
 from flinkpulse.clickhouse.migrate import client, migrate
 from flinkpulse.config import Config
-from flinkpulse.flinkrest import FlinkRest, job_name, resume
+from flinkpulse.flinkrest import FlinkRest, job_name
+from flinkpulse.flinkrun import resume
 from flinkpulse.paths import ROOT
 from flinkpulse.stack.base import cmdline, is_ours
 from flinkpulse.stack.flink import Flink
