@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
+
+from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 
 MAGIC = 0
 #: magic byte + schema id
@@ -49,8 +53,27 @@ class DecodeError(Exception):
         self.schema_id = schema_id
 
 
-class RegistryUnavailable(Exception):
-    """The registry did not answer (transient, never the record's fault: retry, no dead letter)."""
+class RegistryUnavailable(ServiceUnreachable):
+    """The registry did not answer (transient, never the record's fault: retry, no dead letter).
+
+    Told by exception type (a refused or timed-out connection) or a 5xx answer, never by
+    searching the error text."""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        super().__init__("schema registry", url)
+        if detail:
+            self.args = (f"{self.args[0]} ({detail})",)
+
+
+class RegistryError(FlinkpulseError):
+    """A Confluent-API error answer: HTTP status, ``error_code`` and message (e.g. 409 for an
+    incompatible schema, 40401 for an unknown subject). The embedded registry raises it too."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 def schema_id_of(value: bytes | None) -> int:
@@ -81,9 +104,100 @@ def millis_as_long(schema: Any) -> Any:
     return schema
 
 
+#: Avro's primitive type names (never a reference)
+PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
+_NAMED = ("record", "error", "enum", "fixed")
+
+
+def full_name(name: str, namespace: str | None) -> str:
+    """An Avro name made absolute in `namespace` (a dotted name already is)."""
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def defined_name(schema: Any) -> str | None:
+    """The full name a named schema (record, enum, fixed) defines, else None."""
+    if isinstance(schema, dict) and schema.get("type") in _NAMED and schema.get("name"):
+        return full_name(str(schema["name"]), schema.get("namespace"))
+    return None
+
+
+def inline_references(schema: Any, named: dict[str, Any]) -> Any:
+    """`schema` made self-contained: the first use of each referenced type (full name -> its
+    schema JSON, in `named`) replaced by its definition, later uses left as names: what Avro
+    parsers accept without the registry, and what schema references mean (Confluent's
+    ``references``: a type defined under another subject)."""
+    defined: set[str] = set()
+
+    def walk(s: Any, ns: str | None) -> Any:
+        if isinstance(s, str):
+            if s in PRIMITIVES:
+                return s
+            fn = full_name(s, ns)
+            if fn not in named and s in named:
+                fn = s
+            if fn in named and fn not in defined:
+                return walk(named[fn], None)
+            return s
+        if isinstance(s, list):
+            return [walk(x, ns) for x in s]
+        if not isinstance(s, dict):
+            return s
+        out = dict(s)
+        name = defined_name(s)
+        if name is not None:
+            defined.add(name)
+            ns = name.rsplit(".", 1)[0] if "." in name else None
+            if ns is None and "namespace" not in s:
+                out["namespace"] = ""  # keeps a null-namespace type out of its host's namespace
+        if isinstance(out.get("type"), (dict, list)) or (
+            name is None and isinstance(out.get("type"), str) and out["type"] not in _COMPLEX
+        ):
+            out["type"] = walk(out["type"], ns)
+        if "fields" in out:
+            out["fields"] = [{**f, "type": walk(f.get("type"), ns)} for f in out["fields"]]
+        for k in ("items", "values"):
+            if k in out:
+                out[k] = walk(out[k], ns)
+        return out
+
+    return walk(schema, None)
+
+
+_COMPLEX = frozenset(("record", "error", "enum", "fixed", "array", "map"))
+
+#: (subject, version) -> (schema text, its references): how a registry (client or server) reads
+Fetch = Callable[[str, int], tuple[str, list[dict[str, Any]]]]
+
+
+def resolve_references(schema: Any, references: list[dict[str, Any]] | None, fetch: Fetch) -> Any:
+    """`schema` (JSON) made self-contained: each reference (``{"name", "subject", "version"}``)
+    and the references of those, read through `fetch`, inlined (:func:`inline_references`)."""
+    if not references:
+        return schema
+    named: dict[str, Any] = {}
+    seen: set[tuple[str, int]] = set()
+    todo = list(references)
+    while todo:
+        ref = todo.pop(0)
+        key = (str(ref["subject"]), int(ref["version"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        text, more = fetch(*key)
+        parsed = json.loads(text)
+        name = defined_name(parsed)
+        named[str(ref.get("name") or name)] = parsed
+        if name:
+            named[name] = parsed
+        todo.extend(more)
+    return inline_references(schema, named)
+
+
 class Registry:
-    """Writer schemas by id from a Confluent-compatible registry: one request per id, then cached
-    (an id that is missing or not Avro too, with its reason).
+    """The one client of a Confluent-compatible schema registry (producers, `schemas`
+    check/register, the Flink decode UDF, the loader): registration and lookup (with schema
+    references), versions and levels, and writer schemas by id for decoding, one request per
+    id, then cached (an id that is missing or not Avro too, with its reason).
 
     ``millis_as_long``: timestamps decode as epoch milliseconds (the loader: what Arrow's
     ``timestamp[ms]`` takes) instead of naive-UTC datetimes (the jobs).
@@ -95,12 +209,98 @@ class Registry:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.millis_as_long = millis_as_long
-        #: schema id -> the writer schema as registered (JSON, logical types kept)
+        #: schema id -> the writer schema, self-contained (references inlined, logical types kept)
         self.raw: dict[int, Any] = {}
         self._parsed: dict[int, Any] = {}
         self._bad: dict[int, str] = {}
         self._session: Any = None
 
+    # -- REST ---------------------------------------------------------------------------------
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One API call: its JSON answer; RegistryError (an error answer, 4xx) or
+        RegistryUnavailable (no connection, a timeout, a 5xx)."""
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
+        url = f"{self.url}{path}"
+        try:
+            if method == "GET":
+                r = self._session.get(url, timeout=self.timeout)
+            else:
+                r = self._session.request(
+                    method,
+                    url,
+                    json=body,
+                    timeout=self.timeout,
+                    headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+                )
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise RegistryUnavailable(self.url, type(e).__name__) from None
+        if r.status_code >= 500:
+            raise RegistryUnavailable(self.url, f"HTTP {r.status_code}")
+        try:
+            data = r.json()
+        except ValueError:
+            data = None
+        if r.status_code != 200:
+            err = data if isinstance(data, dict) else {}
+            raise RegistryError(
+                r.status_code,
+                int(err.get("error_code") or r.status_code),
+                str(err.get("message") or f"HTTP {r.status_code}"),
+            )
+        return data
+
+    def register(
+        self, subject: str, schema: str, references: list[dict[str, Any]] | None = None
+    ) -> int:
+        """Register `schema` (Avro JSON text) under `subject`; its global id (idempotent)."""
+        body: dict[str, Any] = {"schema": schema}
+        if references:
+            body["references"] = references
+        return int(self.call("POST", f"/subjects/{quote(subject)}/versions", body)["id"])
+
+    def lookup(
+        self, subject: str, schema: str, references: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The registered version of `schema` under `subject` (subject, version, id, schema)."""
+        body: dict[str, Any] = {"schema": schema}
+        if references:
+            body["references"] = references
+        out: dict[str, Any] = self.call("POST", f"/subjects/{quote(subject)}", body)
+        return out
+
+    def version(self, subject: str, version: int | str = "latest") -> dict[str, Any]:
+        """One version of a subject (subject, version, id, schema, references)."""
+        out: dict[str, Any] = self.call("GET", f"/subjects/{quote(subject)}/versions/{version}")
+        return out
+
+    def versions(self, subject: str) -> list[dict[str, Any]]:
+        """Every live version of a subject, oldest first ([] for an unknown subject)."""
+        try:
+            nums = self.call("GET", f"/subjects/{quote(subject)}/versions")
+        except RegistryError as e:
+            if e.code == 40401:
+                return []
+            raise
+        return [self.version(subject, n) for n in nums]
+
+    def level(self, subject: str | None = None) -> str:
+        """The compatibility level in force for `subject` (or the global one)."""
+        path = f"/config/{quote(subject)}?defaultToGlobal=true" if subject else "/config"
+        return str(self.call("GET", path).get("compatibilityLevel") or "BACKWARD")
+
+    def resolved(self, schema: Any, references: list[dict[str, Any]] | None) -> Any:
+        """`schema` (JSON) with its references (and theirs) fetched and inlined."""
+
+        def fetch(subject: str, version: int) -> tuple[str, list[dict[str, Any]]]:
+            v = self.version(subject, version)
+            return str(v["schema"]), list(v.get("references") or [])
+
+        return resolve_references(schema, references, fetch)
+
+    # -- decoding -----------------------------------------------------------------------------
     def schema(self, schema_id: int) -> Any:
         """The parsed writer schema; DecodeError (bad id) or RegistryUnavailable."""
         parsed = self._parsed.get(schema_id)
@@ -109,26 +309,22 @@ class Registry:
         if schema_id in self._bad:
             raise DecodeError(self._bad[schema_id], schema_id)
         import fastavro
-        import requests
 
-        if self._session is None:
-            self._session = requests.Session()
         try:
-            r = self._session.get(f"{self.url}/schemas/ids/{schema_id}", timeout=self.timeout)
-        except requests.RequestException as e:
-            raise RegistryUnavailable(f"schema registry {self.url}: {e}") from None
-        if r.status_code == 404:
-            return self._refuse(schema_id, REASON_UNKNOWN_ID.format(schema_id=schema_id))
-        if r.status_code != 200:
-            raise RegistryUnavailable(f"schema registry {self.url}: HTTP {r.status_code}")
+            body = self.call("GET", f"/schemas/ids/{schema_id}")
+        except RegistryError as e:
+            if e.status == 404:
+                return self._refuse(schema_id, REASON_UNKNOWN_ID.format(schema_id=schema_id))
+            raise RegistryUnavailable(self.url, f"HTTP {e.status}") from None
         try:
-            body = r.json()
             kind = body.get("schemaType", "AVRO")
             if kind != "AVRO":
                 raise ValueError(f"a {kind} schema")
-            raw = json.loads(body["schema"])
+            raw = self.resolved(json.loads(body["schema"]), body.get("references"))
             parsed = fastavro.parse_schema(millis_as_long(raw) if self.millis_as_long else raw)
-        except Exception as e:  # not Avro (e.g. JSON Schema / Protobuf): the record's problem
+        except RegistryUnavailable:
+            raise
+        except Exception as e:  # not Avro, a missing reference: the record's problem
             detail = str(e) or type(e).__name__
             return self._refuse(
                 schema_id, REASON_NOT_AVRO.format(schema_id=schema_id, detail=detail)

@@ -154,6 +154,7 @@ def all_topics() -> list[str]:
 
 def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
     """Create missing topics (prefixed); returns the ones created."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     names = [cfg.kafka.topic(t) for t in (logical or all_topics())]
@@ -180,7 +181,15 @@ def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
     for f in futures.values():
         try:
             f.result(timeout=30)
-        except Exception as e:  # a concurrent creator won: fine
-            if "TOPIC_ALREADY_EXISTS" not in str(e):
+        except KafkaException as e:  # a concurrent creator won: fine
+            if not already_exists(e):
                 raise
     return missing
+
+
+def already_exists(e: Exception) -> bool:
+    """Whether a topic-creation error says the topic exists (by Kafka's error code)."""
+    from confluent_kafka import KafkaError
+
+    err = e.args[0] if e.args else None
+    return isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS

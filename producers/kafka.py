@@ -27,7 +27,8 @@ from typing import Any, TextIO
 import fastavro
 
 from flinkpulse.config import Config
-from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
+from flinkpulse.errors import FlinkpulseError
+from flinkpulse.topics import ensure_topics
 from producers.base import Event, TimedEvent
 from producers.encoder import Encoder, compile_encoder
 from producers.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
@@ -140,7 +141,7 @@ class AvroKafkaProducer:
             writer = (schemas or {}).get(t) or latest_schema(TOPIC_RECORDS[t])
             self.topics[t] = _Topic(t, cfg.kafka.topic(t), writer, ids[t])
         if create_topics:
-            ensure_topics(cfg, [tp.physical for tp in self.topics.values()])
+            ensure_topics(cfg, list(self.topics))
         conf: dict[str, Any] = {
             **cfg.kafka.client_conf(),
             "acks": "all",
@@ -159,24 +160,19 @@ class AvroKafkaProducer:
     # -- registry ------------------------------------------------------------------------------
     def register(self, topics: list[str], schemas: dict[str, dict[str, Any]]) -> dict[str, int]:
         """Register each topic's writer schema under `<physical topic>-value`; their ids."""
-        from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
+        from flinkpulse.avro import Registry, RegistryError
 
-        client = SchemaRegistryClient({"url": self.cfg.registry.url})
+        client = Registry(self.cfg.registry.url)
         ids = {}
         for t in topics:
             writer = schemas.get(t) or latest_schema(TOPIC_RECORDS[t])
             subject = subject_for(self.cfg.kafka.topic(t))
             try:
-                ids[t] = client.register_schema(subject, Schema(schema_str(writer), "AVRO"))
-            except SchemaRegistryError as e:
+                ids[t] = client.register(subject, schema_str(writer))
+            except RegistryError as e:  # an outage is RegistryUnavailable: "not reachable"
                 raise FlinkpulseError(
-                    f"schema registry refused {writer['name']} for {subject}: {e.error_message}"
+                    f"schema registry refused {writer['name']} for {subject}: {e.message}"
                 ) from None
-            except Exception as e:  # requests/httpx connection errors, by message
-                if "connect" in str(e).lower() or "refused" in str(e).lower():
-                    raise ServiceUnreachable("schema registry", self.cfg.registry.url) from None
-                raise
         return ids
 
     # -- sending -------------------------------------------------------------------------------
@@ -346,31 +342,6 @@ class AvroKafkaProducer:
         tty = hasattr(out, "isatty") and out.isatty()
         out.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
         out.flush()
-
-
-def ensure_topics(cfg: Config, topics: list[str]) -> None:
-    """Create missing topics with `kafka.partitions` partitions (existing ones are kept)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
-    try:
-        existing = set(admin.list_topics(timeout=10).topics)
-    except KafkaException:
-        raise ServiceUnreachable("Kafka", cfg.kafka.bootstrap_servers) from None
-    new = [
-        NewTopic(t, num_partitions=cfg.kafka.partitions, replication_factor=1)
-        for t in topics
-        if t not in existing
-    ]
-    if not new:
-        return
-    for fut in admin.create_topics(new, request_timeout=15).values():
-        try:
-            fut.result(timeout=20)
-        except KafkaException as e:
-            if "TOPIC_ALREADY_EXISTS" not in str(e):
-                raise FlinkpulseError(f"creating topics failed: {e}") from None
 
 
 def progress_stream() -> TextIO:

@@ -18,8 +18,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from flinkpulse.avro import Registry, RegistryError
 from flinkpulse.config import Config
-from flinkpulse.errors import FlinkpulseError, ServiceUnreachable, UsageError
+from flinkpulse.errors import UsageError
 from flinkpulse.paths import ROOT
 
 
@@ -43,40 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     rg.add_argument("--all-versions", action="store_true", help="register the history in order")
     rg.add_argument("--schema-dir", type=Path)
     rg.set_defaults(func=_register)
-
-
-# -- registry access ------------------------------------------------------------------------------
-class _Registry:
-    """The few registry calls `check` needs (plain REST, works with any Confluent-API registry)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-
-    def _get(self, path: str) -> Any:
-        import requests
-
-        try:
-            r = requests.get(f"{self.url}{path}", timeout=10)
-        except requests.RequestException:
-            raise ServiceUnreachable("schema registry", self.url) from None
-        if r.status_code == 404:
-            return None
-        if r.status_code != 200:
-            raise FlinkpulseError(f"schema registry: GET {path} -> {r.status_code} {r.text[:200]}")
-        return r.json()
-
-    def versions(self, subject: str) -> list[tuple[int, str]]:
-        nums = self._get(f"/subjects/{subject}/versions") or []
-        out = []
-        for n in nums:
-            v = self._get(f"/subjects/{subject}/versions/{n}")
-            if v:
-                out.append((int(v["version"]), v["schema"]))
-        return out
-
-    def level(self, subject: str) -> str:
-        cfg = self._get(f"/config/{subject}?defaultToGlobal=true") or self._get("/config") or {}
-        return str(cfg.get("compatibilityLevel") or "BACKWARD")
 
 
 def _git_schemas(ref: str, schema_dir: Path) -> dict[str, tuple[int, str]]:
@@ -123,7 +90,7 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
         ref = args.against[4:]
     if args.level and args.level.upper() not in compat.LEVELS:
         raise UsageError(f"--level must be one of {', '.join(compat.LEVELS)}")
-    reg = None if args.no_registry else _Registry(cfg.registry.url)
+    reg = None if args.no_registry else Registry(cfg.registry.url)
     at_ref = _git_schemas(ref, schema_dir) if ref else {}
     by_record: dict[str, list[str]] = {}
     for topic, rec in sc.TOPIC_RECORDS.items():
@@ -150,7 +117,7 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
         # 2. the registry
         for subject in subjects if reg else []:
             assert reg is not None
-            registered = reg.versions(subject)
+            registered = [(int(v["version"]), v["schema"]) for v in reg.versions(subject)]
             if not registered:
                 print(f"ok   {subject}: {rec} v{latest_n} (not registered yet)")
                 continue
@@ -190,28 +157,22 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- register -------------------------------------------------------------------------------------
 def _register(cfg: Config, args: argparse.Namespace) -> int:
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
-
     from producers import schemas as sc
 
-    client = SchemaRegistryClient({"url": cfg.registry.url})
+    client = Registry(cfg.registry.url)
     failed = 0
     for topic, rec in sc.TOPIC_RECORDS.items():
         subject = sc.subject_for(cfg.kafka.topic(topic))
         history = sc.schema_versions(rec, args.schema_dir)
         versions = sorted(history) if args.all_versions else [max(history)]
         for n in versions:
-            try:
-                sid = client.register_schema(subject, Schema(sc.schema_str(history[n]), "AVRO"))
-                reg = client.lookup_schema(subject, Schema(sc.schema_str(history[n]), "AVRO"))
-            except SchemaRegistryError as e:
-                print(f"FAIL {subject}: {rec} v{n}: {e.error_message}")
+            text = sc.schema_str(history[n])
+            try:  # an outage raises RegistryUnavailable: "not reachable", exit 1
+                sid = client.register(subject, text)
+                reg = client.lookup(subject, text)
+            except RegistryError as e:
+                print(f"FAIL {subject}: {rec} v{n}: {e.message}")
                 failed += 1
                 break
-            except Exception as e:  # connection errors surface as requests/httpx exceptions
-                if "connect" in str(e).lower():
-                    raise ServiceUnreachable("schema registry", cfg.registry.url) from None
-                raise
-            print(f"ok   {subject}: {rec} v{n} -> id {sid}, subject version {reg.version}")
+            print(f"ok   {subject}: {rec} v{n} -> id {sid}, subject version {reg['version']}")
     return 1 if failed else 0

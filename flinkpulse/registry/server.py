@@ -1,6 +1,7 @@
 """The HTTP API: Confluent Schema Registry's REST endpoints on a small threaded server.
 
-Implemented: ``/subjects`` (list, versions, register, lookup, soft/hard delete),
+Implemented: ``/subjects`` (list, versions, register, lookup, soft/hard delete, schema
+references and ``referencedby``),
 ``/schemas/ids/{id}`` (+ ``/schema``, ``/versions``, ``/subjects``), ``/schemas/types``,
 ``/config`` (global and per subject), ``/compatibility/subjects/{s}/versions[/{v}]``,
 ``/mode``. Errors are ``{"error_code": N, "message": "..."}`` with Confluent's codes.
@@ -44,14 +45,16 @@ class Request:
             raise RegistryError(400, 400, "Request body must be a JSON object")
         return data
 
-    def schema(self) -> tuple[str, str]:
+    def schema(self) -> tuple[str, str, list[dict[str, Any]]]:
+        """(schema text, schema type, references) of a register / lookup / compatibility body."""
         body = self.json()
         text = body.get("schema")
         if not isinstance(text, str) or not text.strip():
             raise RegistryError(422, 42201, "Invalid schema: the 'schema' field is missing")
-        if body.get("references"):
-            raise RegistryError(422, 42201, "Invalid schema: schema references are not supported")
-        return text, str(body.get("schemaType") or "AVRO").upper()
+        refs = body.get("references") or []
+        if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+            raise RegistryError(422, 42201, "Invalid schema: 'references' must be a list")
+        return text, str(body.get("schemaType") or "AVRO").upper(), refs
 
 
 def _registered(v: Version) -> dict[str, Any]:
@@ -59,6 +62,8 @@ def _registered(v: Version) -> dict[str, Any]:
     if v.schema_type != "AVRO":
         out["schemaType"] = v.schema_type
     out["schema"] = v.schema
+    if v.references:
+        out["references"] = v.references
     return out
 
 
@@ -75,7 +80,7 @@ class Api:
             ("POST", re.compile(rf"^/subjects/{S}/versions$"), self.register),
             ("GET", re.compile(rf"^/subjects/{S}/versions/{S}$"), self.get_version),
             ("GET", re.compile(rf"^/subjects/{S}/versions/{S}/schema$"), self.get_version_schema),
-            ("GET", re.compile(rf"^/subjects/{S}/versions/{S}/referencedby$"), lambda r: []),
+            ("GET", re.compile(rf"^/subjects/{S}/versions/{S}/referencedby$"), self.referenced_by),
             ("DELETE", re.compile(rf"^/subjects/{S}/versions/{S}$"), self.delete_version),
             ("POST", re.compile(rf"^/subjects/{S}$"), self.lookup),
             ("DELETE", re.compile(rf"^/subjects/{S}$"), self.delete_subject),
@@ -125,8 +130,8 @@ class Api:
         return [v.version for v in self.s.versions(r.params[0], r.flag("deleted"))]
 
     def register(self, r: Request) -> dict[str, Any]:
-        text, typ = r.schema()
-        return {"id": self.s.register(r.params[0], text, typ)}
+        text, typ, refs = r.schema()
+        return {"id": self.s.register(r.params[0], text, typ, refs)}
 
     def get_version(self, r: Request) -> dict[str, Any]:
         return _registered(self.s.version(r.params[0], r.params[1], r.flag("deleted")))
@@ -138,18 +143,23 @@ class Api:
         return self.s.delete_version(r.params[0], r.params[1], r.flag("permanent"))
 
     def lookup(self, r: Request) -> dict[str, Any]:
-        text, typ = r.schema()
-        return _registered(self.s.lookup(r.params[0], text, typ, r.flag("deleted")))
+        text, typ, refs = r.schema()
+        return _registered(self.s.lookup(r.params[0], text, typ, r.flag("deleted"), refs))
+
+    def referenced_by(self, r: Request) -> list[int]:
+        return self.s.referenced_by(r.params[0], r.params[1])
 
     def delete_subject(self, r: Request) -> list[int]:
         return self.s.delete_subject(r.params[0], r.flag("permanent"))
 
     # -- schemas by id -------------------------------------------------------------------------
     def get_schema(self, r: Request) -> dict[str, Any]:
-        typ, text = self.s.schema_by_id(int(r.params[0]))
+        typ, text, refs = self.s.schema_by_id(int(r.params[0]))
         out: dict[str, Any] = {"schema": text}
         if typ != "AVRO":
             out["schemaType"] = typ
+        if refs:
+            out["references"] = refs
         return out
 
     def get_schema_raw(self, r: Request) -> Any:
@@ -188,11 +198,11 @@ class Api:
 
     # -- compatibility test --------------------------------------------------------------------
     def test_compat(self, r: Request) -> dict[str, Any]:
-        text, typ = r.schema()
+        text, typ, refs = r.schema()
         subject = r.params[0]
         against = r.params[1] if len(r.params) > 1 else None
         try:
-            level, problems = self.s.incompatibilities(subject, text, typ, against)
+            level, problems = self.s.incompatibilities(subject, text, typ, against, refs)
         except RegistryError as e:
             if e.code == 40401 and against is None:
                 return {"is_compatible": True}

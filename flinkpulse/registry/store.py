@@ -18,20 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from flinkpulse.avro import RegistryError, resolve_references
 from flinkpulse.registry import compat
-
-
-class RegistryError(Exception):
-    """A Confluent-style API error: HTTP status plus ``error_code`` and message."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+from flinkpulse.topics import already_exists
 
 
 def not_found_subject(s: str) -> RegistryError:
@@ -50,6 +42,8 @@ class Version:
     schema: str
     schema_type: str = "AVRO"
     deleted: bool = False
+    #: schema references: ``{"name", "subject", "version"}`` of types defined elsewhere
+    references: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Log:
@@ -75,7 +69,7 @@ class Log:
             try:
                 fut.result(timeout=20)
             except KafkaException as e:
-                if "TOPIC_ALREADY_EXISTS" not in str(e) and "already exists" not in str(e):
+                if not already_exists(e):
                     raise
 
     def replay(self) -> list[tuple[bytes, bytes | None]]:
@@ -161,8 +155,10 @@ class State:
         self.log = log
         self.lock = threading.RLock()
         self.subjects: dict[str, dict[int, Version]] = {}
-        self.ids: dict[int, tuple[str, str]] = {}  # id -> (schema_type, schema text)
-        self.by_canonical: dict[tuple[str, str], int] = {}  # (type, canonical) -> id
+        #: id -> (schema_type, schema text, references)
+        self.ids: dict[int, tuple[str, str, list[dict[str, Any]]]] = {}
+        #: (type, canonical form with references resolved, references) -> id
+        self.by_canonical: dict[tuple[str, str], int] = {}
         self.max_id = 0
         self.global_level = compat.DEFAULT_LEVEL
         self.subject_level: dict[str, str] = {}
@@ -201,12 +197,13 @@ class State:
                 value["schema"],
                 value.get("schemaType") or "AVRO",
                 bool(value.get("deleted", False)),
+                list(value.get("references") or []),
             )
             self.subjects.setdefault(subject, {})[version] = v
             if v.id not in self.ids:
-                self.ids[v.id] = (v.schema_type, v.schema)
-                with contextlib.suppress(compat.InvalidSchema):
-                    self.by_canonical[(v.schema_type, compat.canonical(v.schema))] = v.id
+                self.ids[v.id] = (v.schema_type, v.schema, v.references)
+                with contextlib.suppress(RegistryError):
+                    self.by_canonical[self._key(v.schema, v.schema_type, v.references)] = v.id
             self.max_id = max(self.max_id, v.id)
         elif kt == "CONFIG":
             subject = key.get("subject")
@@ -265,7 +262,7 @@ class State:
                     return v
             raise not_found_version(subject, n)
 
-    def schema_by_id(self, schema_id: int) -> tuple[str, str]:
+    def schema_by_id(self, schema_id: int) -> tuple[str, str, list[dict[str, Any]]]:
         with self.lock:
             if schema_id not in self.ids or not any(
                 v.id == schema_id for vs in self.subjects.values() for v in vs.values()
@@ -290,26 +287,107 @@ class State:
             return self.global_level
 
     # -- register / lookup ---------------------------------------------------------------------
-    def lookup(self, subject: str, text: str, schema_type: str, deleted: bool = False) -> Version:
-        canon = _canonical(text, schema_type)
+    def lookup(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str,
+        deleted: bool = False,
+        references: list[dict[str, Any]] | None = None,
+    ) -> Version:
         with self.lock:
             if subject not in self.subjects or not (deleted or self._live(self.subjects[subject])):
                 raise not_found_subject(subject)
+            key = self._key(text, schema_type, references or [])
             for v in self.versions(subject, deleted=deleted):
-                if (
-                    v.schema_type == schema_type
-                    and _canonical_safe(v.schema, v.schema_type) == canon
-                ):
+                if self._key_safe(v) == key:
                     return v
             raise RegistryError(404, 40403, "Schema not found")
 
-    def incompatibilities(
-        self, subject: str, text: str, schema_type: str, against: str | None = None
-    ) -> tuple[str, list[compat.Incompatibility]]:
-        """(level, problems) of `text` against the subject's live versions (or one version)."""
-        _canonical(text, schema_type)
-        new = compat.parse(text)
+    # -- references ----------------------------------------------------------------------------
+    def _fetch(self, subject: str, version: int) -> tuple[str, list[dict[str, Any]]]:
+        vs = self.subjects.get(subject) or {}
+        if version not in vs:
+            raise RegistryError(
+                422,
+                42201,
+                f"Invalid schema: reference to subject '{subject}' version {version} not found",
+            )
+        return vs[version].schema, vs[version].references
+
+    def resolved(self, text: str, references: list[dict[str, Any]]) -> str:
+        """`text` with its references inlined: the self-contained schema compat checks read."""
+        if not references:
+            return text
+        for ref in references:
+            if not {"name", "subject", "version"} <= set(ref):
+                raise RegistryError(
+                    422, 42201, "Invalid schema: a reference needs name, subject and version"
+                )
+        try:
+            schema = json.loads(text)
+        except ValueError as e:
+            raise RegistryError(422, 42201, f"Invalid schema: {e}") from None
+        return json.dumps(resolve_references(schema, references, self._fetch))
+
+    def _key(
+        self, text: str, schema_type: str, references: list[dict[str, Any]]
+    ) -> tuple[str, str]:
+        """What makes two registrations the same schema: type, canonical resolved form and
+        references (Confluent: the same text with other references is another schema)."""
+        canon = _canonical(self.resolved(text, references), schema_type)
+        refs = json.dumps(
+            [[r["name"], r["subject"], int(r["version"])] for r in references],
+            separators=(",", ":"),
+        )
+        return schema_type, canon + refs
+
+    def _key_safe(self, v: Version) -> tuple[str, str]:
+        try:
+            return self._key(v.schema, v.schema_type, v.references)
+        except RegistryError:
+            return v.schema_type, v.schema
+
+    def referenced_by(self, subject: str, ref: str) -> list[int]:
+        """Ids of the live schemas that reference `subject` version `ref`."""
         with self.lock:
+            target = self.version(subject, ref, deleted=True)
+            return sorted(
+                {
+                    v.id
+                    for vs in self.subjects.values()
+                    for v in vs.values()
+                    if not v.deleted
+                    and any(
+                        r.get("subject") == subject and int(r.get("version", 0)) == target.version
+                        for r in v.references
+                    )
+                }
+            )
+
+    def _refuse_if_referenced(self, subject: str, version: int) -> None:
+        if self.referenced_by(subject, str(version)):
+            raise RegistryError(
+                422,
+                42206,
+                f"One or more references exist to the schema "
+                f"{{magic=1,keytype=SCHEMA,subject={subject},version={version}}}.",
+            )
+
+    def incompatibilities(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str,
+        against: str | None = None,
+        references: list[dict[str, Any]] | None = None,
+    ) -> tuple[str, list[compat.Incompatibility]]:
+        """(level, problems) of `text` against the subject's live versions (or one version),
+        every referenced type resolved."""
+        with self.lock:
+            text = self.resolved(text, references or [])
+            _canonical(text, schema_type)
+            new = compat.parse(text)
             level = self.level(subject)
             live = self._live(self.subjects.get(subject) or {})
             if against is not None:
@@ -317,21 +395,32 @@ class State:
                 live = [one]
                 if level.endswith("_TRANSITIVE"):
                     level = level.removesuffix("_TRANSITIVE")
-            previous = [(v.version, compat.parse(v.schema)) for v in live]
+            previous = [
+                (v.version, compat.parse(self.resolved(v.schema, v.references))) for v in live
+            ]
         return level, compat.check(new, previous, level)
 
-    def register(self, subject: str, text: str, schema_type: str = "AVRO") -> int:
-        canon = _canonical(text, schema_type)
-        text = json.dumps(json.loads(text), separators=(",", ":"))  # stored compact, docs kept
+    def register(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str = "AVRO",
+        references: list[dict[str, Any]] | None = None,
+    ) -> int:
+        references = [
+            {"name": r.get("name"), "subject": r.get("subject"), "version": r.get("version")}
+            for r in references or []
+        ]
         with self.lock:
+            key = self._key(text, schema_type, references)
+            text = json.dumps(json.loads(text), separators=(",", ":"))  # stored compact
             existing = self.subjects.get(subject) or {}
             for v in self._live(existing):
-                if (
-                    v.schema_type == schema_type
-                    and _canonical_safe(v.schema, v.schema_type) == canon
-                ):
+                if self._key_safe(v) == key:
                     return v.id
-            level, problems = self.incompatibilities(subject, text, schema_type)
+            level, problems = self.incompatibilities(
+                subject, text, schema_type, references=references
+            )
             if problems:
                 details = "; ".join(str(p) for p in problems)
                 raise RegistryError(
@@ -340,7 +429,7 @@ class State:
                     f"Schema being registered is incompatible with an earlier schema for subject "
                     f'"{subject}" (compatibility {level}), details: {details}',
                 )
-            schema_id = self.by_canonical.get((schema_type, canon))
+            schema_id = self.by_canonical.get(key)
             if schema_id is None:
                 schema_id = self.max_id + 1
             version = max(existing, default=0) + 1
@@ -353,9 +442,10 @@ class State:
                     "schemaType": schema_type,
                     "schema": text,
                     "deleted": False,
+                    **({"references": references} if references else {}),
                 },
             )
-            self.by_canonical[(schema_type, canon)] = schema_id
+            self.by_canonical[key] = schema_id
             return schema_id
 
     # -- deletes -------------------------------------------------------------------------------
@@ -364,6 +454,7 @@ class State:
             if subject not in self.subjects:
                 raise not_found_subject(subject)
             v = self.version(subject, ref, deleted=permanent)
+            self._refuse_if_referenced(subject, v.version)
             key = {"keytype": "SCHEMA", "subject": subject, "version": v.version, "magic": 1}
             if permanent:
                 if not v.deleted:
@@ -384,6 +475,8 @@ class State:
             if not vs:
                 raise not_found_subject(subject)
             live = self._live(vs)
+            for n in sorted(vs):
+                self._refuse_if_referenced(subject, n)
             if permanent:
                 if live:
                     raise RegistryError(
@@ -450,6 +543,7 @@ def _value(v: Version, deleted: bool) -> dict[str, Any]:
         "schemaType": v.schema_type,
         "schema": v.schema,
         "deleted": deleted,
+        **({"references": v.references} if v.references else {}),
     }
 
 
@@ -462,10 +556,3 @@ def _canonical(text: str, schema_type: str) -> str:
         return compat.canonical(text)
     except compat.InvalidSchema as e:
         raise RegistryError(422, 42201, str(e)) from None
-
-
-def _canonical_safe(text: str, schema_type: str) -> str:
-    try:
-        return _canonical(text, schema_type)
-    except RegistryError:
-        return text

@@ -1,0 +1,204 @@
+"""Schema references (issue 19) through confluent-kafka's official client: a producer registers
+an event whose `Address` type lives under another subject, the official AvroSerializer writes
+records with it, and the official AvroDeserializer, the jobs' decoder (flink_jobs.decoding) and
+the loader's decoder (flinkpulse.loader.avro) all read them back with the reference resolved.
+
+The registry is the project's own server (flinkpulse.registry), run in this process with its
+state in memory: these are API tests of its REST surface, no Kafka needed (durability of the
+same state through its Kafka topic is test_registry.py's restart test).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import fastavro
+import pytest
+from confluent_kafka.schema_registry import (
+    Schema,
+    SchemaReference,
+    SchemaRegistryClient,
+)
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from flink_jobs.decoding import decode_record
+from flinkpulse.avro import Registry
+from flinkpulse.loader.avro import Decoder
+from flinkpulse.registry.server import make_server
+from flinkpulse.registry.store import State
+
+pytestmark = pytest.mark.integration
+
+
+def _record(full_name: str, *fields: tuple[Any, ...]) -> dict[str, Any]:
+    """A record schema; a field given as (name, type, default) has that default."""
+    ns, name = full_name.rsplit(".", 1)
+    return {
+        "type": "record",
+        "name": name,
+        "namespace": ns,
+        "fields": [dict(zip(("name", "type", "default"), f, strict=False)) for f in fields],
+    }
+
+
+ADDRESS = _record("t.common.Address", ("city", "string"), ("zip", "string"))
+ORDER_FIELDS: list[tuple[Any, ...]] = [
+    ("id", "string"),
+    ("ship_to", "t.common.Address"),
+    ("bill_to", ["null", "t.common.Address"], None),
+    ("at", {"type": "long", "logicalType": "timestamp-millis"}),
+]
+ORDER = _record("t.shop.Order", *ORDER_FIELDS)
+AT = datetime(2026, 11, 30, 12, 0, 0, 123_000, tzinfo=UTC)
+ROW = {
+    "id": "o-1",
+    "ship_to": {"city": "Lyon", "zip": "69001"},
+    "bill_to": {"city": "Paris", "zip": "75001"},
+    "at": AT,
+}
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    """The registry's HTTP API on a free port, state in memory."""
+    server = make_server(State(None), "127.0.0.1", 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _register_pair(c: SchemaRegistryClient) -> tuple[int, int, Schema]:
+    """Address under its own subject, Order referencing its version 1: (address id, order id,
+    the Order schema as registered)."""
+    address_id = c.register_schema("address-value", Schema(json.dumps(ADDRESS), "AVRO"))
+    order = Schema(
+        json.dumps(ORDER), "AVRO", [SchemaReference("t.common.Address", "address-value", 1)]
+    )
+    return address_id, c.register_schema("orders-value", order), order
+
+
+def test_register_lookup_and_read_back_a_schema_with_references(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    address_id, order_id, order = _register_pair(c)
+    assert order_id != address_id
+    assert c.register_schema("orders-value", order) == order_id  # idempotent
+    got = c.get_schema(order_id)
+    assert json.loads(got.schema_str or "") == ORDER
+    assert [(r.name, r.subject, r.version) for r in got.references or []] == [
+        ("t.common.Address", "address-value", 1)
+    ]
+    found = c.lookup_schema("orders-value", order)
+    assert (found.version, found.schema_id) == (1, order_id)
+    # the same text without its reference is not that schema: it does not even parse
+    with pytest.raises(SchemaRegistryError) as e:
+        c.lookup_schema("orders-value", Schema(json.dumps(ORDER), "AVRO"))
+    assert e.value.error_code in (40403, 42201)
+    assert c.get_referenced_by("address-value", 1) == [order_id]
+    assert c.get_referenced_by("orders-value", 1) == []
+
+
+def test_a_reference_to_a_missing_version_is_refused(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    c.register_schema("address-value", Schema(json.dumps(ADDRESS), "AVRO"))
+    bad = Schema(
+        json.dumps(ORDER), "AVRO", [SchemaReference("t.common.Address", "address-value", 7)]
+    )
+    with pytest.raises(SchemaRegistryError) as e:
+        c.register_schema("orders-value", bad)
+    assert (e.value.http_status_code, e.value.error_code) == (422, 42201)
+    assert "address-value" in e.value.error_message and "version 7" in e.value.error_message
+
+
+def test_delete_is_refused_while_referenced(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    _register_pair(c)
+    for call in (
+        lambda: c.delete_version("address-value", 1),
+        lambda: c.delete_subject("address-value"),
+    ):
+        with pytest.raises(SchemaRegistryError) as e:
+            call()
+        assert (e.value.http_status_code, e.value.error_code) == (422, 42206)
+        assert "address-value" in e.value.error_message
+    # once the referrer is gone (soft delete), the referenced type may go too
+    assert c.delete_subject("orders-value") == [1]
+    assert c.get_referenced_by("address-value", 1) == []
+    assert c.delete_version("address-value", 1) == 1
+
+
+def test_compatibility_resolves_referenced_types(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    _register_pair(c)
+    refs = [SchemaReference("t.common.Address", "address-value", 1)]
+    # a new required field without default breaks BACKWARD; the referenced type is resolved
+    broken = _record("t.shop.Order", *ORDER_FIELDS, ("total", "double"))
+    ok = _record("t.shop.Order", *ORDER_FIELDS, ("note", ["null", "string"], None))
+    assert not c.test_compatibility("orders-value", Schema(json.dumps(broken), "AVRO", refs))
+    assert c.test_compatibility("orders-value", Schema(json.dumps(ok), "AVRO", refs))
+    with pytest.raises(SchemaRegistryError) as e:
+        c.register_schema("orders-value", Schema(json.dumps(broken), "AVRO", refs))
+    assert e.value.http_status_code == 409 and "total" in e.value.error_message
+    assert c.register_schema("orders-value", Schema(json.dumps(ok), "AVRO", refs)) > 0
+
+
+def test_official_serializer_records_decode_in_the_jobs_and_the_loader(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    _, order_id, order = _register_pair(c)
+    ser = AvroSerializer(
+        c, order, conf={"auto.register.schemas": False, "use.latest.version": True}
+    )
+    ctx = SerializationContext("orders", MessageField.VALUE)
+    value = ser(ROW, ctx)
+    assert value[0] == 0 and int.from_bytes(value[1:5], "big") == order_id
+    # the official deserializer resolves the reference through our registry
+    assert AvroDeserializer(c)(value, ctx) == ROW
+    # the jobs' decoder: naive-UTC timestamps, read with a self-contained reader schema
+    reader = fastavro.parse_schema(
+        _record("t.shop.Order", ORDER_FIELDS[0], ("ship_to", ADDRESS), *ORDER_FIELDS[2:])
+    )
+    rec, sid, reason = decode_record(Registry(url), reader, value)
+    assert (sid, reason) == (order_id, None)
+    assert rec == {**ROW, "at": AT.replace(tzinfo=None)}
+    # the loader's decoder: epoch milliseconds; its writer schema is self-contained
+    loader = Decoder(url)
+    assert loader.decode(value) == {**ROW, "at": int(AT.timestamp() * 1000)}
+    assert loader.raw[order_id]["fields"][1]["type"] == ADDRESS
+    assert loader.raw[order_id]["fields"][2]["type"] == ["null", "t.common.Address"]
+
+
+def test_a_chain_of_references_is_resolved(url: str) -> None:
+    """Order -> Customer -> Address: the decoder follows references of references."""
+    c = SchemaRegistryClient({"url": url})
+    c.register_schema("address-value", Schema(json.dumps(ADDRESS), "AVRO"))
+    customer = _record("t.common.Customer", ("name", "string"), ("home", "Address"))
+    c.register_schema(
+        "customer-value",
+        Schema(
+            json.dumps(customer), "AVRO", [SchemaReference("t.common.Address", "address-value", 1)]
+        ),
+    )
+    invoice = _record("t.shop.Invoice", ("to", "t.common.Customer"), ("ship", "t.common.Address"))
+    sid = c.register_schema(
+        "invoice-value",
+        Schema(json.dumps(invoice), "AVRO", [
+            SchemaReference("t.common.Customer", "customer-value", 1),
+            SchemaReference("t.common.Address", "address-value", 1),
+        ]),
+    )  # fmt: skip
+    rec = {
+        "to": {"name": "Ann", "home": {"city": "Nice", "zip": "06000"}},
+        "ship": {"city": "Metz", "zip": "57000"},
+    }
+    ser = AvroSerializer(c, None, conf={"use.latest.version": True, "auto.register.schemas": False})
+    ctx = SerializationContext("invoice", MessageField.VALUE)
+    value = ser(rec, ctx)
+    assert int.from_bytes(value[1:5], "big") == sid
+    assert Decoder(url).decode(value) == rec
