@@ -235,8 +235,8 @@ class Registry:
                     timeout=self.timeout,
                     headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
                 )
-        except (requests.ConnectionError, requests.Timeout) as e:
-            raise RegistryUnavailable(self.url, type(e).__name__) from None
+        except (requests.ConnectionError, requests.Timeout):
+            raise RegistryUnavailable(self.url) from None
         if r.status_code >= 500:
             raise RegistryUnavailable(self.url, f"HTTP {r.status_code}")
         try:

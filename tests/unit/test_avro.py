@@ -159,3 +159,47 @@ def test_an_unreachable_registry_is_not_the_record_s_fault() -> None:
     with pytest.raises(RegistryUnavailable):  # the job fails and restarts; no dead letter
         decode_record(flink, fastavro.parse_schema(RECORD), GOOD)
     assert avro.REGISTRY_TIMEOUT_S == reg.timeout == flink.timeout
+
+
+def test_an_outage_is_told_by_exception_type_in_one_line() -> None:
+    """Nothing listens on port 1: the connection is refused (an exception type, not a message
+    searched for 'connect'), and every registry caller reports the CLI's one line."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    reg = Registry(f"http://127.0.0.1:{port}", timeout=2)
+    for call in (lambda: reg.register("s-value", '"string"'), lambda: reg.versions("s-value")):
+        with pytest.raises(RegistryUnavailable) as e:
+            call()
+        assert str(e.value) == (
+            f"schema registry is not reachable at http://127.0.0.1:{port} — run `flinkpulse stack up`"
+        )
+
+
+def test_references_are_inlined_once_in_avro_order() -> None:
+    """The first use of a referenced type gets its definition, later uses keep the name; a
+    short name resolves in the enclosing namespace."""
+    address = {
+        "type": "record",
+        "name": "Address",
+        "namespace": "c",
+        "fields": [{"name": "z", "type": "string"}],
+    }
+    order = {"type": "record", "name": "Order", "namespace": "c", "fields": [
+        {"name": "a", "type": ["null", "Address"]}, {"name": "b", "type": "c.Address"},
+        {"name": "n", "type": {"type": "array", "items": "c.Address"}},
+    ]}  # fmt: skip
+    out = avro.inline_references(order, {"c.Address": address})
+    assert [f["type"] for f in out["fields"]] == [
+        ["null", address],
+        "c.Address",
+        {"type": "array", "items": "c.Address"},
+    ]
+    parsed = fastavro.parse_schema(out)
+    rec = {"a": None, "b": {"z": "1"}, "n": [{"z": "2"}]}
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, parsed, rec)
+    buf.seek(0)
+    assert fastavro.schemaless_reader(buf, parsed, None) == rec
