@@ -97,8 +97,11 @@ class Api:
             ("DELETE", re.compile(rf"^/config/{S}$"), self.delete_config),
             ("POST", re.compile(rf"^/compatibility/subjects/{S}/versions/{S}$"), self.test_compat),
             ("POST", re.compile(rf"^/compatibility/subjects/{S}/versions$"), self.test_compat),
-            ("GET", re.compile(r"^/mode$"), lambda r: {"mode": "READWRITE"}),
-            ("GET", re.compile(rf"^/mode/{S}$"), lambda r: {"mode": "READWRITE"}),
+            ("GET", re.compile(r"^/mode$"), self.get_mode),
+            ("PUT", re.compile(r"^/mode$"), self.put_mode),
+            ("GET", re.compile(rf"^/mode/{S}$"), self.get_mode),
+            ("PUT", re.compile(rf"^/mode/{S}$"), self.put_mode),
+            ("DELETE", re.compile(rf"^/mode/{S}$"), self.delete_mode),
         ]
 
     def dispatch(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
@@ -131,7 +134,32 @@ class Api:
 
     def register(self, r: Request) -> dict[str, Any]:
         text, typ, refs = r.schema()
-        return {"id": self.s.register(r.params[0], text, typ, refs)}
+        body = r.json()
+        sid, version = body.get("id"), body.get("version")
+        return {
+            "id": self.s.register(
+                r.params[0],
+                text,
+                typ,
+                refs,
+                schema_id=int(sid) if sid is not None else None,
+                version=int(version) if version is not None else None,
+                normalize=r.flag("normalize"),
+            )
+        }
+
+    # -- mode ----------------------------------------------------------------------------------
+    def get_mode(self, r: Request) -> dict[str, Any]:
+        return {"mode": self.s.mode(r.params[0] if r.params else None)}
+
+    def put_mode(self, r: Request) -> dict[str, Any]:
+        mode = r.json().get("mode")
+        if not isinstance(mode, str):
+            raise RegistryError(422, 42204, "Invalid mode: missing 'mode'")
+        return {"mode": self.s.set_mode(r.params[0] if r.params else None, mode, r.flag("force"))}
+
+    def delete_mode(self, r: Request) -> dict[str, Any]:
+        return {"mode": self.s.delete_mode(r.params[0])}
 
     def get_version(self, r: Request) -> dict[str, Any]:
         return _registered(self.s.version(r.params[0], r.params[1], r.flag("deleted")))

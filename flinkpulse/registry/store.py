@@ -25,6 +25,9 @@ from flinkpulse.avro import RegistryError, resolve_references
 from flinkpulse.registry import compat
 from flinkpulse.topics import already_exists
 
+#: registry modes: READONLY refuses writes; IMPORT registers schemas under given ids
+MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
+
 
 def not_found_subject(s: str) -> RegistryError:
     return RegistryError(404, 40401, f"Subject '{s}' not found.")
@@ -162,6 +165,8 @@ class State:
         self.max_id = 0
         self.global_level = compat.DEFAULT_LEVEL
         self.subject_level: dict[str, str] = {}
+        self.global_mode = "READWRITE"
+        self.subject_mode: dict[str, str] = {}
 
     # -- persistence ---------------------------------------------------------------------------
     def load(self) -> None:
@@ -205,6 +210,15 @@ class State:
                 with contextlib.suppress(RegistryError):
                     self.by_canonical[self._key(v.schema, v.schema_type, v.references)] = v.id
             self.max_id = max(self.max_id, v.id)
+        elif kt == "MODE":
+            subject = key.get("subject")
+            mode = None if value is None else value.get("mode")
+            if subject is None:
+                self.global_mode = mode or "READWRITE"
+            elif mode is None:
+                self.subject_mode.pop(subject, None)
+            else:
+                self.subject_mode[subject] = mode
         elif kt == "CONFIG":
             subject = key.get("subject")
             level = None if value is None else value.get("compatibilityLevel")
@@ -406,18 +420,34 @@ class State:
         text: str,
         schema_type: str = "AVRO",
         references: list[dict[str, Any]] | None = None,
+        schema_id: int | None = None,
+        version: int | None = None,
+        normalize: bool = False,
     ) -> int:
+        """Register `text` under `subject`; its id. In IMPORT mode the caller gives the id (and
+        version) and no compatibility check runs; ``normalize`` stores the canonical form."""
+        self._writable(subject)
+        importing = self.mode(subject) == "IMPORT"
+        if schema_id is not None and not importing:
+            raise RegistryError(422, 42205, f"Subject {subject} is not in import mode")
+        if importing and schema_id is None:
+            raise RegistryError(422, 42205, f"Subject {subject} is in import mode: give an id")
         references = [
             {"name": r.get("name"), "subject": r.get("subject"), "version": r.get("version")}
             for r in references or []
         ]
         with self.lock:
             key = self._key(text, schema_type, references)
+            if normalize and not references:
+                text = compat.canonical(text)
             text = json.dumps(json.loads(text), separators=(",", ":"))  # stored compact
             existing = self.subjects.get(subject) or {}
             for v in self._live(existing):
                 if self._key_safe(v) == key:
                     return v.id
+            if importing:
+                assert schema_id is not None
+                return self._import(subject, text, schema_type, references, schema_id, version, key)
             level, problems = self.incompatibilities(
                 subject, text, schema_type, references=references
             )
@@ -433,23 +463,44 @@ class State:
             if schema_id is None:
                 schema_id = self.max_id + 1
             version = max(existing, default=0) + 1
-            self._write(
-                {"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1},
-                {
-                    "subject": subject,
-                    "version": version,
-                    "id": schema_id,
-                    "schemaType": schema_type,
-                    "schema": text,
-                    "deleted": False,
-                    **({"references": references} if references else {}),
-                },
+            v = Version(subject, version, schema_id, text, schema_type, False, references)
+            return self._put(v, key)
+
+    def _import(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str,
+        references: list[dict[str, Any]],
+        schema_id: int,
+        version: int | None,
+        key: tuple[str, str],
+    ) -> int:
+        """IMPORT mode: keep the given id (and version), as a migration from another registry."""
+        if schema_id in self.ids and self.by_canonical.get(key) != schema_id:
+            raise RegistryError(
+                422, 42205, f"Overwrite new schema with id {schema_id} is not permitted."
             )
-            self.by_canonical[key] = schema_id
-            return schema_id
+        existing = self.subjects.get(subject) or {}
+        version = version or max(existing, default=0) + 1
+        if version in existing:
+            raise RegistryError(422, 42205, f"Subject {subject} already has a version {version}")
+        return self._put(
+            Version(subject, version, schema_id, text, schema_type, False, references), key
+        )
+
+    def _put(self, v: Version, key: tuple[str, str]) -> int:
+        """Store a new version (durably first); its id."""
+        self._write(
+            {"keytype": "SCHEMA", "subject": v.subject, "version": v.version, "magic": 1},
+            _value(v, deleted=False),
+        )
+        self.by_canonical[key] = v.id
+        return v.id
 
     # -- deletes -------------------------------------------------------------------------------
     def delete_version(self, subject: str, ref: str, permanent: bool) -> int:
+        self._writable(subject)
         with self.lock:
             if subject not in self.subjects:
                 raise not_found_subject(subject)
@@ -470,6 +521,7 @@ class State:
             return v.version
 
     def delete_subject(self, subject: str, permanent: bool) -> list[int]:
+        self._writable(subject)
         with self.lock:
             vs = self.subjects.get(subject)
             if not vs:
@@ -505,6 +557,44 @@ class State:
                     _value(v, deleted=True),
                 )
             return [v.version for v in live]
+
+    # -- mode ----------------------------------------------------------------------------------
+    def mode(self, subject: str | None) -> str:
+        with self.lock:
+            if subject is not None and subject in self.subject_mode:
+                return self.subject_mode[subject]
+            return self.global_mode
+
+    def set_mode(self, subject: str | None, mode: str, force: bool = False) -> str:
+        mode = mode.upper()
+        if mode not in MODES:
+            raise RegistryError(422, 42204, f"Invalid mode. Valid values are {list(MODES)}")
+        with self.lock:
+            has = (
+                self.subject_names()
+                if subject is None
+                else self._live(self.subjects.get(subject) or {})
+            )
+            if mode == "IMPORT" and has and not force:
+                raise RegistryError(
+                    422,
+                    42205,
+                    "Cannot import since found existing subjects (use force=true to override)",
+                )
+            self._write({"keytype": "MODE", "subject": subject, "magic": 0}, {"mode": mode})
+        return mode
+
+    def delete_mode(self, subject: str) -> str:
+        with self.lock:
+            if subject not in self.subject_mode:
+                raise not_found_subject(subject)
+            previous = self.subject_mode[subject]
+            self._write({"keytype": "MODE", "subject": subject, "magic": 0}, None)
+            return previous
+
+    def _writable(self, subject: str) -> None:
+        if self.mode(subject) in ("READONLY", "READONLY_OVERRIDE"):
+            raise RegistryError(422, 42205, f"Subject {subject} is in read-only mode")
 
     # -- config --------------------------------------------------------------------------------
     def set_level(self, subject: str | None, level: str) -> str:

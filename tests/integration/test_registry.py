@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 from confluent_kafka.admin import AdminClient, ConfigResource
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from flinkpulse.config import Config
@@ -242,6 +242,12 @@ def test_restart_keeps_subjects_ids_config_and_deletes(own_registry: Any) -> Non
         "b-value": [c.register_schema("b-value", Schema(_record([A]), "AVRO"))],
         "gone-value": [c.register_schema("gone-value", Schema(_record([A, B_OPT]), "AVRO"))],
     }
+    # a schema referencing b-value's type t.Thing, and b-value made read-only
+    holder = json.dumps({"type": "record", "name": "Holder", "namespace": "t",
+                         "fields": [{"name": "thing", "type": "t.Thing"}]})  # fmt: skip
+    ref = SchemaReference("t.Thing", "b-value", 1)
+    ids["ref-value"] = [c.register_schema("ref-value", Schema(holder, "AVRO", [ref]))]
+    requests.put(f"{url}/mode/b-value", json={"mode": "READONLY"}, timeout=5)
     c.set_compatibility("b-value", "FULL")
     c.delete_subject("gone-value")
     before = {
@@ -265,8 +271,12 @@ def test_restart_keeps_subjects_ids_config_and_deletes(own_registry: Any) -> Non
         == {
             "a-value": [(1, ids["a-value"][0]), (2, ids["a-value"][1])],
             "b-value": [(1, ids["b-value"][0])],
+            "ref-value": [(1, ids["ref-value"][0])],
         }
     )
+    assert c.get_referenced_by("b-value", 1) == ids["ref-value"]
+    assert [r.subject for r in c.get_schema(ids["ref-value"][0]).references or []] == ["b-value"]
+    assert requests.get(f"{url}/mode/b-value", timeout=5).json() == {"mode": "READONLY"}
     assert (
         json.loads(c.get_schema(ids["a-value"][1]).schema_str)["fields"][-1]["name"] == "platform"
     )
@@ -275,6 +285,7 @@ def test_restart_keeps_subjects_ids_config_and_deletes(own_registry: Any) -> Non
         "a-value",
         "b-value",
         "gone-value",
+        "ref-value",
     ]
     # new ids continue after the old ones, never reused
     new_id = c.register_schema("c-value", Schema(_record([A], name="Other"), "AVRO"))

@@ -30,6 +30,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from flink_jobs.decoding import decode_record
 from flinkpulse.avro import Registry
 from flinkpulse.loader.avro import Decoder
+from flinkpulse.registry import compat
 from flinkpulse.registry.server import make_server
 from flinkpulse.registry.store import State
 
@@ -55,6 +56,8 @@ ORDER_FIELDS: list[tuple[Any, ...]] = [
     ("at", {"type": "long", "logicalType": "timestamp-millis"}),
 ]
 ORDER = _record("t.shop.Order", *ORDER_FIELDS)
+#: a schema with no reference, for the mode tests
+ORDER_NO_REF = _record("t.shop.Order", ORDER_FIELDS[0], ORDER_FIELDS[3])
 AT = datetime(2026, 11, 30, 12, 0, 0, 123_000, tzinfo=UTC)
 ROW = {
     "id": "o-1",
@@ -202,3 +205,68 @@ def test_a_chain_of_references_is_resolved(url: str) -> None:
     value = ser(rec, ctx)
     assert int.from_bytes(value[1:5], "big") == sid
     assert Decoder(url).decode(value) == rec
+
+
+def test_mode_readonly_refuses_writes_and_import_keeps_given_ids(url: str) -> None:
+    """/mode (READWRITE, READONLY, IMPORT) globally and per subject; the official client
+    registers and sees the refusals, the mode itself is set over REST (the client has no call)."""
+    import requests
+
+    c = SchemaRegistryClient({"url": url})
+    assert requests.get(f"{url}/mode", timeout=5).json() == {"mode": "READWRITE"}
+    sid = c.register_schema("address-value", Schema(json.dumps(ADDRESS), "AVRO"))
+    r = requests.put(f"{url}/mode/address-value", json={"mode": "READONLY"}, timeout=5)
+    assert r.json() == {"mode": "READONLY"}
+    for call in (
+        lambda: c.register_schema("address-value", Schema(json.dumps(ORDER_NO_REF), "AVRO")),
+        lambda: c.delete_subject("address-value"),
+    ):
+        with pytest.raises(SchemaRegistryError) as e:
+            call()
+        assert (e.value.http_status_code, e.value.error_code) == (422, 42205)
+        assert "read-only" in e.value.error_message
+    assert c.get_latest_version("address-value").schema_id == sid  # reads still work
+    assert requests.delete(f"{url}/mode/address-value", timeout=5).json() == {"mode": "READONLY"}
+    # IMPORT: refused while subjects exist unless forced; then ids come from the caller
+    r = requests.put(f"{url}/mode", json={"mode": "IMPORT"}, timeout=5)
+    assert (r.status_code, r.json()["error_code"]) == (422, 42205)
+    r = requests.put(f"{url}/mode?force=true", json={"mode": "IMPORT"}, timeout=5)
+    assert r.json() == {"mode": "IMPORT"}
+    body = {"schema": json.dumps(ORDER_NO_REF), "id": 500, "version": 3}
+    r = requests.post(f"{url}/subjects/imported-value/versions", json=body, timeout=5)
+    assert r.json() == {"id": 500}
+    got = c.get_version("imported-value", 3)
+    assert (got.schema_id, got.version) == (500, 3)
+    r = requests.post(
+        f"{url}/subjects/other-value/versions", json={**body, "version": 1}, timeout=5
+    )  # the same id for another schema text is refused, for the same text it is kept
+    assert r.json() == {"id": 500}
+    clash = {"schema": json.dumps(ADDRESS), "id": 500}
+    r = requests.post(f"{url}/subjects/clash-value/versions", json=clash, timeout=5)
+    assert (r.status_code, r.json()["error_code"]) == (422, 42205)
+    requests.put(f"{url}/mode", json={"mode": "READWRITE"}, timeout=5)
+    r = requests.post(f"{url}/subjects/x-value/versions", json=clash, timeout=5)
+    assert (r.status_code, r.json()["error_code"]) == (422, 42205)  # ids only in IMPORT
+    r = requests.put(f"{url}/mode", json={"mode": "SIDEWAYS"}, timeout=5)
+    assert (r.status_code, r.json()["error_code"]) == (422, 42204)
+
+
+def test_normalize_stores_the_canonical_form(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    spaced = json.dumps(ADDRESS, indent=4)
+    sid = c.register_schema("n-value", Schema(spaced, "AVRO"), normalize_schemas=True)
+    stored = c.get_schema(sid).schema_str or ""
+    assert json.loads(stored) == json.loads(compat.canonical(spaced)) and "\n" not in stored
+    reordered = json.dumps(dict(reversed(list(ADDRESS.items()))))
+    assert c.register_schema("n-value", Schema(reordered, "AVRO"), normalize_schemas=True) == sid
+    found = c.lookup_schema("n-value", Schema(reordered, "AVRO"), normalize_schemas=True)
+    assert (found.schema_id, found.version) == (sid, 1)
+
+
+def test_json_schema_and_protobuf_are_refused_clearly(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    for kind, text in (("JSON", '{"type": "object"}'), ("PROTOBUF", 'syntax = "proto3";')):
+        with pytest.raises(SchemaRegistryError) as e:
+            c.register_schema("j-value", Schema(text, kind))
+        assert (e.value.http_status_code, e.value.error_code) == (422, 42201)
+        assert f"unsupported schema type '{kind}' (AVRO only)" in e.value.error_message
