@@ -27,6 +27,23 @@ pytest_plugins = ["tests.reliability_report"]
 TEST_STACK = {"taskmanagers": 2, "flink_tm_memory": "2048m", "flink_slots": 6}
 
 
+#: the suite's order, by marker (a test takes its last listed marker's place, an unmarked one
+#: its directory's; stable within):
+#: the cheap checks first, then the tests sharing the session stack, the browser, and last the
+#: faults, which kill and restart the shared stack's processes
+ORDER = ["unit", "flink_local", "integration", "e2e", "faults"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        """The place of the test's last ORDER marker; unmarked: of its directory's name."""
+        marked = [ORDER.index(m.name) for m in item.iter_markers() if m.name in ORDER]
+        folder = item.path.parent.name
+        return max(marked, default=ORDER.index(folder) if folder in ORDER else 0)
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def base_cfg() -> Config:
     return load_config(

@@ -1,6 +1,6 @@
 """Issue 8: kill -9 of pipeline processes mid-stream, then an exact ClickHouse reconciliation.
 
-Runs LAST (module name): these tests kill shared stack processes and restore them
+Runs LAST (marker `faults`, ordered by tests/conftest.py): these tests kill shared stack processes and restore them
 (`stack.up`) in a finally block. One module-scoped deployment: the security_alerts job under
 its own topic prefix, and the real loader (`flinkpulse load`) into a database of its own.
 Security events map 1:1 to `security_events` rows, so after each fault the table must hold
@@ -44,7 +44,7 @@ from flinkpulse.stack.base import cmdline, is_ours
 from flinkpulse.stack.flink import Flink
 from tests.pipeline_helpers import Writer, deployment, wait
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SEC = "iot.security-events"
 JOB = "security_alerts"
