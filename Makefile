@@ -1,5 +1,6 @@
 # flinkpulse — the Makefile's targets are the interface.
-#   make setup   venv (.venv) + Maven jars (.flinkpulse/jars); every other target uses it
+#   make setup   venv (.venv) + Maven jars (.flinkpulse/jars) + Mosquitto (Debian package); every
+#                other target uses it
 #   make demo    the whole pipeline on the embedded stack
 #   make test    the whole test suite (unit + integration against real services)
 #   make lint    ruff + mypy
@@ -17,9 +18,16 @@ STAMP  := $(VENV)/.installed
 SS_VENV  := .venv-superset
 SS_STAMP := $(SS_VENV)/.installed
 
-.PHONY: setup setup-superset demo test test-unit lint fmt bench clean stack-up stack-down reliability-report
+.PHONY: setup setup-superset setup-mosquitto demo test test-unit lint fmt bench clean stack-up stack-down reliability-report
 
-setup: $(STAMP) $(JARS)/.resolved $(SS_STAMP)
+setup: $(STAMP) $(JARS)/.resolved $(SS_STAMP) setup-mosquitto
+
+# the MQTT broker of the stack (component mqtt): Debian's package, installed when missing
+setup-mosquitto:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+	  command -v apt-get >/dev/null || { echo "Mosquitto is required (MQTT broker): install the mosquitto package"; exit 1; }; \
+	  { apt-get install -y -qq mosquitto || { apt-get update -qq && apt-get install -y -qq mosquitto; }; } >/dev/null 2>&1 \
+	    || { echo "apt-get install mosquitto failed: run make setup as root, or install mosquitto"; exit 1; }; }
 
 setup-superset: $(SS_STAMP)
 

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "flinkpulse.commands.jobs",
     "flinkpulse.commands.sql",
     "flinkpulse.commands.load",
+    "flinkpulse.commands.ingest",
     "flinkpulse.commands.alerts",
     "flinkpulse.commands.bench",
 ]

@@ -48,9 +48,22 @@ class StackConfig:
     #: Superset's own venv (its pins conflict with apache-flink's): `make setup-superset`
     superset_venv: str = ".venv-superset"
     superset_workers: int = 1
+    #: MQTT broker (Eclipse Mosquitto, Debian package); the bridge `flinkpulse ingest mqtt`
+    mqtt_port: int = 1883
+    #: HTTP ingest endpoint `flinkpulse ingest http` (POST /v1/topics/<topic>/records)
+    ingest_port: int = 8087
     #: components `stack up` starts, in order
     components: list[str] = field(
-        default_factory=lambda: ["kafka", "registry", "clickhouse", "flink", "loader", "superset"]
+        default_factory=lambda: [
+            "kafka",
+            "registry",
+            "mqtt",
+            "ingest",
+            "clickhouse",
+            "flink",
+            "loader",
+            "superset",
+        ]
     )
 
     def jars_path(self) -> Path:
@@ -160,6 +173,31 @@ class AlertsConfig:
 
 
 @dataclass
+class IngestConfig:
+    """Device ingestion: the MQTT bridge and the HTTP endpoint (docs/ingest.md)."""
+
+    #: host:port of the MQTT broker the bridge subscribes to; default: the local stack's
+    mqtt_broker: str = ""
+    #: MQTT client id of the bridge: its persistent session (QoS 1 messages queue while it is down)
+    mqtt_client_id: str = "flinkpulse-bridge"
+    #: broker credentials of the bridge and of `produce --via mqtt`; empty: the local stack's
+    #: generated user (<state>/secrets/mqtt-ingest.password)
+    mqtt_username: str = ""
+    mqtt_password: str = ""
+    #: messages handed to Kafka but not yet acknowledged by it (the MQTT receive window)
+    mqtt_inflight: int = 1000
+    #: bearer token of the HTTP endpoint; empty: the local stack's generated one
+    #: (<state>/secrets/ingest.token)
+    http_token: str = ""
+    #: largest request body accepted (bytes); larger -> 413
+    http_max_body: int = 1_048_576
+    #: requests per second per client address (token bucket, burst = 2x); more -> 429
+    http_rate: float = 50.0
+    #: bearer-token authentication; off is refused on any address but loopback
+    http_auth: bool = True
+
+
+@dataclass
 class FlinkConfig:
     """Where jobs go and how they run."""
 
@@ -188,6 +226,7 @@ class Config:
     flink: FlinkConfig = field(default_factory=FlinkConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     #: per-job parameters (window sizes, thresholds...), job name -> key -> value
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -200,6 +239,8 @@ class Config:
             self.registry.url = f"http://{s.host}:{s.registry_port}"
         if not self.clickhouse.url:
             self.clickhouse.url = f"http://{s.host}:{s.clickhouse_port}"
+        if not self.ingest.mqtt_broker:
+            self.ingest.mqtt_broker = f"{s.host}:{s.mqtt_port}"
         if not self.flink.jobmanager:
             self.flink.jobmanager = f"{s.host}:{s.flink_rest_port}"
         return self

@@ -20,6 +20,8 @@ from flinkpulse.stack.base import Component
 COMPONENTS: dict[str, str] = {
     "kafka": "flinkpulse.stack.kafka:Kafka",
     "registry": "flinkpulse.stack.registry:Registry",
+    "mqtt": "flinkpulse.ingest.component:Mqtt",
+    "ingest": "flinkpulse.ingest.component:HttpIngest",
     "clickhouse": "flinkpulse.clickhouse.component:ClickHouse",
     "flink": "flinkpulse.stack.flink:Flink",
     "loader": "flinkpulse.loader.component:LoaderComponent",
@@ -50,6 +52,11 @@ def selected(cfg: Config, names: list[str] | None = None) -> list[Component]:
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
+def is_loopback(host: str) -> bool:
+    """Only this machine reaches an address bound to `host`."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
 def check_bind(cfg: Config) -> None:
     """Refuse a non-loopback `stack.host` unless Kafka credentials (SASL) are configured.
 
@@ -57,7 +64,7 @@ def check_bind(cfg: Config) -> None:
     Flink's REST API); bound to 127.0.0.1 only this machine reaches them.
     """
     host = cfg.stack.host
-    if host in LOOPBACK_HOSTS or host.startswith("127."):
+    if is_loopback(host):
         return
     k = cfg.kafka
     if k.security_protocol.startswith("SASL") and k.sasl_username and k.sasl_password:
