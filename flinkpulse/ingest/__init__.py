@@ -58,9 +58,9 @@ def http_token(cfg: Config) -> str:
 
 
 def write_status(path: Path, doc: dict[str, Any]) -> None:
-    """Replace the JSON status file `stack status` reads (atomically)."""
+    """Replace the JSON status file `stack status` reads (atomically), with the writer's pid."""
     import json
 
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**doc, "updated": time.time()}))
+    tmp.write_text(json.dumps({**doc, "pid": os.getpid(), "updated": time.time()}))
     os.replace(tmp, path)

@@ -136,12 +136,15 @@ class Mqtt(Component):
             return False
 
     def healthy(self) -> bool:
+        """The broker answers and the bridge of this start (by pid) is subscribed."""
         doc = _read_status(self.status_file)
+        bridge = self.pids().get("mqtt-bridge")
         return (
             self.broker_up()
-            and "mqtt-bridge" in self.pids()
+            and bridge is not None
             and _fresh(doc)
             and doc is not None
+            and doc.get("pid") == bridge
             and doc.get("state") == "running"
         )
 

@@ -32,6 +32,15 @@ from flinkpulse.topics import SOURCE_KEYS, SOURCE_RECORDS, SOURCE_TOPICS, dlq_to
 
 #: a namespace (Kafka topic prefix without its dot; MQTT: the first topic level)
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: namespaces that would name a side topic of the default one (dlq.<topic>, late.<topic>)
+RESERVED_NAMESPACES = {"dlq", "late"}
+
+
+def valid_namespace(ns: str) -> bool:
+    """A namespace may prefix the source topics: safe characters, not a side-topic prefix."""
+    return bool(NAMESPACE.match(ns)) and ns not in RESERVED_NAMESPACES
+
+
 #: dead-letter reasons are cut to this many characters
 MAX_REASON = 500
 
@@ -66,7 +75,7 @@ def target_of(cfg: Config, topic: str) -> Target | None:
         if rest == logical:
             return Target(base, logical)
         ns = rest[: -len(logical) - 1]
-        if rest.endswith("." + logical) and NAMESPACE.match(ns):
+        if rest.endswith("." + logical) and valid_namespace(ns):
             return Target(f"{base}{ns}.", logical)
     return None
 

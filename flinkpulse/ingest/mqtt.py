@@ -32,7 +32,7 @@ from flinkpulse.avro import RegistryUnavailable
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 from flinkpulse.ingest import mqtt_credentials, write_status
-from flinkpulse.ingest.core import NAMESPACE, Delivered, Ingestor, Target, target_in
+from flinkpulse.ingest.core import Delivered, Ingestor, Target, target_in, valid_namespace
 
 log = logging.getLogger("flinkpulse.ingest.mqtt")
 
@@ -47,7 +47,7 @@ def route(cfg: Config, topic: str) -> tuple[Target, dict[str, Any]] | None:
     """The Kafka target of a device topic and the fields the topic gives; None if it is not one."""
     parts = topic.split("/")
     namespace = None
-    if len(parts) == 6 and NAMESPACE.match(parts[0]):
+    if len(parts) == 6 and valid_namespace(parts[0]):
         namespace, parts = parts[0], parts[1:]
     if len(parts) != 5 or parts[0] != "homes" or not all(parts):
         return None
@@ -125,7 +125,7 @@ class Bridge:
         self.state = "running"
 
     def _on_disconnect(self, *_a: Any) -> None:
-        if not self._stop.is_set():
+        if not self._stop.is_set() and self.state != "refused":
             log.warning("disconnected from the MQTT broker; reconnecting")
             self.state = "reconnecting"
 

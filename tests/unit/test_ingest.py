@@ -1,0 +1,104 @@
+"""Issue 21: the ingest tier's pure parts — JSON -> Avro record, topic routing, batching, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from flinkpulse.config import load_config
+from flinkpulse.ingest.core import Rejected, Target, record_from_json, target_of
+from flinkpulse.ingest.http import RateLimiter, split_records
+from flinkpulse.ingest.mqtt import derived_event_id, device_topic, route
+from producers.schemas import latest_schema
+
+pytestmark = pytest.mark.unit
+
+READING = latest_schema("flinkpulse.iot.SensorReading")
+SECURITY = latest_schema("flinkpulse.iot.SecurityEvent")
+
+
+def test_json_record_types_defaults_and_times() -> None:
+    doc = {"device_id": "d", "home_id": "h", "room": "r", "sensor_type": "POWER", "value": 3,
+           "unit": "W", "event_time": "2026-11-30T12:00:00.250+01:00"}  # fmt: skip
+    assert record_from_json(doc, READING) == {
+        **doc,
+        "value": 3.0,
+        "appliance": None,  # the schema's default
+        "event_time": 1796036400250,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"value": "3"}, "field 'value': '3' is not double"),
+        ({"value": True}, "field 'value': True is not double"),
+        ({"sensor_type": "SMELL"}, "field 'sensor_type': 'SMELL' is not one of"),
+        ({"appliance": 7}, "field 'appliance': 7 is not string"),
+        ({"event_time": "2026-11-30T12:00:00"}, "is not epoch milliseconds or ISO-8601 with a"),
+        ({"event_time": 1.5}, "field 'event_time': 1.5 is not long"),
+        ({"colour": "red"}, "SensorReading: unknown field(s) 'colour'"),
+        ({"unit": None}, "field 'unit': None is not string"),
+    ],
+)
+def test_json_record_rejections_name_the_field(change: dict, reason: str) -> None:
+    doc = {"device_id": "d", "home_id": "h", "room": "r", "sensor_type": "POWER", "value": 3,
+           "unit": "W", "event_time": 1}  # fmt: skip
+    with pytest.raises(Rejected) as e:
+        record_from_json({**doc, **change}, READING)
+    assert reason in str(e.value)
+
+
+def test_missing_field_and_not_an_object() -> None:
+    with pytest.raises(Rejected, match="SecurityEvent: missing field 'kind'"):
+        record_from_json({"event_id": "e", "home_id": "h", "device_id": "d", "room": "r",
+                          "event_time": 1}, SECURITY)  # fmt: skip
+    with pytest.raises(Rejected, match="expected a JSON object, got list"):
+        record_from_json([1], SECURITY)
+
+
+def test_topics_accepted_by_the_endpoint() -> None:
+    cfg = load_config(env={})
+    assert target_of(cfg, "iot.security-events") == Target("", "iot.security-events")
+    assert target_of(cfg, "site-2.web.access-logs") == Target("site-2.", "web.access-logs")
+    assert target_of(cfg, "site-2.web.access-logs").dlq == "site-2.dlq.web.access-logs"  # type: ignore[union-attr]
+    for refused in ("alerts", "a.b.iot.security-events", "dlq.iot.security-events", ".iot.x"):
+        assert target_of(cfg, refused) is None, refused
+    pre = load_config(env={"FLINKPULSE_KAFKA__TOPIC_PREFIX": "prod."})
+    assert target_of(pre, "iot.sensor-readings") is None
+    assert target_of(pre, "prod.eu.iot.sensor-readings") == Target(
+        "prod.eu.", "iot.sensor-readings"
+    )
+
+
+def test_device_topics_route_both_ways() -> None:
+    cfg = load_config(env={})
+    reading = {"home_id": "h1", "room": "kitchen", "device_id": "p-1", "sensor_type": "POWER"}
+    topic = device_topic("iot.sensor-readings", reading, "ns")
+    assert topic == "ns/homes/h1/kitchen/p-1/power"
+    assert route(cfg, topic) == (Target("ns.", "iot.sensor-readings"), reading)
+    sec = {"home_id": "h1", "room": "hall", "device_id": "door"}
+    assert route(cfg, device_topic("iot.security-events", sec)) == (
+        Target("", "iot.security-events"),
+        sec,
+    )
+    for other in ("homes/h1/kitchen/p-1", "x/y/homes/h/r/d/power", "homes//r/d/power",
+                  "dlq/homes/h/r/d/power"):  # fmt: skip
+        assert route(cfg, other) is None, other
+    assert derived_event_id("t", b"p") == derived_event_id("t", b"p") != derived_event_id("t", b"q")
+
+
+def test_body_splitting() -> None:
+    assert split_records(b'{"a": 1}') == [b'{"a": 1}']
+    assert split_records(b'{\n  "a": 1\n}\n') == [b'{\n  "a": 1\n}']
+    assert split_records(b'{"a": 1}\n\n{"a": 2}\nnot json\n') == [
+        b'{"a": 1}',
+        b'{"a": 2}',
+        b"not json",
+    ]
+    assert split_records(b" \n") == []
+
+
+def test_rate_limiter_bursts_then_refuses_per_client() -> None:
+    lim = RateLimiter(5.0)
+    assert [lim.allow("a") for _ in range(12)] == [True] * 10 + [False] * 2
+    assert lim.allow("b")
