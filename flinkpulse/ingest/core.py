@@ -25,7 +25,7 @@ from typing import Any
 
 import fastavro
 
-from flinkpulse.avro import RegistryUnavailable
+from flinkpulse.avro import Registry, RegistryError
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
 from flinkpulse.topics import SOURCE_KEYS, SOURCE_RECORDS, SOURCE_TOPICS, dlq_topic, ensure_topics
@@ -205,6 +205,7 @@ class Ingestor:
 
         self.cfg = cfg
         self._schemas: dict[Target, _Schema] = {}
+        self._registry = Registry(cfg.registry.url)
         self._lock = threading.Lock()
         conf: dict[str, Any] = {
             **cfg.kafka.client_conf(),
@@ -248,22 +249,17 @@ class Ingestor:
         return got
 
     def _register(self, target: Target) -> _Schema:
-        from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         from producers.schemas import latest_schema, schema_str, subject_for
 
         writer = latest_schema(SOURCE_RECORDS[target.logical])
-        client = SchemaRegistryClient({"url": self.cfg.registry.url})
         subject = subject_for(target.topic)
-        try:
-            schema_id = client.register_schema(subject, Schema(schema_str(writer), "AVRO"))
-        except SchemaRegistryError as e:  # e.g. an incompatible schema under the subject
+        try:  # an outage raises RegistryUnavailable: the caller retries, nothing is sent
+            schema_id = self._registry.register(subject, schema_str(writer))
+        except RegistryError as e:  # e.g. an incompatible schema under the subject
             raise Rejected(
-                f"schema registry refused {writer['name']} for {subject}: {e.error_message}"
+                f"schema registry refused {writer['name']} for {subject}: {e.message}"
             ) from None
-        except Exception as e:  # requests/httpx connection errors
-            raise RegistryUnavailable(f"schema registry {self.cfg.registry.url}: {e}") from None
         sub = _prefixed(self.cfg, target.prefix)
         ensure_topics(sub, [target.logical, dlq_topic(target.logical)])
         return _Schema(writer, schema_id)
