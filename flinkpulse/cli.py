@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "flinkpulse.commands.ingest",
     "flinkpulse.commands.alerts",
     "flinkpulse.commands.bench",
+    "flinkpulse.commands.report",
+    "flinkpulse.commands.notebook",
 ]
 
 

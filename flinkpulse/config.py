@@ -52,6 +52,8 @@ class StackConfig:
     mqtt_port: int = 1883
     #: HTTP ingest endpoint `flinkpulse ingest http` (POST /v1/topics/<topic>/records)
     ingest_port: int = 8087
+    #: JupyterLab over notebooks/ (`flinkpulse notebook`, stack component `jupyter`)
+    jupyter_port: int = 8888
     #: components `stack up` starts, in order
     components: list[str] = field(
         default_factory=lambda: [

@@ -26,6 +26,8 @@ COMPONENTS: dict[str, str] = {
     "flink": "flinkpulse.stack.flink:Flink",
     "loader": "flinkpulse.loader.component:LoaderComponent",
     "superset": "flinkpulse.stack.superset:Superset",
+    # not in stack.components by default: `flinkpulse notebook` or `stack up jupyter` starts it
+    "jupyter": "flinkpulse.stack.jupyter:Jupyter",
 }
 
 
