@@ -77,13 +77,15 @@ class Jupyter(Component):
             f"--ServerApp.port={self.cfg.stack.jupyter_port}",
             "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={NOTEBOOKS}",
-            # the config, runtime files and workspaces of this stack, not the user's ~/.jupyter
-            f"--ServerApp.runtime_dir={self.dir / 'runtime'}",
+            # the workspaces of this stack, not the user's ~/.jupyter
             f"--LabApp.workspaces_dir={self.dir / 'workspaces'}",
         ]
+        if os.geteuid() == 0:  # containers and CI machines run as root; Jupyter refuses it
+            argv.append("--allow-root")
         env = {
             "JUPYTER_CONFIG_DIR": str(self.dir / "config"),
             "JUPYTER_DATA_DIR": str(self.dir / "data"),
+            "JUPYTER_RUNTIME_DIR": str(self.dir / "runtime"),
             # kernels import the project from this tree (PYTHONPATH also reaches Flink clients)
             "PYTHONPATH": os.pathsep.join(
                 p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p
