@@ -11,7 +11,10 @@ from typing import Any
 
 from flinkpulse.clickhouse.migrate import client, migrate
 from flinkpulse.config import Config
+from flinkpulse.report.queries import LOADED_TABLES
 
+#: how long after its time each row reached ClickHouse (the report's loader lag)
+LOAD_LAG = timedelta(seconds=2.5)
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 FROM, TO = "2026-11-29T10:00:00", "2026-11-29T11:00:00"
 
@@ -271,11 +274,14 @@ def known_database(cfg: Config, name: str) -> Iterator[Config]:
     try:
         for table, rows in ROWS.items():
             cols = list(rows[0])
-            extra = [] if table == "source_quality" else ["_topic", "_partition", "_offset"]
-            data = [
-                [r[c] for c in cols] + ([table, 0, i] if extra else []) for i, r in enumerate(rows)
-            ]
-            writer.insert(table, data, column_names=cols + extra)
+            data = [[r[c] for c in cols] for r in rows]
+            if table in LOADED_TABLES:
+                # loaded LOAD_LAG after the row's time (window end, an alert's last event)
+                at = LOADED_TABLES[table]
+                for i, (row, r) in enumerate(zip(data, rows, strict=True)):
+                    row += [table, 0, i, r[at] + LOAD_LAG]
+                cols = [*cols, "_topic", "_partition", "_offset", "_loaded_at"]
+            writer.insert(table, data, column_names=cols)
         yield cfg
     finally:
         writer.command(f"DROP DATABASE IF EXISTS `{name}`")

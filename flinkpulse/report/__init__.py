@@ -551,7 +551,7 @@ def _performance(cfg: Config, ch: Any, p: Period, bench_dir: Path) -> Section:
                     [
                         r["table"],
                         fmt_int(r["rows"]),
-                        fmt_num(r["rows"] / r["span_s"], 1) if r["span_s"] else "—",
+                        fmt_num(r["rows"] / r["span_s"], 2) if r["span_s"] else "—",
                         fmt_duration(r["lag_p50_s"]),
                         fmt_duration(r["lag_p95_s"]),
                     ]

@@ -74,6 +74,8 @@ def test_report_has_the_exact_figures_of_known_rows(rcfg: Config, tmp_path: Path
     assert "h1 kitchen TEMPERATURE 22.0 20.0 23.5 4" in text
     # data quality over the period: the difference of the cumulative samples
     assert "web.access-logs 1,000 10 (1.00 %) 5 (0.50 %) 3 (0.30 %)" in text
+    # the loader: rows loaded in the period (by _loaded_at), 2.5 s after their time
+    assert "energy_usage 5 0.03 2.5 s 2.5 s" in text and "web_traffic 4 " in text
     # the newest benchmark is named with its date and machine
     assert "Newest benchmark: 2026-11-26-vm.json" in text
 
@@ -81,7 +83,7 @@ def test_report_has_the_exact_figures_of_known_rows(rcfg: Config, tmp_path: Path
     assert dict(map(tuple, model["summary"]))["incidents"] == "5"
     html = out.with_suffix(".html").read_text()
     assert "oven (0.875 kWh)" in html and html.count("data:image/png;base64,") == len(
-        [b for s in model["sections"] for b in s["blocks"] if "figure" in b]
+        [b for s in model["sections"] for b in s["blocks"] if isinstance(b, dict) and "figure" in b]
     )
 
     import pypdfium2 as pdfium
