@@ -71,6 +71,8 @@ def to_pdf(r: Report) -> bytes:
     from reportlab.platypus import Table as RLTable
 
     styles = getSampleStyleSheet()
+    for heading in ("Heading2", "Heading4"):  # never a heading alone at the foot of a page
+        styles[heading].keepWithNext = 1
     cell = styles["BodyText"].clone("cell", fontSize=7.5, leading=9)
     head = cell.clone("head", fontName="Helvetica-Bold")
     e = html.escape
