@@ -7,6 +7,7 @@ consumer of those topics sees. `flinkpulse stack status` prints it.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -127,3 +128,71 @@ def render(rows: list[TopicQuality]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(x, widths, strict=True)).rstrip()
         for x in [head, *body]
     )
+
+
+def reason_kind(reason: str) -> str:
+    """A dead-letter reason without its particulars (numbers, quoted values, the decoder's
+    detail), so that reasons of one kind count together: "cannot decode with schema id N"."""
+    if reason.startswith("future:"):
+        return "future: event time too far ahead of its Kafka timestamp"
+    kind = re.sub(r"'[^']*'|\"[^\"]*\"", "…", re.sub(r"\d+(?:\.\d+)?", "N", reason.strip()))
+    head, sep, _ = kind.partition(": ")
+    if sep and head.count("(") == head.count(")"):
+        kind = head
+    return kind[:100] or "(no reason)"
+
+
+def dead_letter_reasons(cfg: Config, start_ms: int, end_ms: int) -> list[tuple[str, str, int]]:
+    """(source topic, reason kind, records) of the dead letters whose Kafka timestamp is in
+    [start_ms, end_ms), per source topic that has a dlq.<topic>, the most frequent first."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer(
+        {
+            **cfg.kafka.client_conf(),
+            "group.id": f"flinkpulse-report-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "log_level": 0,
+        }
+    )
+    counts: dict[tuple[str, str], int] = {}
+    try:
+        md = c.list_topics(timeout=10)
+        for logical in topics.SOURCE_TOPICS:
+            dlq = cfg.kafka.topic(f"dlq.{logical}")
+            if dlq not in md.topics:
+                continue
+            parts = sorted(md.topics[dlq].partitions)
+            starts = c.offsets_for_times([TopicPartition(dlq, p, start_ms) for p in parts], 10)
+            ends = c.offsets_for_times([TopicPartition(dlq, p, end_ms) for p in parts], 10)
+            want: dict[int, int] = {}
+            assign = []
+            for s, e in zip(starts, ends, strict=True):
+                _, high = c.get_watermark_offsets(TopicPartition(dlq, s.partition), timeout=10)
+                first = s.offset if s.offset >= 0 else high
+                stop = e.offset if e.offset >= 0 else high
+                if stop > first:
+                    want[s.partition] = stop
+                    assign.append(TopicPartition(dlq, s.partition, first))
+            if not assign:
+                continue
+            c.assign(assign)
+            deadline = time.monotonic() + 30
+            while want and time.monotonic() < deadline:
+                for m in c.consume(1000, 0.5):
+                    p, off = int(m.partition() or 0), int(m.offset() or 0)
+                    if m.error() or p not in want or off >= want[p]:
+                        continue
+                    if start_ms <= m.timestamp()[1] < end_ms:
+                        raw = dict(m.headers() or []).get("error") or b""
+                        reason = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+                        key = (logical, reason_kind(reason))
+                        counts[key] = counts.get(key, 0) + 1
+                for tp in c.position([TopicPartition(dlq, p) for p in want]):
+                    if tp.offset >= want.get(tp.partition, 0):
+                        want.pop(tp.partition, None)
+            c.unassign()
+    finally:
+        c.close()
+    return sorted(((t, r, n) for (t, r), n in counts.items()), key=lambda x: (x[0], -x[2], x[1]))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flinkpulse import quality
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
 from flinkpulse.report import charts, perf
@@ -442,12 +443,37 @@ def _web(ch: Any, p: Period) -> tuple[Section, dict[str, Any]]:
     return s, tot
 
 
-def _quality(ch: Any, p: Period) -> Section:
+def _quality(cfg: Config, ch: Any, p: Period) -> Section:
     s = Section("Data quality per source")
     rows = q.source_quality(ch, p)
     if not rows:
         s.blocks.append("No data-quality samples (the loader component samples them).")
+    else:
+        _quality_table(s, rows)
+    try:
+        reasons = quality.dead_letter_reasons(
+            cfg, int(p.start.timestamp() * 1000), int(p.end.timestamp() * 1000)
+        )
+    except Exception:  # noqa: BLE001 - librdkafka raises KafkaException subclasses or timeouts
+        s.blocks.append(
+            f"Dead-letter reasons: Kafka is not reachable at {cfg.kafka.bootstrap_servers}."
+        )
         return s
+    if reasons:
+        s.blocks.append(
+            Table(
+                "Dead-letter reasons (records dead-lettered in the period, from dlq.<topic>)",
+                ["source topic", "reason", "records"],
+                [[t, r, fmt_int(n)] for t, r, n in reasons],
+            )
+        )
+    else:
+        s.blocks.append("No record was dead-lettered in this period.")
+    return s
+
+
+def _quality_table(s: Section, rows: list[dict[str, Any]]) -> None:
+    """The per-topic counts of the period, with their share of the topic's records."""
 
     def share(n: Any, total: Any) -> str:
         return f"{fmt_int(n)} ({fmt_pct(n / total)})" if total else fmt_int(n)
@@ -479,7 +505,6 @@ def _quality(ch: Any, p: Period) -> Section:
             ],
         )  # fmt: skip
     )
-    return s
 
 
 def _performance(cfg: Config, ch: Any, p: Period, bench_dir: Path) -> Section:
@@ -602,7 +627,7 @@ def build(
             _climate(ch, period),
             _gaming(ch, period),
             web,
-            _quality(ch, period),
+            _quality(cfg, ch, period),
             _performance(cfg, ch, period, bench_dir),
         ]
         summary = [

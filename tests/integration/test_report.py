@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ def rcfg(ensure_stack: Any, cfg: Config, prefix: str) -> Iterator[Config]:
 
 
 def run(cfg: Config, *args: str) -> subprocess.CompletedProcess[str]:
+    """`flinkpulse ARGS --database <the test's database>`."""
     return subprocess.run(
         [sys.executable, "-m", "flinkpulse", *args, "--database", cfg.clickhouse.database],
         capture_output=True,
@@ -131,3 +133,40 @@ def test_bad_arguments_are_one_line_and_exit_2(args: list[str], error: str) -> N
     )
     assert res.returncode == 2
     assert error in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_dead_letter_reasons_of_the_period(ensure_stack: Any, rcfg: Config, tmp_path: Path) -> None:
+    """Dead letters in dlq.<topic> whose Kafka timestamp is in the period, counted per kind of
+    reason (numbers and details left out); those before the period are not counted."""
+    ensure_stack("kafka")
+    from confluent_kafka import Producer
+
+    from tests.kafka_helpers import create_topics
+
+    dlq = rcfg.kafka.topic("dlq.web.access-logs")
+    create_topics(rcfg.kafka.bootstrap_servers, [dlq], partitions=2)
+    now = int(time.time() * 1000)
+    letters = [
+        ("cannot decode with schema id 7: EOF while reading", now - 60_000),
+        ("cannot decode with schema id 9: 3 trailing bytes after the record", now - 50_000),
+        ("wrong magic byte 3 (expected 0: not Confluent Avro)", now - 40_000),
+        ("future: event_time 2026-11-30 12:00:00 is more than 5 s ahead", now - 30_000),
+        ("status 700 is not an HTTP status (100..599)", now - 20_000),
+        ("cannot decode with schema id 7: EOF", now - 20 * 60_000),  # before the period
+    ]
+    p = Producer({"bootstrap.servers": rcfg.kafka.bootstrap_servers})
+    for i, (reason, ts) in enumerate(letters):
+        p.produce(dlq, key=b"k%d" % i, value=b"x", timestamp=ts, headers=[("error", reason)])
+    assert p.flush(30) == 0
+    out = tmp_path / "dlq.pdf"
+    res = run(
+        rcfg,
+        *["--set", f"kafka.topic_prefix={rcfg.kafka.topic_prefix}"],
+        *["report", "--last", "10m", "--out", str(out)],
+    )
+    assert res.returncode == 0, res.stderr
+    text = pdf_text(out)
+    assert "web.access-logs cannot decode with schema id N 2" in text
+    assert "web.access-logs wrong magic byte N (expected N: not Confluent Avro) 1" in text
+    assert "web.access-logs future: event time too far ahead of its Kafka timestamp 1" in text
+    assert "web.access-logs status N is not an HTTP status (N..N) 1" in text
