@@ -136,16 +136,19 @@ class Api:
         text, typ, refs = r.schema()
         body = r.json()
         sid, version = body.get("id"), body.get("version")
+        schema_id = self.s.register(
+            r.params[0],
+            text,
+            typ,
+            refs,
+            schema_id=int(sid) if sid is not None else None,
+            version=int(version) if version is not None else None,
+            normalize=r.flag("normalize"),
+        )
+        # the version too, as newer Confluent registries answer (register_schema_full_response)
         return {
-            "id": self.s.register(
-                r.params[0],
-                text,
-                typ,
-                refs,
-                schema_id=int(sid) if sid is not None else None,
-                version=int(version) if version is not None else None,
-                normalize=r.flag("normalize"),
-            )
+            "id": schema_id,
+            "version": self.s.lookup(r.params[0], text, typ, False, refs).version,
         }
 
     # -- mode ----------------------------------------------------------------------------------

@@ -93,6 +93,8 @@ def test_register_lookup_and_read_back_a_schema_with_references(url: str) -> Non
     address_id, order_id, order = _register_pair(c)
     assert order_id != address_id
     assert c.register_schema("orders-value", order) == order_id  # idempotent
+    full = SchemaRegistryClient({"url": url}).register_schema_full_response("orders-value", order)
+    assert (full.schema_id, full.version) == (order_id, 1)
     got = c.get_schema(order_id)
     assert json.loads(got.schema_str or "") == ORDER
     assert [(r.name, r.subject, r.version) for r in got.references or []] == [
@@ -234,13 +236,13 @@ def test_mode_readonly_refuses_writes_and_import_keeps_given_ids(url: str) -> No
     assert r.json() == {"mode": "IMPORT"}
     body = {"schema": json.dumps(ORDER_NO_REF), "id": 500, "version": 3}
     r = requests.post(f"{url}/subjects/imported-value/versions", json=body, timeout=5)
-    assert r.json() == {"id": 500}
+    assert r.json() == {"id": 500, "version": 3}
     got = c.get_version("imported-value", 3)
     assert (got.schema_id, got.version) == (500, 3)
     r = requests.post(
         f"{url}/subjects/other-value/versions", json={**body, "version": 1}, timeout=5
     )  # the same id for another schema text is refused, for the same text it is kept
-    assert r.json() == {"id": 500}
+    assert r.json() == {"id": 500, "version": 1}
     clash = {"schema": json.dumps(ADDRESS), "id": 500}
     r = requests.post(f"{url}/subjects/clash-value/versions", json=clash, timeout=5)
     assert (r.status_code, r.json()["error_code"]) == (422, 42205)
