@@ -137,6 +137,9 @@ def down(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
     `stack up` resumes them from it.
     """
     comps = selected(cfg, names)
+    if names is None:  # everything: also what runs outside stack.components (e.g. jupyter)
+        extra = [component(cfg, n) for n in COMPONENTS if n not in cfg.stack.components]
+        comps += [c for c in extra if c.running()]
     if any(c.name == "flink" and c.running() for c in comps):
         from flinkpulse import jobstate
         from flinkpulse.flinkrest import stop_all_with_savepoints
