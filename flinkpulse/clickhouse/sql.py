@@ -6,6 +6,7 @@ for real; this only finds boundaries, so it must never mis-split quoted text or 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
@@ -30,7 +31,12 @@ def tokens(sql: bytes, start: int = 0) -> list[Token]:
     Raises :class:`Incomplete` when the text ends inside a string or comment (the caller
     then reads more of the body before deciding).
     """
-    out: list[Token] = []
+    return list(iter_tokens(sql, start))
+
+
+def iter_tokens(sql: bytes, start: int = 0) -> Iterator[Token]:
+    """The tokens of `sql` one by one: a caller that needs only the first few never lexes (or
+    trips over) what follows. Raises :class:`Incomplete` only when it reaches an open token."""
     i, n = start, len(sql)
     while i < n:
         c = sql[i : i + 1]
@@ -61,36 +67,36 @@ def tokens(sql: bytes, start: int = 0) -> list[Token]:
                         break
                 else:
                     j += 1
-            out.append(Token("string" if c == b"'" else "quoted", sql[i : j + 1], i, j + 1))
+            yield Token("string" if c == b"'" else "quoted", sql[i : j + 1], i, j + 1)
             i = j + 1
         else:
             m = _WORD.match(sql, i)
             if m:
-                out.append(Token("word", m.group(), i, m.end()))
+                yield Token("word", m.group(), i, m.end())
                 i = m.end()
             elif c.isdigit():
                 j = i
                 while j < n and (sql[j : j + 1].isalnum() or sql[j : j + 1] in (b".", b"_")):
                     j += 1
-                out.append(Token("num", sql[i:j], i, j))
+                yield Token("num", sql[i:j], i, j)
                 i = j
             else:
-                out.append(Token("punct", c, i, i + 1))
+                yield Token("punct", c, i, i + 1)
                 i += 1
-    return out
 
 
 def first_keyword(sql: bytes) -> str:
-    """The statement's first keyword, upper-cased ('' if none can be found)."""
+    """The statement's first keyword, upper-cased ('' if none can be found). Lexes only up to
+    it: a long string literal further on (once cut at 4 KiB, which read as no keyword and made
+    a read-only user's long SELECT look like a write) is never reached."""
     try:
-        toks = tokens(sql[:4096])
+        for t in iter_tokens(sql):
+            if t.kind == "word":
+                return t.text.decode().upper()
+            if t.text != b"(":
+                return ""
     except Incomplete:
         return ""
-    for t in toks:
-        if t.kind == "word":
-            return t.text.decode().upper()
-        if t.text != b"(":
-            return ""
     return ""
 
 

@@ -1,0 +1,25 @@
+"""The HTTP front end's lexing (flinkpulse/clickhouse/sql.py) on the edge cases that bit users."""
+
+from __future__ import annotations
+
+import pytest
+
+from flinkpulse.clickhouse import sql
+
+pytestmark = pytest.mark.unit
+
+
+def test_first_keyword_of_a_long_select_with_a_literal_across_4_kib() -> None:
+    """A read-only user's long SELECT was refused as a write: the 4 KiB cut landed inside a
+    string literal, which read as no keyword at all."""
+    q = b"SELECT count() FROM t WHERE s IN ('" + b"x" * 5000 + b"')"
+    assert sql.first_keyword(q) == "SELECT"
+    assert sql.first_keyword(b"-- note\n/* c */ (SELECT 1)") == "SELECT"
+    assert sql.first_keyword(b"'unterminated") == ""
+    assert sql.first_keyword(b"/* open comment") == ""
+
+
+def test_tokens_still_raise_on_an_open_literal() -> None:
+    with pytest.raises(sql.Incomplete):
+        sql.tokens(b"INSERT INTO t VALUES ('abc")
+    assert [t.text for t in sql.tokens(b"SELECT 'a''b' -- c\n")] == [b"SELECT", b"'a''b'"]
