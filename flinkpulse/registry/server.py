@@ -36,6 +36,10 @@ class Request:
     def flag(self, name: str) -> bool:
         return (self.query.get(name, ["false"])[-1]).lower() == "true"
 
+    def deleted_only(self) -> bool:
+        """``deletedOnly=true`` (the REST name) or ``deleted_only=true`` (the Python client's)."""
+        return self.flag("deletedOnly") or self.flag("deleted_only")
+
     def json(self) -> dict[str, Any]:
         try:
             data = json.loads(self.raw or b"{}")
@@ -127,10 +131,15 @@ class Api:
     # -- subjects ------------------------------------------------------------------------------
     def list_subjects(self, r: Request) -> list[str]:
         prefix = r.query.get("subjectPrefix", [""])[-1]
+        if r.deleted_only():  # subjects all of whose versions are soft-deleted
+            live = set(self.s.subject_names())
+            return [s for s in self.s.subject_names(True) if s not in live and s.startswith(prefix)]
         return [s for s in self.s.subject_names(r.flag("deleted")) if s.startswith(prefix)]
 
     def list_versions(self, r: Request) -> list[int]:
-        return [v.version for v in self.s.versions(r.params[0], r.flag("deleted"))]
+        only = r.deleted_only()
+        vs = self.s.versions(r.params[0], r.flag("deleted") or only)
+        return [v.version for v in vs if v.deleted or not only]
 
     def register(self, r: Request) -> dict[str, Any]:
         text, typ, refs = r.schema()

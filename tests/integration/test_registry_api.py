@@ -1,23 +1,25 @@
-"""Schema references (issue 19) through confluent-kafka's official client: a producer registers
-an event whose `Address` type lives under another subject, the official AvroSerializer writes
-records with it, and the official AvroDeserializer, the jobs' decoder (flink_jobs.decoding) and
-the loader's decoder (flinkpulse.loader.avro) all read them back with the reference resolved.
+"""The registry's REST surface as confluent-kafka's official client calls it (issue 19):
+schema references (an event whose `Address` type lives under another subject, written by the
+official AvroSerializer and read back by the official AvroDeserializer, the jobs' decoder
+(flink_jobs.decoding) and the loader's (flinkpulse.loader.avro)), error codes, the seven
+compatibility levels globally and per subject, /mode, normalize, deleted and deleted_only.
 
 The registry is the project's own server (flinkpulse.registry), run in this process with its
-state in memory: these are API tests of its REST surface, no Kafka needed (durability of the
-same state through its Kafka topic is test_registry.py's restart test).
+state in memory: no Kafka needed (the same state's durability through its Kafka topic is
+test_registry.py's restart test; the pipeline with references is test_registry_references_e2e).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
 import pytest
+import requests
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaReference,
@@ -48,7 +50,8 @@ def _record(full_name: str, *fields: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-ADDRESS = _record("t.common.Address", ("city", "string"), ("zip", "string"))
+ADDRESS_FIELDS = [("city", "string"), ("zip", "string")]
+ADDRESS = _record("t.common.Address", *ADDRESS_FIELDS)
 ORDER_FIELDS: list[tuple[Any, ...]] = [
     ("id", "string"),
     ("ship_to", "t.common.Address"),
@@ -210,15 +213,15 @@ def test_a_chain_of_references_is_resolved(url: str) -> None:
 
 
 def test_mode_readonly_refuses_writes_and_import_keeps_given_ids(url: str) -> None:
-    """/mode (READWRITE, READONLY, IMPORT) globally and per subject; the official client
-    registers and sees the refusals, the mode itself is set over REST (the client has no call)."""
+    """/mode (READWRITE, READONLY, IMPORT), global and per subject, through the official
+    client's get/update/delete_mode; an import with given ids over REST (as migration tools do)."""
     import requests
 
     c = SchemaRegistryClient({"url": url})
-    assert requests.get(f"{url}/mode", timeout=5).json() == {"mode": "READWRITE"}
+    assert c.get_global_mode() == "READWRITE"
     sid = c.register_schema("address-value", Schema(json.dumps(ADDRESS), "AVRO"))
-    r = requests.put(f"{url}/mode/address-value", json={"mode": "READONLY"}, timeout=5)
-    assert r.json() == {"mode": "READONLY"}
+    assert c.update_mode("address-value", "READONLY") == "READONLY"
+    assert c.get_mode("address-value") == "READONLY"
     for call in (
         lambda: c.register_schema("address-value", Schema(json.dumps(ORDER_NO_REF), "AVRO")),
         lambda: c.delete_subject("address-value"),
@@ -228,12 +231,13 @@ def test_mode_readonly_refuses_writes_and_import_keeps_given_ids(url: str) -> No
         assert (e.value.http_status_code, e.value.error_code) == (422, 42205)
         assert "read-only" in e.value.error_message
     assert c.get_latest_version("address-value").schema_id == sid  # reads still work
-    assert requests.delete(f"{url}/mode/address-value", timeout=5).json() == {"mode": "READONLY"}
+    assert c.delete_mode("address-value") == "READONLY"
+    assert c.get_mode("address-value") == "READWRITE"  # the global mode again
     # IMPORT: refused while subjects exist unless forced; then ids come from the caller
-    r = requests.put(f"{url}/mode", json={"mode": "IMPORT"}, timeout=5)
-    assert (r.status_code, r.json()["error_code"]) == (422, 42205)
-    r = requests.put(f"{url}/mode?force=true", json={"mode": "IMPORT"}, timeout=5)
-    assert r.json() == {"mode": "IMPORT"}
+    with pytest.raises(SchemaRegistryError) as e:
+        c.update_global_mode("IMPORT")
+    assert e.value.error_code == 42205
+    assert c.update_global_mode("IMPORT", force=True) == "IMPORT"
     body = {"schema": json.dumps(ORDER_NO_REF), "id": 500, "version": 3}
     r = requests.post(f"{url}/subjects/imported-value/versions", json=body, timeout=5)
     assert r.json() == {"id": 500, "version": 3}
@@ -241,16 +245,96 @@ def test_mode_readonly_refuses_writes_and_import_keeps_given_ids(url: str) -> No
     assert (got.schema_id, got.version) == (500, 3)
     r = requests.post(
         f"{url}/subjects/other-value/versions", json={**body, "version": 1}, timeout=5
-    )  # the same id for another schema text is refused, for the same text it is kept
+    )  # the same id for the same text is kept, for another text it is refused
     assert r.json() == {"id": 500, "version": 1}
     clash = {"schema": json.dumps(ADDRESS), "id": 500}
     r = requests.post(f"{url}/subjects/clash-value/versions", json=clash, timeout=5)
     assert (r.status_code, r.json()["error_code"]) == (422, 42205)
-    requests.put(f"{url}/mode", json={"mode": "READWRITE"}, timeout=5)
+    assert c.update_global_mode("READWRITE") == "READWRITE"
     r = requests.post(f"{url}/subjects/x-value/versions", json=clash, timeout=5)
     assert (r.status_code, r.json()["error_code"]) == (422, 42205)  # ids only in IMPORT
-    r = requests.put(f"{url}/mode", json={"mode": "SIDEWAYS"}, timeout=5)
-    assert (r.status_code, r.json()["error_code"]) == (422, 42204)
+    with pytest.raises(SchemaRegistryError) as e:
+        c.update_global_mode("SIDEWAYS")
+    assert e.value.error_code == 42204
+
+
+def test_error_codes_through_the_official_client(url: str) -> None:
+    c = SchemaRegistryClient({"url": url})
+    thing = Schema(json.dumps(ADDRESS), "AVRO")
+
+    def code(call: Callable[[], Any]) -> tuple[int, int]:
+        with pytest.raises(SchemaRegistryError) as e:
+            call()
+        return e.value.http_status_code, e.value.error_code
+
+    assert code(lambda: c.get_versions("s-value")) == (404, 40401)
+    sid = c.register_schema("s-value", thing)
+    assert code(lambda: c.get_version("s-value", 9)) == (404, 40402)
+    assert code(lambda: c.get_version("s-value", 0)) == (422, 42202)
+    assert code(lambda: c.get_schema(987654)) == (404, 40403)
+    assert code(lambda: c.lookup_schema("s-value", Schema(json.dumps(ORDER_NO_REF), "AVRO"))) == (
+        404,
+        40403,
+    )
+    assert code(lambda: c.register_schema("s-value", Schema("{not json", "AVRO"))) == (422, 42201)
+    required = _record("t.common.Address", *ADDRESS_FIELDS, ("n", "int"))
+    assert code(lambda: c.register_schema("s-value", Schema(json.dumps(required), "AVRO"))) == (
+        409,
+        409,
+    )
+    assert code(lambda: c.delete_version("s-value", 1, permanent=True)) == (404, 40407)
+    assert code(lambda: c.delete_subject("s-value", permanent=True)) == (404, 40405)
+    assert c.delete_subject("s-value") == [1]
+    assert code(lambda: c.delete_subject("s-value")) == (404, 40404)
+    # soft-deleted: found only with deleted=true
+    assert code(lambda: c.lookup_schema("s-value", thing)) == (404, 40401)
+    assert c.lookup_schema("s-value", thing, deleted=True).schema_id == sid
+    assert c.get_version("s-value", 1, deleted=True).schema_id == sid
+    assert c.get_subjects() == [] and c.get_subjects(deleted=True) == ["s-value"]
+    assert c.get_subjects(deleted_only=True) == ["s-value"]
+    assert c.get_versions("s-value", deleted_only=True) == [1]
+    assert [(v.subject, v.version) for v in c.get_schema_versions(sid)] == []
+    assert [(v.subject, v.version) for v in c.get_schema_versions(sid, deleted=True)] == [
+        ("s-value", 1)
+    ]
+    assert c.delete_subject("s-value", permanent=True) == [1]
+    assert code(lambda: c.get_schema(sid)) == (404, 40403)
+
+
+@pytest.mark.parametrize("level", compat.LEVELS)
+def test_every_compatibility_level_globally_and_per_subject(url: str, level: str) -> None:
+    """The seven levels through set_config / get_config / delete_config; verbose answers of
+    /compatibility name the field."""
+    from confluent_kafka.schema_registry import ServerConfig
+    from confluent_kafka.schema_registry.common.schema_registry_client import (
+        ConfigCompatibilityLevel as CompatibilityLevel,
+    )
+
+    c = SchemaRegistryClient({"url": url})
+    cl = CompatibilityLevel(level)
+    # set_config answers the raw JSON, get_config a ServerConfig
+    assert c.set_config(config=ServerConfig(compatibility=cl)) == {"compatibility": level}
+    assert c.get_config().compatibility_level == cl
+    c.register_schema("l-value", Schema(json.dumps(ADDRESS), "AVRO"))
+    assert c.set_config("l-value", ServerConfig(compatibility=cl)) == {"compatibility": level}
+    assert c.get_config("l-value").compatibility_level == cl
+    assert c.get_compatibility("l-value") == level
+    # a required field added: BACKWARD-type levels refuse it, FORWARD and NONE accept it
+    required = Schema(
+        json.dumps(_record("t.common.Address", *ADDRESS_FIELDS, ("n", "int"))), "AVRO"
+    )
+    ok = level == "NONE" or level.startswith("FORWARD")
+    assert c.test_compatibility("l-value", required) is ok
+    r = requests.post(
+        f"{url}/compatibility/subjects/l-value/versions/1?verbose=true",
+        json={"schema": required.schema_str},
+        timeout=5,
+    ).json()
+    assert r["is_compatible"] is ok
+    assert (r["messages"] == []) if ok else ("field 'n'" in " ".join(r["messages"]))
+    assert c.delete_config("l-value").compatibility_level == cl
+    c.delete_config()  # the global level back to BACKWARD
+    assert c.get_config().compatibility_level == CompatibilityLevel.BACKWARD
 
 
 def test_normalize_stores_the_canonical_form(url: str) -> None:
