@@ -356,3 +356,35 @@ def test_json_schema_and_protobuf_are_refused_clearly(url: str) -> None:
             c.register_schema("j-value", Schema(text, kind))
         assert (e.value.http_status_code, e.value.error_code) == (422, 42201)
         assert f"unsupported schema type '{kind}' (AVRO only)" in e.value.error_message
+
+
+def test_schemas_register_and_check_use_the_core_client(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`flinkpulse schemas register --all-versions` registers every version in order through
+    flinkpulse.avro.Registry, `schemas check` then passes; with no registry, one line, exit 1."""
+    import socket
+
+    from flinkpulse import cli
+    from producers.schemas import TOPIC_RECORDS, schema_versions
+
+    argv = ["--set", "kafka.topic_prefix=cli.", "--set", f"registry.url={url}"]
+    assert cli.main([*argv, "schemas", "register", "--all-versions"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == sum(len(schema_versions(r)) for r in TOPIC_RECORDS.values())
+    c = SchemaRegistryClient({"url": url})
+    for topic, rec in TOPIC_RECORDS.items():
+        assert c.get_versions(f"cli.{topic}-value") == sorted(schema_versions(rec))
+    assert "ok   cli.gaming.player-events-value: flinkpulse.gaming.PlayerEvent v2 -> id " in (
+        "\n".join(out)
+    )
+    assert cli.main([*argv, "schemas", "check"]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = ["--set", f"registry.url=http://127.0.0.1:{port}"]
+    assert cli.main([*down, "schemas", "register"]) == 1
+    assert capsys.readouterr().err == (
+        f"flinkpulse: error: schema registry is not reachable at http://127.0.0.1:{port} — "
+        "run `flinkpulse stack up`\n"
+    )
