@@ -136,23 +136,27 @@ def inline_references(schema: Any, named: dict[str, Any]) -> Any:
             if fn not in named and s in named:
                 fn = s
             if fn in named and fn not in defined:
-                return walk(named[fn], None)
+                ref = named[fn]
+                if (
+                    isinstance(ref, dict)
+                    and "." not in str(ref.get("name"))
+                    and not ref.get("namespace")
+                ):  # a null-namespace type stays out of its host's namespace
+                    ref = {**ref, "namespace": ""}
+                return walk(ref, None)
             return s
         if isinstance(s, list):
             return [walk(x, ns) for x in s]
         if not isinstance(s, dict):
             return s
         out = dict(s)
-        name = defined_name(s)
-        if name is not None:
+        t = s.get("type")
+        if isinstance(t, str) and t in _NAMED and s.get("name"):
+            name = full_name(str(s["name"]), s.get("namespace", ns) or None)
             defined.add(name)
             ns = name.rsplit(".", 1)[0] if "." in name else None
-            if ns is None and "namespace" not in s:
-                out["namespace"] = ""  # keeps a null-namespace type out of its host's namespace
-        if isinstance(out.get("type"), (dict, list)) or (
-            name is None and isinstance(out.get("type"), str) and out["type"] not in _COMPLEX
-        ):
-            out["type"] = walk(out["type"], ns)
+        if isinstance(t, (dict, list)) or (isinstance(t, str) and t not in _COMPLEX):
+            out["type"] = walk(t, ns)
         if "fields" in out:
             out["fields"] = [{**f, "type": walk(f.get("type"), ns)} for f in out["fields"]]
         for k in ("items", "values"):

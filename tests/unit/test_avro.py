@@ -178,15 +178,14 @@ def test_an_outage_is_told_by_exception_type_in_one_line() -> None:
         )
 
 
+#: a type another subject defines (a schema reference)
+ADDRESS_C = {"type": "record", "name": "Address", "namespace": "c", "fields": [{"name": "z", "type": "string"}]}  # fmt: skip
+
+
 def test_references_are_inlined_once_in_avro_order() -> None:
     """The first use of a referenced type gets its definition, later uses keep the name; a
     short name resolves in the enclosing namespace."""
-    address = {
-        "type": "record",
-        "name": "Address",
-        "namespace": "c",
-        "fields": [{"name": "z", "type": "string"}],
-    }
+    address = ADDRESS_C
     order = {"type": "record", "name": "Order", "namespace": "c", "fields": [
         {"name": "a", "type": ["null", "Address"]}, {"name": "b", "type": "c.Address"},
         {"name": "n", "type": {"type": "array", "items": "c.Address"}},
@@ -203,3 +202,18 @@ def test_references_are_inlined_once_in_avro_order() -> None:
     fastavro.schemaless_writer(buf, parsed, rec)
     buf.seek(0)
     assert fastavro.schemaless_reader(buf, parsed, None) == rec
+
+
+def test_nested_types_keep_their_namespace_when_references_are_inlined() -> None:
+    """A nested record without its own namespace lives in its host's; the inlined reference
+    and the nested type both resolve (fastavro reads and writes the result)."""
+    address = ADDRESS_C
+    order: dict[str, Any] = {"type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "line", "type": {"type": "record", "name": "Line", "fields": [{"name": "q", "type": "int"}]}},
+        {"name": "again", "type": "Line"}, {"name": "to", "type": "c.Address"},
+    ]}  # fmt: skip
+    out = avro.inline_references(order, {"c.Address": address})
+    assert out["fields"][0]["type"] == order["fields"][0]["type"]  # unchanged
+    assert out["fields"][1]["type"] == "Line" and out["fields"][2]["type"] == address
+    parsed: Any = fastavro.parse_schema(out)
+    assert "shop.Line" in parsed["__named_schemas"] and "c.Address" in parsed["__named_schemas"]
