@@ -1,10 +1,10 @@
 """The HTTP API: Confluent Schema Registry's REST endpoints on a small threaded server.
 
-Implemented: ``/subjects`` (list, versions, register, lookup, soft/hard delete, schema
-references and ``referencedby``),
+Implemented: ``/subjects`` (list with ``deleted``/``deletedOnly``, versions, register with
+``normalize`` and schema references, lookup, soft/hard delete, ``referencedby``),
 ``/schemas/ids/{id}`` (+ ``/schema``, ``/versions``, ``/subjects``), ``/schemas/types``,
 ``/config`` (global and per subject), ``/compatibility/subjects/{s}/versions[/{v}]``,
-``/mode``. Errors are ``{"error_code": N, "message": "..."}`` with Confluent's codes.
+``/mode`` (global and per subject: READWRITE, READONLY, READONLY_OVERRIDE, IMPORT). Errors are ``{"error_code": N, "message": "..."}`` with Confluent's codes.
 """
 
 from __future__ import annotations
