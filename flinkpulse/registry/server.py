@@ -4,7 +4,8 @@ Implemented: ``/subjects`` (list with ``deleted``/``deletedOnly``, versions, reg
 ``normalize`` and schema references, lookup, soft/hard delete, ``referencedby``),
 ``/schemas/ids/{id}`` (+ ``/schema``, ``/versions``, ``/subjects``), ``/schemas/types``,
 ``/config`` (global and per subject), ``/compatibility/subjects/{s}/versions[/{v}]``,
-``/mode`` (global and per subject: READWRITE, READONLY, READONLY_OVERRIDE, IMPORT). Errors are ``{"error_code": N, "message": "..."}`` with Confluent's codes.
+``/mode`` (global and per subject: READWRITE, READONLY, READONLY_OVERRIDE, IMPORT).
+Errors are ``{"error_code": N, "message": "..."}`` with Confluent's codes.
 """
 
 from __future__ import annotations
