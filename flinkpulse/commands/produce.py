@@ -7,6 +7,7 @@ import random
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from flinkpulse.config import Config
 from flinkpulse.errors import UsageError
@@ -61,6 +62,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         action="store_true",
         help="no cheaters, intrusions or attacks (clean traffic only)",
     )
+    p.add_argument(
+        "--via",
+        choices=["kafka", "mqtt", "http"],
+        default="kafka",
+        help="kafka: Avro straight into Kafka (default); mqtt: JSON to the device topics of the "
+        "MQTT broker, as IoT devices do (iot only); http: JSON lines to the HTTP ingest endpoint "
+        "(docs/ingest.md); the ingest tier stamps the Kafka timestamps (live clock only)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_produce)
 
@@ -108,6 +117,8 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
         late_fraction=args.late_fraction,
         simulated=simulated,
     )
+    if args.via != "kafka":
+        return _produce_via(cfg, args, tc, seed, rate)
     topics = streams.topics(args.domain)
     t0 = time.monotonic()
     producer = AvroKafkaProducer(cfg, topics, bad_fraction=args.bad_fraction, seed=seed)
@@ -134,6 +145,37 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
         progress=None if args.quiet else sys.stderr,
     )
     print(stats.summary())
+    for err in stats.errors:
+        print(f"  {err}", file=sys.stderr)
+    return 1 if stats.failed else 0
+
+
+def _produce_via(
+    cfg: Config, args: argparse.Namespace, tc: Any, seed: int, rate: float | None
+) -> int:
+    """The simulator through the ingest tier (MQTT broker or HTTP endpoint) instead of Kafka."""
+    from flinkpulse.ingest.send import send_http, send_mqtt
+    from producers import streams
+
+    if args.via == "mqtt" and args.domain != "iot":
+        raise UsageError("--via mqtt sends IoT devices' records: use it with `produce iot`")
+    if tc.simulated:
+        raise UsageError(
+            f"--via {args.via}: the ingest tier stamps Kafka timestamps with its own clock; "
+            "a simulated clock (--clock simulated, --start-time) needs --via kafka"
+        )
+    if args.bad_fraction:
+        raise UsageError(f"--bad-fraction sends malformed Avro: not with --via {args.via}")
+    events = streams.stream(args.domain, seed, tc, anomalies=not args.no_anomalies, timed=False)
+    send = send_mqtt if args.via == "mqtt" else send_http
+    print(
+        f"producing {args.domain} (seed {seed}) via {args.via} at "
+        f"{f'{rate:,.0f}/s' if rate else 'full speed'}",
+        file=sys.stderr,
+        flush=True,
+    )
+    stats = send(cfg, events, rate=rate, duration=args.duration, count=args.count)
+    print(stats.summary(args.via))
     for err in stats.errors:
         print(f"  {err}", file=sys.stderr)
     return 1 if stats.failed else 0

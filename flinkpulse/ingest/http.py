@@ -80,6 +80,8 @@ def split_records(body: bytes) -> list[bytes]:
 class IngestServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    #: the listen backlog: a burst of new connections queues instead of being reset
+    request_queue_size = 1024
 
     def __init__(self, cfg: Config, host: str, port: int, token: str | None) -> None:
         self.cfg = cfg

@@ -71,9 +71,12 @@ def derived_event_id(topic: str, payload: bytes) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
-def connect_client(cfg: Config, client_id: str, clean: bool, wait: float = 0.0, **kw: Any) -> Any:
-    """A connected paho client (MQTT 3.1.1) with the configured credentials, loop not started;
-    FlinkpulseError if the broker does not answer (within `wait` seconds)."""
+def connect_client(
+    cfg: Config, client_id: str, clean: bool, wait: float = 0.0, inflight: int = 20, **kw: Any
+) -> Any:
+    """A connected paho client (MQTT 3.1.1) with the configured credentials, loop not started,
+    at most `inflight` QoS 1 publishes unacknowledged; ServiceUnreachable if the broker does not
+    answer (within `wait` seconds)."""
     import paho.mqtt.client as paho
 
     client = paho.Client(
@@ -84,6 +87,7 @@ def connect_client(cfg: Config, client_id: str, clean: bool, wait: float = 0.0, 
         **kw,
     )
     client.username_pw_set(*mqtt_credentials(cfg))
+    client.max_inflight_messages_set(inflight)
     host, _, port = cfg.ingest.mqtt_broker.rpartition(":")
     deadline = time.monotonic() + wait
     while True:

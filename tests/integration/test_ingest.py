@@ -27,7 +27,7 @@ from flinkpulse import stack
 from flinkpulse.config import Config
 from flinkpulse.ingest import http_token, mqtt_credentials
 from flinkpulse.ingest.mqtt import derived_event_id
-from flinkpulse.topics import dlq_topic, ensure_topics
+from flinkpulse.topics import SOURCE_KEYS, dlq_topic, ensure_topics
 from producers.schemas import latest_schema
 from tests.pipeline_helpers import Reader
 
@@ -362,3 +362,100 @@ def _value_of(value: bytes) -> float:
     """The `value` field of a SensorReading in Confluent wire format (the one writer schema)."""
     rec = fastavro.schemaless_reader(io.BytesIO(value[5:]), _READING, None)
     return float(rec["value"])  # type: ignore[call-overload,index]
+
+
+def test_break_in_over_mqtt_raises_one_incident_in_clickhouse(
+    ensure_stack: Any, ingest_cfg: Config, prefix: str
+) -> None:
+    """Devices -> Mosquitto -> bridge -> Kafka -> security_alerts -> loader -> ClickHouse."""
+    import clickhouse_connect
+
+    from flinkpulse.clickhouse import credentials
+    from flinkpulse.loader.core import Loader
+    from tests.pipeline_helpers import deployment, wait
+
+    ensure_stack("clickhouse", "flink")
+    cfg = ingest_cfg
+    cfg.clickhouse.database = prefix
+    home = "home-mq"
+    panel, door, pir = (f"{prefix}/homes/{home}/{room}/{dev}/security" for room, dev in
+                        (("hall", "panel"), ("kitchen", "door-back"), ("kitchen", "pir")))  # fmt: skip
+    ch = clickhouse_connect.get_client(
+        host=cfg.stack.host, port=cfg.stack.clickhouse_port, username=credentials(cfg, "writer")[0],
+        password=credentials(cfg, "writer")[1],
+    )  # fmt: skip
+    sent: list[tuple[str, str, int]] = []
+    with deployment(cfg, prefix, ["security_alerts"]) as dep:
+        pub = _client(dep, f"{prefix}-home")
+        try:
+            # live, as devices send: each event at its own time; after the DISARM, quiet door
+            # closes keep the partition's watermark (Kafka time - 5 s) moving past the break-in
+            script = [(panel, "ARM_AWAY"), (door, "DOOR_OPEN"), (pir, "MOTION"), (panel, "DISARM")]
+            script += [(door, "DOOR_CLOSE")] * 14
+            for topic, kind in script:
+                t = int(time.time() * 1000)
+                pub.publish(
+                    topic, json.dumps({"kind": kind, "event_time": t}), qos=1
+                ).wait_for_publish(10)
+                sent.append((topic, kind, t))
+                time.sleep(0.5)
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+
+        def loaded() -> bool:
+            Loader(dep).run(until_idle=3)
+            n = ch.command(f"SELECT count() FROM {prefix}.security_events WHERE home_id = '{home}'")
+            rule = ch.command(
+                f"SELECT count() FROM {prefix}.alerts FINAL WHERE rule = 'door_open_while_armed'"
+            )
+            return n == len(sent) and rule == 1
+
+        wait(loaded, 180, "the break-in's incident and every security event in ClickHouse")
+        rows = ch.query(
+            f"SELECT entity_id, severity, first_event_time, last_event_time, event_count, "
+            f"occurrences FROM {prefix}.alerts FINAL WHERE rule = 'door_open_while_armed'"
+        ).result_rows
+        armed, opened = sent[0][2], sent[1][2]
+        assert rows == [(home, "CRITICAL", _naive(armed), _naive(opened), 2, 1)]
+        got = ch.query(
+            f"SELECT kind, event_time FROM {prefix}.security_events FINAL "
+            f"WHERE home_id = '{home}' ORDER BY event_time"
+        ).result_rows
+        assert got == [(kind, _naive(t)) for _, kind, t in sent]
+        ch.command(f"DROP DATABASE IF EXISTS {prefix}")
+
+
+def _naive(ms: int) -> datetime:
+    """Epoch ms as clickhouse-connect returns DateTime64: naive UTC."""
+    return _dt(ms).replace(tzinfo=None)
+
+
+@pytest.mark.parametrize(("domain", "via", "n"), [("iot", "mqtt", 300), ("web", "http", 600)])
+def test_simulators_send_through_the_ingest_tier(
+    ingest_cfg: Config, domain: str, via: str, n: int
+) -> None:
+    """`produce iot --via mqtt` / `produce web --via http`: every record, once, in the same
+    topics a direct producer writes (which records a live run makes follows the clock)."""
+    from producers import streams
+
+    cfg = ingest_cfg
+    ensure_topics(cfg, streams.topics(domain))
+    t0 = int(time.time() * 1000)
+    res = subprocess.run(
+        [sys.executable, "-m", "flinkpulse", "--set", f"kafka.topic_prefix={cfg.kafka.topic_prefix}",
+         "produce", domain, "--via", via, "--count", str(n), "--rate", "0", "--seed", "7"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"acknowledged {n:,}, dead-lettered 0, failed 0" in res.stdout, res.stdout
+    # every record once, decodable, keyed as a direct producer keys it, stamped now
+    got = 0
+    for logical in streams.topics(domain):
+        r = Reader(cfg, logical, avro=True).settle(1.5)
+        for m, v in zip(r.msgs, r.values, strict=True):
+            assert t0 - 10_000 <= int(v["event_time"].timestamp() * 1000) <= time.time() * 1000
+            assert m.key().decode() == v[SOURCE_KEYS[logical]]
+            assert t0 <= m.timestamp()[1] <= time.time() * 1000
+        got += len(r.msgs)
+    assert got == n
