@@ -388,3 +388,33 @@ def test_schemas_register_and_check_use_the_core_client(
         f"flinkpulse: error: schema registry is not reachable at http://127.0.0.1:{port} — "
         "run `flinkpulse stack up`\n"
     )
+
+
+def test_a_second_independent_client(url: str) -> None:
+    """python-schema-registry-client (httpx-based, no reference support of its own) against the
+    same surface: register, by id, versions, lookup, levels, compatibility, deletes."""
+    from schema_registry.client import SchemaRegistryClient as Other
+    from schema_registry.client import schema as other_schema
+
+    c = Other(url=url)
+    thing = other_schema.AvroSchema(ADDRESS)
+    sid = c.register("o-value", thing)
+    assert c.register("o-value", thing) == sid
+    by_id = c.get_by_id(sid)
+    assert by_id is not None and by_id.raw_schema == ADDRESS
+    assert c.get_subjects() == ["o-value"] and c.get_versions("o-value") == [1]
+    found = c.check_version("o-value", thing)
+    assert found is not None and (found.schema_id, found.version) == (sid, 1)
+    latest = c.get_schema("o-value")
+    assert latest is not None and (latest.schema_id, latest.version) == (sid, 1)
+    versions = c.get_schema_subject_versions(sid) or []
+    assert [(v.subject, v.version) for v in versions] == [("o-value", 1)]
+    required = other_schema.AvroSchema(_record("t.common.Address", *ADDRESS_FIELDS, ("n", "int")))
+    assert c.test_compatibility("o-value", required) is False
+    assert c.update_compatibility("FORWARD", "o-value") is True
+    assert c.get_compatibility("o-value") == "FORWARD"
+    assert c.test_compatibility("o-value", required) is True
+    assert c.register("o-value", required) > sid
+    assert c.delete_version("o-value", 2) == 2
+    assert c.delete_subject("o-value") == [1]
+    assert c.get_subjects() == []
