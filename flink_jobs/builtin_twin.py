@@ -17,10 +17,12 @@ cannot be written in SQL), so they measure cost, not results.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import re
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from flink_jobs import common
@@ -125,7 +127,7 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
 
 def twin_wire(
     ctx: JobContext,
-    sources: list[tuple[str, str, Validator | None, bool]],
+    sources: Sequence[tuple[str, str, Validator | None, bool]],
     sql_file: str,
     params: dict[str, Any],
     outputs: list[str],
@@ -136,9 +138,12 @@ def twin_wire(
     common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the
     # UDF job's are nullable, so its Avro schemas must not share the UDF job's subjects
-    ctx.cfg.kafka.topic_prefix = f"{ctx.cfg.kafka.topic_prefix}{TWIN_PREFIX}"
+    kafka = dataclasses.replace(
+        ctx.cfg.kafka, topic_prefix=f"{ctx.cfg.kafka.topic_prefix}{TWIN_PREFIX}"
+    )
+    sinks = dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, kafka=kafka))
     for view in outputs:
-        ctx.inserts.append((common.avro_sink(ctx, view), ctx.t_env.from_path(view)))
+        ctx.inserts.append((common.avro_sink(sinks, view), ctx.t_env.from_path(view)))
     return ctx
 
 
@@ -147,9 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--job", required=True)
     args, rest = p.parse_known_args(argv)
     mod = importlib.import_module(f"flink_jobs.{args.job}")
-    # the job's own build(), with its `wire` swapped for the Python-free one
-    mod.wire = twin_wire  # type: ignore[attr-defined]
-    run_job(f"{args.job}_twin", mod.build, rest)
+    # the job's own build(), given the Python-free wiring
+    run_job(f"{args.job}_twin", mod.build, rest, wire=twin_wire)
 
 
 if __name__ == "__main__":

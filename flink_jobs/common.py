@@ -509,12 +509,21 @@ def execute(env: Any, ctx: JobContext, wait: bool = False) -> Any:
     return env.execute_async(name)
 
 
+#: how a job's `build()` turns its declaration (sources, SQL file, params, outputs) into a
+#: pipeline: `wire` here; the built-in twin passes its own (flink_jobs/builtin_twin.py)
+Wire = Callable[
+    [JobContext, Sequence[tuple[str, str, Validator | None, bool]], str, dict[str, Any], list[str]],
+    JobContext,
+]
+
+
 def run_job(
     job: str,
     build: Callable[..., JobContext],
     argv: list[str] | None,
+    wire: Wire = wire,
 ) -> None:
-    """The body of every job's `main(argv)`."""
+    """The body of every job's `main(argv)`; `wire` is passed on to its `build()`."""
     cfg, args = parse_args(job, argv)
     bounded = (
         (args.from_ms, args.to_ms) if args.from_ms is not None and args.to_ms is not None else None
@@ -527,7 +536,7 @@ def run_job(
         startup_mode=args.startup_mode or "earliest-offset",
         bounded=bounded,
     )
-    build(t_env, cfg, ctx)
+    build(t_env, cfg, ctx, wire=wire)
     client = execute(env, ctx, wait=bounded is not None)
     if bounded is None and hasattr(client, "get_job_id"):
         print(f"submitted {job}: job id {client.get_job_id()}", flush=True)

@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from flink_jobs import validation
-from flink_jobs.common import JobContext, job_params, run_job, wire
+from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
 
 JOB = "device_stats"
@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10}
 OUTPUTS = ["device_stats", "energy_usage"]
 
 
-def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
+def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = wire) -> JobContext:
     """Wire sources, `sql/flink/device_stats.sql` and the sinks into `t_env` (no execution)."""
     ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
     sources = [("iot.sensor-readings", "sensor_readings", validation.sensor_reading, True)]

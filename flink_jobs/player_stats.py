@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from flink_jobs import validation
-from flink_jobs.common import JobContext, job_params, run_job, wire
+from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
 
 JOB = "player_stats"
@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10, "top_n": 
 OUTPUTS = ["player_stats", "team_stats", "leaderboard"]
 
 
-def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
+def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = wire) -> JobContext:
     """Wire sources, `sql/flink/player_stats.sql` and the sinks into `t_env` (no execution)."""
     ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
     sources = [("gaming.player-events", "player_events", validation.player_event, True)]

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from flink_jobs import validation
-from flink_jobs.common import JobContext, job_params, run_job, wire
+from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
 
 JOB = "security_alerts"
@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
 OUTPUTS = ["alerts", "security_events"]
 
 
-def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
+def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = wire) -> JobContext:
     """Wire the four sources, `sql/flink/security_alerts.sql` and the sinks (no execution)."""
     ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
     # (topic, view, validator, owns the topic's dlq./late. outputs)

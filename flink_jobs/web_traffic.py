@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from flink_jobs import validation
-from flink_jobs.common import JobContext, job_params, run_job, wire
+from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
 
 JOB = "web_traffic"
@@ -15,7 +15,7 @@ DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10}
 OUTPUTS = ["web_traffic", "path_latency", "client_activity"]
 
 
-def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
+def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = wire) -> JobContext:
     """Wire sources, `sql/flink/web_traffic.sql` and the sinks into `t_env` (no execution)."""
     ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
     sources = [("web.access-logs", "access_logs", validation.access_log, True)]
