@@ -6,7 +6,9 @@ Shape of a job (see `player_stats.py`):
       (watermark: Kafka timestamp − delay,           ├─ future ─► dlq.<topic>   ("future: …")
        per partition, in the source)                 └─ good ───► event-time view
                                                                    ├─ late ──► late.<topic>
-                                                                   └─ on time ─► job SQL ─► result topics
+                                                                   └─ on time ─► dedup by event
+                                                                        ├─ copy ─► dup.<topic>
+                                                                        └─ first ─► job SQL ─► results
 
 Event time and its reference. The Kafka record timestamp (CreateTime, set by the ingest tier:
 our producers, the MQTT/HTTP bridges; never read from the payload) is the clock every record is
@@ -42,7 +44,7 @@ from typing import Any
 from flinkpulse import topics
 from flinkpulse.config import Config, load_config
 from flinkpulse.paths import ROOT
-from flinkpulse.topics import dlq_topic, late_topic
+from flinkpulse.topics import dlq_topic, dup_topic, late_topic
 
 SQL_DIR = ROOT / "sql" / "flink"
 
@@ -362,8 +364,9 @@ def decoded_source(
 ) -> None:
     """Register `view` (event-time, watermarked, on-time records of `logical_topic`).
 
-    Undecodable records go to dlq.<topic>, records behind the watermark to late.<topic>, both
-    with the raw bytes, the original key and headers saying why and where from. Only the job
+    Undecodable records go to dlq.<topic>, records behind the watermark to late.<topic>, later
+    copies of an on-time event (``flink.dedup``) to dup.<topic>, all with the raw bytes, the
+    original key and headers saying why and where from. Only the job
     that owns a topic writes its side outputs (`side_outputs`), so nothing is dead-lettered twice.
     """
     from pyflink.table import DataTypes, Schema
@@ -454,13 +457,63 @@ def decoded_source(
         )
         ctx.inserts.append((late, behind))
     cols = ", ".join(f"`{n}`" for n in names)
+    where = f"FROM {view}_all WHERE ok AND NOT COALESCE({is_late}, FALSE)"
+    if not f.dedup:
+        t_env.create_temporary_view(
+            view, t_env.sql_query(f"SELECT {cols}, src_partition, src_offset {where}")
+        )
+        return
+    # duplicates: the first copy of each event goes on, later ones to dup.<topic>
+    on_time = f"{view}_on_time"
     t_env.create_temporary_view(
-        view,
+        on_time,
+        t_env.sql_query(f"SELECT {cols}, k, v, src_topic, src_partition, src_offset {where}"),
+    )
+    key = topics.DEDUP_KEYS[logical_topic]
+    dups = deduplicate(t_env, on_time, view, key, [*names, "src_partition", "src_offset"])
+    if side_outputs:
+        # later copies -> dup.<topic>: kept byte for byte and counted (flinkpulse.quality)
+        sink = f"{view}_dup"
+        raw_table(ctx, sink, ctx.topic(dup_topic(logical_topic)), source=False)
+        label = " || '|' || ".join(f"CAST(`{c}` AS STRING)" for c in key)
+        reason = f"'duplicate: copy ' || CAST(dedup_copy AS STRING) || ' of ' || {label}"
+        ctx.inserts.append(
+            (sink, t_env.sql_query(f"SELECT k, v, {_headers_sql(reason)} AS headers FROM {dups}"))
+        )
+
+
+def deduplicate(
+    t_env: Any, source: str, view: str, key: Sequence[str], columns: Sequence[str]
+) -> str:
+    """Register `view`: the first copy of each `key` in `source` (its `columns`); return the name
+    of the view of the later copies (all of `source`'s columns and `dedup_copy`, 2, 3, ...).
+
+    A running count per key in arrival order (an OVER aggregate on processing time: append-only,
+    and the event-time attribute and its watermark pass through, so windows can follow). Copies
+    of one record share its Kafka key, so they arrive in offset order at any parallelism. Keys
+    are kept for ``table.exec.state.ttl`` (``flink.state_ttl_s``): a copy later than that counts
+    as a new event.
+    """
+    keys = ", ".join(f"`{c}`" for c in key)
+    copies = f"{view}_copies"
+    t_env.create_temporary_view(
+        copies,
         t_env.sql_query(
-            f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
-            f"WHERE ok AND NOT COALESCE({is_late}, FALSE)"
+            f"SELECT *, COUNT(*) OVER (PARTITION BY {keys} ORDER BY dedup_arrival "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS dedup_copy "
+            f"FROM (SELECT *, PROCTIME() AS dedup_arrival FROM {source})"
         ),
     )
+    cols = ", ".join(f"`{c}`" for c in columns)
+    t_env.create_temporary_view(
+        view, t_env.sql_query(f"SELECT {cols} FROM {copies} WHERE dedup_copy = 1")
+    )
+    every = ", ".join(f"`{c}`" for c in t_env.from_path(source).get_schema().get_field_names())
+    dups = f"{view}_duplicates"
+    t_env.create_temporary_view(
+        dups, t_env.sql_query(f"SELECT {every}, dedup_copy FROM {copies} WHERE dedup_copy > 1")
+    )
+    return dups
 
 
 def _headers_sql(reason_expr: str) -> str:

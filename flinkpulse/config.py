@@ -213,6 +213,9 @@ class FlinkConfig:
     #: how far an event time may be ahead of its Kafka timestamp; further ahead is dead-lettered
     #: as "future" and never moves a watermark
     future_tolerance_s: float = 5.0
+    #: drop later copies of a source record (same event id, topics.DEDUP_KEYS) before any
+    #: window; a copy is recognised while the first is in state: ``state_ttl_s``
+    dedup: bool = True
     python_execution_mode: str = "process"
     bundle_size: int = 10000
     bundle_time_ms: int = 200

@@ -1,7 +1,8 @@
-"""Data quality per source topic: how many records were late, dead-lettered or from the future.
+"""Data quality per source topic: how many records were late, dead-lettered, from the future or
+copies of an event already seen (duplicates).
 
-Counted from Kafka itself (end offsets of `<topic>`; the records of `late.<topic>` and
-`dlq.<topic>`, read with the reason header of each dead letter), so it needs no job to be running and agrees with what a
+Counted from Kafka itself (end offsets of `<topic>`; the records of `late.<topic>`, `dup.<topic>`
+and `dlq.<topic>`, read with the reason header of each dead letter), so it needs no job to be running and agrees with what a
 consumer of those topics sees. `flinkpulse stack status` prints it.
 """
 
@@ -30,6 +31,8 @@ class TopicQuality:
     late: int
     dead_lettered: int
     future: int
+    #: later copies of an on-time event, dropped by the jobs (dup.<topic>)
+    duplicates: int = 0
 
     def share(self, n: int) -> str:
         return f"{n:,} ({100.0 * n / self.records:.2f} %)" if self.records else f"{n:,}"
@@ -103,14 +106,17 @@ def source_quality(cfg: Config) -> list[TopicQuality]:
             if name not in md.topics:
                 continue
             n, _ = _counts(c, name, md)
-            late = dlq = future = 0
+            late = dlq = future = dups = 0
             if cfg.kafka.topic(f"late.{logical}") in md.topics:
                 _, parts = _counts(c, cfg.kafka.topic(f"late.{logical}"), md)
                 late, _ = _scan(c, cfg.kafka.topic(f"late.{logical}"), parts)
+            if cfg.kafka.topic(topics.dup_topic(logical)) in md.topics:
+                _, parts = _counts(c, cfg.kafka.topic(topics.dup_topic(logical)), md)
+                dups, _ = _scan(c, cfg.kafka.topic(topics.dup_topic(logical)), parts)
             if cfg.kafka.topic(f"dlq.{logical}") in md.topics:
                 _, parts = _counts(c, cfg.kafka.topic(f"dlq.{logical}"), md)
                 dlq, future = _scan(c, cfg.kafka.topic(f"dlq.{logical}"), parts)
-            rows.append(TopicQuality(logical, n, late, dlq - future, future))
+            rows.append(TopicQuality(logical, n, late, dlq - future, future, dups))
         return rows
     finally:
         c.close()
@@ -119,8 +125,10 @@ def source_quality(cfg: Config) -> list[TopicQuality]:
 def render(rows: list[TopicQuality]) -> str:
     """The table `stack status` prints under the components."""
     head = ["SOURCE TOPIC", "RECORDS", "LATE", "DEAD-LETTERED", "FUTURE (DEAD-LETTERED)"]
+    head.append("DUPLICATES")
     body = [
         [r.topic, f"{r.records:,}", r.share(r.late), r.share(r.dead_lettered), r.share(r.future)]
+        + [r.share(r.duplicates)]
         for r in rows
     ]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]

@@ -64,6 +64,16 @@ SOURCE_KEYS: dict[str, str] = {
     "iot.security-events": "home_id",
     "web.access-logs": "client_ip",
 }
+#: logical source topic -> the record fields that identify one event: copies of a record (a
+#: retried send, an at-least-once bridge) share them and are dropped by the jobs before any
+#: window (flink_jobs/common.py `deduplicate`). Sensor readings carry no event id: a device
+#: takes one reading of a kind per millisecond.
+DEDUP_KEYS: dict[str, tuple[str, ...]] = {
+    "gaming.player-events": ("event_id",),
+    "iot.sensor-readings": ("device_id", "sensor_type", "event_time"),
+    "iot.security-events": ("event_id",),
+    "web.access-logs": ("event_id",),
+}
 #: the schema registry's own store (Confluent SR ``kafkastore.topic``) in deployments that run one
 SCHEMAS_TOPIC = "_schemas"
 
@@ -80,7 +90,7 @@ class Topic:
     """One topic of the pipeline (logical name: without the deployment's ``topic_prefix``)."""
 
     name: str
-    #: source | result | alerts | dlq | late | registry
+    #: source | result | alerts | dlq | late | dup | registry
     kind: str
     #: the value that is the Kafka key: a record field / result column; None: dlq./late. keep
     #: the original record's key, the registry store has its own
@@ -116,6 +126,11 @@ def late_topic(topic: str) -> str:
     return f"late.{topic}"
 
 
+def dup_topic(topic: str) -> str:
+    """Where the jobs put the later copies of a source record already seen (deduplicated)."""
+    return f"dup.{topic}"
+
+
 def _topology() -> tuple[Topic, ...]:
     out = [
         Topic(
@@ -132,6 +147,7 @@ def _topology() -> tuple[Topic, ...]:
             out.append(Topic(topic, "result", key, None, WEEK_MS, {}, view))
     out.extend(Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
     out.extend(Topic(late_topic(t), "late", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
+    out.extend(Topic(dup_topic(t), "dup", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
     # the loader dead-letters result records it cannot decode to dlq.<result topic>
     out.extend(
         Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS, created_by="loader") for t in RESULT_TOPICS
@@ -147,7 +163,7 @@ TOPICS: dict[str, Topic] = {t.name: t for t in TOPOLOGY}
 
 
 def all_topics() -> list[str]:
-    """Logical names created up front: sources, results, alerts, and dlq./late. of each source
+    """Logical names created up front: sources, results, alerts, and dlq./late./dup. of each source
     (the loader creates its own dead-letter topics; the embedded registry keeps its own store)."""
     return [t.name for t in TOPOLOGY if t.created_by == "jobs"]
 

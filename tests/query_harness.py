@@ -6,9 +6,10 @@ of decoded Kafka topics). The bounded input ends with a final watermark, so ever
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from flink_jobs.common import JobContext, run_sql_file
+from flink_jobs.common import JobContext, deduplicate, run_sql_file
 from flink_jobs.decoding import reader_fields
 from flinkpulse.config import Config
 
@@ -25,8 +26,16 @@ def make_env(parallelism: int = 1) -> Any:
     return t_env
 
 
-def register_input(t_env: Any, view: str, record: str, rows: list[dict[str, Any]]) -> None:
-    """Register `rows` as the source view `view` (fields of `record`, rowtime event_time)."""
+def register_input(
+    t_env: Any,
+    view: str,
+    record: str,
+    rows: list[dict[str, Any]],
+    dedup: Sequence[str] | None = None,
+) -> None:
+    """Register `rows` as the source view `view` (fields of `record`, rowtime event_time).
+    With `dedup` (key fields), through the jobs' deduplication: later copies of a key leave
+    `view` and are in `<view>_duplicates`."""
     from pyflink.common import Row
     from pyflink.table import Schema
 
@@ -49,7 +58,12 @@ def register_input(t_env: Any, view: str, record: str, rows: list[dict[str, Any]
     for n, t in fields:
         b = b.column(n, t)
     b = b.watermark("event_time", "event_time - INTERVAL '1' SECOND")
-    t_env.create_temporary_view(view, t_env.from_data_stream(ds, b.build()))
+    table = t_env.from_data_stream(ds, b.build())
+    if dedup is None:
+        t_env.create_temporary_view(view, table)
+        return
+    t_env.create_temporary_view(f"{view}_in", table)
+    deduplicate(t_env, f"{view}_in", view, dedup, names)
 
 
 def run_views(

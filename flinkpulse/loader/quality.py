@@ -27,12 +27,15 @@ from flinkpulse.quality import TopicQuality, source_quality
 log = logging.getLogger("flinkpulse.loader.quality")
 
 TABLE = "source_quality"
-COLUMNS = ["sampled_at", "topic", "records", "late", "dead_lettered", "future"]
+COLUMNS = ["sampled_at", "topic", "records", "late", "dead_lettered", "future", "duplicates"]
 
 
 def rows(sampled_at: datetime, counts: list[TopicQuality]) -> list[list[Any]]:
     """The `source_quality` rows of one sample (one per source topic)."""
-    return [[sampled_at, q.topic, q.records, q.late, q.dead_lettered, q.future] for q in counts]
+    return [
+        [sampled_at, q.topic, q.records, q.late, q.dead_lettered, q.future, q.duplicates]
+        for q in counts
+    ]
 
 
 def sample_once(cfg: Config, ch: Any = None) -> list[TopicQuality]:
