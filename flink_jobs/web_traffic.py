@@ -1,5 +1,5 @@
-"""web_traffic: requests, error rate, latency percentiles per path/status and per path; activity per
-client."""
+"""web_traffic: requests, error rate, latency percentiles per path/status and per path; activity
+and visits (sessions) per client."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
 
 JOB = "web_traffic"
-DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10}
-OUTPUTS = ["web_traffic", "path_latency", "client_activity"]
+#: session_gap_s: a client's visit ends after this many seconds without a request
+DEFAULTS: dict[str, Any] = {"window_size_s": 60, "window_slide_s": 10, "session_gap_s": 300}
+OUTPUTS = ["web_traffic", "path_latency", "client_activity", "web_sessions"]
 
 
 def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = wire) -> JobContext:

@@ -34,6 +34,7 @@ RESULTS: dict[str, tuple[str, str]] = {
     "web_traffic": ("results.web-traffic", "path"),
     "path_latency": ("results.path-latency", "path"),
     "client_activity": ("results.client-activity", "client_ip"),
+    "web_sessions": ("results.web-sessions", "client_ip"),
     "security_events": ("results.security-events", "home_id"),
     "alerts": ("alerts", "entity_id"),
 }

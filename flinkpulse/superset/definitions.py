@@ -256,7 +256,7 @@ DATASETS: dict[str, Dataset] = {
             ],
         ),
         Dataset(
-            # the newest data-quality sample per source topic (005_source_quality.sql), written
+            # the newest data-quality sample per source topic (005_, 008_source_duplicates.sql), written
             # by the loader component's quality process
             "source_quality_latest",
             [
@@ -269,9 +269,12 @@ DATASETS: dict[str, Dataset] = {
                 ("late_pct", "Float64"),
                 ("dead_lettered_pct", "Float64"),
                 ("future_pct", "Float64"),
+                ("duplicates", "Int64"),
+                ("duplicates_pct", "Float64"),
             ],
             dttm="sampled_at",
-            description="Per source topic: the share of records late, dead-lettered, future",
+            description="Per source topic: the share of records late, dead-lettered, future, "
+            "duplicated",
         ),
         Dataset(
             "client_activity",
@@ -515,6 +518,7 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                     ("late %", "max(late_pct)"),
                     ("dead-lettered %", "max(dead_lettered_pct)"),
                     ("future %", "max(future_pct)"),
+                    ("duplicates %", "max(duplicates_pct)"),
                 ],
                 groupby=["topic"],
                 # the newest sample of each topic, however old (counts are cumulative)

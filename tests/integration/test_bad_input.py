@@ -17,8 +17,8 @@ Outcomes (flink_jobs/validation.py, flinkpulse/avro.py, flink_jobs/common.py):
   -> dlq as "future"; > 10 years back -> dlq; more than the watermark delay (5 s) behind its
   Kafka timestamp (1 min, 1 h) -> late.<topic>
 - idle partitions (3 of the 4 partitions of a topic get nothing) -> the watermark advances
-- exact duplicates -> NOT deduplicated by Flink: both copies are accepted and counted (twice
-  in windows); ClickHouse's ReplacingMergeTree on event_id collapses them under FINAL
+- exact duplicates -> deduplicated by the jobs before any window: the first copy is accepted,
+  the second goes to dup.<topic> (counted there, flinkpulse.quality)
 - a schema change breaking compatibility -> rejected up front (registry 409, schemas check)
 """
 
@@ -235,7 +235,7 @@ SEC_EXPECT = {
     "event time 1 day ahead": ('dead-lettered as "future" (tolerance 5 s)', "dlq"),
     "reached Kafka 1 min after its event time": ("late.<topic> (over the 5 s delay)", "late"),
     "event time 11 years back": ("dead-lettered: more than 10 years in the past", "dlq"),
-    "exact duplicate": ("both accepted (not deduplicated in Flink; ClickHouse FINAL)", "accepted"),
+    "exact duplicate": ("first accepted, the copy to dup.<topic> (deduplicated)", "dedup"),
     "reached Kafka 1 h after its event time": ("late.<topic> (over the 5 s delay)", "late"),
 }
 REASONS = {
@@ -267,6 +267,9 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
     produced = pipe.w.produced[SEC]
     want_dlq = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "dlq")
     want_acc = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "accepted")
+    want_dup = sum(n - 1 for c, n in produced.items() if SEC_EXPECT[c][1] == "dedup")
+    want_acc += sum(1 for c in produced if SEC_EXPECT[c][1] == "dedup")
+    dup, _ = pipe.side("dup", SEC, want_dup)
     dlq, dlq_msgs = pipe.side("dlq", SEC, want_dlq)
     want_late = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "late")
     late, _ = pipe.side("late", SEC, want_late)
@@ -292,15 +295,16 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
         )
     big = [v for v in res.values if v["event_id"] == "big-0"]
     assert len(big) == 1 and len(big[0]["room"]) == 2_000_000
-    assert sorted(v["event_id"] for v in res.values if v["event_id"].startswith("dup")) == [
-        "dup-0",
-        "dup-0",
-    ]
+    assert [v["event_id"] for v in res.values if v["event_id"].startswith("dup")] == ["dup-0"]
 
     for case, n in produced.items():
         expected, kind = SEC_EXPECT[case]
         got = {"accepted": accepted[case], "dlq": dlq[case], "late": late[case]}
-        assert got[kind] == n and sum(got.values()) == n, (case, n, got)
+        got["dup"] = dup[case]
+        if kind == "dedup":
+            assert (got["accepted"], got["dup"], sum(got.values())) == (1, n - 1, n), (case, got)
+        else:
+            assert got[kind] == n and sum(got.values()) == n, (case, n, got)
         reliability(
             "bad input",
             f"{SEC}: {case}",
@@ -310,9 +314,9 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
             duplicated=0,
         )
     assert sum(produced.values()) == (
-        sum(accepted.values()) + sum(dlq.values()) + sum(late.values())
+        sum(accepted.values()) + sum(dlq.values()) + sum(late.values()) + sum(dup.values())
     )
-    assert "?" not in dlq and "?" not in late
+    assert "?" not in dlq and "?" not in late and "?" not in dup
     # every record of this topic has the key home-bad: one partition of the topic's
     # cfg.kafka.partitions carries data, the others stay idle and must not hold the watermark
     idle = pipe.cfg.kafka.partitions - 1

@@ -98,6 +98,8 @@ def _run(base: Config, partitions: int, parallelism: int, t0: int) -> Any:
     cfg = copy.deepcopy(base)
     cfg.kafka.partitions = partitions
     cfg.flink.parallelism = parallelism
+    # visits end 30 s after a client's last request: all closed once the last HOP windows are
+    cfg.jobs.setdefault("web_traffic", {})["session_gap_s"] = 30
     prefix = f"par{partitions}x{parallelism}{uuid.uuid4().hex[:5]}"
     views = list(topics.RESULTS)
     # the input spans [t0, t0 + 2 min): the HOP windows holding its last minute end at
@@ -105,17 +107,22 @@ def _run(base: Config, partitions: int, parallelism: int, t0: int) -> Any:
     last_window = t0 + 150_000
 
     def done(got: dict[str, list[Any]]) -> bool:
-        windowed = [v for v in views if v not in ("alerts", "security_events")]
-        return all(
-            any(int(r["window_end"].timestamp() * 1000) >= last_window for r in got[v])
-            for v in windowed
-        ) and {a["rule"] for a in got["alerts"]} >= {
-            "brute_force_login",
-            "door_open_while_armed",
-            "motion_while_away",
-            "impossible_kill_rate",
-            "energy_over_threshold",
-        }
+        windowed = [v for v in views if v not in ("alerts", "security_events", "web_sessions")]
+        return (
+            bool(got["web_sessions"])
+            and all(
+                any(int(r["window_end"].timestamp() * 1000) >= last_window for r in got[v])
+                for v in windowed
+            )
+            and {a["rule"] for a in got["alerts"]}
+            >= {
+                "brute_force_login",
+                "door_open_while_armed",
+                "motion_while_away",
+                "impossible_kill_rate",
+                "energy_over_threshold",
+            }
+        )
 
     # the input is in Kafka before the jobs start: every partition has data from the first
     # poll on, so none wakes from idleness behind another one's watermark

@@ -191,15 +191,15 @@ def test_topology_is_consistent() -> None:
     names = [t.name for t in TOPOLOGY]
     assert len(names) == len(set(names))
     for t in TOPOLOGY:
-        assert t.kind in {"source", "result", "alerts", "dlq", "late", "registry"}, t.name
+        assert t.kind in {"source", "result", "alerts", "dlq", "late", "dup", "registry"}, t.name
         assert t.created_by in {"jobs", "loader", "registry"}, t.name
         if t.kind in {"source", "result", "alerts"}:
             assert t.key, f"{t.name} has no key"
-        if t.kind in {"dlq", "late"}:
+        if t.kind in {"dlq", "late", "dup"}:
             assert t.name.split(".", 1)[1] in TOPICS, f"{t.name} shadows no topic"
     for t in topics.SOURCE_TOPICS:
         assert dict(TOPICS[t].config) == topics.SOURCE_TOPIC_CONFIG, t
-        assert {f"dlq.{t}", f"late.{t}"} <= set(TOPICS), t
+        assert {f"dlq.{t}", f"late.{t}", f"dup.{t}"} <= set(TOPICS), t
     for view, (topic, key) in topics.RESULTS.items():
         assert TOPICS[topic].table == view and TOPICS[topic].key == key
         assert f"dlq.{topic}" in TOPICS, "the loader dead-letters to dlq.<result topic>"

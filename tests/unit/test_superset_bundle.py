@@ -131,7 +131,8 @@ def test_bundle_is_what_the_definitions_generate() -> None:
 
 
 def test_data_quality_panel_on_security_reads_the_newest_sample_per_topic() -> None:
-    """Issue 14 item 6: per source topic, the share late, dead-lettered and future."""
+    """Issue 14 item 6: per source topic, the share late, dead-lettered and future (and issue
+    22: duplicated)."""
     docs = _docs()
     chart = _charts()["Data quality per source topic"]
     assert "Data quality per source topic" in _on(_dashboard("Security"))
@@ -145,6 +146,7 @@ def test_data_quality_panel_on_security_reads_the_newest_sample_per_topic() -> N
         "late %",
         "dead-lettered %",
         "future %",
+        "duplicates %",
     ]
     assert not p["adhoc_filters"]  # the newest sample, however old
 

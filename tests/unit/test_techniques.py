@@ -1,4 +1,5 @@
-"""Query tests of the Flink techniques (docs/techniques.md): deduplication before the windows.
+"""Query tests of the Flink techniques (docs/techniques.md): deduplication before the windows,
+session windows.
 
 Scripted rows go through the jobs' own deduplication (flink_jobs/common.py `deduplicate`, the
 key of flinkpulse.topics.DEDUP_KEYS) and their own .sql files in a local Flink, at parallelism
@@ -14,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from flink_jobs import player_stats
+from flink_jobs import player_stats, web_traffic
 from flinkpulse.topics import DEDUP_KEYS
 from tests.query_harness import make_env, register_input, run_views
-from tests.unit.test_queries import T0, pe
+from tests.unit.test_queries import T0, al, at, pe
 
 pytestmark = pytest.mark.flink_local
 
@@ -65,9 +66,7 @@ def test_dedup_gives_the_windows_of_the_input_without_copies(
     key = DEDUP_KEYS["gaming.player-events"]
     register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", sent, dedup=key)
     params = {**player_stats.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
-    out = run_views(
-        t_env, "player_stats.sql", params, ["player_stats", "player_events_duplicates"]
-    )
+    out = run_views(t_env, "player_stats.sql", params, ["player_stats", "player_events_duplicates"])
     want: Counter[tuple[datetime, str, str]] = Counter()
     for e in events:
         for ws in hop_windows(e["event_time"], 20, 10):
@@ -101,3 +100,48 @@ def test_dedup_gives_the_windows_of_the_input_without_copies(
         lost=0,
         duplicated=0,
     )
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_sessions_of_known_click_streams(parallelism: int) -> None:
+    gap = 60
+    rows = [
+        # ana: three pages in 25 s, then back after more than the gap for one page
+        al(1, 0, "1.1.1.1", "/", user="ana"),
+        al(2, 10, "1.1.1.1", "/product/17", user="ana"),
+        al(3, 25, "1.1.1.1", "/cart", status=500, user="ana"),
+        al(4, 25 + gap + 1, "1.1.1.1", "/product/18", user="ana"),
+        # a one-page visit: a bounce
+        al(5, 5.5, "2.2.2.2", "/blog"),
+        # two pages 0.2 s apart across a second boundary, then 1 ms less than the gap later (same visit)
+        al(6, 0.9, "3.3.3.3", "/a"),
+        al(7, 1.1, "3.3.3.3", "/b"),
+        al(8, 1.1 + gap - 0.001, "3.3.3.3", "/c"),
+    ]
+    t_env = make_env(parallelism)
+    register_input(
+        t_env, "access_logs", "flinkpulse.web.AccessLog", rows, dedup=DEDUP_KEYS["web.access-logs"]
+    )
+    params = {**web_traffic.DEFAULTS, "session_gap_s": gap}
+    out = run_views(t_env, "web_traffic.sql", params, ["web_sessions"])
+    got = sorted(
+        (
+            r["client_ip"],
+            r["session_start"],
+            r["session_end"],
+            r["pages"],
+            r["duration_s"],
+            r["bounce"],
+            r["entry_path"],
+            r["exit_path"],
+            r["errors"],
+            r["user_id"],
+        )
+        for r in out["web_sessions"]
+    )
+    assert got == [
+        ("1.1.1.1", at(0), at(25), 3, 25.0, False, "/", "/cart", 1, "ana"),
+        ("1.1.1.1", at(86), at(86), 1, 0.0, True, "/product/{id}", "/product/{id}", 0, "ana"),
+        ("2.2.2.2", at(5.5), at(5.5), 1, 0.0, True, "/blog", "/blog", 0, None),
+        ("3.3.3.3", at(0.9), at(61.099), 3, 60.199, False, "/a", "/c", 0, None),
+    ]
