@@ -76,10 +76,11 @@ SELECT
 FROM client_window;
 
 -- Visits per client: a session is a client's requests with no gap longer than ${session_gap_s}
--- seconds (SESSION window TVF per client_ip; emitted once, when the watermark passes the last
--- request + the gap). Pages are its requests; duration runs from the first request to the last
--- (0 for a single page: a bounce); entry and exit are the first and last (normalised) path, the
--- arg-min / arg-max of "<sortable event time>|<path>" (equal times: the smaller path).
+-- seconds (SESSION window TVF per client_ip; SECOND(5) takes gaps up to 99,999 s, plain SECOND
+-- two digits). Emitted once, when the watermark passes the last request + the gap. Pages are
+-- its requests; duration runs from the first request to the last (0 for a single page: a
+-- bounce); entry and exit are the first and last (normalised) path, the arg-min / arg-max of
+-- "<sortable event time>|<path>" (equal times: the smaller path).
 CREATE TEMPORARY VIEW web_sessions AS
 SELECT
   session_start,
@@ -111,6 +112,6 @@ FROM (
     MAX(DATE_FORMAT(event_time, 'yyyyMMddHHmmssSSS') || '|' || path) AS exit_key
   FROM TABLE(
     SESSION(TABLE access_paths PARTITION BY client_ip, DESCRIPTOR(event_time),
-            INTERVAL '${session_gap_s}' SECOND))
+            INTERVAL '${session_gap_s}' SECOND(5)))
   GROUP BY window_start, window_end, client_ip
 );

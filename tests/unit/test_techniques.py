@@ -15,26 +15,29 @@ from typing import Any
 
 import pytest
 
-from flink_jobs import player_stats, web_traffic
+from flink_jobs import web_traffic
 from flinkpulse.topics import DEDUP_KEYS
 from tests.query_harness import make_env, register_input, run_views
-from tests.unit.test_queries import T0, al, at, pe
+from tests.unit.test_queries import T0, al, at
 
 pytestmark = pytest.mark.flink_local
 
-PLAYERS = [f"p{i}" for i in range(8)]
+PATHS = ["/", "/cart", "/product/1", "/search", "/login"]
 
 
-def match_events(n: int, seed: int = 7) -> list[dict[str, Any]]:
-    """`n` KILL/DEATH/ASSIST events of 8 players over two minutes (seeded)."""
+def web_requests(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """`n` requests of 6 clients to 5 paths over two minutes, some failing (seeded)."""
     rnd = random.Random(seed)
-    out = []
-    for i in range(n):
-        p = rnd.choice(PLAYERS)
-        kind = rnd.choice(["KILL", "KILL", "DEATH", "ASSIST"])
-        dmg = float(rnd.randint(10, 100)) if kind == "KILL" else 0.0
-        out.append(pe(i, rnd.uniform(0, 119.9), p, "red" if p < "p4" else "blue", kind, dmg=dmg))
-    return out
+    return [
+        al(
+            i,
+            rnd.uniform(0, 119.9),
+            f"10.0.0.{rnd.randint(1, 6)}",
+            rnd.choice(PATHS),
+            rnd.choice([200, 200, 200, 404, 500]),
+        )
+        for i in range(n)
+    ]
 
 
 def with_copies(events: list[dict[str, Any]], share: float, seed: int = 11) -> list[dict[str, Any]]:
@@ -60,40 +63,29 @@ def hop_windows(t: datetime, size_s: int, slide_s: int) -> list[datetime]:
 def test_dedup_gives_the_windows_of_the_input_without_copies(
     parallelism: int, reliability: Any
 ) -> None:
-    events = match_events(400)
+    events = web_requests(400)
     sent = with_copies(events, 0.10)
     t_env = make_env(parallelism)
-    key = DEDUP_KEYS["gaming.player-events"]
-    register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", sent, dedup=key)
-    params = {**player_stats.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
-    out = run_views(t_env, "player_stats.sql", params, ["player_stats", "player_events_duplicates"])
-    want: Counter[tuple[datetime, str, str]] = Counter()
+    key = DEDUP_KEYS["web.access-logs"]
+    register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", sent, dedup=key)
+    params = {**web_traffic.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
+    out = run_views(t_env, "web_traffic.sql", params, ["web_traffic", "access_logs_duplicates"])
+    want: Counter[tuple[datetime, str, int]] = Counter()
     for e in events:
         for ws in hop_windows(e["event_time"], 20, 10):
-            want[(ws, e["player_id"], e["event_type"])] += 1
-    got: Counter[tuple[datetime, str, str]] = Counter()
-    for r in out["player_stats"]:
-        for kind, col in [("KILL", "kills"), ("DEATH", "deaths"), ("ASSIST", "assists")]:
-            if r[col]:
-                got[(r["window_start"], r["player_id"], kind)] = r[col]
-    assert got == want
+            want[(ws, e["path"].replace("/1", "/{id}"), e["status"])] += 1
+    got = {(r["window_start"], r["path"], r["status"]): r["requests"] for r in out["web_traffic"]}
+    assert got == dict(want)
     # no window of the copies stamped ten minutes later exists
-    assert max(r["window_start"] for r in out["player_stats"]) < T0 + timedelta(minutes=2)
-    damage = {(r["window_start"], r["player_id"]): r["damage"] for r in out["player_stats"]}
-    for (ws, p), d in damage.items():
-        expect = sum(
-            e["damage"]
-            for e in events
-            if e["player_id"] == p and ws in hop_windows(e["event_time"], 20, 10)
-        )
-        assert d == pytest.approx(expect)
-    dups = out["player_events_duplicates"]
+    assert max(r["window_start"] for r in out["web_traffic"]) < T0 + timedelta(minutes=2)
+    assert all(r["bytes"] == 100 * r["requests"] for r in out["web_traffic"])  # 100 B each
+    dups = out["access_logs_duplicates"]
     assert len(dups) == len(sent) - len(events) == 40
     assert {d["dedup_copy"] for d in dups} == {2}
     assert sorted(d["event_id"] for d in dups) == sorted(e["event_id"] for e in sent[400:])
     reliability(
         "bad input",
-        f"gaming.player-events: 10 % sent twice, half of the copies 10 min later (p{parallelism})",
+        f"web.access-logs: 10 % sent twice, half of the copies 10 min later (p{parallelism})",
         "first copy into the windows, later copies dropped and counted (dup.<topic>); windows "
         "exactly those of the input without copies",
         {"produced": len(sent), "accepted": len(events), "duplicates": len(dups)},
