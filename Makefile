@@ -26,7 +26,7 @@ setup: $(STAMP) $(JARS)/.resolved $(SS_STAMP) setup-mosquitto
 setup-mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
 	  command -v apt-get >/dev/null || { echo "Mosquitto is required (MQTT broker): install the mosquitto package"; exit 1; }; \
-	  { apt-get install -y -qq mosquitto || { apt-get update -qq && apt-get install -y -qq mosquitto; }; } >/dev/null 2>&1 \
+	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq mosquitto || { apt-get update -qq && apt-get install -y -qq mosquitto; }; } >/dev/null 2>&1 \
 	    || { echo "apt-get install mosquitto failed: run make setup as root, or install mosquitto"; exit 1; }; }
 
 setup-superset: $(SS_STAMP)

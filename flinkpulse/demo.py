@@ -180,7 +180,10 @@ def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 
     total = 7
     t_all = time.monotonic()
     _step(
-        1, total, "starting the local stack (Kafka, registry, ClickHouse, Flink, loader, Superset)"
+        1,
+        total,
+        "starting the local stack (Kafka, registry, MQTT broker and bridge, HTTP ingest, "
+        "ClickHouse, Flink, loader, Superset)",
     )
     stack.up(cfg)
     _step(2, total, "registering Avro schemas")

@@ -192,17 +192,22 @@ class Bridge:
         client.loop_start()
         t0 = time.monotonic()
         last = (t0, 0)
+        written = ""
         try:
-            while not self._stop.wait(1.0):
+            # counters every second, and at once when the state changes (`stack up` waits for
+            # "running")
+            while not self._stop.wait(0.1):
                 if self.state == "refused":
                     raise FlinkpulseError(
                         f"the MQTT broker at {self.cfg.ingest.mqtt_broker} refused the "
                         "bridge's credentials"
                     )
                 now = time.monotonic()
+                if now - last[0] < 1.0 and self.state == written:
+                    continue
                 doc = self.status()
                 doc["rate"] = (doc["received"] - last[1]) / max(now - last[0], 1e-6)
-                last = (now, doc["received"])
+                last, written = (now, doc["received"]), self.state
                 if self.status_file is not None:
                     write_status(self.status_file, doc)
                 if max_seconds is not None and now - t0 >= max_seconds:
