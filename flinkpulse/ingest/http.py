@@ -95,6 +95,9 @@ class IngestServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: IngestServer
     protocol_version = "HTTP/1.1"
+    #: headers and body go out in separate writes: without TCP_NODELAY the client's delayed ACK
+    #: holds the body ~40 ms
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         log.debug("%s " + format, self.client_address[0], *args)
