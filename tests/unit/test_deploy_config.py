@@ -48,7 +48,7 @@ def job_modules() -> list[str]:
 @cache
 def job_specs() -> dict[str, dict[str, Any]]:
     """job -> {"sources": [(topic, owns dlq./late.)], "outputs": [result view]}, as build() wires
-    them (wire() is replaced by a recorder: nothing touches Flink)."""
+    them (build() gets a recorder as its wire: nothing touches Flink)."""
     import importlib
 
     from flink_jobs.common import JobContext
@@ -67,9 +67,7 @@ def job_specs() -> dict[str, dict[str, Any]]:
             return ctx
 
         cfg = render_local()
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(mod, "wire", record)
-            mod.build(None, cfg, JobContext(cfg=cfg, t_env=None, job=mod.JOB))
+        mod.build(None, cfg, JobContext(cfg=cfg, t_env=None, job=mod.JOB), wire=record)
         assert name == mod.JOB and seen["outputs"] == list(mod.OUTPUTS), name
         specs[name] = seen
     return specs
