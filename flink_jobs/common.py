@@ -90,6 +90,11 @@ def parse_args(job: str, argv: list[str] | None) -> tuple[Config, argparse.Names
     )
     p.add_argument("--from", dest="from_ms", type=int, help="bounded replay: start timestamp (ms)")
     p.add_argument("--to", dest="to_ms", type=int, help="bounded replay: end timestamp (ms)")
+    p.add_argument(
+        "--backfill",
+        action="store_true",
+        help="with --from/--to: batch mode, only the windows inside [from, to), no side outputs",
+    )
     args, _flink_flags = p.parse_known_args(argv)
     cfg = load_config(args.config, args.overrides)
     if args.topic_prefix is not None:
@@ -109,6 +114,8 @@ class JobContext:
     job: str
     startup_mode: str = "earliest-offset"
     bounded: tuple[int, int] | None = None
+    #: a backfill's closed range [from, to) (ms): only results inside it are written
+    backfill: tuple[int, int] | None = None
     inserts: list[tuple[str, Any]] = field(default_factory=list)
 
     def topic(self, name: str) -> str:
@@ -251,7 +258,9 @@ def _sink(ctx: JobContext, topic: str, sink_name: str) -> Any:
         .option("sink.delivery-guarantee", "exactly-once")
         .option(
             "sink.transactional-id-prefix",
-            f"flinkpulse-{ctx.cfg.kafka.topic_prefix}{ctx.job}-{sink_name}",
+            # a backfill runs next to the streaming job: its own ids, or it would fence the stream's
+            f"flinkpulse-{ctx.cfg.kafka.topic_prefix}{ctx.job}"
+            f"{'-backfill' if ctx.backfill else ''}-{sink_name}",
         )
         .option("properties.transaction.timeout.ms", "900000")
         # the broker takes records up to 4 MiB (message.max.bytes); the Java producer's own
@@ -279,12 +288,13 @@ def raw_schema(watermark_delay_s: float | None = None) -> Any:
     return b.build()
 
 
-def raw_table(ctx: JobContext, name: str, topic: str, source: bool) -> None:
-    """A raw (bytes in, bytes out) Kafka table: sources of decoding, DLQ and late sinks."""
+def raw_table(ctx: JobContext, name: str, topic: str, source: bool, schema: Any = None) -> None:
+    """A raw (bytes in, bytes out) Kafka table: sources of decoding, DLQ and late sinks.
+    `schema` replaces a source's default columns (raw_schema) when given."""
     from pyflink.table import DataTypes, Schema
 
     if source:
-        schema = raw_schema(ctx.cfg.flink.watermark_delay_s)
+        schema = schema or raw_schema(ctx.cfg.flink.watermark_delay_s)
         d = _source(ctx, topic)
     else:
         schema = (
@@ -540,11 +550,47 @@ def wire(
 
     register_all(ctx.t_env)
     for logical_topic, view, validate, owner in sources:
-        decoded_source(ctx, logical_topic, view, validate, side_outputs=owner)
+        # a backfill re-reads records the stream already dead-lettered: it writes results only
+        owns = owner and ctx.backfill is None
+        decoded_source(ctx, logical_topic, view, validate, side_outputs=owns)
     run_sql_file(ctx, sql_file, params)
     for view in outputs:
-        ctx.inserts.append((avro_sink(ctx, view), ctx.t_env.from_path(view)))
+        table = ctx.t_env.from_path(view)
+        if ctx.backfill is not None:
+            table = table.where(backfill_filter(table, ctx.backfill))
+        ctx.inserts.append((avro_sink(ctx, view), table))
     return ctx
+
+
+def backfill_filter(table: Any, span: tuple[int, int]) -> Any:
+    """The rows of a result view a backfill of [from, to) may write: windows wholly inside the
+    range (an edge window would miss records outside it), alerts whose incident started in it
+    (their first_event_time), raw events by event time."""
+    from pyflink.table.expressions import call_sql
+
+    # TIMESTAMP(3) literals in the job's UTC session zone
+    start, end = (f"TIMESTAMP '{_utc(ms)}'" for ms in span)
+    names = table.get_schema().get_field_names()
+    if "window_start" in names:
+        return call_sql(f"window_start >= {start} AND window_end <= {end}")
+    at = "first_event_time" if "first_event_time" in names else "event_time"
+    return call_sql(f"`{at}` >= {start} AND `{at}` < {end}")
+
+
+def _utc(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def backfill_read_range(cfg: Config, span: tuple[int, int]) -> tuple[int, int]:
+    """The Kafka timestamps a backfill of event times [from, to) reads: an on-time record
+    reached Kafka at most future_tolerance_s before its event time and watermark_delay_s after."""
+    f = cfg.flink
+    return (
+        span[0] - int(f.future_tolerance_s * 1000),
+        span[1] + int(f.watermark_delay_s * 1000) + 1,
+    )
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -581,13 +627,21 @@ def run_job(
     bounded = (
         (args.from_ms, args.to_ms) if args.from_ms is not None and args.to_ms is not None else None
     )
-    env, t_env = create_env(cfg, job, batch=False)
+    backfill = bounded if args.backfill and bounded else None
+    if backfill:
+        bounded = backfill_read_range(cfg, backfill)
+    env, t_env = create_env(cfg, job, batch=backfill is not None)
+    if backfill:
+        from flinkpulse.flinkrest import backfill_name
+
+        t_env.get_config().set("pipeline.name", backfill_name(cfg, job))
     ctx = JobContext(
         cfg=cfg,
         t_env=t_env,
         job=job,
         startup_mode=args.startup_mode or "earliest-offset",
         bounded=bounded,
+        backfill=backfill,
     )
     build(t_env, cfg, ctx, wire=wire)
     client = execute(env, ctx, wait=bounded is not None)

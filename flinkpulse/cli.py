@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "flinkpulse.commands.clickhouse",
     "flinkpulse.commands.dashboards",
     "flinkpulse.commands.jobs",
+    "flinkpulse.commands.backfill",
+    "flinkpulse.commands.archive",
     "flinkpulse.commands.sql",
     "flinkpulse.commands.load",
     "flinkpulse.commands.ingest",

@@ -223,6 +223,36 @@ class FlinkConfig:
 
 
 @dataclass
+class ArchiveConfig:
+    """The raw archive (`flinkpulse jobs submit archive`, docs/archive.md): files with
+    Hive-style dt=/hour= partitions under `warehouse`, one directory per table."""
+
+    #: a directory (default <state_dir>/warehouse) or URI (s3://..., needs Flink's S3 plugin)
+    warehouse: str = ""
+    #: json (JSON lines, what the ClickHouse archive_* views read) or avro (block-compressed
+    #: with `codec`; ClickHouse cannot read Flink's Avro files: their root is a union)
+    format: str = "json"
+    #: Avro block codec (format avro): zstandard, deflate, snappy, xz, bzip2 or null
+    codec: str = "zstandard"
+    #: roll a part file at this size or age (Firehose's buffer: 5 MB / 30 s); on every
+    #: checkpoint too, when its files are committed
+    roll_size: str = "5MB"
+    roll_interval_s: int = 30
+    #: compact the files of each checkpoint into files of up to this size
+    compaction_size: str = "128MB"
+    #: `flinkpulse archive expire` deletes partitions older than this many days (0: keep all)
+    retention_days: int = 30
+
+    def warehouse_uri(self, state: Path) -> str:
+        """The warehouse as a URI Flink can write to (file:// for a local directory)."""
+        w = self.warehouse or str(state / "warehouse")
+        if "://" in w:
+            return w.rstrip("/")
+        path = Path(w)
+        return (path if path.is_absolute() else ROOT / path).resolve().as_uri()
+
+
+@dataclass
 class Config:
     stack: StackConfig = field(default_factory=StackConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
@@ -232,6 +262,7 @@ class Config:
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     #: per-job parameters (window sizes, thresholds...), job name -> key -> value
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -117,6 +117,11 @@ def job_name(cfg: Config, job: str) -> str:
     return f"flinkpulse-{cfg.kafka.topic_prefix}{job}"
 
 
+def backfill_name(cfg: Config, job: str) -> str:
+    """The Flink job name of a backfill of `job` (runs next to the streaming job)."""
+    return f"{job_name(cfg, job)}-backfill"
+
+
 def stop_all_with_savepoints(cfg: Config, timeout: float = 90, log: bool = True) -> list[str]:
     """Stop every running flinkpulse job this stack submitted with a savepoint (recorded in
     the ledger); returns their names. A job whose savepoint fails keeps its checkpoints."""

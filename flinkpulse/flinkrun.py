@@ -108,14 +108,16 @@ def submit(
     savepoint: str | None = None,
     extra_args: list[str] | None = None,
     wait_running: bool = True,
+    name: str | None = None,
 ) -> str:
-    """`flink run -d -py flink_jobs/<job>.py` against cfg.flink.jobmanager; returns the job id."""
+    """`flink run -d -py flink_jobs/<job>.py` against cfg.flink.jobmanager; returns the job id.
+    `name` is the Flink job name the job gives itself, when not the streaming one (a backfill)."""
     script = ROOT / "flink_jobs" / f"{job}.py"
     if not script.exists():
         from flink_jobs import JOBS
 
-        raise UsageError(f"unknown job {job!r} (jobs: {', '.join(JOBS)})")
-    name = job_name(cfg, job)
+        raise UsageError(f"unknown job {job!r} (jobs: {', '.join([*JOBS, 'archive'])})")
+    name = name or job_name(cfg, job)
     # one submission of a name at a time on this machine: the check below and `flink run`
     # must not interleave with another process's (two copies of one job would both run)
     lock = cfg.stack.state_path() / "run" / f"submit-{name}.lock"
@@ -177,6 +179,19 @@ def _submit_locked(
     jobstate.record_submit(cfg, job, name, job_id, conf_file)
     if wait_running:
         rest.wait_running_tasks(job_id)
+    return job_id
+
+
+def run_bounded(
+    cfg: Config, job: str, extra_args: list[str], name: str | None = None, timeout: float = 1800
+) -> str:
+    """Submit a bounded run of `job` (replay or backfill) and wait until it FINISHED; returns
+    the job id. A failure raises with Flink's innermost cause."""
+    job_id = submit(cfg, job, extra_args=extra_args, wait_running=False, name=name)
+    rest = FlinkRest(cfg)
+    state = rest.wait_state(job_id, ("FINISHED", "FAILED", "CANCELED"), timeout)
+    if state != "FINISHED":
+        raise FlinkpulseError(f"{job} ({job_id}) ended as {state}: {rest.exception(job_id)}")
     return job_id
 
 

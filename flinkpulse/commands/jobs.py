@@ -13,12 +13,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ss = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     ss.required = True
     s = ss.add_parser("submit", help="submit a job (or all) to the session cluster")
-    s.add_argument("job", help="player_stats | device_stats | web_traffic | security_alerts | all")
+    s.add_argument(
+        "job", help="player_stats | device_stats | web_traffic | security_alerts | archive | all"
+    )
     s.add_argument("--from-savepoint", dest="savepoint", help="restore state from this savepoint")
     s.add_argument("--jobmanager", help="host:port of the JobManager REST endpoint")
     s.add_argument("--topic-prefix", help="prefix every topic (multi-tenant, tests)")
-    s.add_argument("--from", dest="from_ms", type=int, help="bounded replay start (epoch ms)")
-    s.add_argument("--to", dest="to_ms", type=int, help="bounded replay end (epoch ms)")
+    s.add_argument(
+        "--from",
+        dest="from_ms",
+        type=int,
+        help="bounded replay: read records with Kafka timestamps from this epoch ms on",
+    )
+    s.add_argument(
+        "--to",
+        dest="to_ms",
+        type=int,
+        help="bounded replay: ... up to (excluding) this epoch ms; waits until the job finished",
+    )
     s.set_defaults(func=_submit)
     r = ss.add_parser(
         "resume",
@@ -56,30 +68,39 @@ def _apply(cfg: Config, args: argparse.Namespace) -> None:
         cfg.kafka.topic_prefix = args.topic_prefix
 
 
-def _jobs(name: str) -> list[str]:
+def _jobs(name: str, extra: tuple[str, ...] = ("archive",)) -> list[str]:
+    """The jobs `name` means: one job, or `all` analytics jobs (not the optional `extra` ones)."""
     from flink_jobs import JOBS
 
     if name == "all":
         return list(JOBS)
-    if name not in JOBS:
-        raise UsageError(f"unknown job {name!r} (jobs: {', '.join(JOBS)}, all)")
+    if name not in (*JOBS, *extra):
+        raise UsageError(f"unknown job {name!r} (jobs: {', '.join([*JOBS, *extra])}, all)")
     return [name]
 
 
 def _submit(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrest import FlinkRest, job_name
-    from flinkpulse.flinkrun import submit
+    from flinkpulse.flinkrun import run_bounded, submit
     from flinkpulse.topics import ensure_topics
 
     _apply(cfg, args)
     jobs = _jobs(args.job)
     if args.savepoint and len(jobs) > 1:
         raise UsageError("--from-savepoint needs one job, not all")
-    extra: list[str] = []
     if (args.from_ms is None) != (args.to_ms is None):
         raise UsageError("--from and --to go together")
     if args.from_ms is not None:
-        extra = ["--from", str(args.from_ms), "--to", str(args.to_ms)]
+        if args.savepoint:
+            raise UsageError("--from/--to replay from Kafka timestamps, not from a savepoint")
+        if args.to_ms <= args.from_ms:
+            raise UsageError("--to must be after --from")
+        ensure_topics(cfg)
+        # a bounded replay ends by itself: run the jobs one after the other, each to the end
+        for job in jobs:
+            job_id = run_bounded(cfg, job, ["--from", str(args.from_ms), "--to", str(args.to_ms)])
+            print(f"{job:<16} replayed [{args.from_ms}, {args.to_ms}) as {job_id}", flush=True)
+        return 0
     ensure_topics(cfg)
     rest = FlinkRest(cfg)
     for job in jobs:
@@ -88,7 +109,7 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
         if running:
             print(f"{job:<16} already running as {running[0]['jid']}", flush=True)
             continue
-        job_id = submit(cfg, job, savepoint=args.savepoint, extra_args=extra)
+        job_id = submit(cfg, job, savepoint=args.savepoint)
         print(f"{job:<16} running as {job_id}", flush=True)
     return 0
 

@@ -1,0 +1,52 @@
+"""`flinkpulse archive views|expire`: the raw archive's ClickHouse views and retention."""
+
+from __future__ import annotations
+
+import argparse
+
+from flinkpulse.config import Config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "archive",
+        help="ClickHouse views over the raw archive, and its retention",
+        description="The archive job (`flinkpulse jobs submit archive`) writes Avro files to "
+        "archive.warehouse; these commands query and expire them (docs/archive.md).",
+    )
+    ss = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    ss.required = True
+    v = ss.add_parser("views", help="(re)create the archive_* views in ClickHouse")
+    v.add_argument("--topic-prefix", help="prefix of the archived topics (tests, tenants)")
+    v.set_defaults(func=_views)
+    e = ss.add_parser("expire", help="delete partitions older than archive.retention_days")
+    e.add_argument("--topic-prefix")
+    e.set_defaults(func=_expire)
+
+
+def _apply(cfg: Config, args: argparse.Namespace) -> None:
+    if args.topic_prefix is not None:
+        cfg.kafka.topic_prefix = args.topic_prefix
+
+
+def _views(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.archive import create_views
+
+    _apply(cfg, args)
+    made = create_views(cfg)
+    for name in made:
+        print(f"{cfg.clickhouse.database}.{name}")
+    if not made:
+        print("no archived files yet (is `flinkpulse jobs submit archive` running?)")
+    return 0
+
+
+def _expire(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.archive import expire
+
+    _apply(cfg, args)
+    gone = expire(cfg)
+    print(f"deleted {len(gone)} partition(s) older than {cfg.archive.retention_days} days")
+    for p in gone:
+        print(f"  {p}")
+    return 0
