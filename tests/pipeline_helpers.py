@@ -48,6 +48,15 @@ def deployment(base: Config, prefix: str, jobs: list[str]) -> Iterator[Config]:
                     rest.cancel(j["jid"])
 
 
+def scoped(base: Config, prefix: str) -> Config:
+    """A copy of `base` whose topics are prefixed `prefix.` and whose ClickHouse database is
+    `prefix` (one test's own data)."""
+    cfg = copy.deepcopy(base)
+    cfg.kafka.topic_prefix = f"{prefix}."
+    cfg.clickhouse.database = prefix
+    return cfg
+
+
 class Writer:
     """Produces to prefixed source topics, remembering (partition, offset) -> case of each record."""
 

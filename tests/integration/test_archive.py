@@ -7,7 +7,6 @@ lines files under dt=/hour= partitions, and ClickHouse's archive_* views return 
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import uuid
@@ -25,7 +24,7 @@ from producers import streams
 from producers.base import TimeConfig
 from producers.schemas import schema
 from tests.loader_helpers import Encoder, register
-from tests.pipeline_helpers import Writer, deployment
+from tests.pipeline_helpers import Writer, deployment, scoped
 
 pytestmark = pytest.mark.integration
 
@@ -81,9 +80,7 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
     ensure_stack("kafka", "registry", "flink", "clickhouse")
     t0 = (int(time.time() * 1000) // MINUTE - 10) * MINUTE
     prefix = f"arch{uuid.uuid4().hex[:6]}"
-    cfg = copy.deepcopy(base_cfg)
-    cfg.kafka.topic_prefix = f"{prefix}."
-    cfg.clickhouse.database = prefix
+    cfg = scoped(base_cfg, prefix)
     w, sent = _write(cfg, t0)
     want = {archive.SOURCE_TABLES[t]: len(recs) for t, recs in sent.items()}
     want[archive.DEAD_LETTERS] = 3

@@ -23,7 +23,7 @@ from flinkpulse import cli, topics
 from flinkpulse.clickhouse import credentials
 from flinkpulse.config import Config
 from flinkpulse.loader.core import Loader
-from tests.pipeline_helpers import Reader, Writer, deployment
+from tests.pipeline_helpers import Reader, Writer, deployment, scoped
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +115,7 @@ def test_backfill_equals_the_stream_and_clickhouse_keeps_each_window_once(
     ensure_stack("kafka", "registry", "flink", "clickhouse")
     t0 = (int(time.time() * 1000) // MINUTE - 12) * MINUTE
     prefix = f"bf{uuid.uuid4().hex[:6]}"
-    pcfg = copy.deepcopy(base_cfg)
-    pcfg.kafka.topic_prefix = f"{prefix}."
-    pcfg.clickhouse.database = prefix
+    pcfg = scoped(base_cfg, prefix)
     # the closer moves the stream's watermark past every window of the three minutes
     _write(pcfg, t0, 180, closer=t0 + 6 * MINUTE)
     with deployment(base_cfg, prefix, ["device_stats"]) as cfg:
