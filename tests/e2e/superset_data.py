@@ -1,9 +1,9 @@
 """The data the Superset e2e test looks at, made by the real pipeline.
 
 Kafka -> the four Flink jobs -> loader -> ClickHouse, on the default topics and database (the
-bundle's datasets point at database ``flinkpulse``), driven with `flinkpulse demo`'s pieces:
-schemas, migrations, the jobs (reused when already running, e.g. after `flinkpulse demo`), live
-data from every producer with one scripted incident per alert rule, until every dashboard table
+bundle's datasets point at database ``flinkpulse``), driven by `flinkpulse demo` itself as a
+whole: schemas, migrations, dashboards, the jobs (reused when already running), live data from
+every producer with one scripted incident per alert rule; then until every dashboard table
 holds rows loaded during this run, and the loader component's quality process has sampled
 the source topics (``source_quality``) since the run began. The time-filter test's own rows
 (``PROBE_TOPIC``) are removed again afterwards.
@@ -12,7 +12,7 @@ the source topics (``source_quality``) since the run began. The time-filter test
 from __future__ import annotations
 
 import contextlib
-import threading
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from typing import Any
 from flinkpulse import demo
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
+from flinkpulse.paths import ROOT
 from flinkpulse.superset.definitions import TILING
 
 #: tables whose charts keep only the tiling HOP windows (definitions.TILING)
@@ -58,52 +59,19 @@ def prepare(cfg: Config) -> None:
     demo._cli("clickhouse", "migrate")
 
 
-def start_jobs(cfg: Config) -> dict[str, str]:
-    """The four jobs on the default topics: job -> its id if submitted here, else "running".
-
-    Another process (`flinkpulse demo`, a parallel run) may submit the same job between our
-    check and our submit: two jobs of one name would fence each other's Kafka transactions, so
-    only the oldest is kept (every racer keeping the oldest agrees on which one).
-    """
-    from flink_jobs import JOBS
-    from flinkpulse.flinkrest import FlinkRest, job_name, submit
-    from flinkpulse.topics import ensure_topics
-
-    ensure_topics(cfg)
-    rest = FlinkRest(cfg)
-    out: dict[str, str] = {}
-    for job in JOBS:
-        name = job_name(cfg, job)
-        if rest.running(name):
-            out[job] = "running"
-            continue
-        try:
-            out[job] = submit(cfg, job)
-        except FlinkpulseError:
-            if not rest.running(name):
-                raise
-            out[job] = "running"
-    for job in JOBS:
-        live = sorted(rest.running(job_name(cfg, job)), key=lambda j: j["start-time"])
-        for dup in live[1:]:
-            rest.cancel(dup["jid"])
-            if out[job] == dup["jid"]:
-                out[job] = "running"
-    return out
-
-
 @dataclass
 class Run:
-    """What one pipeline run did: jobs, production, fresh rows per table, timings."""
+    """What one pipeline run did: production, fresh rows per table, timings."""
 
     since: datetime
-    jobs: dict[str, str] = field(default_factory=dict)
     produced: str = ""
     fresh: dict[str, int] = field(default_factory=dict)
     rules: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
     #: seconds from the start until each table (tiling windows: "<table>/tiled") had fresh rows
     ready: dict[str, float] = field(default_factory=dict)
+    #: what `flinkpulse demo` printed
+    demo_output: str = ""
 
 
 #: the event-time column of each table: rows of this run have it at or after the run's start
@@ -142,25 +110,24 @@ def quality_samples(cfg: Config, since: datetime) -> int:
     return int(ch_client(cfg, "reader").command(sql, parameters={"since": since}))
 
 
-def run_pipeline(cfg: Config, since: datetime, seconds: float, rate: float, timeout: float) -> Run:
-    """Produce every domain for `seconds` (starting the jobs meanwhile), then wait until every
-    table has fresh rows, tiling windows included, and every alert rule fired again."""
+def run_pipeline(
+    cfg: Config, since: datetime, demo_argv: list[str], env: dict[str, str], timeout: float
+) -> Run:
+    """`flinkpulse demo` as a user runs it (a subprocess: stack up, schemas, migrations,
+    dashboards, the jobs, live data with one incident per rule, its own wait and summary); then
+    wait until every table has rows of this run, tiling windows included, and the loader's
+    quality process has sampled the source topics since it began."""
     run = Run(since=since)
     t0 = time.monotonic()
-    result: dict[str, Any] = {}
-
-    def produce() -> None:
-        try:
-            result["stats"] = demo.produce(cfg, seconds, rate, seed=20260101)
-        except BaseException as e:  # reported by the waiting thread
-            result["error"] = e
-
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
-    # the jobs read from the earliest offset: what is produced while they start is not lost
-    run.jobs = start_jobs(cfg)
-    run.seconds["jobs"] = time.monotonic() - t0
-    deadline = time.monotonic() + seconds + timeout
+    log = ROOT / "test-artifacts" / "demo.log"
+    log.parent.mkdir(exist_ok=True)
+    with open(log, "w") as fh:
+        rc = subprocess.run(demo_argv, env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=900)
+    out = log.read_text()
+    assert rc.returncode == 0, f"flinkpulse demo exited {rc.returncode}:\n{out[-3000:]}"
+    run.seconds["demo"] = time.monotonic() - t0
+    run.demo_output = out
+    deadline = time.monotonic() + timeout
     while True:
         rows, tiled, run.rules = fresh_rows(cfg, since)
         rows["source_quality"] = quality_samples(cfg, since)
@@ -169,22 +136,17 @@ def run_pipeline(cfg: Config, since: datetime, seconds: float, rate: float, time
         for key, n in [*rows.items(), *((f"{t}/tiled", n) for t, n in tiled.items())]:
             if n:
                 run.ready.setdefault(key, now)
-        if rules := run.rules >= set(demo.RULES):
-            run.ready.setdefault("rules", now)
-        if "error" in result:
-            raise FlinkpulseError(f"producing failed: {result['error']}")
-        if not producer.is_alive():
-            run.seconds.setdefault("produce", time.monotonic() - t0)
-            if all(rows.values()) and all(tiled.values()) and rules:
-                break
+        rules = run.rules >= set(demo.RULES)
+        if all(rows.values()) and all(tiled.values()) and rules:
+            break
         if time.monotonic() > deadline:
             missing = [t for t, n in {**rows, **tiled}.items() if not n]
             raise FlinkpulseError(
-                f"after {seconds + timeout:.0f}s still no fresh rows in {missing}, rules seen "
+                f"{timeout:.0f}s after the demo still no fresh rows in {missing}, rules seen "
                 f"{sorted(run.rules)} — see `flinkpulse jobs list`, `flinkpulse stack logs loader`"
             )
         time.sleep(2)
-    run.produced = result["stats"].summary()
+    run.produced = next((ln.strip() for ln in out.splitlines() if "produced:" in ln), "")
     run.seconds["loaded"] = time.monotonic() - t0
     return run
 

@@ -1,6 +1,6 @@
 """Superset dashboards as code, checked on data from the real pipeline and in a real browser.
 
-Runs the pipeline the way `flinkpulse demo` does (superset_data.py): Kafka -> the four Flink jobs
+Runs `flinkpulse demo` itself (superset_data.py): Kafka -> the four Flink jobs
 -> loader -> ClickHouse, on the default topics and database the bundle points at, until every
 table holds rows of this run. Imports the bundle twice, then: every chart has data through the
 chart-data API, every dashboard renders in Debian's headless Chromium without a chart error and
@@ -12,9 +12,11 @@ and Superset has no default credentials.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,14 +25,18 @@ from typing import Any
 import pytest
 import yaml
 
+from flink_jobs import JOBS
+from flinkpulse import demo
 from flinkpulse.clickhouse import credentials
 from flinkpulse.commands import dashboards as cmd
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
+from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.paths import ROOT
 from flinkpulse.stack.superset import Superset
 from flinkpulse.superset import bundle, definitions
 from flinkpulse.superset.client import SupersetClient
+from tests.conftest import TEST_STACK
 from tests.e2e import superset_data
 
 pytestmark = [pytest.mark.e2e]
@@ -63,24 +69,40 @@ def stack_cfg(ensure_stack: Any) -> Config:
 
 @pytest.fixture(scope="module")
 def pipeline(stack_cfg: Config) -> Iterator[superset_data.Run]:
-    """Live data from the producers through the four jobs and the loader into ClickHouse.
-    The jobs submitted here are cancelled after the module: left running, they held four
-    slots and CPU through the rest of the session (the failover test found no room)."""
+    """Live data from `flinkpulse demo` (run whole, as `make demo` does, on this session's
+    stack) through the four jobs and the loader into ClickHouse. The jobs it submitted are
+    cancelled after the module: left running, they held four slots and CPU through the rest of
+    the session (the failover test found no room)."""
     since = datetime.now(UTC) - timedelta(seconds=1)
-    run = superset_data.run_pipeline(
-        stack_cfg, since, seconds=PRODUCE_SECONDS, rate=PRODUCE_RATE, timeout=150
-    )
-    print(
-        f"pipeline: jobs {run.jobs}; {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}"
-    )
-    yield run
-    from flinkpulse.flinkrest import FlinkRest
-
+    env = {**os.environ, **{f"FLINKPULSE_STACK__{k.upper()}": str(v) for k, v in TEST_STACK.items()
+                            if f"FLINKPULSE_STACK__{k.upper()}" not in os.environ}}  # fmt: skip
+    argv = [sys.executable, "-m", "flinkpulse", "demo", "--seconds", str(PRODUCE_SECONDS),
+            "--rate", str(PRODUCE_RATE), "--timeout", "150"]  # fmt: skip
     rest = FlinkRest(stack_cfg)
-    for jid in run.jobs.values():
-        if jid != "running":
-            with contextlib.suppress(Exception):
-                rest.cancel(jid)
+    before = {job: bool(rest.running(job_name(stack_cfg, job))) for job in JOBS}
+    try:
+        run = superset_data.run_pipeline(stack_cfg, since, argv, env, timeout=150)
+        print(f"pipeline: {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}")
+        yield run
+    finally:  # also when the demo or the wait failed: the jobs must not hold slots all session
+        for job, was_running in before.items():
+            if not was_running:
+                for j in rest.running(job_name(stack_cfg, job)):
+                    with contextlib.suppress(Exception):
+                        rest.cancel(j["jid"])
+
+
+def test_demo_prints_its_summary_with_every_rule(pipeline: superset_data.Run) -> None:
+    """`flinkpulse demo` as a whole: every step ran, every table had rows, and its summary shows
+    every alert rule with at least one incident and where to look."""
+    out = pipeline.demo_output
+    steps = [ln for ln in out.splitlines() if ln.startswith("[")]
+    assert [s.split("]")[0] + "]" for s in steps] == [f"[{i}/7]" for i in range(1, 8)], steps
+    after = out.split("Alerts by rule:\n", 1)[1].splitlines()
+    block = list(itertools.takewhile(lambda ln: ln.startswith("  "), after))
+    counts = dict(ln.split() for ln in block)
+    assert set(counts) >= set(demo.RULES) and all(int(n) >= 1 for n in counts.values()), counts
+    assert "Done in" in out and "Superset     http://" in out and "flinkpulse alerts tail" in out
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +147,7 @@ def test_import_twice_keeps_four_dashboards_and_no_duplicates(
     datasets = superset.objects("dataset", ["uuid", "table_name"])
     ours = {d["uuid"] for r, d in docs.items() if r.startswith("datasets/")}
     mine = [d for d in datasets if d["uuid"] in ours]
-    assert len(mine) == len(ours) == 12
+    assert len(mine) == len(ours) == 13
     assert len({d["table_name"] for d in datasets}) == len(datasets)
     dbs = superset.objects("database", ["database_name"])
     assert [d["database_name"] for d in dbs].count(definitions.DATABASE_NAME) == 1
@@ -149,7 +171,7 @@ def test_datasets_have_clickhouse_s_columns_and_types(stack_cfg: Config) -> None
         if diff:
             wrong[ds["table_name"]] = diff
     assert not wrong, wrong
-    assert len(datasets) == 12
+    assert len(datasets) == 13
 
 
 def test_dashboards_auto_refresh_every_10s(superset: SupersetClient) -> None:
