@@ -1,7 +1,7 @@
 """Watching and controlling flinkpulse jobs on a Flink session cluster through its REST API.
 
-Submitting runs Flink's own `flink run` CLI: flinkpulse.flinkrun (``submit``, ``resume``,
-``flink_env``, ``source_zip`` used to live here and are still found here by their old names).
+Submitting runs Flink's own `flink run` CLI: that is flinkpulse.flinkrun (``submit``,
+``resume``, ``flink_env``, ``source_zip``).
 """
 
 from __future__ import annotations
@@ -150,19 +150,3 @@ def stop_all_with_savepoints(cfg: Config, timeout: float = 90, log: bool = True)
                 )
         stopped.append(name)
     return stopped
-
-
-#: names that moved to flinkpulse.flinkrun (submission through `flink run`), still importable
-#: from here while callers move: ``from flinkpulse.flinkrun import submit``
-_MOVED_TO_FLINKRUN = {
-    "SHIPPED", "client_opt_dir", "flink_env", "resume", "source_zip", "submit", "to_toml",
-    "write_config",
-}  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_FLINKRUN:
-        from flinkpulse import flinkrun
-
-        return getattr(flinkrun, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -126,7 +126,8 @@ def _script_path(name: str) -> Path:
 
 
 def _run(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import FlinkRest, flink_env
+    from flinkpulse.flinkrest import FlinkRest
+    from flinkpulse.flinkrun import flink_env
     from flinkpulse.stack.java import flink_connector_jars
 
     if args.topic_prefix is not None:

@@ -21,7 +21,7 @@ import pytest
 
 from flinkpulse.commands.sql import render_catalog
 from flinkpulse.config import Config
-from flinkpulse.flinkrest import flink_env
+from flinkpulse.flinkrun import flink_env
 from flinkpulse.paths import ROOT, pyflink_home
 from flinkpulse.stack.java import flink_connector_jars
 

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from flinkpulse.config import Config
-from flinkpulse.flinkrest import FlinkRest, flink_env, source_zip
+from flinkpulse.flinkrest import FlinkRest
+from flinkpulse.flinkrun import flink_env, source_zip
 from flinkpulse.paths import ROOT, pyflink_home
 from tests.kafka_helpers import consume, create_topics, produce
 
