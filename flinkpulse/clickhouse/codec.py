@@ -35,10 +35,12 @@ class _Zlib:
         return self.d.flush()
 
 
-class _Zstd:
-    def __init__(self) -> None:
-        self.d = zstandard.ZstdDecompressor().decompressobj()
-        self.dctx = zstandard.ZstdDecompressor()
+class _Frames:
+    """Concatenated frames (zstd, lz4): a new decompressor after each frame ends."""
+
+    def __init__(self, new: Callable[[], Any]) -> None:
+        self.new = new
+        self.d = new()
 
     def feed(self, data: bytes) -> bytes:
         out = bytearray()
@@ -46,24 +48,7 @@ class _Zstd:
             out += self.d.decompress(data)
             data = self.d.unused_data if self.d.eof else b""
             if self.d.eof:
-                self.d = self.dctx.decompressobj()
-        return bytes(out)
-
-    def finish(self) -> bytes:
-        return b""
-
-
-class _Lz4Frame:
-    def __init__(self) -> None:
-        self.d = lz4.frame.LZ4FrameDecompressor()
-
-    def feed(self, data: bytes) -> bytes:
-        out = bytearray()
-        while data:
-            out += self.d.decompress(data)
-            data = self.d.unused_data if self.d.eof else b""
-            if self.d.eof:
-                self.d = lz4.frame.LZ4FrameDecompressor()
+                self.d = self.new()
         return bytes(out)
 
     def finish(self) -> bytes:
@@ -98,8 +83,8 @@ def content_decoder(encoding: str) -> Decoder | None:
         "gzip": lambda: _Zlib(16 + zlib.MAX_WBITS),
         "x-gzip": lambda: _Zlib(16 + zlib.MAX_WBITS),
         "deflate": lambda: _Zlib(zlib.MAX_WBITS),
-        "zstd": _Zstd,
-        "lz4": _Lz4Frame,
+        "zstd": lambda: _Frames(zstandard.ZstdDecompressor().decompressobj),
+        "lz4": lambda: _Frames(lz4.frame.LZ4FrameDecompressor),
     }
     if _brotli() is not None:
         makers["br"] = _Brotli
