@@ -195,9 +195,9 @@ def test_topology_is_consistent() -> None:
             assert t.key, f"{t.name} has no key"
         if t.kind in {"dlq", "late", "dup"}:
             assert t.name.split(".", 1)[1] in TOPICS, f"{t.name} shadows no topic"
-    for t in topics.SOURCE_TOPICS:
-        assert dict(TOPICS[t].config) == topics.SOURCE_TOPIC_CONFIG, t
-        assert {f"dlq.{t}", f"late.{t}", f"dup.{t}"} <= set(TOPICS), t
+    for src in topics.SOURCE_TOPICS:
+        assert dict(TOPICS[src].config) == topics.SOURCE_TOPIC_CONFIG, src
+        assert {f"dlq.{src}", f"late.{src}", f"dup.{src}"} <= set(TOPICS), src
     for view, (topic, key) in topics.RESULTS.items():
         assert TOPICS[topic].table == view and TOPICS[topic].key == key
         assert f"dlq.{topic}" in TOPICS, "the loader dead-letters to dlq.<result topic>"
