@@ -66,7 +66,7 @@ class Connection:
         self.closed = False
 
     def query(
-        self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None
+        self, sql: str | bytes, fmt: str = "TabSeparated", params: dict[str, str] | None = None
     ) -> Any:
         try:
             return self.raw.query(sql, fmt, params=params or {})
@@ -81,7 +81,7 @@ class Connection:
         self.query(f"SET {name} = {quote(value)}")
 
     def stream(
-        self, sql: str, fmt: str, params: dict[str, str] | None = None
+        self, sql: str | bytes, fmt: str, params: dict[str, str] | None = None
     ) -> Iterator[tuple[bytes, Any]] | None:
         """Blocks of a streaming query as (bytes, result-with-stats); None if the statement
         cannot stream (DDL, SET...), in which case the caller runs :meth:`query`."""

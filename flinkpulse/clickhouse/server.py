@@ -408,7 +408,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if len(text) > MAX_QUERY:
                     raise engine.error("QUERY_IS_TOO_LARGE", "Query is too large") from None
         if ins is not None:
-            self._check_writable(conn, user, ins.statement)
+            self._check_writable(conn, user, ins.statement.encode())
             self._insert(conn, ins, text, body)
             return
         if body is not None:
@@ -419,7 +419,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 text += more
                 if len(text) > MAX_QUERY:
                     raise engine.error("QUERY_IS_TOO_LARGE", "Query is too large")
-        query = text.decode("utf-8", errors="surrogateescape").strip()
+        # bytes end to end: a query may carry binary data (format(Parquet, $$...$$))
+        query = text.strip()
         if not query:
             raise engine.error("SYNTAX_ERROR", "Empty query")
         self._check_writable(conn, user, query)
@@ -443,13 +444,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self._respond(fmt, params, blocks, None, wait=wait)
 
-    def _check_writable(self, conn: Connection, user: User, query: str) -> None:
+    def _check_writable(self, conn: Connection, user: User, query: bytes) -> None:
         """Readonly users: the engine's `readonly` setting refuses writes to tables; on top,
         only reading statements are let through at all (INSERT INTO FUNCTION file(...),
         BACKUP or INTO OUTFILE would write outside tables, which `readonly` does not stop)."""
         if not user.readonly:
             return
-        text = query.encode()
+        text = query
         try:
             cls = conn.raw.classify_query(query)["query_class"].name
         except Exception:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+_HEREDOC = re.compile(rb"\$([A-Za-z0-9_]*)\$")  # $$...$$ or $tag$...$tag$: raw, maybe binary
 _SPACE = b" \t\r\n\f\v"
 
 
@@ -52,6 +53,12 @@ def iter_tokens(sql: bytes, start: int = 0) -> Iterator[Token]:
             if j < 0:
                 raise Incomplete
             i = j + 2
+        elif c == b"$" and (h := _HEREDOC.match(sql, i)):
+            j = sql.find(h.group(), h.end())
+            if j < 0:
+                raise Incomplete
+            yield Token("string", sql[i : j + len(h.group())], i, j + len(h.group()))
+            i = j + len(h.group())
         elif c in (b"'", b'"', b"`"):
             j = i + 1
             while True:

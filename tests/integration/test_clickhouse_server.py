@@ -8,6 +8,7 @@ stack's instance.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import signal
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import clickhouse_connect
 import lz4.block
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
@@ -381,6 +384,25 @@ def test_mid_stream_error_is_reported(server: Server) -> None:
         for _ in stream:
             pass
     assert "boom" in str(ei.value)
+
+
+def test_binary_parquet_in_query_text(server: Server) -> None:
+    """A query carrying raw Parquet bytes (not UTF-8) in its text runs: bytes end to end."""
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"a": [1, 2, 3], "s": ["x", "y", "z"]}), buf)
+    payload = buf.getvalue()
+    try:
+        payload.decode()
+        raise AssertionError("the payload should not be valid UTF-8")
+    except UnicodeDecodeError:
+        pass
+    query = (
+        b"SELECT sum(a), arrayStringConcat(groupArray(s), ',') FROM "
+        b"(SELECT a, s FROM format(Parquet, $$" + payload + b"$$) ORDER BY a) FORMAT TSV"
+    )
+    assert server.client().command("", data=query) == ["6", "x,y,z"]
+    r = requests.post(server.url, data=query, auth=("reader", READER_PW), timeout=10)
+    assert (r.status_code, r.text) == (200, "6\tx,y,z\n"), r.text
 
 
 def test_sqlalchemy_dialect_reflects_and_selects(server: Server) -> None:

@@ -23,3 +23,20 @@ def test_tokens_still_raise_on_an_open_literal() -> None:
     with pytest.raises(sql.Incomplete):
         sql.tokens(b"INSERT INTO t VALUES ('abc")
     assert [t.text for t in sql.tokens(b"SELECT 'a''b' -- c\n")] == [b"SELECT", b"'a''b'"]
+
+
+def test_heredoc_is_one_string_token_even_with_quotes_and_binary_inside() -> None:
+    """Binary data in $$...$$ (clients embedding Parquet) used to open a quote in the lexer,
+    so a read-only user's SELECT read as INTO OUTFILE (a write) and was refused."""
+    q = b"SELECT 1 FROM format(Parquet, $$PAR1'\"`\xff\x00$$) FORMAT TSV"
+    assert [t.text for t in sql.tokens(q)][-4:] == [
+        b"$$PAR1'\"`\xff\x00$$",
+        b")",
+        b"FORMAT",
+        b"TSV",
+    ]
+    assert sql.writes_outfile(q) is False
+    assert sql.output_format(q) == "TSV"
+    assert [t.text for t in sql.tokens(b"SELECT $t$ a $$ b $t$")] == [b"SELECT", b"$t$ a $$ b $t$"]
+    with pytest.raises(sql.Incomplete):
+        sql.tokens(b"SELECT $$open")
