@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flinkpulse.clickhouse import codec, sql
 from flinkpulse.clickhouse.engine import Connection, Engine, EngineError, Session
+from flinkpulse.clickhouse.querylog import QueryLog, map_system_tables
 from flinkpulse.clickhouse.users import AuthError, User, Users
 from flinkpulse.errors import FlinkpulseError
 
@@ -200,8 +201,16 @@ class ClickHouseHTTPServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], engine: Engine, users: Users, name: str) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        engine: Engine,
+        users: Users,
+        name: str,
+        query_log: QueryLog | None = None,
+    ) -> None:
         self.engine = engine
+        self.query_log = query_log
         self.users = users
         self.display_name = name
         super().__init__(addr, Handler)
@@ -256,12 +265,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query_id = params.get("query_id") or str(uuid.uuid4())
         self.query_id = query_id
         self.headers_sent = False
+        t0 = time.time()
+        self.log_user = ""
+        self.log_query = b""
+        self.log_started = False
+        self.log_summary: dict[str, Any] | None = None
+        self.query_error: EngineError | None = None
         session: Session | None = None
         conn: Connection | None = None
         body: BodyReader | None = None
         try:
             body = self._body(params)
             user = self._authenticate(params)
+            self.log_user = user.name
             settings = {
                 k: v
                 for k, v in params.items()
@@ -323,6 +339,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 engine.release(session)
             elif conn is not None:
                 conn.close()
+            if self.server.query_log is not None:
+                self.server.query_log.record(
+                    query_id=query_id,
+                    user=self.log_user,
+                    query=self.log_query,
+                    start=t0,
+                    end=time.time(),
+                    summary=self.log_summary,
+                    error=self.query_error,
+                    started=self.log_started,
+                )
 
     def _body(self, params: dict[str, str]) -> BodyReader | None:
         if self.command != "POST":
@@ -408,6 +435,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if len(text) > MAX_QUERY:
                     raise engine.error("QUERY_IS_TOO_LARGE", "Query is too large") from None
         if ins is not None:
+            self.log_query = ins.statement.strip().encode()
             self._check_writable(conn, user, ins.statement.encode())
             self._insert(conn, ins, text, body)
             return
@@ -421,8 +449,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise engine.error("QUERY_IS_TOO_LARGE", "Query is too large")
         # bytes end to end: a query may carry binary data (format(Parquet, $$...$$))
         query = text.strip()
+        self.log_query = query
         if not query:
             raise engine.error("SYNTAX_ERROR", "Empty query")
+        mapped = map_system_tables(query)
+        if mapped is not query and self.server.query_log is not None:
+            self.server.query_log.flush()  # the reader sees every query answered before it
+        query = mapped
         self._check_writable(conn, user, query)
         kw = sql.first_keyword(text)
         fmt = (
@@ -433,6 +466,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         )
         wait = params.get("wait_end_of_query") == "1"
         blocks = None
+        self.log_started = True
         if fmt.lower() in STREAMABLE:
             blocks = conn.stream(query, fmt, bind)
         if blocks is None:
@@ -469,6 +503,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     ) -> None:
         t0 = time.monotonic()
         try:
+            self.log_started = True
             handle = conn.raw.send_insert(ins.statement, ins.fmt)
         except RuntimeError as e:
             from flinkpulse.clickhouse.engine import from_chdb
@@ -531,6 +566,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         exception_tag: str | None = None,
     ) -> None:
         srv = self.server
+        self.log_summary = summary
         self.send_response(status)
         self.send_header(
             "Content-Type", _CONTENT_TYPES.get(fmt.lower(), "text/plain; charset=UTF-8")
@@ -610,15 +646,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         tag = secrets.token_hex(8)
         self._start(200, fmt, self._summary(first[1] if first else None), None, encoding, tag)
         try:
+            last = first[1] if first is not None else None
             if first is not None:
                 self._chunk(encode(first[0]))
-            for data, _ in blocks:
+            for data, r in blocks:
+                last = r
                 self._chunk(encode(data))
+            self.log_summary = self._summary(last)
             self._chunk(encode(b"", final=True))
         except EngineError as e:
             msg = _error_text(e, self.server.engine.version).encode()
             block = b"__exception__\r\n" + tag.encode() + b"\r\n" + msg + b"\n"
             block += str(len(msg)).encode() + b" " + tag.encode() + b"\r\n__exception__\r\n"
+            self.query_error = e
             self._chunk(encode(block, final=True))
         self.wfile.write(b"0\r\n\r\n")
 
@@ -627,6 +667,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n" % len(data) + data + b"\r\n")
 
     def _error(self, e: EngineError) -> None:
+        self.query_error = e
         if self.headers_sent:
             self.close_connection = True
             return
@@ -674,9 +715,12 @@ def serve(
     check_port_free(host, port, "clickhouse")
     engine = Engine(path)
     engine.open()
+    query_log = QueryLog(engine)
+    query_log.open()
     try:
-        server = ClickHouseHTTPServer((host, port), engine, users, socket.gethostname())
+        server = ClickHouseHTTPServer((host, port), engine, users, socket.gethostname(), query_log)
     except OSError as e:
+        query_log.close()
         engine.close()
         raise FlinkpulseError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     stop = threading.Event()
@@ -684,6 +728,7 @@ def serve(
     def reaper() -> None:
         while not stop.wait(5):
             engine.expire_sessions()
+            query_log.flush()
 
     threading.Thread(target=reaper, name="session-reaper", daemon=True).start()
 
@@ -705,5 +750,6 @@ def serve(
     finally:
         stop.set()
         server.server_close()
+        query_log.close()
         engine.close()
         print("flinkpulse clickhouse: stopped", flush=True)

@@ -405,6 +405,32 @@ def test_binary_parquet_in_query_text(server: Server) -> None:
     assert (r.status_code, r.text) == (200, "6\tx,y,z\n"), r.text
 
 
+def test_query_log_finds_client_query_ids(server: Server, table: str, prefix: str) -> None:
+    """system.query_log (kept by our server): a client-supplied query_id is found right after,
+    with its user, text, rows and error; the read-only user reads the whole log."""
+    c = server.client()
+    ok, ins, bad = f"{prefix}-1ok", f"{prefix}-2ins", f"{prefix}-3bad"
+    assert c.command("SELECT 41 + 1", settings={"query_id": ok}) == 42
+    c.insert(table, _rows(3), settings={"query_id": ins})
+    with pytest.raises(DatabaseError):
+        c.command("SELECT * FROM fp.no_such_table", settings={"query_id": bad})
+    reader = server.client(username="reader", password=READER_PW)
+    rows = reader.query(
+        "SELECT query_id, user, query, type, written_rows, exception_code, "
+        "query_duration_ms < 60000 FROM system.query_log "
+        "WHERE query_id IN {ids:Array(String)} ORDER BY query_id",
+        parameters={"ids": [ok, ins, bad]},
+    ).result_rows
+    assert rows == [
+        (ok, "writer", "SELECT 41 + 1", "QueryFinish", 0, 0, 1),
+        (ins, "writer", f"INSERT INTO {table} (`id`, `name`, `value`)", "QueryFinish", 3, 0, 1),
+        (bad, "writer", "SELECT * FROM fp.no_such_table", "ExceptionWhileProcessing", 0, 60, 1),
+    ]
+    assert "UNKNOWN_TABLE" in reader.command(
+        f"SELECT exception FROM `system`.query_log WHERE query_id = '{bad}'"
+    )
+
+
 def test_sqlalchemy_dialect_reflects_and_selects(server: Server) -> None:
     import sqlalchemy as sa
 

@@ -40,3 +40,16 @@ def test_heredoc_is_one_string_token_even_with_quotes_and_binary_inside() -> Non
     assert [t.text for t in sql.tokens(b"SELECT $t$ a $$ b $t$")] == [b"SELECT", b"$t$ a $$ b $t$"]
     with pytest.raises(sql.Incomplete):
         sql.tokens(b"SELECT $$open")
+
+
+def test_system_query_log_maps_to_the_servers_table_outside_strings_only() -> None:
+    from flinkpulse.clickhouse.querylog import TABLE, map_system_tables
+
+    t = TABLE.encode()
+    assert map_system_tables(b"SELECT * FROM system.query_log") == b"SELECT * FROM " + t
+    assert map_system_tables(b"DESCRIBE `system`.`QUERY_LOG`") == b"DESCRIBE " + t
+    q = b"SELECT 'system.query_log' -- system.query_log\n"
+    assert map_system_tables(q) is q
+    assert (
+        map_system_tables(b"SELECT 1 FROM system.query_logs") == b"SELECT 1 FROM system.query_logs"
+    )
