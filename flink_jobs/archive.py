@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from flink_jobs import validation
-from flink_jobs.common import JobContext, decoded_source, raw_table, run_job
+from flink_jobs.common import JobContext, Wire, decoded_source, raw_table, run_job
 from flinkpulse.archive import DEAD_LETTERS, SOURCE_TABLES
 from flinkpulse.config import Config
 from flinkpulse.topics import dlq_topic
@@ -96,8 +96,11 @@ def _dead_letters(ctx: JobContext) -> None:
     _file_sink(ctx, DEAD_LETTERS, ctx.t_env.sql_query(" UNION ALL ".join(selects)))
 
 
-def build(t_env: Any, cfg: Config, ctx: JobContext | None = None) -> JobContext:
-    """Wire the four sources and their dead letters into the archive's file sinks."""
+def build(
+    t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire | None = None
+) -> JobContext:
+    """Wire the four sources and their dead letters into the archive's file sinks (`wire`,
+    the analytics jobs' SQL pipeline that run_job passes on, is not used: no .sql here)."""
     from udfs.flink import register_all
 
     ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
