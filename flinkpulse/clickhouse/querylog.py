@@ -115,29 +115,18 @@ class QueryLog:
 
 def map_system_tables(query: bytes) -> bytes:
     """`query` with ``system.query_log`` (outside strings and comments) replaced by our table."""
-    if b"query_log" not in query.lower():
-        return query
-    try:
-        toks = sql.tokens(query)
-    except sql.Incomplete:
+    toks = sql.tokens_if_mentions(query, b"query_log")
+    if toks is None:
         return query
     out, last = [], 0
     for a, dot, b in zip(toks, toks[1:], toks[2:], strict=False):
         if (
-            _ident(a) == "system"
+            sql.ident(a).lower() == "system"
             and dot.text == b"."
-            and _ident(b) == "query_log"
+            and sql.ident(b).lower() == "query_log"
             and dot.start == a.end
             and b.start == dot.end
         ):
             out += [query[last : a.start], TABLE.encode()]
             last = b.end
     return b"".join(out) + query[last:] if out else query
-
-
-def _ident(t: sql.Token) -> str:
-    if t.kind == "word":
-        return t.text.decode().lower()
-    if t.kind == "quoted":
-        return t.text[1:-1].decode(errors="replace").lower()
-    return ""

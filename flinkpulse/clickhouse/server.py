@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from flinkpulse.clickhouse import codec, sql
-from flinkpulse.clickhouse.engine import Connection, Engine, EngineError, Session
+from flinkpulse.clickhouse import codec, showcreate, sql
+from flinkpulse.clickhouse.engine import Connection, Engine, EngineError, Session, quote
 from flinkpulse.clickhouse.querylog import QueryLog, map_system_tables
 from flinkpulse.clickhouse.users import AuthError, User, Users
 from flinkpulse.errors import FlinkpulseError
@@ -456,6 +456,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mapped is not query and self.server.query_log is not None:
             self.server.query_log.flush()  # the reader sees every query answered before it
         query = mapped
+        system_table = showcreate.system_table(query)
+        if system_table is not None:
+            query = self._show_create_system(conn, system_table)
         self._check_writable(conn, user, query)
         kw = sql.first_keyword(text)
         fmt = (
@@ -477,6 +480,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._respond(fmt, params, iter([(data, res)]) if data else iter([]), res, wait=True)
             return
         self._respond(fmt, params, blocks, None, wait=wait)
+
+    def _show_create_system(self, conn: Connection, name: str) -> bytes:
+        """The query answering SHOW CREATE TABLE system.<name> (chDB has no such metadata)."""
+        exists = conn.query(
+            "SELECT count() FROM system.tables WHERE database = 'system' AND name = " + quote(name)
+        ).bytes()
+        if exists.strip() != b"1":
+            raise self.server.engine.error("UNKNOWN_TABLE", f"Table system.{name} does not exist")
+        return showcreate.statement_query(name).encode()
 
     def _check_writable(self, conn: Connection, user: User, query: bytes) -> None:
         """Readonly users: the engine's `readonly` setting refuses writes to tables; on top,

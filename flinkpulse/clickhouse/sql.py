@@ -92,6 +92,26 @@ def iter_tokens(sql: bytes, start: int = 0) -> Iterator[Token]:
                 i += 1
 
 
+def tokens_if_mentions(sql: bytes, word: bytes) -> list[Token] | None:
+    """The tokens of `sql` if its text mentions `word` (any case) and lexes whole, else None:
+    a cheap test first, as most queries are not the ones a caller rewrites."""
+    if word not in sql.lower():
+        return None
+    try:
+        return tokens(sql)
+    except Incomplete:
+        return None
+
+
+def ident(t: Token) -> str:
+    """The name a word or quoted-identifier token stands for ('' for any other token)."""
+    if t.kind == "word":
+        return t.text.decode()
+    if t.kind == "quoted":
+        return t.text[1:-1].decode(errors="replace")
+    return ""
+
+
 def first_keyword(sql: bytes) -> str:
     """The statement's first keyword, upper-cased ('' if none can be found). Lexes only up to
     it: a long string literal further on (once cut at 4 KiB, which read as no keyword and made

@@ -431,6 +431,32 @@ def test_query_log_finds_client_query_ids(server: Server, table: str, prefix: st
     )
 
 
+def test_show_create_table_of_system_tables(server: Server) -> None:
+    """chDB keeps no metadata for system tables: the server builds the statement from
+    system.columns/system.tables, as ClickHouse shows it; an unknown one is UNKNOWN_TABLE."""
+    reader = server.client(username="reader", password=READER_PW)
+    stmt = reader.query("SHOW CREATE TABLE system.tables").result_rows[0][0]
+    columns = reader.query(
+        "SELECT name, type FROM system.columns WHERE database = 'system' AND table = 'tables' "
+        "ORDER BY position"
+    ).result_rows
+    comment = reader.command(
+        "SELECT comment FROM system.tables WHERE database = 'system' AND name = 'tables'"
+    )
+    body = ",\n".join(f"    `{n}` {t}" for n, t in columns)
+    assert stmt == (
+        f"CREATE TABLE system.tables\n(\n{body}\n)\nENGINE = SystemTables\nCOMMENT '{comment}'"
+    )
+    assert stmt.startswith("CREATE TABLE system.tables\n(\n    `database` String,\n")
+    assert reader.query("SHOW CREATE `system`.`one`").result_rows == [
+        ("CREATE TABLE system.one\n(\n    `dummy` UInt8\n)\nENGINE = SystemOne\nCOMMENT "
+         + repr(reader.command("SELECT comment FROM system.tables WHERE database = 'system' "
+                               "AND name = 'one'")),)
+    ]  # fmt: skip
+    with pytest.raises(DatabaseError, match="UNKNOWN_TABLE"):
+        reader.command("SHOW CREATE TABLE system.no_such_table")
+
+
 def test_sqlalchemy_dialect_reflects_and_selects(server: Server) -> None:
     import sqlalchemy as sa
 

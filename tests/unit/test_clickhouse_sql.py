@@ -53,3 +53,13 @@ def test_system_query_log_maps_to_the_servers_table_outside_strings_only() -> No
     assert (
         map_system_tables(b"SELECT 1 FROM system.query_logs") == b"SELECT 1 FROM system.query_logs"
     )
+
+
+def test_show_create_of_a_system_table_is_recognised_exactly() -> None:
+    from flinkpulse.clickhouse.showcreate import system_table
+
+    assert system_table(b"SHOW CREATE TABLE system.tables") == "tables"
+    assert system_table(b"show create `system`.`one` FORMAT JSON") == "one"
+    assert system_table(b"SHOW CREATE TABLE fp.events") is None
+    assert system_table(b"SHOW CREATE TABLE system.tables WHERE 1") is None
+    assert system_table(b"SELECT 'SHOW CREATE TABLE system.tables'") is None
