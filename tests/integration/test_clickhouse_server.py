@@ -335,6 +335,24 @@ def test_parameters_and_settings(server: Server) -> None:
     assert s.query("SELECT getSetting('max_threads')").result_rows != [(1,)]
 
 
+def test_session_settings_persist_for_that_session(server: Server) -> None:
+    """SET in a session lasts for the session (as on ClickHouse), also for the read-only user
+    and across a request that overrides it by URL; other sessions and requests keep defaults."""
+    q = "SELECT getSetting('max_block_size'), getSetting('max_threads')"
+    default = server.client().query(q).result_rows[0]
+    assert default[0] != 777
+    for user, pw in (("writer", WRITER_PW), ("reader", READER_PW)):
+        s = server.client(username=user, password=pw, session_id=f"persist-{user}")
+        s.command("SET max_block_size = 777")
+        s.command("SET max_threads = 3")
+        assert s.query(q).result_rows == [(777, 3)]
+        assert s.query(q, settings={"max_block_size": 5}).result_rows == [(5, 3)]
+        assert s.query(q).result_rows == [(777, 3)]  # the URL value was for that request only
+        other = server.client(username=user, password=pw, session_id=f"other-{user}")
+        assert other.query(q).result_rows == [default]
+        assert server.client(username=user, password=pw).query(q).result_rows == [default]
+
+
 def _code(fn: object) -> int:
     with pytest.raises(DatabaseError) as ei:
         fn()  # type: ignore[operator]
