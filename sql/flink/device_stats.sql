@@ -25,7 +25,7 @@ SELECT
     '|', 1) AS DOUBLE)   AS `last_value`
 FROM TABLE(
   HOP(TABLE sensor_readings, DESCRIPTOR(event_time),
-      INTERVAL '${window_slide_s}' SECOND, INTERVAL '${window_size_s}' SECOND))
+      INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
 GROUP BY window_start, window_end, device_id, sensor_type;
 
 -- Energy per home and appliance: kWh = mean power (W) x the time the samples cover (first to
@@ -51,6 +51,6 @@ SELECT
   MAX(`value`)                    AS max_power_w
 FROM TABLE(
   HOP(TABLE sensor_readings, DESCRIPTOR(event_time),
-      INTERVAL '${window_slide_s}' SECOND, INTERVAL '${window_size_s}' SECOND))
+      INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
 WHERE sensor_type = 'POWER' AND appliance IS NOT NULL
 GROUP BY window_start, window_end, home_id, appliance;

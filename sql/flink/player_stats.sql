@@ -22,7 +22,7 @@ SELECT
   CAST(COUNT(*) FILTER (WHERE event_type = 'KILL' AND headshot) AS INT) AS headshots
 FROM TABLE(
   HOP(TABLE player_events, DESCRIPTOR(event_time),
-      INTERVAL '${window_slide_s}' SECOND, INTERVAL '${window_size_s}' SECOND))
+      INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
 GROUP BY window_start, window_end, player_id;
 
 -- K/D ratio through the kd_ratio UDF (zero deaths: the kill count itself, never a division error).
@@ -45,7 +45,7 @@ SELECT
            CAST(COUNT(*) FILTER (WHERE event_type = 'DEATH') AS INT)) AS kd_ratio
 FROM TABLE(
   HOP(TABLE player_events, DESCRIPTOR(event_time),
-      INTERVAL '${window_slide_s}' SECOND, INTERVAL '${window_size_s}' SECOND))
+      INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
 GROUP BY window_start, window_end, match_id, team;
 
 -- Top-N players per window by score (window Top-N: emitted once per window, final).

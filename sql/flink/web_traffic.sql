@@ -30,7 +30,7 @@ SELECT
   SUM(`bytes`)                                                 AS `bytes`
 FROM TABLE(
   HOP(TABLE access_paths, DESCRIPTOR(event_time),
-      INTERVAL '${window_slide_s}' SECOND, INTERVAL '${window_size_s}' SECOND))
+      INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
 GROUP BY window_start, window_end, path, status;
 
 -- Per path over every status: the path's own latency percentiles. They cannot be derived from
@@ -48,7 +48,7 @@ SELECT
   PERCENTILE(latency_ms, 0.99)          AS latency_p99
 FROM TABLE(
   HOP(TABLE access_paths, DESCRIPTOR(event_time),
-      INTERVAL '${window_slide_s}' SECOND, INTERVAL '${window_size_s}' SECOND))
+      INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
 GROUP BY window_start, window_end, path;
 
 -- Per client: what it did, and who it is (country from the IP, browser/device from the UA).
@@ -63,7 +63,7 @@ SELECT
   SUM(`bytes`)                              AS `bytes`
 FROM TABLE(
   HOP(TABLE access_paths, DESCRIPTOR(event_time),
-      INTERVAL '${window_slide_s}' SECOND, INTERVAL '${window_size_s}' SECOND))
+      INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
 GROUP BY window_start, window_end, client_ip;
 
 CREATE TEMPORARY VIEW client_activity AS

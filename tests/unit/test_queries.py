@@ -399,3 +399,17 @@ def test_energy_spike_across_two_windows_is_one_incident(parallelism: int) -> No
     assert {a["first_event_time"] for a in ups} == {at(30)}
     # each window reported once, complete (after it closed): 12 readings, then 16 more
     assert all(a["detected_at"] >= a["last_event_time"] for a in ups)
+
+
+def test_windows_of_100_seconds_and_more_are_valid_sql() -> None:
+    """`INTERVAL '300' SECOND` is a parse error (SECOND's default leading precision is 2
+    digits): every interval parameter of the SQL files takes SECOND(6), so a 5-minute window
+    is a setting, not a failed submission."""
+    rows = [sr(t, "th-1", "h1", "TEMPERATURE", 20.0 + t / 100, None, "living", "C")
+            for t in range(0, 300, 30)]  # fmt: skip
+    t_env = make_env(1)
+    register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", rows)
+    params = {**device_stats.DEFAULTS, "window_size_s": 300, "window_slide_s": 150}
+    out = run_views(t_env, "device_stats.sql", params, ["device_stats"])
+    windows = sorted((r["window_end"], r["samples"]) for r in out["device_stats"])
+    assert [n for _, n in windows] == [5, 10, 5]
