@@ -16,7 +16,7 @@ from flinkpulse.commands.jobs import one_line
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest
 
-JOB_LIST = "player_stats, device_stats, web_traffic, security_alerts, all"
+JOB_LIST = "player_stats, device_stats, web_traffic, security_alerts, archive, all"
 
 
 def flinkpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
