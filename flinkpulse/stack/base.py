@@ -119,6 +119,7 @@ class Component:
             for port in self.ports():
                 check_port_free(self.cfg.stack.host, port, self.name)
         self.prepare()
+        procs = self.procs()  # again: argv and env may use what prepare() wrote (secrets)
         for p in procs:
             if p.name in live:
                 continue
