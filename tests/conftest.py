@@ -28,10 +28,12 @@ TEST_STACK = {"taskmanagers": 2, "flink_tm_memory": "2048m", "flink_slots": 6}
 
 
 #: the suite's order, by marker (a test takes its last listed marker's place, an unmarked one
-#: its directory's; stable within):
-#: the cheap checks first, then the tests sharing the session stack, the browser, and last the
-#: faults, which kill and restart the shared stack's processes
-ORDER = ["unit", "flink_local", "integration", "e2e", "faults"]
+#: its directory's; stable within): the browser and the tests sharing the session stack first,
+#: then the faults, which kill and restart the shared stack's processes, and last the tests
+#: that run PyFlink inside this process. Those leave a JVM gateway and PyFlink's environment
+#: (e.g. PYFLINK_GATEWAY_DISABLED) in the test process, which every later subprocess
+#: inherits: a notebook kernel started after them could not start its own gateway.
+ORDER = ["e2e", "integration", "faults", "unit", "flink_local"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
