@@ -17,6 +17,7 @@ import pytest
 
 from flinkpulse import stack
 from flinkpulse.config import Config, load_config
+from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV
 
 #: tests record their measured outcomes; docs/RELIABILITY.md is written at session end
 pytest_plugins = ["tests.reliability_report"]
@@ -44,6 +45,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return max(marked, default=ORDER.index(folder) if folder in ORDER else 0)
 
     items.sort(key=rank)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The test process never carries a stack's ownership marker: every process a test starts
+    would inherit it, and `stack up` would reap those as orphans of that component (a CI run
+    lost the fault suite's loader that way, after something in-process had set it)."""
+    for key in (OWNER_ENV, COMPONENT_ENV):
+        os.environ.pop(key, None)
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import resume
 from flinkpulse.paths import ROOT
-from flinkpulse.stack.base import cmdline, is_ours
+from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV, cmdline, is_ours
 from flinkpulse.stack.flink import Flink
 from tests.pipeline_helpers import Writer, deployment, wait
 
@@ -69,7 +69,10 @@ class FaultPipe:
             "load", "--topic", "results.security-events", "--batch-rows", "500",
         ]  # fmt: skip
         fh = open(self.log, "ab")  # noqa: SIM115 - owned by the child
-        self.loader = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+        # never with a stack's ownership marker, should this process carry one: `stack up`
+        # would count the test's loader as an orphan of that component and reap it
+        env = {k: v for k, v in os.environ.items() if k not in (OWNER_ENV, COMPONENT_ENV)}
+        self.loader = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
     def stop_loader(self) -> None:
         if self.loader is not None and self.loader.poll() is None:
