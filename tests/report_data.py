@@ -182,6 +182,58 @@ ROWS: dict[str, list[dict[str, Any]]] = {
             "latency_p95": 40.0,
             "bytes": 100,
         },
+        # a quiet later minute of /login, slow: the max of the windows' p95s would be 900
+        {
+            **win(5),
+            "path": "/login",
+            "status": 200,
+            "requests": 4,
+            "errors": 0,
+            "error_rate": 0.0,
+            "latency_p50": 850.0,
+            "latency_p95": 900.0,
+            "bytes": 400,
+        },
+    ],  # fmt: skip
+    # the job's own per-path rows (every status of the path): /login's p95 over the period is
+    # 300 ms (100 of its 104 requests are in a window whose p95 is 300), not the max 900
+    "path_latency": [
+        {
+            **win(1),
+            "path": "/login",
+            "requests": 100,
+            "errors": 20,
+            "latency_p50": 25.0,
+            "latency_p95": 300.0,
+            "latency_p99": 320.0,
+        },
+        {
+            **win(5),
+            "path": "/login",
+            "requests": 4,
+            "errors": 0,
+            "latency_p50": 850.0,
+            "latency_p95": 900.0,
+            "latency_p99": 900.0,
+        },
+        {
+            **win(2),
+            "path": "/api/items",
+            "requests": 300,
+            "errors": 0,
+            "latency_p50": 10.0,
+            "latency_p95": 40.0,
+            "latency_p99": 45.0,
+        },
+        {
+            **win(2 + 1 / 6),
+            "path": "/api/items",
+            "requests": 100,
+            "errors": 100,
+            "latency_p50": 10.0,
+            "latency_p95": 40.0,
+            "latency_p99": 45.0,
+        },
     ],  # fmt: skip
     "client_activity": [
         {

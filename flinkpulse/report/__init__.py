@@ -384,9 +384,9 @@ def _web(ch: Any, p: Period) -> tuple[Section, dict[str, Any]]:
         s.blocks.append("No web requests in this period.")
         return s, tot
     s.blocks.append(
-        f"{fmt_int(tot['total_requests'])} requests, {fmt_int(tot['total_errors'])} errors: "
-        f"error rate "
-        f"{fmt_pct(tot['error_rate'])}, p95 latency {fmt_num(tot['latency_p95'], 1)} ms."
+        f"{fmt_int(tot['total_requests'])} requests, {fmt_int(tot['total_errors'])} errors "
+        f"(5xx): error rate {fmt_pct(tot['error_rate'])}. The p95 latency of a path over the "
+        "period is the request-weighted p95 of its windows' own p95s."
     )
     over = q.web_over_time(ch, p)
     s.blocks.append(

@@ -9,7 +9,8 @@ a figure of its own. Where a dashboard shows the same figure, the same expressio
 * the period filters window tables on ``window_end`` and incidents on ``last_event_time`` (the
   dashboards' time columns), as ``start <= t < end`` (Superset's time range);
 * error rate is ``sum(errors) / sum(requests)``, p95 per path is
-  :data:`~flinkpulse.superset.definitions.P95_BY_PATH`, K/D is the job's ``kd_ratio`` rule
+  :data:`~flinkpulse.superset.definitions.P95_BY_PATH` over ``path_latency`` (the job's per-path
+  percentiles; never over ``web_traffic``'s per-status rows), K/D is the job's ``kd_ratio`` rule
   (deaths of 0 count as 1), cheaters are the players flagged by ``impossible_kill_rate``.
 """
 
@@ -238,20 +239,20 @@ def web_totals(ch: Any, p: Period) -> dict[str, Any]:
     rows = _rows(
         ch,
         f"""SELECT sum(requests) AS total_requests, sum(errors) AS total_errors,
-               if(total_requests > 0, total_errors / total_requests, NULL) AS error_rate,
-               {P95_BY_PATH} AS latency_p95
+               if(total_requests > 0, total_errors / total_requests, NULL) AS error_rate
         FROM web_traffic FINAL WHERE {TILING} AND {_in("window_end", p)}""",
     )
     return rows[0]
 
 
 def web_paths(ch: Any, p: Period, limit: int = 10) -> list[dict[str, Any]]:
-    """Per path: requests, error rate and p95 latency, the busiest first."""
+    """Per path: requests, error rate and p95 latency, the busiest first (path_latency: the
+    job's per-path rows, whose p95 is over every status of the path)."""
     return _rows(
         ch,
         f"""SELECT path, sum(requests) AS total_requests, sum(errors) AS total_errors,
                total_errors / total_requests AS error_rate, {P95_BY_PATH} AS latency_p95
-        FROM web_traffic FINAL WHERE {TILING} AND {_in("window_end", p)}
+        FROM path_latency FINAL WHERE {TILING} AND {_in("window_end", p)}
         GROUP BY path HAVING total_requests > 0
         ORDER BY total_requests DESC, path LIMIT {limit}""",
     )

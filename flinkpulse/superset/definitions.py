@@ -32,10 +32,14 @@ TIME_RANGE = 'DATEADD(DATETIME("now"), -1, hour) : now'
 #: non-overlapping subset of HOP windows: start is a multiple of the window size
 TILING = "modulo(toUnixTimestamp(window_start), dateDiff('second', window_start, window_end)) = 0"
 
-#: the p95 latency of a path: path_latency has one row per (window, path), the job's own
-#: percentile over all the path's requests (percentiles of web_traffic's per-status rows do not
-#: merge); max() of one window's row is its value, and a re-delivered duplicate changes nothing
-P95_BY_PATH = "max(latency_p95)"
+#: the p95 latency of a path, over path_latency's rows (one per HOP window and path: the job's
+#: own percentile over all the path's requests; web_traffic's per-status p95s do not merge).
+#: Over one window (a dashboard point) it is that window's value, and a re-delivered duplicate
+#: changes nothing. Over a period (the report: the tiling windows of the path) it is the
+#: request-weighted p95 of the windows' p95s, the value at or below which the windows of 95 %
+#: of the requests lie: exact per window, an estimate over several (raw latencies are not kept)
+#: and never the max, which lets one slow quiet window stand for a busy path.
+P95_BY_PATH = "quantileExactWeighted(0.95)(latency_p95, toUInt64(requests))"
 #: the slide of the HOP windows (config's default): a line chart without a time grain has one
 #: point per slide, and a missing one is a gap in the data, drawn as a gap (resample asfreq)
 SLIDE_RULE = "10s"

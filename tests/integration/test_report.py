@@ -64,10 +64,12 @@ def test_report_has_the_exact_figures_of_known_rows(rcfg: Config, tmp_path: Path
     assert "1 oven 0.875 2 3,500" in text and "2 heater 0.600 1 3,600" in text
     assert "1 h1 1.350 3,600" in text and "2 h2 0.125 900" in text
     assert "h1 drew 4200 W for 5 min" in text
-    # web: 20 errors of 400 requests in the tiling windows
-    assert "web error rate 5.00 %" in text
-    assert "400 requests, 20 errors: error rate 5.00 %" in text
-    assert "/login 100 20 20.00 % 300.0" in text  # p95: 20 % of requests at 300 ms
+    # web: 20 errors of 404 requests in the tiling windows
+    assert "web error rate 4.95 %" in text
+    assert "404 requests, 20 errors (5xx): error rate 4.95 %" in text
+    # p95 per path from path_latency, request-weighted over its windows: 300, not the max 900
+    assert "/login 104 20 19.23 % 300.0" in text
+    assert "/api/items 300 0 0.00 % 40.0" in text
     # K/D: the cheater is not a leader, but is listed as a cheater
     assert "ana leads with a K/D of 3.00 (6 kills, 2 deaths)" in text
     assert "cheat 1 40 0 40.00" in text
@@ -77,7 +79,7 @@ def test_report_has_the_exact_figures_of_known_rows(rcfg: Config, tmp_path: Path
     # data quality over the period: the difference of the cumulative samples
     assert "web.access-logs 1,000 10 (1.00 %) 5 (0.50 %) 3 (0.30 %)" in text
     # the loader: rows loaded in the period (by _loaded_at), 2.5 s after their time
-    assert "energy_usage 5 0.03 2.5 s 2.5 s" in text and "web_traffic 4 " in text
+    assert "energy_usage 5 0.03 2.5 s 2.5 s" in text and "web_traffic 5 " in text
     # the newest benchmark is named with its date and machine
     assert "Newest benchmark: 2026-11-26-vm.json" in text
 
