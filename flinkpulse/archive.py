@@ -40,6 +40,11 @@ def has_files(directory: Path) -> bool:
     return any(not p.name.startswith(".") for p in directory.glob("dt=*/hour=*/*"))
 
 
+def read_lines(path: Path) -> list[str]:
+    """The JSON lines of one committed archive file."""
+    return path.read_text().splitlines()
+
+
 def view_sql(cfg: Config, table: str) -> str:
     """CREATE OR REPLACE VIEW archive_<table>: every committed file, columns unified across
     schema versions (a field added later reads as NULL in older files), dt and hour from the

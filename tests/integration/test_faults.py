@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from flinkpulse import jobstate, stack
+from flinkpulse import archive, jobstate, stack
 from flinkpulse.clickhouse.migrate import client, migrate
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
@@ -42,6 +44,8 @@ from flinkpulse.flinkrun import resume
 from flinkpulse.paths import ROOT
 from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV, cmdline, is_ours
 from flinkpulse.stack.flink import Flink
+from producers import streams
+from producers.base import TimeConfig
 from tests.pipeline_helpers import Writer, deployment, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -182,11 +186,11 @@ def flink_of(base: Config) -> Flink:
     return flink
 
 
-def job_taskmanagers(cfg: Config) -> set[str]:
+def job_taskmanagers(cfg: Config, name: str = JOB) -> set[str]:
     """Resource ids (= process names, flinkpulse.stack.flink) of the TaskManagers on which
-    subtasks of the job are RUNNING."""
+    subtasks of the job `name` are RUNNING."""
     rest = FlinkRest(cfg)
-    (job,) = rest.running(job_name(cfg, JOB))
+    (job,) = rest.running(job_name(cfg, name))
     out: set[str] = set()
     for v in rest.call("GET", f"/jobs/{job['jid']}")["vertices"]:
         tms = rest.call("GET", f"/jobs/{job['jid']}/vertices/{v['id']}/taskmanagers")
@@ -199,11 +203,16 @@ def job_taskmanagers(cfg: Config) -> set[str]:
 
 
 def kill_taskmanager_running_job(fp: FaultPipe, tm: str | None = None) -> dict[str, int]:
-    """kill -9 the JVM (alone, as the OOM killer would) of a TaskManager running the job (`tm`,
-    else the first); its Python UDF workers must exit on their own
+    """kill -9 a TaskManager running the pipe's job (`tm`, else the first): kill_taskmanager."""
+    return kill_taskmanager(fp.base, fp.cfg, JOB, tm)
+
+
+def kill_taskmanager(base: Config, cfg: Config, name: str, tm: str | None = None) -> dict[str, int]:
+    """kill -9 the JVM (alone, as the OOM killer would) of a TaskManager running the job `name`
+    of `cfg` (`tm`, else the first); its Python UDF workers must exit on their own
     (flinkpulse.stack.udf_guard), before any `stack up` could reap them."""
-    flink = flink_of(fp.base)
-    tm = tm or sorted(job_taskmanagers(fp.cfg))[0]
+    flink = flink_of(base)
+    tm = tm or sorted(job_taskmanagers(cfg, name))[0]
     workers = flink.python_workers()
     mine = [pid for pid, owner in workers.items() if owner == tm]
     assert mine, f"{tm} runs no Python UDF worker: {workers}"
@@ -328,6 +337,120 @@ def test_failover_one_of_two_taskmanagers_parallelism_2(
             )  # fmt: skip
         finally:
             restore(base_cfg, "flink")
+
+
+def _archived(cfg: Config) -> dict[str, Counter[tuple[int, int]]]:
+    """Archive table -> (partition, offset) of each row in its committed files: the source
+    record's for a source table, the dead letter's own for dead_letters."""
+    out: dict[str, Counter[tuple[int, int]]] = {}
+    for table in archive.TABLES:
+        got: Counter[tuple[int, int]] = Counter()
+        for f in archive.table_dir(cfg, table).glob("dt=*/hour=*/*"):
+            if f.name.startswith("."):  # in progress: not committed yet
+                continue
+            for line in archive.read_lines(f):
+                row = json.loads(line)
+                p = "dlq" if table == archive.DEAD_LETTERS else "src"
+                got[(row[f"{p}_partition"], row[f"{p}_offset"])] += 1
+        out[table] = got
+    return out
+
+
+def _in_progress(cfg: Config) -> int:
+    """Part files being written (hidden until a checkpoint commits them)."""
+    return sum(
+        1
+        for t in archive.TABLES
+        for f in archive.table_dir(cfg, t).glob("dt=*/hour=*/.*")
+        if "inprogress" in f.name
+    )
+
+
+def test_kill9_taskmanager_during_archive_write(
+    ensure_stack: Callable[..., Config], reliability: Any
+) -> None:
+    """The archive job (issue 18) writes N records of each source and dead letters; its
+    TaskManager is killed -9 while part files are in progress, halfway through the second
+    half; after `stack up flink` the committed files hold every record exactly once (by Kafka
+    partition and offset). The dead letters are written to dlq.<topic> directly, as the
+    owning job would (the archive is under test, not the dead-lettering)."""
+    base = ensure_stack("kafka", "registry", "flink")
+    prefix = f"farch{uuid.uuid4().hex[:6]}"
+    per_source, dead = 300, 6
+    gen = streams.stream(
+        "all", 81, TimeConfig(start_ms=int(time.time() * 1000) - 600_000, events_per_second=40.0),
+        anomalies=False, timed=False,
+    )  # fmt: skip
+    events: dict[str, list[tuple[str, dict[str, Any]]]] = {t: [] for t in archive.SOURCE_TABLES}
+    while any(len(v) < per_source for v in events.values()):
+        key, rec, topic = next(gen)
+        if len(events[topic]) < per_source:
+            events[topic].append((key, rec))
+    with deployment(base, prefix, ["archive"]) as cfg:
+        w = Writer(cfg)
+        dlq_topic = cfg.kafka.topic(f"dlq.{SEC}")
+        dlq_written: set[tuple[int, int]] = set()
+
+        def delivered(err: Any, msg: Any) -> None:
+            assert err is None, err
+            dlq_written.add((msg.partition(), msg.offset()))
+
+        def write(lo: int, hi: int) -> None:
+            """Records [lo, hi) of each source (Kafka time = event time, never ahead), and a
+            dead letter per 100 of them."""
+            for topic, evs in events.items():
+                for key, rec in evs[lo:hi]:
+                    w.avro(topic, "archived", rec, key=key)
+            for i in range(lo // 50, hi // 50):
+                w.p.produce(
+                    dlq_topic, key=b"k", value=f"bad {i}".encode(),
+                    headers={"error": b"scripted", "source.partition": b"0",
+                             "source.offset": str(i).encode()},
+                    on_delivery=delivered,
+                )  # fmt: skip
+            w.p.poll(0)
+
+        write(0, per_source // 2)
+        w.flush()
+        wait(lambda: archive.has_files(archive.table_dir(cfg, "security_events")), 180,
+             "the archive's first committed file")  # fmt: skip
+        write(per_source // 2, per_source * 3 // 4)
+        w.flush()
+        wait(lambda: _in_progress(cfg) > 0, 60, "part files in progress", 0.1)
+        measured: dict[str, Any] = {"in_progress_files_at_kill": _in_progress(cfg)}
+        t0 = time.monotonic()
+        try:
+            measured.update(kill_taskmanager(base, cfg, "archive"))
+            write(per_source * 3 // 4, per_source)
+            w.flush()
+        finally:
+            restore(base, "flink")
+        want = {
+            archive.SOURCE_TABLES[t]: {(p, o) for (tp, p, o) in w.cases if tp == cfg.kafka.topic(t)}
+            for t in archive.SOURCE_TABLES
+        }
+        want[archive.DEAD_LETTERS] = dlq_written
+        assert all(len(want[archive.SOURCE_TABLES[t]]) == per_source for t in events)
+        assert len(dlq_written) == dead
+        wait(lambda: {t: set(c) for t, c in _archived(cfg).items()} == want, 300,
+             "every record in the archive", 2.0)  # fmt: skip
+        measured["recovery_s"] = round(time.monotonic() - t0)
+        time.sleep(2 * base.flink.checkpoint_interval_s)  # later checkpoints commit nothing twice
+        got = _archived(cfg)
+    lost = sum(len(want[t] - set(got[t])) for t in want)
+    duplicated = sum(n - 1 for t in got for n in got[t].values())
+    assert {t: set(c) for t, c in got.items()} == want and duplicated == 0
+    measured.update({f"{t} rows": sum(got[t].values()) for t in archive.SOURCE_TABLES.values()})
+    measured["dead_letters rows"] = sum(got[archive.DEAD_LETTERS].values())
+    reliability(
+        "fault", "kill -9 the TaskManager during the archive write",
+        f"{per_source} records per source and {dead} dead letters: every one in exactly one "
+        "committed archive file (part files are committed on checkpoints; the job restarts "
+        "from its last one and the uncommitted part files are discarded)",
+        measured, lost=lost, duplicated=duplicated,
+    )  # fmt: skip
+    for table in archive.TABLES:
+        shutil.rmtree(archive.table_dir(cfg, table), ignore_errors=True)
 
 
 def test_kill9_broker_mid_stream(fp: FaultPipe, reliability: Any) -> None:
