@@ -160,8 +160,9 @@ class LoaderConfig:
     migrate: bool = True
     #: seconds between metrics lines in the log
     stats_interval_s: float = 10.0
-    #: seconds between data-quality samples per source topic into ClickHouse's
-    #: source_quality (the loader component's `quality` process); 0: no sampling
+    #: seconds between samples into ClickHouse by the loader component's `quality` process:
+    #: data quality per source topic (source_quality) and each job's throughput and lag
+    #: (job_metrics, what `flinkpulse report` shows over its period); 0: no sampling
     quality_interval_s: float = 30.0
 
 

@@ -47,6 +47,21 @@ def alert(aid: str, rule: str, entity: str, t_min: float, version: int = 1, **kw
     }
 
 
+def jm(t_min: float, job: str, run: str, records_in: int, rate: float, lag: int) -> dict:
+    """A job_metrics sample: the job writes one record for every two it reads."""
+    return {
+        "sampled_at": at(t_min),
+        "job": job,
+        "job_id": run,
+        "state": "RUNNING",
+        "records_in": records_in,
+        "records_out": records_in // 2,
+        "records_in_per_s": rate,
+        "records_out_per_s": rate / 2,
+        "lag": lag,
+    }
+
+
 def temp(start_min: float, avg: float, lo: float, hi: float, last: float) -> dict[str, Any]:
     """A kitchen temperature window of two samples."""
     return {
@@ -314,6 +329,21 @@ ROWS: dict[str, list[dict[str, Any]]] = {
             "future": 3,
         },
     ],  # fmt: skip
+    # job_metrics: the sampler's rows. player_stats ran as j1 (1,000 records read before the
+    # period), then as j2, whose counters restarted once (a failed task) at minute 50: read in
+    # the period 600 + 600 (j1) + 300 + 600 + 200 (j2) = 2,300, written half of it
+    "job_metrics": [
+        jm(-1, "player_stats", "j1", 1000, 12.0, 0),
+        jm(10, "player_stats", "j1", 1600, 12.0, 5),
+        jm(20, "player_stats", "j1", 2200, 12.0, 0),
+        jm(30, "player_stats", "j2", 300, 6.0, 100),
+        jm(40, "player_stats", "j2", 900, 10.0, 0),
+        jm(50, "player_stats", "j2", 200, 10.0, 20),
+        jm(70, "player_stats", "j2", 5000, 99.0, 99),
+        # the loader: rows loaded since it started (its first sample counts them all)
+        {**jm(10, "loader", "42", 100, 2.0, 0), "records_out": 100, "records_out_per_s": 2.0},
+        {**jm(20, "loader", "42", 400, 4.0, 30), "records_out": 400, "records_out_per_s": 4.0},
+    ],
 }
 
 

@@ -5,7 +5,9 @@ Health is the process being alive and its status file fresh (the loader rewrites
 and lag from that file.
 
 A second process, ``loader-quality`` (:mod:`flinkpulse.loader.quality`), samples the data
-quality of every source topic into ClickHouse every ``loader.quality_interval_s`` (none at 0).
+quality of every source topic, and each job's throughput and lag (the Flink jobs' and the
+loader's own, :mod:`flinkpulse.loader.jobmetrics`), into ClickHouse every
+``loader.quality_interval_s`` (none at 0).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class LoaderComponent(Component):
                         "flinkpulse.loader.quality",
                         "--interval",
                         str(interval),
+                        "--loader-status",
+                        str(self.status_file),
                     ],
                 )
             )

@@ -4,7 +4,9 @@ Every ``loader.quality_interval_s`` it counts, per source topic, the records and
 late, dead-lettered, or dead-lettered as "future" (:func:`flinkpulse.quality.source_quality`,
 the numbers `stack status` prints) and inserts one row per topic into ``source_quality``
 (sql/clickhouse/005_source_quality.sql). The view ``source_quality_latest`` gives the newest
-sample per topic with the shares; the Security dashboard shows it.
+sample per topic with the shares; the Security dashboard shows it. The same process samples
+each job's throughput and consumer lag into ``job_metrics`` (:mod:`flinkpulse.loader.jobmetrics`:
+Flink's REST API keeps no history), which `flinkpulse report` reads over its period.
 
 A separate process, not a thread of the loader: scanning dead letters for their reason costs
 CPU that must not compete with the loader's inserts for the GIL. A failed sample (Kafka or
@@ -19,9 +21,11 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flinkpulse.config import Config, load_config
+from flinkpulse.loader import jobmetrics
 from flinkpulse.quality import TopicQuality, source_quality
 
 log = logging.getLogger("flinkpulse.loader.quality")
@@ -57,22 +61,35 @@ def sample_once(cfg: Config, ch: Any = None) -> list[TopicQuality]:
     return counts
 
 
-def run(cfg: Config, interval_s: float, stop: threading.Event) -> None:
-    """Sample every `interval_s` seconds until `stop` is set (first sample at once)."""
+def run(
+    cfg: Config, interval_s: float, stop: threading.Event, loader_status: Path | None = None
+) -> None:
+    """Sample every `interval_s` seconds until `stop` is set (first sample at once): the source
+    topics' quality, and each job's throughput and lag (:mod:`flinkpulse.loader.jobmetrics`)."""
     while not stop.is_set():
         try:
             counts = sample_once(cfg)
             log.info("sampled %d source topics", len(counts))
         except Exception as e:  # noqa: BLE001 - retried next interval; the loader is unaffected
-            first = (str(e).strip().splitlines() or [repr(e)])[0]
-            log.warning("quality sample failed: %s: %s", type(e).__name__, first[:300])
+            _warn("quality", e)
+        try:
+            jobs = jobmetrics.sample_once(cfg, loader_status=loader_status)
+            log.info("sampled %d jobs", len(jobs))
+        except Exception as e:  # noqa: BLE001 - as above
+            _warn("job metrics", e)
         stop.wait(interval_s)
+
+
+def _warn(what: str, e: Exception) -> None:
+    first = (str(e).strip().splitlines() or [repr(e)])[0]
+    log.warning("%s sample failed: %s: %s", what, type(e).__name__, first[:300])
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m flinkpulse.loader.quality", description=__doc__)
     p.add_argument("--interval", type=float, help="seconds between samples")
     p.add_argument("--once", action="store_true", help="take one sample and exit")
+    p.add_argument("--loader-status", type=Path, help="the loader's status file (its row)")
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -84,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config()
     if args.once:
         sample_once(cfg)
+        jobmetrics.sample_once(cfg, loader_status=args.loader_status)
         return 0
     interval = args.interval or cfg.loader.quality_interval_s
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    run(cfg, max(1.0, interval), stop)
+    run(cfg, max(1.0, interval), stop, args.loader_status)
     return 0
 
 

@@ -516,14 +516,15 @@ def _performance(cfg: Config, ch: Any, p: Period, bench_dir: Path) -> Section:
         s.blocks.append(f"Flink jobs: {e}")
     if jobs is not None and not jobs:
         s.blocks.append(f"No flinkpulse job ran on the Flink cluster at {cfg.flink.jobmanager}.")
-    if jobs:
+    sampled = _job_throughput(cfg, ch, p, s)
+    if jobs and not sampled:
         s.blocks.append(
             "Flink jobs as reported by the JobManager's REST API when the report was made "
             "(figures since each job started; Flink keeps no history)."
         )
         s.blocks.append(
             Table(
-                "Throughput and consumer lag per job",
+                "Throughput and consumer lag per job, now",
                 ["job", "state", "uptime", "records in", "avg rec/s", "rec/s now", "lag (records)"],
                 [
                     [
@@ -539,9 +540,10 @@ def _performance(cfg: Config, ch: Any, p: Period, bench_dir: Path) -> Section:
                 ],
             )  # fmt: skip
         )
+    if jobs:
         s.blocks.append(
             Table(
-                "Checkpoints per job",
+                "Checkpoints per job (since each job started, Flink REST)",
                 [
                     "job",
                     "completed",
@@ -603,6 +605,62 @@ def _performance(cfg: Config, ch: Any, p: Period, bench_dir: Path) -> Section:
                 )
             )
     return s
+
+
+#: the columns of the period's throughput table
+JOB_COLUMNS = (
+    "job|samples|records in|records out|avg rec/s in|peak rec/s in|avg rec/s out|lag avg|lag max"
+    "|lag last"
+)
+
+
+def _job_throughput(cfg: Config, ch: Any, p: Period, s: Section) -> bool:
+    """The jobs' throughput and lag over the period from job_metrics (False: no samples)."""
+    rows = q.job_throughput(ch, p)
+    if not rows:
+        s.blocks.append(
+            "No job metrics were sampled in this period (the loader component samples them "
+            f"every {cfg.loader.quality_interval_s:g} s into job_metrics)."
+        )
+        return False
+    s.blocks.append(
+        "Throughput and consumer lag per job over the period, from the samples the loader "
+        f"component takes every {cfg.loader.quality_interval_s:g} s (job_metrics): records read "
+        "from Kafka and written by the job's sinks (results, late, dead letters, duplicates) in "
+        "the period, records/s read (mean and peak of the samples) and written, and the records "
+        "its sources were behind the topics' ends. The loader's row: rows loaded into ClickHouse "
+        "and the records it was behind on the result topics."
+    )
+    over = q.job_rates_over_time(ch, p)
+    if over:
+        series: dict[str, tuple[list[datetime], list[float]]] = {}
+        for r in over:
+            xs, ys = series.setdefault(r["job"], ([], []))
+            xs.append(r["bucket"])
+            ys.append(float(r["in_per_s"]))
+        s.blocks.append(Figure("Records read per second, per job", charts.lines(series, "rec/s")))
+    s.blocks.append(
+        Table(
+            "Throughput and consumer lag per job over the period",
+            JOB_COLUMNS.split("|"),
+            [
+                [
+                    r["job"],
+                    fmt_int(r["samples"]),
+                    fmt_int(r["records_in"]),
+                    fmt_int(r["records_out"]),
+                    fmt_num(r["in_per_s"], 1),
+                    fmt_num(r["in_per_s_max"], 1),
+                    fmt_num(r["out_per_s"], 1),
+                    fmt_num(r["lag_avg"], 0),
+                    fmt_int(r["lag_max"]),
+                    fmt_int(r["lag_last"]),
+                ]
+                for r in rows
+            ],
+        )  # fmt: skip
+    )
+    return True
 
 
 def build(

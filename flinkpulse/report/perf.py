@@ -1,88 +1,46 @@
 """System performance for `flinkpulse report`: the Flink jobs (REST) and the newest benchmark.
 
-Flink's REST API keeps no history: throughput, consumer lag and checkpoints are the jobs'
-figures since they started, read when the report is made (the loader's rate and lag over the
-period come from ClickHouse, :func:`flinkpulse.report.queries.loader_stats`).
+Flink's REST API keeps no history: checkpoints (and, when no job_metrics sample covers the
+period, throughput and lag) are the jobs' figures since they started, read when the report is
+made. Throughput and lag over the period come from ClickHouse's job_metrics
+(:func:`flinkpulse.report.queries.job_throughput`), sampled by the loader component.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from flinkpulse.config import Config
-from flinkpulse.errors import FlinkpulseError
 from flinkpulse.flinkrest import FlinkRest
+from flinkpulse.loader import jobmetrics
 from flinkpulse.paths import ROOT
 
 BENCH_RESULTS = ROOT / "bench" / "results"
-#: the Flink jobs' name prefix (flinkrest.job_name)
-JOB_PREFIX = "flinkpulse-"
-#: ad-hoc queries from the notebooks (flinkpulse.lab): not part of the pipeline
-NOTEBOOK_PREFIX = "flinkpulse-notebook-"
-
-
-def _metric(
-    rest: FlinkRest, job_id: str, vertex: str, pattern: str, agg: str = "sum"
-) -> float | None:
-    """`agg` (sum/max) over the vertex's subtasks of the metrics whose id matches `pattern`
-    (None when the vertex has none, e.g. a finished job)."""
-    base = f"/jobs/{job_id}/vertices/{vertex}/subtasks/metrics"
-    ids = [m["id"] for m in rest.call("GET", base) or [] if re.fullmatch(pattern, m["id"])]
-    if not ids:
-        return None
-    got = rest.call("GET", f"{base}?get={quote(','.join(ids), safe=',')}&agg={agg}") or []
-    vals = [float(v.get(agg, 0)) for v in got]
-    return (sum(vals) if agg == "sum" else max(vals)) if vals else None
 
 
 def flink_jobs(cfg: Config, since_ms: int) -> list[dict[str, Any]]:
-    """Each flinkpulse job running, or ended after `since_ms`: throughput, lag, checkpoints."""
+    """Each pipeline job (on the topic prefix) running, or ended after `since_ms`: figures since
+    it started
+    (throughput and lag now, records read) and its checkpoints."""
     rest = FlinkRest(cfg)
     out = []
-    for j in sorted(rest.jobs(), key=lambda j: j["name"]):
-        if not j["name"].startswith(JOB_PREFIX) or j["name"].startswith(NOTEBOOK_PREFIX):
-            continue
+    for j in jobmetrics.pipeline_jobs(cfg, rest):
         if j["state"] != "RUNNING" and (j.get("end-time") or 0) < since_ms:
             continue
         info = rest.call("GET", f"/jobs/{j['jid']}")
-        sources = [v for v in info["vertices"] if v["name"].startswith("Source")]
         duration_s = max(info.get("duration", 0) / 1000, 0.001)
+        f = jobmetrics.job_figures(rest, j["jid"], info)
         row: dict[str, Any] = {
-            "job": j["name"].removeprefix(JOB_PREFIX),
+            "job": j["job"],
             "state": j["state"],
             "uptime_s": duration_s,
-            "records_in": None,
-            "avg_rate": None,
-            "rate_now": None,
-            "lag": None,
+            "records_in": f["records_in"],
+            "avg_rate": None if f["records_in"] is None else f["records_in"] / duration_s,
+            "rate_now": f["records_in_per_s"],
+            "lag": f["lag"],
         }
-        # a source is chained with the operators after it: its own operator metrics (e.g.
-        # Source__player_events_raw[1].numRecordsOut) count what it read from Kafka
-        figures = {
-            "records_in": (r"Source__.*\.numRecordsOut", "sum"),
-            "rate_now": (r"Source__.*\.numRecordsOutPerSecond", "sum"),
-            "lag": (r"Source__.*\.pendingRecords", "sum"),
-        }
-        for v in sources:
-            for key, (pattern, agg) in figures.items():
-                try:
-                    val = _metric(rest, j["jid"], v["id"], pattern, agg)
-                except FlinkpulseError:
-                    val = None  # a finished job has no live metrics
-                if val is not None:
-                    row[key] = (row[key] or 0) + val
-            if row["lag"] is None:  # the Kafka client's own: the most behind partition
-                with contextlib.suppress(FlinkpulseError):
-                    row["lag"] = _metric(
-                        rest, j["jid"], v["id"], r"Source__.*\.records-lag-max", "max"
-                    )
-        if row["records_in"] is not None:
-            row["avg_rate"] = row["records_in"] / duration_s
         cp = rest.call("GET", f"/jobs/{j['jid']}/checkpoints") or {}
         counts = cp.get("counts") or {}
         summary = cp.get("summary") or {}

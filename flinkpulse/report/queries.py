@@ -343,6 +343,49 @@ def loader_stats(ch: Any, p: Period) -> list[dict[str, Any]]:
     return [r for r in rows if r["rows"]]
 
 
+def job_throughput(ch: Any, p: Period) -> list[dict[str, Any]]:
+    """Per job (the Flink jobs and the loader) over the period, from the job_metrics samples:
+    records read and written in the period, the mean and peak records/s read, the mean
+    records/s written, and the consumer lag (mean, peak, last).
+
+    records_in/out are cumulative per job run (job_id): a sample's share is its increase over
+    the run's previous sample (the last one before the period included); a counter that went
+    down was restarted (a failed task) and counts from 0. A run's first sample counts all it
+    had read since it started."""
+    return _rows(
+        ch,
+        f"""SELECT job, count() AS samples,
+               sum(if(records_in >= prev_in, records_in - prev_in, records_in)) AS records_in,
+               sum(if(records_out >= prev_out, records_out - prev_out, records_out))
+                 AS records_out,
+               avg(records_in_per_s) AS in_per_s, max(records_in_per_s) AS in_per_s_max,
+               avg(records_out_per_s) AS out_per_s,
+               avg(lag) AS lag_avg, max(lag) AS lag_max, argMax(lag, sampled_at) AS lag_last
+        FROM (
+            SELECT job, sampled_at, records_in, records_out, records_in_per_s,
+                   records_out_per_s, lag,
+                   lagInFrame(records_in, 1, 0) OVER w AS prev_in,
+                   lagInFrame(records_out, 1, 0) OVER w AS prev_out
+            FROM job_metrics WHERE sampled_at < {_lit(p.end)}
+            WINDOW w AS (PARTITION BY job, job_id ORDER BY sampled_at
+                         ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))
+        WHERE sampled_at >= {_lit(p.start)}
+        GROUP BY job ORDER BY job""",
+    )
+
+
+def job_rates_over_time(ch: Any, p: Period) -> list[dict[str, Any]]:
+    """Mean records/s read per time bucket and job (the throughput chart)."""
+    b = p.bucket_s()
+    return _rows(
+        ch,
+        f"""SELECT toStartOfInterval(sampled_at, INTERVAL {b} SECOND) AS bucket, job,
+               avg(records_in_per_s) AS in_per_s
+        FROM job_metrics WHERE {_in("sampled_at", p)} AND records_in_per_s IS NOT NULL
+        GROUP BY bucket, job ORDER BY bucket, job""",
+    )
+
+
 def data_bounds(ch: Any) -> dict[str, Any]:
     """The oldest and newest window end in the database (for an empty period's hint)."""
     return _rows(

@@ -80,6 +80,9 @@ def test_report_has_the_exact_figures_of_known_rows(rcfg: Config, tmp_path: Path
     assert "web.access-logs 1,000 10 (1.00 %) 5 (0.50 %) 3 (0.30 %)" in text
     # the loader: rows loaded in the period (by _loaded_at), 2.5 s after their time
     assert "energy_usage 5 0.03 2.5 s 2.5 s" in text and "web_traffic 5 " in text
+    # throughput and lag over the period, from job_metrics (counters per run, restarts counted)
+    assert "player_stats 5 2,300 1,150 10.0 12.0 5.0 25 100 20" in text
+    assert "loader 2 400 400 3.0 4.0 3.0 15 30 30" in text
     # the newest benchmark is named with its date and machine
     assert "Newest benchmark: 2026-11-26-vm.json" in text
 
@@ -93,8 +96,8 @@ def test_report_has_the_exact_figures_of_known_rows(rcfg: Config, tmp_path: Path
     import pypdfium2 as pdfium
     from pypdf import PdfReader
 
-    # five charts: incidents, appliances, temperature, K/D, requests
-    assert sum(len(page.images) for page in PdfReader(out).pages) == 5
+    # six charts: incidents, appliances, temperature, K/D, requests, job throughput
+    assert sum(len(page.images) for page in PdfReader(out).pages) == 6
     pdf = pdfium.PdfDocument(str(out))
     try:
         assert len(pdf) >= 3

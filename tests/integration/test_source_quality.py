@@ -100,12 +100,19 @@ def test_sample_matches_source_quality_with_known_counts(qcfg: Any) -> None:
     assert writer.command("SELECT count() FROM source_quality") == 4
 
 
-def test_loader_component_samples_in_its_own_process(qcfg: Any) -> None:
-    """The `loader-quality` process of the stack component, as `stack up` starts it."""
+def test_loader_component_samples_in_its_own_process(qcfg: Any, tmp_path: Any) -> None:
+    """The `loader-quality` process of the stack component, as `stack up` starts it; it also
+    samples the loader's own rate and lag (its status file) into job_metrics."""
     cfg, writer = qcfg
-    procs = {p.name: p for p in LoaderComponent(cfg).procs()}
+    comp = LoaderComponent(cfg)
+    procs = {p.name: p for p in comp.procs()}
     argv = procs["loader-quality"].argv
     assert argv[1:4] == ["-m", "flinkpulse.loader.quality", "--interval"]
+    assert argv[5:] == ["--loader-status", str(comp.status_file)]
+    status = tmp_path / "status.json"  # what the loader writes (flinkpulse.loader.core)
+    status.write_text(
+        '{"pid": 4242, "state": "running", "rows": 1234, "rows_per_s": 56.5, "lag_total": 78}'
+    )
     env = {
         **os.environ,
         "FLINKPULSE_KAFKA__TOPIC_PREFIX": cfg.kafka.topic_prefix,
@@ -114,7 +121,7 @@ def test_loader_component_samples_in_its_own_process(qcfg: Any) -> None:
         "FLINKPULSE_CLICKHOUSE__DATABASE": cfg.clickhouse.database,
     }
     proc = subprocess.Popen(
-        [sys.executable, *argv[1:3], "--interval", "2"],
+        [sys.executable, *argv[1:3], "--interval", "2", "--loader-status", str(status)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -134,6 +141,11 @@ def test_loader_component_samples_in_its_own_process(qcfg: Any) -> None:
         rc = proc.wait(30)
     assert rc == 0  # SIGTERM ends it cleanly
     assert _latest(writer) == _expected(cfg)
+    loader = writer.query(
+        "SELECT DISTINCT job, job_id, state, records_in, records_out, records_in_per_s, lag "
+        "FROM job_metrics WHERE job = 'loader'"
+    ).result_rows
+    assert loader == [("loader", "4242", "running", 1234, 1234, 56.5, 78)]
     # no sampling process when the interval is 0
     cfg.loader.quality_interval_s = 0
     assert [p.name for p in LoaderComponent(cfg).procs()] == ["loader"]
