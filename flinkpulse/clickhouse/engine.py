@@ -16,6 +16,7 @@ import fcntl
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,13 @@ class Connection:
         self.raw: Any = getattr(chdb, "_chdb").connect(engine.conn_str)  # noqa: B009
         self.lock = threading.Lock()
         self.closed = False
+        #: the engine's running totals for the current query (source rows read, rows written,
+        #: total_rows_to_read...): chDB's result objects count result rows as "rows read"
+        self.progress: dict[str, int] = {}
+        self.raw.set_progress_callback(self._on_progress)
+
+    def _on_progress(self, totals: dict[str, int]) -> None:
+        self.progress = totals
 
     def query(
         self, sql: str | bytes, fmt: str = "TabSeparated", params: dict[str, str] | None = None
@@ -115,6 +123,7 @@ class Connection:
         if not self.closed:
             self.closed = True
             with contextlib.suppress(Exception):
+                self.raw.set_progress_callback(None)
                 self.raw.close()
 
 
@@ -126,9 +135,13 @@ class Session:
     that does not pass it again.
     """
 
-    def __init__(self, conn: Connection, user: str, timeout: float) -> None:
+    def __init__(self, conn: Connection, user: str, session_id: str, timeout: float) -> None:
         self.conn = conn
         self.user = user
+        self.session_id = session_id
+        self.auth_id = str(uuid.uuid4())  # system.session_log's id of this login
+        self.client: tuple[str, int] = ("::", 0)  # where it was opened from
+        self.user_agent = ""
         self.timeout = timeout
         self.last_used = time.monotonic()
         self.applied: dict[str, str] = {}
@@ -226,7 +239,7 @@ class Engine:
             if s is None:
                 if check:
                     raise self.error("SESSION_NOT_FOUND", f"Session {session_id} not found")
-                s = Session(self.connect(), user, timeout)
+                s = Session(self.connect(), user, session_id, timeout)
                 self.sessions[key] = s
             if not s.conn.lock.acquire(blocking=False):
                 raise self.error(
@@ -241,14 +254,18 @@ class Engine:
         s.last_used = time.monotonic()
         s.conn.lock.release()
 
-    def expire_sessions(self) -> None:
+    def expire_sessions(self) -> list[Session]:
+        """Close the sessions idle past their timeout; returns them (for the session log)."""
         now = time.monotonic()
+        expired = []
         with self.sessions_lock:
             for key, s in list(self.sessions.items()):
                 if now - s.last_used > s.timeout and s.conn.lock.acquire(blocking=False):
                     del self.sessions[key]
                     s.conn.close()
                     s.conn.lock.release()
+                    expired.append(s)
+        return expired
 
     def close(self) -> None:
         with self.sessions_lock:

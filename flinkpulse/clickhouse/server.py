@@ -16,6 +16,7 @@ import contextlib
 import email.parser
 import email.policy
 import http.server
+import itertools
 import json
 import logging
 import secrets
@@ -31,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flinkpulse.clickhouse import codec, showcreate, sql
 from flinkpulse.clickhouse.engine import Connection, Engine, EngineError, Session, quote
-from flinkpulse.clickhouse.querylog import QueryLog, map_system_tables
+from flinkpulse.clickhouse.querylog import QueryLog, SessionLog, map_system_tables
 from flinkpulse.clickhouse.users import AuthError, User, Users
 from flinkpulse.errors import FlinkpulseError
 
@@ -97,6 +98,9 @@ _STATUS_BY_NAME: dict[str, int] = {
     "TIMEOUT_EXCEEDED": 408,
     "UNSUPPORTED_MEDIA_TYPE": 415,
 }  # fmt: skip
+
+#: first keywords of statements with a result set, also when the engine cannot classify them
+RESULT_STATEMENTS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", ""}
 
 #: first keywords a readonly user may run (the engine then enforces `readonly` itself)
 READONLY_STATEMENTS = {
@@ -208,9 +212,11 @@ class ClickHouseHTTPServer(http.server.ThreadingHTTPServer):
         users: Users,
         name: str,
         query_log: QueryLog | None = None,
+        session_log: SessionLog | None = None,
     ) -> None:
         self.engine = engine
         self.query_log = query_log
+        self.session_log = session_log
         self.users = users
         self.display_name = name
         super().__init__(addr, Handler)
@@ -271,6 +277,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log_started = False
         self.log_summary: dict[str, Any] | None = None
         self.query_error: EngineError | None = None
+        self.result_statement = True
+        self.exec_t0 = time.monotonic()
         session: Session | None = None
         conn: Connection | None = None
         body: BodyReader | None = None
@@ -278,6 +286,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = self._body(params)
             user = self._authenticate(params)
             self.log_user = user.name
+            if params.get("role"):
+                raise no_access_management(engine, "The role= parameter")
             settings = {
                 k: v
                 for k, v in params.items()
@@ -294,6 +304,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if not session.database:
                     self._init_connection(conn, user)
                     session.database = "default"
+                    session.client = (self.client_address[0], self.client_address[1])
+                    session.user_agent = self.headers.get("User-Agent") or ""
+                    if self.server.session_log is not None:
+                        self.server.session_log.opened(session)
             else:
                 conn = engine.connect()
                 self._init_connection(conn, user)
@@ -309,6 +323,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, BrokenPipeError, TimeoutError):
             self.close_connection = True
         except AuthError as e:
+            if self.server.session_log is not None:
+                self.server.session_log.failed(
+                    e.user,
+                    params.get("session_id", ""),
+                    (self.client_address[0], self.client_address[1]),
+                    self.headers.get("User-Agent") or "",
+                    str(e),
+                )
             self._error(
                 EngineError(
                     516,
@@ -317,6 +339,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 )
             )
         except EngineError as e:
+            if e.name == "ACCESS_DENIED" and "DB::Exception: default: Not enough privileges" in (
+                e.message
+            ):  # the engine's own user may not read access entities (system.roles, ...)
+                e = no_access_management(engine, "Reading users, roles, row policies or grants")
             self._error(e)
         except Exception as e:  # a bug of ours: still a ClickHouse-shaped answer
             log.exception("internal error")
@@ -436,7 +462,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise engine.error("QUERY_IS_TOO_LARGE", "Query is too large") from None
         if ins is not None:
             self.log_query = ins.statement.strip().encode()
-            self._check_writable(conn, user, ins.statement.encode())
+            self._check_writable(
+                conn, user, ins.statement.encode(), _query_class(conn, ins.statement.encode())
+            )
             self._insert(conn, ins, text, body)
             return
         if body is not None:
@@ -453,14 +481,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not query:
             raise engine.error("SYNTAX_ERROR", "Empty query")
         mapped = map_system_tables(query)
-        if mapped is not query and self.server.query_log is not None:
-            self.server.query_log.flush()  # the reader sees every query answered before it
+        if mapped is not query:  # the reader sees every query and login answered before it
+            for system_log in (self.server.query_log, self.server.session_log):
+                if system_log is not None:
+                    system_log.flush()
         query = mapped
         system_table = showcreate.system_table(query)
         if system_table is not None:
             query = self._show_create_system(conn, system_table)
-        self._check_writable(conn, user, query)
         kw = sql.first_keyword(text)
+        access = sql.access_statement(query)
+        if access:
+            raise no_access_management(engine, access)
+        cls = _query_class(conn, query)
+        self._check_writable(conn, user, query, cls)
+        # as ClickHouse: X-ClickHouse-Format only for a statement with a result (clients tell
+        # "empty result" from "no result", e.g. clickhouse-connect's command() summary)
+        self.result_statement = cls == "READ_ONLY" or kw in RESULT_STATEMENTS
         fmt = (
             sql.output_format(text)
             or params.get("default_format")
@@ -470,16 +507,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         wait = params.get("wait_end_of_query") == "1"
         blocks = None
         self.log_started = True
-        if fmt.lower() in STREAMABLE:
+        conn.progress = {}
+        self.exec_t0 = time.monotonic()
+        # INSERT ... SELECT runs whole: its summary (written_rows) is exact in the headers
+        if fmt.lower() in STREAMABLE and kw != "INSERT":
             blocks = conn.stream(query, fmt, bind)
         if blocks is None:
             res = conn.query(query, fmt, bind)
             if session is not None and kw == "SET":
                 session.forget_settings()
             data = res.bytes()
-            self._respond(fmt, params, iter([(data, res)]) if data else iter([]), res, wait=True)
+            self._respond(conn, fmt, params, iter([(data, res)]) if data else iter([]), res, True)
             return
-        self._respond(fmt, params, blocks, None, wait=wait)
+        self._respond(conn, fmt, params, blocks, None, wait)
 
     def _show_create_system(self, conn: Connection, name: str) -> bytes:
         """The query answering SHOW CREATE TABLE system.<name> (chDB has no such metadata)."""
@@ -490,17 +530,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise self.server.engine.error("UNKNOWN_TABLE", f"Table system.{name} does not exist")
         return showcreate.statement_query(name).encode()
 
-    def _check_writable(self, conn: Connection, user: User, query: bytes) -> None:
+    def _check_writable(self, conn: Connection, user: User, query: bytes, cls: str) -> None:
         """Readonly users: the engine's `readonly` setting refuses writes to tables; on top,
         only reading statements are let through at all (INSERT INTO FUNCTION file(...),
         BACKUP or INTO OUTFILE would write outside tables, which `readonly` does not stop)."""
         if not user.readonly:
             return
         text = query
-        try:
-            cls = conn.raw.classify_query(query)["query_class"].name
-        except Exception:
-            cls = "UNKNOWN"
         if (
             sql.first_keyword(text) not in READONLY_STATEMENTS
             or cls in ("MUTATING", "MUTATING_GLOBAL")
@@ -550,28 +586,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "result_bytes": res.bytes_written(),
             "elapsed_ns": int((time.monotonic() - t0) * 1e9),
         }
-        self._start(200, "TabSeparated", summary, length=0)
+        self._start(200, None, summary, length=0)
 
     # -- responses --------------------------------------------------------------------------
-    def _summary(self, res: Any, rows: int = 0, nbytes: int = 0) -> dict[str, Any]:
-        if res is None:
-            return {"read_rows": 0, "read_bytes": 0, "written_rows": 0, "written_bytes": 0,
-                    "total_rows_to_read": 0, "result_rows": 0, "result_bytes": 0, "elapsed_ns": 0}  # fmt: skip
+    def _summary(
+        self, conn: Connection, res: Any = None, rows: int = 0, nbytes: int = 0
+    ) -> dict[str, Any]:
+        """X-ClickHouse-Summary: rows/bytes read from storage as the engine's progress totals
+        (what ClickHouse reports; chDB's result objects count result rows as "read"),
+        written rows exact from the result when the statement ran whole."""
+        p = conn.progress
+        written = (res.rows_written(), res.bytes_written()) if res is not None else (0, 0)
         return {
-            "read_rows": res.rows_read(),
-            "read_bytes": res.bytes_read(),
-            "written_rows": 0,
-            "written_bytes": 0,
-            "total_rows_to_read": res.rows_read(),
-            "result_rows": rows,
+            "read_rows": p.get("read_rows") or (res.storage_rows_read() if res else 0),
+            "read_bytes": p.get("read_bytes") or (res.storage_bytes_read() if res else 0),
+            "written_rows": max(written[0], p.get("written_rows", 0)),
+            "written_bytes": max(written[1], p.get("written_bytes", 0)),
+            "total_rows_to_read": p.get("total_rows_to_read", 0),
+            "result_rows": res.rows_read() if res is not None else rows,
             "result_bytes": nbytes,
-            "elapsed_ns": int(res.elapsed() * 1e9),
+            "elapsed_ns": int((time.monotonic() - self.exec_t0) * 1e9),
         }
 
     def _start(
         self,
         status: int,
-        fmt: str,
+        fmt: str | None,
         summary: dict[str, Any],
         length: int | None,
         encoding: str | None = None,
@@ -581,11 +621,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log_summary = summary
         self.send_response(status)
         self.send_header(
-            "Content-Type", _CONTENT_TYPES.get(fmt.lower(), "text/plain; charset=UTF-8")
+            "Content-Type", _CONTENT_TYPES.get((fmt or "").lower(), "text/plain; charset=UTF-8")
         )
         self.send_header("X-ClickHouse-Server-Display-Name", srv.display_name)
         self.send_header("X-ClickHouse-Query-Id", self.query_id)
-        self.send_header("X-ClickHouse-Format", fmt)
+        if fmt is not None:
+            self.send_header("X-ClickHouse-Format", fmt)
         self.send_header("X-ClickHouse-Timezone", srv.engine.timezone)
         self.send_header(
             "X-ClickHouse-Summary",
@@ -617,6 +658,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _respond(
         self,
+        conn: Connection,
         fmt: str,
         params: dict[str, str],
         blocks: Iterator[tuple[bytes, Any]],
@@ -634,37 +676,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 )
             return data
 
+        rows = nbytes = 0
         if wait:
             # whole result first (spooled to disk past SPOOL bytes): exact summary, real status
-            rows_res = res
-            nbytes = 0
             with tempfile.SpooledTemporaryFile(max_size=SPOOL) as spool:
                 for data, r in blocks:
-                    rows_res = r
+                    rows += r.rows_read()  # chDB: the block's result rows
                     nbytes += len(data)
                     spool.write(encode(data))
                 spool.write(encode(b"", final=True))
                 size = spool.tell()
                 spool.seek(0)
-                self._start(200, fmt, self._summary(rows_res, 0, nbytes), size, encoding)
+                summary = self._summary(conn, res, rows, nbytes)
+                shown = fmt if self.result_statement or nbytes else None
+                self._start(200, shown, summary, size, encoding)
                 while True:
                     piece = spool.read(CHUNK)
                     if not piece:
                         break
                     self.wfile.write(piece)
             return
-        # streaming: the first block before the headers, so early errors get a real status
-        first = next(blocks, None)
+        # streaming: two blocks before the headers, so early errors get a real status and a
+        # result of one block (most) has its final summary in the headers
+        ahead = [b for b in (next(blocks, None), next(blocks, None)) if b is not None]
         tag = secrets.token_hex(8)
-        self._start(200, fmt, self._summary(first[1] if first else None), None, encoding, tag)
+        summary = self._summary(
+            conn, None, sum(r.rows_read() for _, r in ahead), sum(len(d) for d, _ in ahead)
+        )
+        shown = fmt if self.result_statement or ahead else None
+        self._start(200, shown, summary, None, encoding, tag)
         try:
-            last = first[1] if first is not None else None
-            if first is not None:
-                self._chunk(encode(first[0]))
-            for data, r in blocks:
-                last = r
+            for data, r in itertools.chain(ahead, blocks):
+                rows += r.rows_read()
+                nbytes += len(data)
                 self._chunk(encode(data))
-            self.log_summary = self._summary(last)
+            self.log_summary = self._summary(conn, None, rows, nbytes)
             self._chunk(encode(b"", final=True))
         except EngineError as e:
             msg = _error_text(e, self.server.engine.version).encode()
@@ -694,6 +740,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def no_access_management(engine: Engine, what: str) -> EngineError:
+    """The error for access-control SQL (CREATE ROLE, row policies, GRANT...): NOT_IMPLEMENTED
+    (48, HTTP 501) with a sentence saying why, not the engine's "default: Not enough
+    privileges"."""
+    return engine.error(
+        "NOT_IMPLEMENTED",
+        f"{what} is not supported by flinkpulse's ClickHouse server: it has no access "
+        "management (users, roles, row policies, grants); users and their profiles are "
+        "defined in its users file (--users), see docs/clickhouse.md",
+    )
+
+
+def _query_class(conn: Connection, query: bytes) -> str:
+    """The engine's class of a statement: READ_ONLY, MUTATING, MUTATING_GLOBAL, CONTROL or
+    UNKNOWN (when it cannot be classified, e.g. a syntax error the engine reports later)."""
+    try:
+        return str(conn.raw.classify_query(query)["query_class"].name)
+    except Exception:
+        return "UNKNOWN"
 
 
 def _name_of(e: EngineError, engine: Engine) -> str:
@@ -729,9 +796,14 @@ def serve(
     engine.open()
     query_log = QueryLog(engine)
     query_log.open()
+    session_log = SessionLog(engine)
+    session_log.open()
     try:
-        server = ClickHouseHTTPServer((host, port), engine, users, socket.gethostname(), query_log)
+        server = ClickHouseHTTPServer(
+            (host, port), engine, users, socket.gethostname(), query_log, session_log
+        )
     except OSError as e:
+        session_log.close()
         query_log.close()
         engine.close()
         raise FlinkpulseError(f"cannot listen on {host}:{port}: {e.strerror}") from None
@@ -739,8 +811,10 @@ def serve(
 
     def reaper() -> None:
         while not stop.wait(5):
-            engine.expire_sessions()
+            for s in engine.expire_sessions():
+                session_log.closed(s)
             query_log.flush()
+            session_log.flush()
 
     threading.Thread(target=reaper, name="session-reaper", daemon=True).start()
 
@@ -762,6 +836,9 @@ def serve(
     finally:
         stop.set()
         server.server_close()
+        for s in list(engine.sessions.values()):  # a stop logs every open session out
+            session_log.closed(s)
+        session_log.close()
         query_log.close()
         engine.close()
         print("flinkpulse clickhouse: stopped", flush=True)

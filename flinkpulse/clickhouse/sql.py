@@ -274,3 +274,43 @@ def writes_outfile(sql: bytes) -> bool:
         return True
     words = [t.text.upper() for t in toks if t.kind == "word"]
     return any(a == b"INTO" and b == b"OUTFILE" for a, b in zip(words, words[1:], strict=False))
+
+
+#: access entities of ClickHouse's access-control SQL (CREATE/ALTER/DROP/SHOW [CREATE] ...)
+_ACCESS_ENTITIES = {
+    ("USER",), ("USERS",), ("ROLE",), ("ROLES",), ("ROW", "POLICY"), ("ROW", "POLICIES"),
+    ("POLICY",), ("POLICIES",), ("MASKING", "POLICY"), ("QUOTA",), ("QUOTAS",),
+    ("SETTINGS", "PROFILE"), ("SETTINGS", "PROFILES"), ("PROFILE",), ("PROFILES",),
+    ("GRANTS",), ("ACCESS",), ("CURRENT", "ROLES"), ("ENABLED", "ROLES"),
+    ("CURRENT", "QUOTA"),
+}  # fmt: skip
+
+
+def access_statement(sql: bytes) -> str:
+    """The name of an access-control statement (``CREATE ROLE``, ``SHOW ROW POLICIES``,
+    ``GRANT``...), or '' for any other statement."""
+    words: list[str] = []
+    try:
+        for t in iter_tokens(sql):
+            if t.kind != "word" or len(words) == 5:
+                break
+            words.append(t.text.decode().upper())
+    except Incomplete:
+        pass
+    if not words:
+        return ""
+    if words[0] in ("GRANT", "REVOKE"):
+        return words[0]
+    if words[:2] == ["SET", "ROLE"] or words[:3] == ["SET", "DEFAULT", "ROLE"]:
+        return " ".join(words[: 2 if words[1] == "ROLE" else 3])
+    if words[0] not in ("CREATE", "ALTER", "DROP", "SHOW", "MOVE"):
+        return ""
+    rest = words[1:]
+    if words[0] == "CREATE" and rest[:2] == ["OR", "REPLACE"]:
+        rest = rest[2:]
+    if words[0] == "SHOW" and rest[:1] == ["CREATE"]:
+        rest = rest[1:]
+    for n in (2, 1):
+        if tuple(rest[:n]) in _ACCESS_ENTITIES:
+            return " ".join(words[: len(words) - len(rest) + n])
+    return ""

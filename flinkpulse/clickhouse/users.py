@@ -72,6 +72,7 @@ class AuthError(Exception):
     code = 516
 
     def __init__(self, user: str) -> None:
+        self.user = user
         super().__init__(
             f"{user}: Authentication failed: password is incorrect, or there is no user with "
             "such name."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import ipaddress
 import json
 import os
 import signal
@@ -18,9 +19,11 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 import lz4.block
@@ -30,6 +33,7 @@ import pytest
 import requests
 import yaml
 from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.summary import QuerySummary
 
 from flinkpulse.clickhouse.users import sha256_hex
 
@@ -91,7 +95,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def client(self, **kw: object) -> clickhouse_connect.driver.Client:
+    def client(self, **kw: Any) -> clickhouse_connect.driver.Client:
         kw.setdefault("username", "writer")
         kw.setdefault("password", WRITER_PW)
         return clickhouse_connect.get_client(host="127.0.0.1", port=self.port, **kw)
@@ -258,7 +262,7 @@ def test_compress_1_clickhouse_blocks(server: Server) -> None:
 
 def test_connect_query_df_arrow(server: Server) -> None:
     c = server.client()
-    assert c.server_version.count(".") >= 2
+    assert str(c.server_version).count(".") >= 2
     assert c.command("SELECT 42") == 42
     res = c.query("SELECT number AS n, toString(number) AS s FROM numbers(5)")
     assert res.column_names == ("n", "s")
@@ -444,8 +448,8 @@ def test_query_log_finds_client_query_ids(server: Server, table: str, prefix: st
         (ins, "writer", f"INSERT INTO {table} (`id`, `name`, `value`)", "QueryFinish", 3, 0, 1),
         (bad, "writer", "SELECT * FROM fp.no_such_table", "ExceptionWhileProcessing", 0, 60, 1),
     ]
-    assert "UNKNOWN_TABLE" in reader.command(
-        f"SELECT exception FROM `system`.query_log WHERE query_id = '{bad}'"
+    assert "UNKNOWN_TABLE" in str(
+        reader.command(f"SELECT exception FROM `system`.query_log WHERE query_id = '{bad}'")
     )
 
 
@@ -475,20 +479,185 @@ def test_show_create_table_of_system_tables(server: Server) -> None:
         reader.command("SHOW CREATE TABLE system.no_such_table")
 
 
-def test_sqlalchemy_dialect_reflects_and_selects(server: Server) -> None:
+def test_sqlalchemy_dialect_creates_reflects_inserts_and_selects(server: Server) -> None:
+    """clickhouse-connect's SQLAlchemy dialect (clickhousedb://, Superset's): DDL through the
+    dialect, inspection of a database, ORM-style insert with its row count, select; the
+    read-only user reflects the same table."""
     import sqlalchemy as sa
+    from clickhouse_connect.cc_sqlalchemy.datatypes.sqltypes import String, UInt32
+    from clickhouse_connect.cc_sqlalchemy.ddl.tableengine import MergeTree
 
-    engine = sa.create_engine(f"clickhousedb://reader:{READER_PW}@127.0.0.1:{server.port}/fp")
+    db = f"sa{uuid.uuid4().hex[:8]}"
+    server.client().command(f"CREATE DATABASE {db}")
+    engine = sa.create_engine(f"clickhousedb://writer:{WRITER_PW}@127.0.0.1:{server.port}/{db}")
+    made = sa.Table(
+        "made",
+        sa.MetaData(schema=db),
+        sa.Column("k", UInt32, primary_key=True),
+        sa.Column("v", String),
+        MergeTree(order_by="k"),
+    )
+    made.metadata.create_all(engine)
     insp = sa.inspect(engine)
-    assert "events" in insp.get_table_names(schema="fp")
-    cols = {c["name"] for c in insp.get_columns("events", schema="fp")}
-    assert cols == {"id", "name", "value", "ts", "tags"}
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count() FROM fp.events")).scalar() >= 0
-        events = sa.Table("events", sa.MetaData(schema="fp"), autoload_with=conn)
-        rows = conn.execute(sa.select(events.c.id, events.c.name).order_by(events.c.id)).fetchall()
-        assert all(isinstance(r[0], int) for r in rows)
+    assert db in insp.get_schema_names()
+    assert insp.get_table_names(schema=db) == ["made"] and insp.has_table("made", schema=db)
+    assert [(c["name"], str(c["type"])) for c in insp.get_columns("made", schema=db)] == [
+        ("k", "UInt32"),
+        ("v", "String"),
+    ]
+    with engine.begin() as conn:
+        res = conn.execute(made.insert(), [{"k": i, "v": f"v{i}"} for i in range(5)])
+        assert res.rowcount == 5
+        assert conn.execute(sa.text("SELECT version()")).scalar() == server.client().server_version
+    reader = sa.create_engine(f"clickhousedb://reader:{READER_PW}@127.0.0.1:{server.port}/{db}")
+    with reader.connect() as conn:
+        table = sa.Table("made", sa.MetaData(), autoload_with=conn, schema=db)
+        rows = conn.execute(
+            sa.select(table.c.k, table.c.v).where(table.c.k >= 3).order_by(table.c.k)
+        )
+        assert rows.fetchall() == [(3, "v3"), (4, "v4")]
     engine.dispose()
+    reader.dispose()
+
+
+def test_async_client(server: Server, prefix: str) -> None:
+    """clickhouse-connect's async client (aiohttp): DDL, insert with exact written rows,
+    queries with their query ids (found in system.query_log), a DataFrame, a session's
+    SET, and a ClickHouse error code."""
+    import asyncio
+
+    async def run() -> None:
+        c = await clickhouse_connect.get_async_client(
+            host="127.0.0.1",
+            port=server.port,
+            username="writer",
+            password=WRITER_PW,
+            session_id=f"{prefix}-async",  # the async client has none unless given
+        )
+        try:
+            assert await c.command("SELECT version()") == c.server_version
+            await c.command(f"CREATE DATABASE {prefix}")
+            await c.command(
+                f"CREATE TABLE {prefix}.a (id UInt64, name String) ENGINE = MergeTree ORDER BY id"
+            )
+            ins = await c.insert(
+                f"{prefix}.a", [[i, f"n{i}"] for i in range(1000)], column_names=["id", "name"]
+            )
+            assert ins.written_rows == 1000 and ins.query_id()
+            res = await c.query(
+                f"SELECT id, name FROM {prefix}.a WHERE id % 250 = 1 ORDER BY id",
+                settings={"query_id": f"{prefix}-q"},
+            )
+            assert res.result_rows == [(1, "n1"), (251, "n251"), (501, "n501"), (751, "n751")]
+            assert res.query_id == f"{prefix}-q" and res.summary["read_rows"] == "1000"
+            df = await c.query_df(f"SELECT sum(id) AS s, count() AS n FROM {prefix}.a")
+            assert df.to_dict("records") == [{"s": 499500, "n": 1000}]
+            await c.command("SET max_threads = 3")  # the session keeps it
+            assert await c.command("SELECT getSetting('max_threads')") == 3
+            assert await c.command(
+                f"SELECT user, read_rows, type FROM system.query_log WHERE query_id = '{prefix}-q'"
+            ) == ["writer", "1000", "QueryFinish"]
+            with pytest.raises(DatabaseError, match="code: 60"):
+                await c.query(f"SELECT 1 FROM {prefix}.missing")
+        finally:
+            await c.close()
+
+    asyncio.run(run())
+
+
+def test_summary_counts_source_rows_and_exact_writes(server: Server, prefix: str) -> None:
+    """X-ClickHouse-Summary as a ClickHouse server gives it: read_rows/read_bytes are rows
+    and bytes read from storage (not result rows), written_rows exact for every insert,
+    result_rows the rows returned; the same numbers land in system.query_log."""
+    c = server.client()
+    t = f"fp.{prefix}"
+    c.command(f"CREATE TABLE {t} (id UInt64, v UInt32) ENGINE = MergeTree ORDER BY id")
+    ins = c.insert(t, [[i, i % 100] for i in range(30_000)], column_names=["id", "v"])
+    assert (ins.written_rows, ins.summary["read_rows"]) == (30_000, "30000")
+    more = c.command(f"INSERT INTO {t} SELECT number + 30000, number % 100 FROM numbers(20000)")
+    assert isinstance(more, QuerySummary)
+    assert (more.written_rows, more.summary["read_rows"]) == (20_000, "20000")
+    assert int(more.summary["written_bytes"]) == 20_000 * 12
+    res = c.query(f"SELECT id FROM {t} WHERE v = 7 ORDER BY id", settings={"query_id": prefix})
+    assert len(res.result_rows) == 500
+    summary = {k: int(v) for k, v in res.summary.items() if k != "query_id"}
+    assert summary["elapsed_ns"] > 0
+    del summary["elapsed_ns"], summary["result_bytes"]
+    # v = 7 is no key condition: the whole table is read, 8 + 4 bytes a row
+    assert summary == {
+        "read_rows": 50_000, "read_bytes": 50_000 * 12, "written_rows": 0, "written_bytes": 0,
+        "total_rows_to_read": 50_000, "result_rows": 500,
+    }  # fmt: skip
+    assert c.command("SELECT 1 WHERE 0") == ""  # an empty result, not a summary
+    logged = c.query(
+        "SELECT read_rows, read_bytes, written_rows FROM system.query_log "
+        f"WHERE query_id = '{prefix}'"
+    ).result_rows
+    assert logged == [(50_000, 600_000, 0)]
+
+
+def test_session_log_records_logins_logouts_and_failures(server: Server, prefix: str) -> None:
+    """system.session_log (kept by our server): a session's LoginSuccess and, once it idled
+    out, its Logout with the same auth_id; a failed login with its reason."""
+    session = f"{prefix}-s"
+    c = server.client(session_id=session, autogenerate_session_id=False)
+    assert c.command("SELECT 1", settings={"session_timeout": 1}) == 1
+    r = requests.get(
+        server.url,
+        params={"query": "SELECT 1", "session_id": f"{prefix}-bad"},
+        auth=("writer", "wrong"),
+        timeout=10,
+    )
+    assert (r.status_code, r.headers["X-ClickHouse-Exception-Code"]) == (403, "516")
+    reader = server.client(username="reader", password=READER_PW, autogenerate_session_id=False)
+    query = (
+        "SELECT type, user, session_id, interface, client_address, failure_reason != '' "
+        "FROM system.session_log WHERE session_id IN {ids:Array(String)} "
+        "ORDER BY event_time_microseconds"
+    )
+    ids = {"ids": [session, f"{prefix}-bad"]}
+    deadline = time.monotonic() + 20
+    while True:  # the server ends idle sessions every 5 s
+        rows = reader.query(query, parameters=ids).result_rows
+        if len(rows) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    lo = ipaddress.ip_address("::ffff:127.0.0.1")
+    assert rows == [
+        ("LoginSuccess", "writer", session, "HTTP", lo, 0),
+        ("LoginFailure", "writer", f"{prefix}-bad", "HTTP", lo, 1),
+        ("Logout", "writer", session, "HTTP", lo, 0),
+    ]
+    auth_ids = reader.query(
+        "SELECT uniqExact(auth_id) FROM system.session_log WHERE session_id = {s:String}",
+        parameters={"s": session},
+    ).result_rows
+    assert auth_ids == [(1,)]
+
+
+def test_access_management_is_refused_clearly(server: Server) -> None:
+    """No roles or row policies: access-control SQL (and reading access entities) is
+    NOT_IMPLEMENTED (48, HTTP 501) with a sentence saying so, for every user, instead of the
+    engine's "default: Not enough privileges"."""
+    c = server.client()
+    for stmt in (
+        "CREATE ROLE analyst",
+        "CREATE ROW POLICY p ON fp.events FOR SELECT USING id > 1 TO analyst",
+        "SHOW ROW POLICIES",
+        "GRANT SELECT ON fp.events TO analyst",
+        "SELECT name FROM system.roles",
+    ):
+        with pytest.raises(DatabaseError, match="code: 48") as err:
+            c.command(stmt)
+        assert "not supported by flinkpulse's ClickHouse server" in str(err.value), stmt
+    for auth, params in (
+        (("writer", WRITER_PW), {"query": "CREATE ROLE analyst"}),
+        (("reader", READER_PW), {"query": "SHOW ROW POLICIES"}),
+        (("writer", WRITER_PW), {"query": "SELECT 1", "role": "analyst"}),
+    ):
+        r = requests.get(server.url, params=params, auth=auth, timeout=10)
+        assert (r.status_code, r.headers["X-ClickHouse-Exception-Code"]) == (501, "48")
+        assert "is not supported by flinkpulse's ClickHouse server: it has no access" in r.text
 
 
 def test_concurrent_writers_and_readers(server: Server, table: str) -> None:

@@ -55,6 +55,40 @@ def test_system_query_log_maps_to_the_servers_table_outside_strings_only() -> No
     )
 
 
+def test_system_session_log_maps_to_the_servers_table_too() -> None:
+    from flinkpulse.clickhouse.querylog import SESSION_TABLE, TABLE, map_system_tables
+
+    q = b"SELECT * FROM system.session_log JOIN `system`.query_log USING (user)"
+    assert map_system_tables(q) == (
+        b"SELECT * FROM " + SESSION_TABLE.encode() + b" JOIN " + TABLE.encode() + b" USING (user)"
+    )
+    assert map_system_tables(b"SELECT * FROM system.text_log") == b"SELECT * FROM system.text_log"
+
+
+def test_access_control_statements_are_recognised() -> None:
+    cases = {
+        b"CREATE ROLE r": "CREATE ROLE",
+        b"create row policy p ON t USING 1 TO r": "CREATE ROW POLICY",
+        b"CREATE OR REPLACE ROLE x": "CREATE OR REPLACE ROLE",
+        b"SHOW ROW POLICIES": "SHOW ROW POLICIES",
+        b"SHOW CREATE ROW POLICY p ON t": "SHOW CREATE ROW POLICY",
+        b"/* c */ GRANT SELECT ON *.* TO r": "GRANT",
+        b"REVOKE ALL ON *.* FROM r": "REVOKE",
+        b"SET ROLE r": "SET ROLE",
+        b"SET DEFAULT ROLE r TO u": "SET DEFAULT ROLE",
+        b"DROP USER IF EXISTS u": "DROP USER",
+        b"ALTER SETTINGS PROFILE p": "ALTER SETTINGS PROFILE",
+        b"SHOW GRANTS": "SHOW GRANTS",
+        b"SELECT 1": "",
+        b"SHOW TABLES": "",
+        b"SHOW CREATE TABLE roles": "",
+        b"CREATE TABLE roles (a Int8) ENGINE = Memory": "",
+        b"DROP TABLE user": "",
+        b"SET role_name = 1": "",
+    }
+    assert {q: sql.access_statement(q) for q in cases} == cases
+
+
 def test_show_create_of_a_system_table_is_recognised_exactly() -> None:
     from flinkpulse.clickhouse.showcreate import system_table
 
