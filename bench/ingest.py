@@ -14,7 +14,6 @@ Runs against the local stack (kafka, registry, mqtt, ingest up), on a fresh name
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
@@ -53,8 +52,7 @@ def rates(cfg: Config, n: int) -> dict[str, float]:
     topics = streams.topics("iot")
     out: dict[str, float] = {}
     for via in ("kafka", "mqtt", "http"):
-        c = copy.deepcopy(cfg)
-        c.kafka.topic_prefix = f"b{uuid.uuid4().hex[:6]}-{via}."
+        c = cfg.with_prefix(f"b{uuid.uuid4().hex[:6]}-{via}.")
         ensure_topics(c, topics)
         events = take(
             streams.stream("iot", 1, TimeConfig(events_per_second=50_000), timed=False), n
@@ -89,9 +87,8 @@ def latencies(cfg: Config, n: int) -> dict[str, dict[str, float]]:
     from flinkpulse.ingest.mqtt import connect_client
     from flinkpulse.topics import ensure_topics
 
-    c = copy.deepcopy(cfg)
     ns = f"l{uuid.uuid4().hex[:6]}"
-    c.kafka.topic_prefix = f"{ns}."
+    c = cfg.with_prefix(f"{ns}.")
     ensure_topics(c, ["iot.sensor-readings"])
     consumer = Consumer({**c.kafka.client_conf(), "group.id": uuid.uuid4().hex,
                          "auto.offset.reset": "latest", "fetch.wait.max.ms": 5})  # fmt: skip

@@ -26,8 +26,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--batch-rows", type=int, default=10_000)
     args = ap.parse_args()
-    cfg = load_config()
-    cfg.kafka.topic_prefix = f"bench{uuid.uuid4().hex[:6]}."
+    cfg = load_config().with_prefix(f"bench{uuid.uuid4().hex[:6]}.")
     load = os.getloadavg()
     r = loader.run(cfg, args.rows, args.batch_rows)
     print(f"rows {r['rows']:,}, batch {r['batch_rows']:,}, load average {load[0]:.2f}")

@@ -12,7 +12,6 @@ them afterwards. Goal: >= 50,000 Avro events/s per core.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 
 
@@ -27,8 +26,7 @@ def main() -> None:
     ap.add_argument("--cpu", type=int, default=0, help="core to pin the process to (-1: no pin)")
     ap.add_argument("--domains", default="gaming,iot,web")
     args = ap.parse_args()
-    cfg = copy.deepcopy(load_config())
-    cfg.kafka.topic_prefix = f"bench.{os.getpid()}."
+    cfg = load_config().with_prefix(f"bench.{os.getpid()}.")
     print(f"{args.events:,} events per domain, cpu {args.cpu}, load {os.getloadavg()[0]:.2f}")
     try:
         res = producers.run(cfg, args.events, args.cpu, args.domains.split(","))

@@ -138,10 +138,8 @@ def twin_wire(
     common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the
     # UDF job's are nullable, so its Avro schemas must not share the UDF job's subjects
-    kafka = dataclasses.replace(
-        ctx.cfg.kafka, topic_prefix=f"{ctx.cfg.kafka.topic_prefix}{TWIN_PREFIX}"
-    )
-    sinks = dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, kafka=kafka))
+    twin_cfg = ctx.cfg.with_prefix(f"{ctx.cfg.kafka.topic_prefix}{TWIN_PREFIX}")
+    sinks = dataclasses.replace(ctx, cfg=twin_cfg)
     for view in outputs:
         ctx.inserts.append((common.avro_sink(sinks, view), ctx.t_env.from_path(view)))
     return ctx

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from flinkpulse import topics
-from flinkpulse.config import Config, load_config
+from flinkpulse.config import Config, add_config_args, config_from_args
 from flinkpulse.paths import ROOT
 from flinkpulse.topics import dlq_topic, dup_topic, late_topic
 
@@ -82,9 +82,7 @@ def job_params(cfg: Config, job: str, defaults: dict[str, Any]) -> dict[str, Any
 def parse_args(job: str, argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     """`main(argv)` of every job: flags over env over file; unknown flags pass to Flink."""
     p = argparse.ArgumentParser(prog=f"flink_jobs/{job}.py")
-    p.add_argument("--config")
-    p.add_argument("--set", dest="overrides", action="append", default=[])
-    p.add_argument("--topic-prefix", help="prefix of every topic (tests, tenants)")
+    add_config_args(p)
     p.add_argument(
         "--startup-mode", default=None, help="earliest-offset | latest-offset | group-offsets"
     )
@@ -96,10 +94,7 @@ def parse_args(job: str, argv: list[str] | None) -> tuple[Config, argparse.Names
         help="with --from/--to: batch mode, only the windows inside [from, to), no side outputs",
     )
     args, _flink_flags = p.parse_known_args(argv)
-    cfg = load_config(args.config, args.overrides)
-    if args.topic_prefix is not None:
-        cfg.kafka.topic_prefix = args.topic_prefix
-    return cfg, args
+    return config_from_args(args), args
 
 
 # -- environment ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import NoReturn
 
-from flinkpulse.config import Config, load_config
+from flinkpulse.config import Config, add_config_args, config_from_args
 from flinkpulse.errors import FlinkpulseError
 
 #: subcommand modules, in the order `flinkpulse --help` lists them
@@ -44,20 +44,22 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     p = Parser(prog="flinkpulse", description="Real-time analytics with Flink, Kafka, ClickHouse.")
-    p.add_argument("--config", help="TOML config file (default: ./flinkpulse.toml if present)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting (repeatable), e.g. --set stack.kafka_port=19092",
-    )
+    add_config_args(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for mod in COMMAND_MODULES:
         importlib.import_module(mod).add_parser(sub)
+    for leaf in _leaves(p):
+        add_config_args(leaf, shortcuts_only=True)
     return p
+
+
+def _leaves(p: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of the innermost subcommands (`jobs submit`, `stack up`, `sql`...)."""
+    subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [p]
+    return [leaf for a in subs for child in a.choices.values() for leaf in _leaves(child)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     try:
-        cfg: Config = load_config(args.config, args.overrides)
+        cfg: Config = config_from_args(args)
         return int(args.func(cfg, args) or 0)
     except FlinkpulseError as e:
         print(f"flinkpulse: error: {e}", file=sys.stderr)

@@ -7,15 +7,22 @@ Precedence: built-in defaults < config file (TOML) < environment < command-line 
 * Environment: ``FLINKPULSE_<SECTION>__<KEY>`` (e.g. ``FLINKPULSE_STACK__KAFKA_PORT=19092``), plus
   the conventional ``KAFKA_BOOTSTRAP_SERVERS``, ``SCHEMA_REGISTRY_URL``, ``CLICKHOUSE_URL``,
   ``FLINK_JOBMANAGER`` (host:port of the REST endpoint).
-* Flags: ``--set section.key=value`` (repeatable) and the commands' own flags.
+* Flags: ``--set section.key=value`` (repeatable), the global ``--topic-prefix`` /
+  ``--jobmanager``, and the commands' own flags.
+
+The Config and its sections are frozen: `load_config` builds them once, and a caller that needs
+other settings derives a changed copy (`Config.derive`, `Config.with_prefix`), so a config passed
+down never changes under anyone's feet.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +31,7 @@ from flinkpulse.errors import UsageError
 from flinkpulse.paths import ROOT
 
 
-@dataclass
+@dataclass(frozen=True)
 class StackConfig:
     """The embedded local stack: where state lives, ports, memory."""
 
@@ -55,17 +62,15 @@ class StackConfig:
     #: JupyterLab over notebooks/ (`flinkpulse notebook`, stack component `jupyter`)
     jupyter_port: int = 8888
     #: components `stack up` starts, in order
-    components: list[str] = field(
-        default_factory=lambda: [
-            "kafka",
-            "registry",
-            "mqtt",
-            "ingest",
-            "clickhouse",
-            "flink",
-            "loader",
-            "superset",
-        ]
+    components: tuple[str, ...] = (
+        "kafka",
+        "registry",
+        "mqtt",
+        "ingest",
+        "clickhouse",
+        "flink",
+        "loader",
+        "superset",
     )
 
     def jars_path(self) -> Path:
@@ -79,7 +84,7 @@ class StackConfig:
         return p if p.is_absolute() else (ROOT / p)
 
 
-@dataclass
+@dataclass(frozen=True)
 class KafkaConfig:
     """How clients reach Kafka. Security settings are for production clusters (SASL/SCRAM, TLS)."""
 
@@ -131,7 +136,7 @@ class KafkaConfig:
         return f"{self.topic_prefix}{name}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RegistryConfig:
     """The schema registry clients use, and where the embedded one keeps its state."""
 
@@ -140,7 +145,7 @@ class RegistryConfig:
     topic: str = "_schemas"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClickHouseConfig:
     url: str = ""
     database: str = "flinkpulse"
@@ -148,7 +153,7 @@ class ClickHouseConfig:
     password: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoaderConfig:
     """The exactly-once loader (result topics -> ClickHouse, `flinkpulse load`)."""
 
@@ -166,7 +171,7 @@ class LoaderConfig:
     quality_interval_s: float = 30.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlertsConfig:
     """Alert delivery: `flinkpulse alerts tail`, and the webhook notifier (off when url is "")."""
 
@@ -175,7 +180,7 @@ class AlertsConfig:
     webhook_retries: int = 5
 
 
-@dataclass
+@dataclass(frozen=True)
 class IngestConfig:
     """Device ingestion: the MQTT bridge and the HTTP endpoint (docs/ingest.md)."""
 
@@ -200,7 +205,7 @@ class IngestConfig:
     http_auth: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlinkConfig:
     """Where jobs go and how they run."""
 
@@ -223,7 +228,7 @@ class FlinkConfig:
     arrow_batch_size: int = 10000
 
 
-@dataclass
+@dataclass(frozen=True)
 class ArchiveConfig:
     """The raw archive (`flinkpulse jobs submit archive`, docs/archive.md): files with
     Hive-style dt=/hour= partitions under `warehouse`, one directory per table."""
@@ -253,7 +258,7 @@ class ArchiveConfig:
         return (path if path.is_absolute() else ROOT / path).resolve().as_uri()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     stack: StackConfig = field(default_factory=StackConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
@@ -264,30 +269,60 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
-    #: per-job parameters (window sizes, thresholds...), job name -> key -> value
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per-job parameters (window sizes, thresholds...), job name -> key -> value (read-only:
+    #: `derive(jobs=...)` makes a copy with other parameters)
+    jobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def finalize(self) -> Config:
-        """Fill service addresses that were not given from the local stack's ports."""
+        """A copy with the service addresses that were not given filled from the local stack's ports."""
         s = self.stack
-        if not self.kafka.bootstrap_servers:
-            self.kafka.bootstrap_servers = f"{s.host}:{s.kafka_port}"
-        if not self.registry.url:
-            self.registry.url = f"http://{s.host}:{s.registry_port}"
-        if not self.clickhouse.url:
-            self.clickhouse.url = f"http://{s.host}:{s.clickhouse_port}"
-        if not self.ingest.mqtt_broker:
-            self.ingest.mqtt_broker = f"{s.host}:{s.mqtt_port}"
-        if not self.flink.jobmanager:
-            self.flink.jobmanager = f"{s.host}:{s.flink_rest_port}"
-        return self
+        return self.derive(
+            kafka={"bootstrap_servers": self.kafka.bootstrap_servers or f"{s.host}:{s.kafka_port}"},
+            registry={"url": self.registry.url or f"http://{s.host}:{s.registry_port}"},
+            clickhouse={"url": self.clickhouse.url or f"http://{s.host}:{s.clickhouse_port}"},
+            ingest={"mqtt_broker": self.ingest.mqtt_broker or f"{s.host}:{s.mqtt_port}"},
+            flink={"jobmanager": self.flink.jobmanager or f"{s.host}:{s.flink_rest_port}"},
+        )
+
+    def derive(self, **changes: Mapping[str, Any]) -> Config:
+        """A copy with some settings changed, by section: ``cfg.derive(kafka={"partitions": 1})``.
+
+        ``jobs={"web_traffic": {"session_gap_s": 30}}`` merges into that job's parameters. An
+        unknown section or setting is a TypeError (nested `dataclasses.replace`); values are
+        taken as given (typed callers), not coerced like `--set` strings.
+        """
+        sections: dict[str, Any] = {}
+        for section, values in changes.items():
+            if section == "jobs":
+                jobs = {job: dict(params) for job, params in self.jobs.items()}
+                for job, params in values.items():
+                    jobs[job] = {**jobs.get(job, {}), **params}
+                sections["jobs"] = jobs
+                continue
+            current = getattr(self, section, None)
+            if not dataclasses.is_dataclass(current):
+                raise TypeError(f"Config has no section {section!r}")
+            sections[section] = dataclasses.replace(current, **values)  # type: ignore[type-var]
+        return dataclasses.replace(self, **sections)
+
+    def with_prefix(self, prefix: str) -> Config:
+        """A copy whose topics carry this prefix (tests and benchmarks isolate their topics so)."""
+        return self.derive(kafka={"topic_prefix": prefix})
 
     def job(self, name: str) -> dict[str, Any]:
-        return self.jobs.setdefault(name, {})
+        """A copy of one job's configured parameters (empty when none are set)."""
+        return dict(self.jobs.get(name, {}))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+#: section name -> its dataclass (every Config field but ``jobs``)
+_SECTIONS: dict[str, type] = {
+    f.name: typing.get_type_hints(Config)[f.name]
+    for f in dataclasses.fields(Config)
+    if f.name != "jobs"
+}
 
 _ENV_ALIASES = {
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
@@ -321,29 +356,35 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise UsageError(f"{where}: expected a number, got {value!r}") from None
-    if origin is list or typ == "list[str]":
-        if isinstance(value, list):
-            return [str(v) for v in value]
-        return [v.strip() for v in str(value).split(",") if v.strip()]
+    if origin in (list, tuple) or typ in ("list[str]", "tuple[str, ...]"):
+        if isinstance(value, (list, tuple)):
+            return tuple(str(v) for v in value)
+        return tuple(v.strip() for v in str(value).split(",") if v.strip())
     return str(value) if not isinstance(value, (dict, list)) else value
 
 
-def _set(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
+#: settings gathered while loading, section -> key -> value (jobs: job -> param -> value);
+#: `load_config` builds the frozen Config from them once
+_Pending = dict[str, dict[str, Any]]
+
+
+def _set(pending: _Pending, section: str, key: str, value: Any, where: str) -> None:
+    """Check one ``section.key`` setting and record its value, coerced to the field's type."""
     if section == "jobs":
         job, _, param = key.partition(".")
         if not param:
             raise UsageError(f"{where}: job settings are jobs.<job>.<param>, got jobs.{key}")
-        cfg.job(job)[param] = _auto(value)
+        pending.setdefault("jobs", {}).setdefault(job, {})[param] = _auto(value)
         return
-    obj = getattr(cfg, section, None)
-    if obj is None or not dataclasses.is_dataclass(obj):
-        sections = ", ".join(f.name for f in dataclasses.fields(cfg))
+    cls = _SECTIONS.get(section)
+    if cls is None:
+        sections = ", ".join(f.name for f in dataclasses.fields(Config))
         raise UsageError(f"{where}: unknown section {section!r} (sections: {sections})")
-    hints = typing.get_type_hints(type(obj))
+    hints = typing.get_type_hints(cls)
     if key not in hints:
         keys = ", ".join(hints)
         raise UsageError(f"{where}: unknown setting {section}.{key} (known: {keys})")
-    setattr(obj, key, _coerce(value, hints[key], where))
+    pending.setdefault(section, {})[key] = _coerce(value, hints[key], where)
 
 
 def _auto(value: Any) -> Any:
@@ -365,7 +406,7 @@ def load_config(
 ) -> Config:
     """Build the Config from defaults, file, environment and ``section.key=value`` overrides."""
     env = dict(os.environ) if env is None else env
-    cfg = Config()
+    cfg: _Pending = {}
     file = path or env.get("FLINKPULSE_CONFIG")
     if file is None and Path("flinkpulse.toml").exists():
         file = "flinkpulse.toml"
@@ -399,4 +440,46 @@ def load_config(
         if not sep or not key:
             raise UsageError(f"--set {item!r}: expected section.key=value")
         _set(cfg, section, key, v, f"--set {k}")
-    return cfg.finalize()
+    return Config().derive(**cfg).finalize()
+
+
+#: the config flags every entry point takes besides --config/--set: flag -> (setting, help)
+SHORTCUT_FLAGS: dict[str, tuple[str, str]] = {
+    "--topic-prefix": ("kafka.topic_prefix", "prefix every topic (tests, tenants)"),
+    "--jobmanager": ("flink.jobmanager", "host:port of the JobManager REST endpoint"),
+}
+
+
+def add_config_args(parser: argparse.ArgumentParser, *, shortcuts_only: bool = False) -> None:
+    """Declare the config flags: ``--config``, ``--set`` and the `SHORTCUT_FLAGS`.
+
+    ``shortcuts_only``: a subcommand's parser, so the shortcuts work after the subcommand too;
+    there they default to "not given" and never hide a value given before the subcommand.
+    """
+    if not shortcuts_only:
+        parser.add_argument("--config", help="TOML config file (default: ./flinkpulse.toml)")
+        parser.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one setting (repeatable), e.g. --set stack.kafka_port=19092",
+        )
+    for flag, (_setting, help_) in SHORTCUT_FLAGS.items():
+        default = argparse.SUPPRESS if shortcuts_only else None
+        parser.add_argument(flag, dest=_dest(flag), default=default, metavar="VALUE", help=help_)
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
+    """The Config the flags of `add_config_args` ask for (shortcuts are `--set`s given last)."""
+    overrides = list(getattr(args, "overrides", None) or [])
+    for flag, (setting, _) in SHORTCUT_FLAGS.items():
+        value = getattr(args, _dest(flag), None)
+        if value is not None:
+            overrides.append(f"{setting}={value}")
+    return load_config(getattr(args, "config", None), overrides, env)

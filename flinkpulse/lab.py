@@ -18,9 +18,9 @@ def config(topic_prefix: str | None = None, database: str | None = None) -> Conf
     """The CLI's configuration, optionally for another topic prefix / ClickHouse database."""
     cfg = load_config()
     if topic_prefix is not None:
-        cfg.kafka.topic_prefix = topic_prefix
+        cfg = cfg.with_prefix(topic_prefix)
     if database is not None:
-        cfg.clickhouse.database = database
+        cfg = cfg.derive(clickhouse={"database": database})
     return cfg
 
 

@@ -8,7 +8,6 @@ prefix / database so tests never see each other's data.
 
 from __future__ import annotations
 
-import copy
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -98,6 +97,5 @@ def prefix() -> str:
 @pytest.fixture
 def cfg(base_cfg: Config, prefix: str) -> Config:
     """A per-test copy of the config whose topics are all prefixed with `prefix.`."""
-    c = copy.deepcopy(base_cfg)
-    c.kafka.topic_prefix = f"{prefix}."
+    c = base_cfg.with_prefix(f"{prefix}.")
     return c

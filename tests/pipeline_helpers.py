@@ -4,7 +4,6 @@ records with known offsets, read topics until a condition holds (bounded waits).
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,8 +31,7 @@ RECORDS = {
 def deployment(base: Config, prefix: str, jobs: list[str]) -> Iterator[Config]:
     """Submit `jobs` (one after the other: concurrent `flink run`s collide on the blob upload)
     with topics prefixed `prefix.`; cancel them afterwards, also when a submission failed."""
-    cfg = copy.deepcopy(base)
-    cfg.kafka.topic_prefix = f"{prefix}."
+    cfg = base.with_prefix(f"{prefix}.")
     ensure_topics(cfg)
     ids: list[str] = []
     try:
@@ -51,9 +49,7 @@ def deployment(base: Config, prefix: str, jobs: list[str]) -> Iterator[Config]:
 def scoped(base: Config, prefix: str) -> Config:
     """A copy of `base` whose topics are prefixed `prefix.` and whose ClickHouse database is
     `prefix` (one test's own data)."""
-    cfg = copy.deepcopy(base)
-    cfg.kafka.topic_prefix = f"{prefix}."
-    cfg.clickhouse.database = prefix
+    cfg = base.derive(kafka={"topic_prefix": f"{prefix}."}, clickhouse={"database": prefix})
     return cfg
 
 

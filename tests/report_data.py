@@ -350,7 +350,7 @@ ROWS: dict[str, list[dict[str, Any]]] = {
 @contextmanager
 def known_database(cfg: Config, name: str) -> Iterator[Config]:
     """`cfg` with database `name` created, migrated and holding ROWS; dropped afterwards."""
-    cfg.clickhouse.database = name
+    cfg = cfg.derive(clickhouse={"database": name})
     migrate(cfg, log=None)
     writer = client(cfg, "writer", database=name)
     try:

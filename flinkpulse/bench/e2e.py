@@ -12,7 +12,6 @@ the job's consumer lag (end offsets − offsets Flink committed at checkpoints) 
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -169,9 +168,7 @@ def run(
     if tuned:
         variants.append(("tuned", dict(tuned)))
     for i, (label, settings) in enumerate(variants):
-        vcfg = copy.deepcopy(cfg)
-        for k, v in settings.items():
-            setattr(vcfg.flink, k, v)
+        vcfg = cfg.derive(flink=settings)
         with _deployment(vcfg, f"e2e{i}") as (dcfg, ch, t_submit, running_s):
             v = _latency(dcfg, ch, rate, latency_s, threading.Event())
             first = v.pop("first_row", None)
@@ -199,11 +196,12 @@ def _deployment(cfg: Config, tag: str) -> Iterator[tuple[Config, Any, float, flo
     from flinkpulse.loader.core import Loader
     from flinkpulse.topics import ensure_topics
 
-    cfg = copy.deepcopy(cfg)
     run_id = cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
-    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}{tag}."
-    cfg.clickhouse.database = f"{run_id}_{tag}"
-    cfg.loader.flush_interval_s = min(cfg.loader.flush_interval_s, 0.5)
+    cfg = cfg.derive(
+        kafka={"topic_prefix": f"{cfg.kafka.topic_prefix}{tag}."},
+        clickhouse={"database": f"{run_id}_{tag}"},
+        loader={"flush_interval_s": min(cfg.loader.flush_interval_s, 0.5)},
+    )
     ensure_topics(cfg)
     migrate(cfg, log=None)
     loader = Loader(cfg, topics=["alerts"])

@@ -10,7 +10,6 @@ tuning levers (`python.execution-mode: thread`, smaller/larger bundles).
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -159,23 +158,18 @@ def run(
     timeout: float = 600,
     every_job_levers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    cfg = copy.deepcopy(cfg)
-    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}jobs."
+    cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}jobs.")
     filled = fill(cfg, events_per_domain)
     from flink_jobs.builtin_twin import TWIN_PREFIX
     from flinkpulse.topics import ensure_topics
 
-    twin = copy.deepcopy(cfg)
-    twin.kafka.topic_prefix += TWIN_PREFIX
-    ensure_topics(twin)
+    ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))
     rows: list[dict[str, Any]] = []
     for job in jobs:
         variants = ["udf", "twin", *every_job_levers]
         variants += [lv for lv in levers if job in lever_jobs]
         for variant in variants:
-            vcfg = copy.deepcopy(cfg)
-            for k, v in LEVERS.get(variant, {}).items():
-                setattr(vcfg.flink, k, v)
+            vcfg = cfg.derive(flink=LEVERS.get(variant, {}))
             try:
                 rows.append(run_variant(vcfg, job, variant, filled, timeout))
             except Exception as e:  # noqa: BLE001 - recorded, the run goes on

@@ -16,7 +16,6 @@ The goal is loader ≥ 0.5 × direct; both loaders must leave identical rows.
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from typing import Any
@@ -38,11 +37,11 @@ def run(cfg: Config, rows: int, batch_rows: int = 10_000) -> dict[str, Any]:
     from flinkpulse.topics import ensure_topics
     from tests.loader_helpers import PLAYER_STATS, Encoder, player_row, register
 
-    cfg = copy.deepcopy(cfg)
     run_id = cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
-    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}load."
-    cfg.loader.batch_rows = batch_rows
-    cfg.loader.stats_interval_s = 3600
+    cfg = cfg.derive(
+        kafka={"topic_prefix": f"{cfg.kafka.topic_prefix}load."},
+        loader={"batch_rows": batch_rows, "stats_interval_s": 3600},
+    )
     dbs = {"loader": f"{run_id}_loader", "python": f"{run_id}_loader_py"}
     direct_db = f"{run_id}_direct"
     topic = cfg.kafka.topic("results.player-stats")
@@ -67,8 +66,7 @@ def run(cfg: Config, rows: int, batch_rows: int = 10_000) -> dict[str, Any]:
     loaded: dict[str, int] = {}
     try:
         for name, db in dbs.items():
-            lcfg = copy.deepcopy(cfg)
-            lcfg.clickhouse.database = db
+            lcfg = cfg.derive(clickhouse={"database": db})
             t = time.perf_counter()
             stats = Loader(lcfg, topics=["results.player-stats"], fast=name == "loader").run(
                 once=True

@@ -12,7 +12,6 @@ second and, steadier on a shared machine, per CPU-second of the process.
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Sequence
@@ -27,8 +26,7 @@ def run(
     """Measure each domain (all three by default); rows of events/s and the Avro/raw ratio."""
     from producers import streams
 
-    cfg = copy.deepcopy(cfg)
-    cfg.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}prod."
+    cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}prod.")
     before = os.sched_getaffinity(0)
     pinned = cpu >= 0 and cpu in before
     rows = []

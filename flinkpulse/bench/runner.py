@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import socket
 import time
@@ -79,8 +78,7 @@ def run(
 
     started = dt.datetime.now().astimezone()
     t_run = time.perf_counter()
-    cfg = copy.deepcopy(cfg)
-    cfg.kafka.topic_prefix = f"bench{uuid.uuid4().hex[:6]}."
+    cfg = cfg.with_prefix(f"bench{uuid.uuid4().hex[:6]}.")
     log(f"bench: topic prefix {cfg.kafka.topic_prefix}{' (quick)' if quick else ''}")
     res: dict[str, Any] = {
         "started": started.isoformat(timespec="seconds"),

@@ -17,22 +17,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ss = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     ss.required = True
     v = ss.add_parser("views", help="(re)create the archive_* views in ClickHouse")
-    v.add_argument("--topic-prefix", help="prefix of the archived topics (tests, tenants)")
     v.set_defaults(func=_views)
     e = ss.add_parser("expire", help="delete partitions older than archive.retention_days")
-    e.add_argument("--topic-prefix")
     e.set_defaults(func=_expire)
-
-
-def _apply(cfg: Config, args: argparse.Namespace) -> None:
-    if args.topic_prefix is not None:
-        cfg.kafka.topic_prefix = args.topic_prefix
 
 
 def _views(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.archive import create_views
 
-    _apply(cfg, args)
     made = create_views(cfg)
     for name in made:
         print(f"{cfg.clickhouse.database}.{name}")
@@ -44,7 +36,6 @@ def _views(cfg: Config, args: argparse.Namespace) -> int:
 def _expire(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.archive import expire
 
-    _apply(cfg, args)
     gone = expire(cfg)
     print(f"deleted {len(gone)} partition(s) older than {cfg.archive.retention_days} days")
     for p in gone:

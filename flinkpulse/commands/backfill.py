@@ -23,8 +23,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("job", help="player_stats | device_stats | web_traffic | security_alerts | all")
     p.add_argument("--from", dest="start", required=True, help="start of the range (inclusive)")
     p.add_argument("--to", dest="end", required=True, help="end of the range (exclusive)")
-    p.add_argument("--jobmanager", help="host:port of the JobManager REST endpoint")
-    p.add_argument("--topic-prefix", help="prefix every topic (multi-tenant, tests)")
     p.set_defaults(func=_backfill)
 
 
@@ -44,11 +42,10 @@ def parse_time(text: str, flag: str) -> int:
 
 
 def _backfill(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.commands.jobs import _apply, _jobs
+    from flinkpulse.commands.jobs import _jobs
     from flinkpulse.flinkrest import backfill_name
     from flinkpulse.flinkrun import run_bounded
 
-    _apply(cfg, args)
     jobs = _jobs(args.job, extra=())
     start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
     if end <= start:

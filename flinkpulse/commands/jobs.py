@@ -17,8 +17,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "job", help="player_stats | device_stats | web_traffic | security_alerts | archive | all"
     )
     s.add_argument("--from-savepoint", dest="savepoint", help="restore state from this savepoint")
-    s.add_argument("--jobmanager", help="host:port of the JobManager REST endpoint")
-    s.add_argument("--topic-prefix", help="prefix every topic (multi-tenant, tests)")
     s.add_argument(
         "--from",
         dest="from_ms",
@@ -39,11 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "checkpoint/savepoint this stack retained for it (a fresh start if there is none).",
     )
     r.add_argument("job", help="player_stats | device_stats | web_traffic | security_alerts | all")
-    r.add_argument("--jobmanager")
-    r.add_argument("--topic-prefix")
     r.set_defaults(func=_resume)
     ls = ss.add_parser("list", help="jobs on the cluster")
-    ls.add_argument("--jobmanager")
     ls.add_argument("--all", action="store_true", help="also finished/cancelled jobs")
     ls.set_defaults(func=_list)
     c = ss.add_parser("cancel", help="cancel a job, optionally taking a savepoint first")
@@ -51,21 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c.add_argument(
         "--savepoint", action="store_true", help="stop with a savepoint (prints its path)"
     )
-    c.add_argument("--jobmanager")
-    c.add_argument("--topic-prefix")
     c.set_defaults(func=_cancel)
     sp = ss.add_parser("savepoint", help="take a savepoint of a running job")
     sp.add_argument("job")
-    sp.add_argument("--jobmanager")
-    sp.add_argument("--topic-prefix")
     sp.set_defaults(func=_savepoint)
-
-
-def _apply(cfg: Config, args: argparse.Namespace) -> None:
-    if getattr(args, "jobmanager", None):
-        cfg.flink.jobmanager = args.jobmanager
-    if getattr(args, "topic_prefix", None) is not None:
-        cfg.kafka.topic_prefix = args.topic_prefix
 
 
 def _jobs(name: str, extra: tuple[str, ...] = ("archive",)) -> list[str]:
@@ -84,7 +68,6 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrun import run_bounded, submit
     from flinkpulse.topics import ensure_topics
 
-    _apply(cfg, args)
     jobs = _jobs(args.job)
     if args.savepoint and len(jobs) > 1:
         raise UsageError("--from-savepoint needs one job, not all")
@@ -118,7 +101,6 @@ def _resume(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrun import resume
     from flinkpulse.topics import ensure_topics
 
-    _apply(cfg, args)
     jobs = _jobs(args.job)
     ensure_topics(cfg)
     for job in jobs:
@@ -131,7 +113,6 @@ def _resume(cfg: Config, args: argparse.Namespace) -> int:
 def _list(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrest import FlinkRest
 
-    _apply(cfg, args)
     jobs = FlinkRest(cfg).jobs()
     if not args.all:
         jobs = [j for j in jobs if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]
@@ -161,7 +142,6 @@ def _cancel(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import jobstate
     from flinkpulse.flinkrest import FlinkRest, job_name
 
-    _apply(cfg, args)
     for job in _jobs(args.job):
         jid = _find(cfg, job)
         rest = FlinkRest(cfg)
@@ -180,7 +160,6 @@ def _savepoint(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import jobstate
     from flinkpulse.flinkrest import FlinkRest, job_name
 
-    _apply(cfg, args)
     for job in _jobs(args.job):
         path = FlinkRest(cfg).savepoint(_find(cfg, job), None, stop=False)
         jobstate.record_savepoint(cfg, job_name(cfg, job), path)

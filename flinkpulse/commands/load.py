@@ -52,13 +52,15 @@ def _load(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.loader.core import Loader, install_signal_handlers
 
     if args.database:
-        cfg.clickhouse.database = args.database
-    if args.batch_rows:
-        cfg.loader.batch_rows = args.batch_rows
-    if args.flush_interval is not None:
-        cfg.loader.flush_interval_s = args.flush_interval
-    if args.no_migrate:
-        cfg.loader.migrate = False
+        cfg = cfg.derive(clickhouse={"database": args.database})
+    loader_flags = {
+        "batch_rows": args.batch_rows or cfg.loader.batch_rows,
+        "flush_interval_s": cfg.loader.flush_interval_s
+        if args.flush_interval is None
+        else args.flush_interval,
+        "migrate": cfg.loader.migrate and not args.no_migrate,
+    }
+    cfg = cfg.derive(loader=loader_flags)
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

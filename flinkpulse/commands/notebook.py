@@ -31,7 +31,7 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.stack.jupyter import Jupyter
 
     if args.port is not None:
-        cfg.stack.jupyter_port = args.port
+        cfg = cfg.derive(stack={"jupyter_port": args.port})
     comp = Jupyter(cfg, host=args.ip, token=not args.no_token)
     if comp.complete() and comp.healthy():
         print(f"JupyterLab already running at {comp.address()}", flush=True)

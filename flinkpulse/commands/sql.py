@@ -51,8 +51,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "final rows only (no +U/-U changelog)",
     )
     p.add_argument("--print-catalog", action="store_true", help="print the rendered catalog.sql")
-    p.add_argument("--topic-prefix")
-    p.add_argument("--jobmanager", help="host:port of the JobManager REST endpoint")
     p.set_defaults(func=_run)
 
 
@@ -130,10 +128,6 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrun import flink_env
     from flinkpulse.stack.java import flink_connector_jars
 
-    if args.topic_prefix is not None:
-        cfg.kafka.topic_prefix = args.topic_prefix
-    if args.jobmanager:
-        cfg.flink.jobmanager = args.jobmanager
     host, port = parse_jobmanager(cfg.flink.jobmanager)
     catalog = render_catalog(cfg, bounded=args.bounded)
     if args.print_catalog:

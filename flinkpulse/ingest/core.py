@@ -260,7 +260,7 @@ class Ingestor:
             raise Rejected(
                 f"schema registry refused {writer['name']} for {subject}: {e.message}"
             ) from None
-        sub = _prefixed(self.cfg, target.prefix)
+        sub = self.cfg.with_prefix(target.prefix)
         ensure_topics(sub, [target.logical, dlq_topic(target.logical)])
         return _Schema(writer, schema_id)
 
@@ -355,13 +355,3 @@ class Ingestor:
         left = int(self.producer.flush(timeout))
         self._stop.set()
         return left
-
-
-def _prefixed(cfg: Config, prefix: str) -> Config:
-    """A shallow copy of `cfg` whose Kafka topic prefix is `prefix`."""
-    import copy
-
-    sub = copy.copy(cfg)
-    sub.kafka = copy.copy(cfg.kafka)
-    sub.kafka.topic_prefix = prefix
-    return sub

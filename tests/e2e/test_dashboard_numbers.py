@@ -7,7 +7,6 @@ answer. Every dataset's columns are the migrated schema's. Needs ClickHouse only
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,8 +31,7 @@ def docs() -> dict[str, dict[str, Any]]:
 def ch(ensure_stack: Any, base_cfg: Config, prefix: str) -> Any:
     """A writer client on a freshly migrated database of this test (dropped afterwards)."""
     ensure_stack("clickhouse")
-    cfg = copy.deepcopy(base_cfg)
-    cfg.clickhouse.database = f"{prefix}_numbers"
+    cfg = base_cfg.derive(clickhouse={"database": f"{prefix}_numbers"})
     migrate(cfg, log=None)
     c = client(cfg, "writer", database=cfg.clickhouse.database)
     yield c

@@ -7,7 +7,6 @@ before any job starts; device_stats is HOP 60 s / 10 s, so every window's count 
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import uuid
@@ -83,8 +82,7 @@ def test_bounded_replay_reads_exactly_its_range(
     ensure_stack("kafka", "registry", "flink")
     t0 = (int(time.time() * 1000) // MINUTE - 10) * MINUTE
     prefix = f"replay{uuid.uuid4().hex[:6]}"
-    cfg = copy.deepcopy(base_cfg)
-    cfg.kafka.topic_prefix = f"{prefix}."
+    cfg = base_cfg.with_prefix(f"{prefix}.")
     _write(cfg, t0, 120)
     start, end = t0 + 30_000, t0 + 90_000
     argv = ["jobs", "submit", "device_stats", "--topic-prefix", f"{prefix}."]

@@ -13,7 +13,6 @@ clock at send time (the running maximum of event time), as it is for live data.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import uuid
@@ -95,11 +94,12 @@ def _results(cfg: Config, views: list[str], done: Callable[[dict[str, list[Any]]
 
 
 def _run(base: Config, partitions: int, parallelism: int, t0: int) -> Any:
-    cfg = copy.deepcopy(base)
-    cfg.kafka.partitions = partitions
-    cfg.flink.parallelism = parallelism
     # visits end 30 s after a client's last request: all closed once the last HOP windows are
-    cfg.jobs.setdefault("web_traffic", {})["session_gap_s"] = 30
+    cfg = base.derive(
+        kafka={"partitions": partitions},
+        flink={"parallelism": parallelism},
+        jobs={"web_traffic": {"session_gap_s": 30}},
+    )
     prefix = f"par{partitions}x{parallelism}{uuid.uuid4().hex[:5]}"
     views = list(topics.RESULTS)
     # the input spans [t0, t0 + 2 min): the HOP windows holding its last minute end at
@@ -144,8 +144,7 @@ def _write_first(
     """Create the prefixed topics and write `events` (key, record, topic, Kafka timestamp)."""
     from producers.kafka import AvroKafkaProducer
 
-    cfg = copy.deepcopy(base)
-    cfg.kafka.topic_prefix = f"{prefix}."
+    cfg = base.with_prefix(f"{prefix}.")
     topics.ensure_topics(cfg)
     p = AvroKafkaProducer(cfg, topics.SOURCE_TOPICS)
     for key, rec, topic, ts in events:
@@ -196,8 +195,7 @@ def test_a_fast_clock_never_moves_the_watermark(
     t0 = (int(time.time() * 1000) // MINUTE - 6) * MINUTE
     honest = [f"dev-{i}" for i in range(5)]
     prefix = f"skew{uuid.uuid4().hex[:6]}"
-    pcfg = copy.deepcopy(base_cfg)
-    pcfg.kafka.topic_prefix = f"{prefix}."
+    pcfg = base_cfg.with_prefix(f"{prefix}.")
     topics.ensure_topics(pcfg)
     # written before the job starts (see _run): every honest partition has data from the start
     w = Writer(pcfg)

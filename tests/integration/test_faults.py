@@ -20,7 +20,6 @@ Minutes long, run with FLINKPULSE_SLOW=1: a 60 s ClickHouse outage under load an
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import shutil
@@ -147,10 +146,9 @@ def pipe(base_cfg: Config, log_dir: Path, parallelism: int = 1) -> Iterator[Faul
     up with 50 exact rows; everything down is restored and the database dropped afterwards."""
     was_up = [n for n in base_cfg.stack.components if stack.component(base_cfg, n).running()]
     prefix = f"flt{uuid.uuid4().hex[:6]}"
-    base = copy.deepcopy(base_cfg)
-    base.flink.parallelism = parallelism
+    base = base_cfg.derive(flink={"parallelism": parallelism})
     with deployment(base, prefix, [JOB]) as cfg:
-        cfg.clickhouse.database = prefix
+        cfg = cfg.derive(clickhouse={"database": prefix})
         migrate(cfg, log=None)
         p = FaultPipe(base_cfg, cfg, log_dir / "loader.log")
         p.start_loader()

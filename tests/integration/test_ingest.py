@@ -375,8 +375,7 @@ def test_break_in_over_mqtt_raises_one_incident_in_clickhouse(
     from tests.pipeline_helpers import deployment, wait
 
     ensure_stack("clickhouse", "flink")
-    cfg = ingest_cfg
-    cfg.clickhouse.database = prefix
+    cfg = ingest_cfg.derive(clickhouse={"database": prefix})
     home = "home-mq"
     panel, door, pir = (f"{prefix}/homes/{home}/{room}/{dev}/security" for room, dev in
                         (("hall", "panel"), ("kitchen", "door-back"), ("kitchen", "pir")))  # fmt: skip

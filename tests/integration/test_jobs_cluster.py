@@ -7,7 +7,6 @@ producers write every domain, and each test reads what the jobs wrote.
 from __future__ import annotations
 
 import contextlib
-import copy
 import subprocess
 import sys
 import time
@@ -50,8 +49,7 @@ def _produce(cfg: Config, *args: str) -> str:
 @pytest.fixture(scope="module")
 def deployed(ensure_stack: Any, base_cfg: Config) -> Iterator[Config]:
     ensure_stack("kafka", "registry", "flink")
-    cfg = copy.deepcopy(base_cfg)
-    cfg.kafka.topic_prefix = f"jobs{int(time.time())}."
+    cfg = base_cfg.with_prefix(f"jobs{int(time.time())}.")
     ensure_topics(cfg)
     ids = {job: submit(cfg, job) for job in JOBS}
     _produce(

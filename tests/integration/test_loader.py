@@ -7,7 +7,6 @@ content: the rows in ClickHouse are compared, as a multiset, with the records pr
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import socket
@@ -50,10 +49,9 @@ PLAYER_COLS = [
 def lcfg(ensure_stack: Callable[..., Config], cfg: Config, prefix: str) -> Iterator[Config]:
     """Per-test config: prefixed topics (3 partitions), database `<prefix>`, dropped after."""
     ensure_stack("kafka", "registry", "clickhouse")
-    c = copy.deepcopy(cfg)
-    c.clickhouse.database = prefix
-    c.kafka.partitions = 3
-    c.loader.stats_interval_s = 2.0
+    c = cfg.derive(
+        clickhouse={"database": prefix}, kafka={"partitions": 3}, loader={"stats_interval_s": 2.0}
+    )
     yield c
     ch = client(c)
     ch.command(f"DROP DATABASE IF EXISTS `{prefix}`")
@@ -339,9 +337,7 @@ def test_clickhouse_down_30s_loader_waits_then_loads_exactly_once(
 ) -> None:
     server = PrivateClickHouse(tmp_path)
     server.start()
-    c = copy.deepcopy(lcfg)
-    c.clickhouse.url = server.url
-    c.clickhouse.user = "default"  # the private server: default user, loopback, no password
+    c = lcfg.derive(clickhouse={"url": server.url, "user": "default"})
     try:
         n1, n2 = 20_000, 40_000
         _produce_players(c, range(n1))

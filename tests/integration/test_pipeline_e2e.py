@@ -7,7 +7,6 @@ no window, and `flinkpulse sql -f` reads a live topic through the rendered catal
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 import time
@@ -152,10 +151,10 @@ class Pipeline:
 @pytest.fixture(scope="module")
 def pipeline(ensure_stack: Any, base_cfg: Config) -> Iterator[Pipeline]:
     ensure_stack("kafka", "registry", "clickhouse", "flink")
-    cfg = copy.deepcopy(base_cfg)
     stamp = int(time.time())
-    cfg.kafka.topic_prefix = f"e2e{stamp}."
-    cfg.clickhouse.database = f"e2e{stamp}"
+    cfg = base_cfg.derive(
+        kafka={"topic_prefix": f"e2e{stamp}."}, clickhouse={"database": f"e2e{stamp}"}
+    )
     ensure_topics(cfg)
     p = Pipeline(cfg)
     submit(cfg, "player_stats")

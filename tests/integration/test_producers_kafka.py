@@ -3,7 +3,6 @@ confluent-kafka's AvroDeserializer, matches the seeded generator, keeps the rate
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import shutil
@@ -36,8 +35,7 @@ START = (int(time.time()) // 3600 - 1) * 3_600_000
 def stack_cfg(ensure_stack: Any, cfg: Config) -> Config:
     """Kafka and the registry; one partition, so the order of a run is the order in the topic."""
     ensure_stack("kafka", "registry")
-    cfg.kafka.partitions = 1
-    return cfg
+    return cfg.derive(kafka={"partitions": 1})
 
 
 def consume(cfg: Config, topic: str, n: int, timeout: float = 60.0) -> list[Any]:
@@ -154,8 +152,7 @@ def test_attacks_and_intrusions_in_kafka_only_when_enabled(stack_cfg: Config) ->
     }
     results = {}
     for on in (True, False):
-        c = copy.deepcopy(cfg)
-        c.kafka.topic_prefix = f"{cfg.kafka.topic_prefix}{'on' if on else 'off'}."
+        c = cfg.with_prefix(f"{cfg.kafka.topic_prefix}{'on' if on else 'off'}.")
         stream = streams.stream("all", 3, tc, anomalies=on, options=opts)
         AvroKafkaProducer(c, streams.topics("all")).run(stream, count=150_000)
         web_topic = c.kafka.topic("web.access-logs")
@@ -313,8 +310,7 @@ def _times(cfg: Config, logical: str) -> list[tuple[int, int, int]]:
 def test_full_speed_never_writes_the_future(stack_cfg: Config) -> None:
     """`produce all --rate 0`: every record's event time is at most its Kafka timestamp (the
     wall clock when it was produced) and none is late (at most the jitter behind)."""
-    cfg = stack_cfg
-    cfg.kafka.partitions = 4
+    cfg = stack_cfg.derive(kafka={"partitions": 4})
     before = int(time.time() * 1000)
     assert _cli_produce(cfg, "all", "--rate", "0", "--count", "150000", "--seed", "5") == 0
     after = int(time.time() * 1000)
@@ -334,8 +330,7 @@ def test_full_speed_never_writes_the_future(stack_cfg: Config) -> None:
 def test_simulated_clock_sets_the_kafka_timestamps(stack_cfg: Config) -> None:
     """`produce web --start-time T --rate 0`: Kafka timestamps are T + 1 ms per event (the
     simulated clock at 1000 events/s), event times at most that and within the jitter."""
-    cfg = stack_cfg
-    cfg.kafka.partitions = 4
+    cfg = stack_cfg.derive(kafka={"partitions": 4})
     iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(START / 1000))
     args = ("web", "--rate", "0", "--count", "5000", "--start-time", iso, "--seed", "2")
     assert _cli_produce(cfg, *args) == 0

@@ -64,7 +64,7 @@ def test_referencing_producer_job_and_loader(
     ensure_stack("kafka", "registry", "flink", "clickhouse")
     sr = SchemaRegistryClient({"url": base_cfg.registry.url})
     with deployment(base_cfg, prefix, ["security_alerts"]) as cfg:
-        cfg.clickhouse.database = prefix
+        cfg = cfg.derive(clickhouse={"database": prefix})
         # the alert's severity enum: a reference too (the alerts topic is loaded as written)
         alert_schema = copy.deepcopy(ALERT)
         for f in alert_schema["fields"]:

@@ -37,7 +37,7 @@ KNOWN = {WEB: (400, 30, 8, 12), IOT: (50, 0, 0, 0)}
 def qcfg(ensure_stack: Any, cfg: Config, prefix: str) -> Any:
     """`cfg` (topics prefixed) with a database of its own, migrated; dropped afterwards."""
     ensure_stack("kafka", "clickhouse")
-    cfg.clickhouse.database = f"{prefix}_quality"
+    cfg = cfg.derive(clickhouse={"database": f"{prefix}_quality"})
     migrate(cfg, log=None)
     bootstrap = cfg.kafka.bootstrap_servers
     for logical, (n, late, future, other) in KNOWN.items():
@@ -147,5 +147,5 @@ def test_loader_component_samples_in_its_own_process(qcfg: Any, tmp_path: Any) -
     ).result_rows
     assert loader == [("loader", "4242", "running", 1234, 1234, 56.5, 78)]
     # no sampling process when the interval is 0
-    cfg.loader.quality_interval_s = 0
+    cfg = cfg.derive(loader={"quality_interval_s": 0})
     assert [p.name for p in LoaderComponent(cfg).procs()] == ["loader"]

@@ -283,7 +283,7 @@ def test_sql_client_catalog_reads_every_source_topic() -> None:
     from flinkpulse.commands.sql import render_catalog
 
     cfg = render_local()
-    cfg.kafka.topic_prefix = "pfx."
+    cfg = cfg.with_prefix("pfx.")
     text = render_catalog(cfg)
     blocks = re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", text, re.S)
     assert blocks

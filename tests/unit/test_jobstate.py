@@ -11,9 +11,7 @@ from flinkpulse.config import Config
 
 
 def _cfg(tmp_path: Path) -> Config:
-    cfg = Config()
-    cfg.stack.state_dir = str(tmp_path)
-    return cfg
+    return Config().derive(stack={"state_dir": str(tmp_path)})
 
 
 def _metadata(d: Path, mtime: float) -> Path:

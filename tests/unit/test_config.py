@@ -1,0 +1,105 @@
+"""The configuration is built once and never changes: frozen sections, changed copies by
+`derive`, and the shortcut flags `--topic-prefix` / `--jobmanager` declared once for every
+entry point (before or after the subcommand)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from flinkpulse.cli import build_parser
+from flinkpulse.config import Config, config_from_args, load_config
+
+pytestmark = pytest.mark.unit
+
+ENV: dict[str, str] = {}  # no FLINKPULSE_* of the test process: defaults only
+
+
+def test_config_and_sections_are_frozen() -> None:
+    cfg = load_config(env=ENV)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.kafka.topic_prefix = "x."  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.kafka = cfg.kafka  # type: ignore[misc]
+    assert isinstance(cfg.stack.components, tuple)
+    assert load_config(overrides=["stack.components=kafka, flink"], env=ENV).stack.components == (
+        "kafka",
+        "flink",
+    )
+
+
+def test_derive_changes_a_copy_only() -> None:
+    cfg = load_config(overrides=["jobs.web_traffic.session_gap_s=60"], env=ENV)
+    d = cfg.derive(
+        kafka={"topic_prefix": "t1.", "partitions": 2},
+        clickhouse={"database": "t1"},
+        jobs={"web_traffic": {"top_n": 5}, "device_stats": {"window_s": 30}},
+    )
+    assert (d.kafka.topic("web.access-logs"), d.kafka.partitions) == ("t1.web.access-logs", 2)
+    assert d.clickhouse.database == "t1"
+    assert d.jobs == {
+        "web_traffic": {"session_gap_s": 60, "top_n": 5},
+        "device_stats": {"window_s": 30},
+    }
+    # the original is untouched, and unchanged sections are shared, not copied
+    assert (cfg.kafka.topic_prefix, cfg.kafka.partitions, cfg.clickhouse.database) == (
+        "",
+        4,
+        "flinkpulse",
+    )
+    assert cfg.jobs == {"web_traffic": {"session_gap_s": 60}}
+    assert d.stack is cfg.stack
+    assert cfg.with_prefix("p.").kafka.topic_prefix == "p."
+    with pytest.raises(TypeError):
+        cfg.derive(kafka={"topic_prefx": "typo."})
+    with pytest.raises(TypeError):
+        cfg.derive(kafkaa={"topic_prefix": "typo."})
+
+
+def test_finalize_fills_addresses_from_the_stack_ports() -> None:
+    cfg = Config().derive(stack={"kafka_port": 19092, "flink_rest_port": 18081}).finalize()
+    assert (cfg.kafka.bootstrap_servers, cfg.flink.jobmanager) == (
+        "127.0.0.1:19092",
+        "127.0.0.1:18081",
+    )
+    given = load_config(env={"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
+    assert given.kafka.bootstrap_servers == "kafka:9092"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--topic-prefix", "t.", "--jobmanager", "jm:8081", "jobs", "submit", "all"],
+        ["jobs", "submit", "all", "--topic-prefix", "t.", "--jobmanager", "jm:8081"],
+        ["--topic-prefix", "t.", "jobs", "submit", "all", "--jobmanager=jm:8081"],
+        [
+            "--set",
+            "kafka.topic_prefix=z.",
+            "sql",
+            "--topic-prefix",
+            "t.",
+            "--jobmanager",
+            "jm:8081",
+        ],
+    ],
+)
+def test_shortcut_flags_before_or_after_the_subcommand(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args, env=ENV)
+    assert (cfg.kafka.topic_prefix, cfg.flink.jobmanager) == ("t.", "jm:8081")
+
+
+def test_a_shortcut_after_the_subcommand_does_not_hide_one_before_it() -> None:
+    args = build_parser().parse_args(["--topic-prefix", "t.", "archive", "views"])
+    cfg = config_from_args(args, env=ENV)
+    assert (cfg.kafka.topic_prefix, cfg.flink.jobmanager) == ("t.", "127.0.0.1:8081")
+    plain = config_from_args(build_parser().parse_args(["stack", "status"]), env=ENV)
+    assert plain.kafka.topic_prefix == ""
+
+
+def test_a_job_main_takes_the_same_flags() -> None:
+    from flink_jobs.common import parse_args
+
+    cfg, args = parse_args("web_traffic", ["--topic-prefix", "j.", "--set", "flink.parallelism=3"])
+    assert (cfg.kafka.topic_prefix, cfg.flink.parallelism) == ("j.", 3)
