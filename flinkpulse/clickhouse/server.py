@@ -462,9 +462,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise engine.error("QUERY_IS_TOO_LARGE", "Query is too large") from None
         if ins is not None:
             self.log_query = ins.statement.strip().encode()
-            self._check_writable(
-                conn, user, ins.statement.encode(), _query_class(conn, ins.statement.encode())
-            )
+            self._check_writable(conn, user, ins.statement.encode())
             self._insert(conn, ins, text, body)
             return
         if body is not None:
@@ -530,13 +528,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise self.server.engine.error("UNKNOWN_TABLE", f"Table system.{name} does not exist")
         return showcreate.statement_query(name).encode()
 
-    def _check_writable(self, conn: Connection, user: User, query: bytes, cls: str) -> None:
+    def _check_writable(
+        self, conn: Connection, user: User, query: bytes, cls: str | None = None
+    ) -> None:
         """Readonly users: the engine's `readonly` setting refuses writes to tables; on top,
         only reading statements are let through at all (INSERT INTO FUNCTION file(...),
         BACKUP or INTO OUTFILE would write outside tables, which `readonly` does not stop)."""
         if not user.readonly:
             return
         text = query
+        cls = cls or _query_class(conn, query)
         if (
             sql.first_keyword(text) not in READONLY_STATEMENTS
             or cls in ("MUTATING", "MUTATING_GLOBAL")
