@@ -565,6 +565,52 @@ def test_async_client(server: Server, prefix: str) -> None:
     asyncio.run(run())
 
 
+def test_second_independent_client_aiochclient(server: Server, prefix: str) -> None:
+    """aiochclient, an async HTTP client independent of clickhouse-connect: insert with
+    VALUES, typed fetch, query ids found in system.query_log, a gzip'd response, errors."""
+    import asyncio
+    import datetime as dt
+
+    import aiohttp
+    from aiochclient import ChClient, ChClientError
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            c = ChClient(session, url=server.url, user="writer", password=WRITER_PW)
+            assert await c.is_alive()
+            await c.execute(f"CREATE DATABASE {prefix}")
+            await c.execute(
+                f"CREATE TABLE {prefix}.ai (id UInt64, s String, d Date) "
+                "ENGINE = MergeTree ORDER BY id"
+            )
+            await c.execute(
+                f"INSERT INTO {prefix}.ai VALUES",
+                *[(i, f"s{i}", dt.date(2026, 1, 1 + i)) for i in range(3)],
+                query_id=f"{prefix}-ins",
+            )
+            rows = await c.fetch(f"SELECT * FROM {prefix}.ai ORDER BY id", query_id=f"{prefix}-sel")
+            assert [tuple(r.values()) for r in rows] == [
+                (i, f"s{i}", dt.date(2026, 1, 1 + i)) for i in range(3)
+            ]
+            gz = ChClient(session, url=server.url, user="writer", password=WRITER_PW,
+                          compress_response=True)  # fmt: skip
+            assert await gz.fetchval(f"SELECT sum(id) FROM {prefix}.ai") == 3
+            logged = await c.fetch(
+                "SELECT query_id, written_rows, read_rows, type FROM system.query_log "
+                f"WHERE query_id LIKE '{prefix}-%' ORDER BY query_id"
+            )
+            assert [tuple(r.values()) for r in logged] == [
+                (f"{prefix}-ins", 3, 3, "QueryFinish"),
+                (f"{prefix}-sel", 0, 3, "QueryFinish"),
+            ]
+            for stmt, code in ((f"SELECT 1 FROM {prefix}.missing", "Code: 60."),
+                               ("CREATE ROLE analyst", "Code: 48.")):  # fmt: skip
+                with pytest.raises(ChClientError, match=code):
+                    await c.execute(stmt)
+
+    asyncio.run(run())
+
+
 def test_summary_counts_source_rows_and_exact_writes(server: Server, prefix: str) -> None:
     """X-ClickHouse-Summary as a ClickHouse server gives it: read_rows/read_bytes are rows
     and bytes read from storage (not result rows), written_rows exact for every insert,
