@@ -616,8 +616,11 @@ def run_job(
     build: Callable[..., JobContext],
     argv: list[str] | None,
     wire: Wire = wire,
+    batch_backfill: bool = True,
 ) -> None:
-    """The body of every job's `main(argv)`; `wire` is passed on to its `build()`."""
+    """The body of every job's `main(argv)`; `wire` is passed on to its `build()`. A backfill
+    runs in batch mode, or, for a job whose SQL batch cannot reproduce (`batch_backfill`
+    False), as a bounded streaming run of the same SQL, which ends by itself at its range's end."""
     cfg, args = parse_args(job, argv)
     bounded = (
         (args.from_ms, args.to_ms) if args.from_ms is not None and args.to_ms is not None else None
@@ -625,7 +628,7 @@ def run_job(
     backfill = bounded if args.backfill and bounded else None
     if backfill:
         bounded = backfill_read_range(cfg, backfill)
-    env, t_env = create_env(cfg, job, batch=backfill is not None)
+    env, t_env = create_env(cfg, job, batch=backfill is not None and batch_backfill)
     if backfill:
         from flinkpulse.flinkrest import backfill_name
 

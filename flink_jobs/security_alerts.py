@@ -40,7 +40,9 @@ def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = w
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_job(JOB, build, argv)
+    # a backfill is a bounded streaming run, not batch: the incident views order a rule's
+    # matches by their arrival (PROCTIME, see the .sql), an order batch execution has not
+    run_job(JOB, build, argv, batch_backfill=False)
 
 
 if __name__ == "__main__":

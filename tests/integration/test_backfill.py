@@ -177,3 +177,115 @@ def test_backfill_equals_the_stream_and_clickhouse_keeps_each_window_once(
         assert not math.isnan(sum(r[3] for r in rows))
     finally:
         ch.command(f"DROP DATABASE IF EXISTS {db}")
+
+
+SEC = "iot.security-events"
+ALERTS = "alerts"
+#: (home, [(seconds after t0, kind)]): door_open_while_armed matches (ARM_AWAY .. DOOR_OPEN);
+#: matches of one home within incident_gap_s (60 s) are one incident
+HOMES = {
+    "h-before": [(10, "ARM_AWAY"), (15, "DOOR_OPEN")],  # starts before the range
+    "h-one": [(70, "ARM_AWAY"), (75, "DOOR_OPEN")],  # 1 incident, 1 update
+    "h-three": [(80, "ARM_AWAY"), (85, "DOOR_OPEN"), (100, "ARM_AWAY"), (110, "DOOR_OPEN"),
+                (120, "ARM_AWAY"), (125, "DOOR_OPEN")],  # 1 incident, 3 updates
+    "h-gap": [(70, "ARM_AWAY"), (72, "DOOR_OPEN"), (150, "ARM_AWAY"), (155, "DOOR_OPEN")],
+    "h-disarmed": [(90, "ARM_AWAY"), (92, "DISARM"), (95, "DOOR_OPEN")],  # no alert
+    "h-after": [(200, "ARM_AWAY"), (205, "DOOR_OPEN")],  # starts after the range
+}  # fmt: skip
+
+
+def _count(ch: Any, table: str) -> int:
+    """Rows of `table`."""
+    return int(ch.command(f"SELECT count() FROM {table}"))
+
+
+def _alert(v: dict[str, Any]) -> tuple[Any, ...]:
+    """An alert without detected_at (when Flink emitted it: the run's wall clock)."""
+    return _norm(
+        {
+            k: tuple(sorted(dict(x).items())) if k == "attributes" else x
+            for k, x in v.items()
+            if k != "detected_at"
+        }
+    )
+
+
+def test_backfill_security_alerts_equals_the_stream_and_keeps_each_incident_once(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """security_alerts (MATCH_RECOGNIZE + incident views) over scripted security events; the
+    backfill of the closed range [t0 + 60 s, t0 + 180 s), a bounded streaming run of the same
+    SQL, writes exactly the stream's updates of the 4 incidents that started in it; loaded into
+    ClickHouse, alerts FINAL holds each of the 6 incidents once, at its newest version."""
+    ensure_stack("kafka", "registry", "flink", "clickhouse")
+    t0 = (int(time.time() * 1000) // MINUTE - 12) * MINUTE
+    prefix = f"bfs{uuid.uuid4().hex[:6]}"
+    pcfg = scoped(base_cfg, prefix)
+    topics.ensure_topics(pcfg)
+    w = Writer(pcfg)
+    events = sorted((t0 + s * 1000, home, kind) for home, evs in HOMES.items() for s, kind in evs)
+    events.append((t0 + 6 * MINUTE, "h-closer", "DOOR_CLOSE"))  # the watermark past them all
+    for i, (t, home, kind) in enumerate(events):
+        rec = {
+            "event_id": f"{prefix}-{i}", "home_id": home, "device_id": f"{home}-dev",
+            "room": "hall", "kind": kind, "event_time": t,
+        }  # fmt: skip
+        w.avro(SEC, "scripted", rec)
+    w.flush()
+    frm, to = t0 + MINUTE, t0 + 3 * MINUTE
+    with deployment(base_cfg, prefix, ["security_alerts"]) as cfg:
+        alerts = Reader(cfg, ALERTS, avro=True)
+        alerts.until(
+            lambda r: any(v["entity_id"] == "h-after" for v in r.values), 240, "every alert"
+        )
+        alerts.settle(3)
+        stream = list(alerts.values)
+        argv = ["backfill", "security_alerts", "--topic-prefix", f"{prefix}."]
+        assert cli.main([*argv, "--from", str(frm), "--to", str(to)]) == 0
+        alerts.settle(3)
+        backfill = alerts.values[len(stream) :]
+        alerts.close()
+    # the stream: one incident per home (two for h-gap), an update per match
+    incidents = Counter(v["alert_id"] for v in stream)
+    assert sorted(Counter(a.split(":")[1] for a in incidents).items()) == [
+        ("h-after", 1), ("h-before", 1), ("h-gap", 2), ("h-one", 1), ("h-three", 1)
+    ]  # fmt: skip
+    assert sorted(incidents.values()) == [1, 1, 1, 1, 1, 3]
+    inside = [v for v in stream if frm <= _ms(v["first_event_time"]) < to]
+    assert len(inside) == 6  # h-one 1, h-three 3, h-gap's two incidents 1 each
+    assert Counter(map(_alert, backfill)) == Counter(map(_alert, inside))
+
+    user, password = credentials(pcfg, "writer")
+    ch = clickhouse_connect.get_client(
+        host="127.0.0.1", port=pcfg.stack.clickhouse_port, username=user, password=password
+    )
+    db = pcfg.clickhouse.database
+    try:
+        # every alert update and raw event, the stream's and the backfill's (in its range)
+        total = len(stream) + len(backfill) + len(events)
+        total += sum(1 for t, _, _ in events if frm <= t < to)
+        deadline = time.monotonic() + 120
+        loaded = 0
+        while loaded < total:
+            assert time.monotonic() < deadline, f"loader loaded {loaded} of {total} rows"
+            loaded += Loader(pcfg).run(until_idle=3).rows
+        assert loaded == total
+        newest = {v["alert_id"]: v for v in stream}  # the last update of each incident
+        q = (
+            f"SELECT alert_id, version, event_count, severity, summary, "
+            f"toUnixTimestamp64Milli(last_event_time) FROM {db}.alerts"
+        )
+        want = sorted(
+            (a, v["version"], v["event_count"], v["severity"], v["summary"],
+             _ms(v["last_event_time"]))
+            for a, v in newest.items()
+        )  # fmt: skip
+        assert sorted(tuple(r) for r in ch.query(f"{q} FINAL").result_rows) == want
+        ch.command(f"OPTIMIZE TABLE {db}.alerts FINAL")
+        # merged: no duplicate left
+        assert sorted(tuple(r) for r in ch.query(q).result_rows) == want
+        # raw security events: the backfill's copies replaced the stream's, one row each
+        ch.command(f"OPTIMIZE TABLE {db}.security_events FINAL")
+        assert _count(ch, f"{db}.security_events") == len(events)
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {db}")
