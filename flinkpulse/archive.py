@@ -1,10 +1,16 @@
-"""The raw archive in ClickHouse and its retention: views over the Avro files the archive job
-(flink_jobs/archive.py) writes, and expiry of old partitions. See docs/archive.md."""
+"""The raw archive in ClickHouse, its compression and retention: views over the JSON lines files
+the archive job (flink_jobs/archive.py) writes, gzip of closed hours, expiry of old partitions.
+See docs/archive.md."""
 
 from __future__ import annotations
 
+import ctypes
+import gzip
+import os
 import re
 import shutil
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,8 +47,88 @@ def has_files(directory: Path) -> bool:
 
 
 def read_lines(path: Path) -> list[str]:
-    """The JSON lines of one committed archive file."""
+    """The JSON lines of one committed archive file (gzip when it ends in .gz)."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt") as f:
+            return f.read().splitlines()
     return path.read_text().splitlines()
+
+
+_HOUR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})$")
+#: how long a swapped-out partition stays (hidden) for queries that listed it before the swap
+_KEEP_OLD_S = 600
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE): a reader sees one or the
+    other, never neither or both."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        raise UsageError("archive compress needs Linux (renameat2) for its atomic swap")
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"renameat2({a}, {b}): {os.strerror(err)}")
+
+
+def compress(cfg: Config, now: datetime | None = None) -> list[Path]:
+    """Gzip the hour partitions that ended archive.compress_after_s ago; returns them.
+
+    A partition's committed files (JSON lines) become one `compressed-<uuid>.jsonl.gz` (files
+    compressed before are kept), built in a hidden directory that is then swapped with the
+    partition in one atomic step: a query sees the plain files or the compressed one, never
+    both. A partition the job is writing (a hidden in-progress file, before or right after the
+    swap) is left alone (swapped back): its records are committed as plain files, compressed
+    by a later run. The swapped-out directory is deleted on a run 10 minutes later."""
+    t = now or datetime.now(UTC)
+    cutoff = t - timedelta(seconds=cfg.archive.compress_after_s)
+    done = []
+    for table in TABLES:
+        d = table_dir(cfg, table)
+        if not d.is_dir():
+            continue
+        for old in d.glob("dt=*/.hour=*.old-*"):
+            if time.time() - old.stat().st_mtime > _KEEP_OLD_S:
+                shutil.rmtree(old, ignore_errors=True)
+        for part in sorted(d.glob("dt=*/hour=*")):
+            m = _HOUR.match(f"{part.parent.name}/{part.name}")
+            if not m:
+                continue
+            start = datetime.strptime(f"{m.group(1)} {m.group(2)}", "%Y-%m-%d %H")
+            if start.replace(tzinfo=UTC) + timedelta(hours=1) > cutoff:
+                continue
+            if _compress_partition(part):
+                done.append(part)
+    return done
+
+
+def _compress_partition(part: Path) -> bool:
+    """One partition (see compress); False when there was nothing to do or the job writes it."""
+    files = sorted(part.iterdir())
+    plain = [f for f in files if not f.name.startswith(".") and f.suffix != ".gz"]
+    if not plain or any(f.name.startswith(".") for f in files):
+        return False
+    new = part.with_name(f".{part.name}.new")
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir()
+    for f in files:
+        if f.suffix == ".gz":
+            os.link(f, new / f.name)  # already compressed: the same file
+    out = new / f"compressed-{uuid.uuid4()}.jsonl.gz"
+    with open(out, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            for f in plain:
+                data = f.read_bytes()
+                gz.write(data if data.endswith(b"\n") or not data else data + b"\n")
+        raw.flush()
+        os.fsync(raw.fileno())
+    _exchange(new, part)  # `part` now holds the compressed file, `new` the plain ones
+    if any(f.name.startswith(".") for f in new.iterdir()):
+        _exchange(new, part)  # the job began a file in it meanwhile: give it back
+        shutil.rmtree(new)
+        return False
+    new.rename(part.with_name(f".{part.name}.old-{int(time.time())}-{uuid.uuid4().hex[:8]}"))
+    return True
 
 
 def view_sql(cfg: Config, table: str) -> str:

@@ -248,6 +248,9 @@ class ArchiveConfig:
     compaction_size: str = "128MB"
     #: `flinkpulse archive expire` deletes partitions older than this many days (0: keep all)
     retention_days: int = 30
+    #: `flinkpulse archive compress` gzips an hour partition this long after the hour ended
+    #: (past the watermark delay and the roll interval: the job is done writing it)
+    compress_after_s: int = 3600
 
     def warehouse_uri(self, state: Path) -> str:
         """The warehouse as a URI Flink can write to (file:// for a local directory)."""

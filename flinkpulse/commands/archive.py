@@ -11,8 +11,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "archive",
         help="ClickHouse views over the raw archive, and its retention",
-        description="The archive job (`flinkpulse jobs submit archive`) writes Avro files to "
-        "archive.warehouse; these commands query and expire them (docs/archive.md).",
+        description="The archive job (`flinkpulse jobs submit archive`) writes JSON lines "
+        "files to archive.warehouse; these commands query, compress and expire them (docs/archive.md).",
     )
     ss = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     ss.required = True
@@ -20,6 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     v.set_defaults(func=_views)
     e = ss.add_parser("expire", help="delete partitions older than archive.retention_days")
     e.set_defaults(func=_expire)
+    c = ss.add_parser(
+        "compress", help="gzip the hour partitions that ended archive.compress_after_s ago"
+    )
+    c.add_argument("--topic-prefix")
+    c.set_defaults(func=_compress)
 
 
 def _views(cfg: Config, args: argparse.Namespace) -> int:
@@ -39,5 +44,18 @@ def _expire(cfg: Config, args: argparse.Namespace) -> int:
     gone = expire(cfg)
     print(f"deleted {len(gone)} partition(s) older than {cfg.archive.retention_days} days")
     for p in gone:
+        print(f"  {p}")
+    return 0
+
+
+def _compress(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.archive import compress
+
+    _apply(cfg, args)
+    done = compress(cfg)
+    print(
+        f"compressed {len(done)} partition(s) (hours ended over {cfg.archive.compress_after_s} s ago)"
+    )
+    for p in done:
         print(f"  {p}")
     return 0

@@ -64,6 +64,16 @@ def _write(cfg: Config, t0: int) -> tuple[Writer, dict[str, list[dict[str, Any]]
     return w, sent
 
 
+def _files(cfg: Config) -> list[Any]:
+    """The committed (visible) files of every archive table."""
+    return sorted(
+        p
+        for t in archive.TABLES
+        for p in archive.table_dir(cfg, t).glob("dt=*/hour=*/*")
+        if not p.name.startswith(".")
+    )
+
+
 def _counts(ch: Any, db: str) -> dict[str, int]:
     out = {}
     for table in archive.TABLES:
@@ -98,6 +108,30 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
                 got = _counts(ch, prefix)
             time.sleep(6)  # a checkpoint later: still exactly once (nothing committed twice)
             assert _counts(ch, prefix) == want
+
+        # the files: committed and compacted (visible ones only), JSON lines, one per record
+        files = _files(cfg)
+        assert files and all(p.name.startswith("compacted-") for p in files)
+        lines = [json.loads(line) for p in files for line in p.read_text().splitlines()]
+        assert len(lines) == sum(want.values())
+
+        # compression: hours that ended an hour ago are gzipped (now: none of this test's yet)
+        assert cli.main([*scope, "archive", "compress", "--topic-prefix", f"{prefix}."]) == 0
+        assert _files(cfg) == files
+        plain = sum(p.stat().st_size for p in files)
+        later = datetime.now(UTC) + timedelta(seconds=cfg.archive.compress_after_s + 3600)
+        assert archive.compress(cfg, now=later)
+        files = _files(cfg)
+        assert files and all(p.name.endswith(".jsonl.gz") for p in files)
+        assert sorted(
+            json.dumps(json.loads(line), sort_keys=True)
+            for p in files
+            for line in archive.read_lines(p)
+        ) == sorted(json.dumps(r, sort_keys=True) for r in lines)
+        assert sum(p.stat().st_size for p in files) * 3 < plain  # gzip: under a third
+        # the views read the compressed files (the value checks below run on them)
+        cli.main([*scope, "archive", "views", "--topic-prefix", f"{prefix}."])
+        assert _counts(ch, prefix) == want
 
         # the same values as produced, for every player event (v1 ones read platform as NULL)
         rows = ch.query(
@@ -134,17 +168,6 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
         assert {(cfg.kafka.topic(SENSOR), p, o) for _, _, p, o, _ in dead} == garbage
         assert [(s, v) for s, _, _, _, v in dead] == [(SENSOR, f"not avro {i}") for i in range(3)]
         assert all(reason for _, reason, _, _, _ in dead)
-
-        # the files: committed and compacted (visible ones only), JSON lines, one per record
-        files = [
-            p
-            for t in archive.TABLES
-            for p in archive.table_dir(cfg, t).glob("dt=*/hour=*/*")
-            if not p.name.startswith(".")
-        ]
-        assert files and all(p.name.startswith("compacted-") for p in files)
-        lines = [json.loads(line) for p in files for line in p.read_text().splitlines()]
-        assert len(lines) == sum(want.values())
 
         # retention: nothing is 30 days old yet; 31 days later every partition goes
         assert cli.main([*scope, "archive", "expire", "--topic-prefix", f"{prefix}."]) == 0
