@@ -1,4 +1,5 @@
-"""`flinkpulse archive views|expire`: the raw archive's ClickHouse views and retention."""
+"""`flinkpulse archive views|compress|expire`: the raw archive's ClickHouse views, compression
+and retention."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "archive",
         help="ClickHouse views over the raw archive, and its retention",
         description="The archive job (`flinkpulse jobs submit archive`) writes JSON lines "
-        "files to archive.warehouse; these commands query, compress and expire them (docs/archive.md).",
+        "files to archive.warehouse; these commands query, compress and expire them "
+        "(docs/archive.md).",
     )
     ss = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     ss.required = True
@@ -23,7 +25,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     c = ss.add_parser(
         "compress", help="gzip the hour partitions that ended archive.compress_after_s ago"
     )
-    c.add_argument("--topic-prefix")
     c.set_defaults(func=_compress)
 
 
@@ -51,7 +52,6 @@ def _expire(cfg: Config, args: argparse.Namespace) -> int:
 def _compress(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.archive import compress
 
-    _apply(cfg, args)
     done = compress(cfg)
     print(
         f"compressed {len(done)} partition(s) (hours ended over {cfg.archive.compress_after_s} s ago)"
