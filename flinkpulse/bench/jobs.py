@@ -4,7 +4,8 @@ The run's source topics are pre-filled at full speed; each variant then runs *bo
 (`--from/--to` over the fill's produce timestamps) on the session cluster until FINISHED. Rate =
 events in the job's source topics / (last vertex end − first source vertex start), from the
 JobManager's REST API: it includes the tasks' open() (Python worker start-up), not the client's
-submission. Variants: `udf` (the job as configured), `twin` (flink_jobs/builtin_twin.py) and
+submission. Each row also splits the run in two (`split_startup`): start-up (submit → first
+record read) and the steady rate after warm-up, from progress samples every second. Variants: `udf` (the job as configured), `twin` (flink_jobs/builtin_twin.py) and
 tuning levers (`python.execution-mode: thread`, smaller/larger bundles).
 """
 
@@ -92,6 +93,7 @@ def run_variant(
     events = sum(filled["per_topic"].get(t, 0) for t in JOB_TOPICS[job])
     _wait_slots(rest, cfg.flink.parallelism, timeout)
     t = time.perf_counter()
+    t_submit = time.time()
     jid = submit(cfg, script, extra_args=extra, wait_running=False)
     submit_s = time.perf_counter() - t
     samples: list[tuple[float, int]] = []
@@ -144,9 +146,42 @@ def run_variant(
             "events_per_s": round(rate),
             # slot sharing: a job of parallelism p occupies p slots
             "events_per_s_per_slot": round(rate / max(1, cfg.flink.parallelism)),
+            **split_startup(samples, t_submit, end / 1000, events),
         }
     )
+    if row.get("steady_events_per_s"):
+        row["steady_events_per_s_per_slot"] = round(
+            row["steady_events_per_s"] / max(1, cfg.flink.parallelism)
+        )
     return row
+
+
+#: the steady rate counts from the first progress sample at or past this share of the events
+WARMUP_FRACTION = 0.1
+#: ... and needs at least this share still to come, or the run is too short to tell
+STEADY_MIN_FRACTION = 0.3
+
+
+def split_startup(
+    samples: list[tuple[float, int]], t_submit: float, t_end: float, events: int
+) -> dict[str, Any]:
+    """Start-up (submit → first record read) and the steady rate after warm-up, from the
+    1 s progress samples (REST metrics ≤ 1 s old) and the job's end time (epoch seconds).
+
+    The steady rate is (events − n_w) / (end − t_w) for the first sample (t_w, n_w) with
+    n_w ≥ WARMUP_FRACTION × events: task deployment, Python worker start-up and the first
+    bundle are behind it. None when less than STEADY_MIN_FRACTION of the run is left after it
+    (a short run is all start-up: use more events)."""
+    first = next(((t, n) for t, n in samples if n > 0), None)
+    out: dict[str, Any] = {
+        "startup_s": round(first[0] - t_submit, 1) if first else None,
+        "steady_events_per_s": None,
+    }
+    warm = next(((t, n) for t, n in samples if n >= WARMUP_FRACTION * events), None)
+    if warm and events - warm[1] >= STEADY_MIN_FRACTION * events and t_end > warm[0]:
+        out["steady_events_per_s"] = round((events - warm[1]) / (t_end - warm[0]))
+        out["steady_s"] = round(t_end - warm[0], 1)
+    return out
 
 
 def run(
@@ -179,4 +214,6 @@ def run(
         base = by.get((r["job"], "twin"))
         if r.get("events_per_s") and base and base.get("events_per_s"):
             r["vs_twin"] = round(r["events_per_s"] / base["events_per_s"], 3)
+        if r.get("steady_events_per_s") and base and base.get("steady_events_per_s"):
+            r["steady_vs_twin"] = round(r["steady_events_per_s"] / base["steady_events_per_s"], 3)
     return {"fill": {k: v for k, v in filled.items()}, "rows": rows}

@@ -56,16 +56,20 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
             "Bounded runs over pre-filled topics (" + ", ".join(
                 f"{t} {n:,}" for t, n in f["per_topic"].items()) + "); `twin` = the same SQL "
             "with avro-confluent sources and built-in expressions instead of Python UDFs. "
-            "Rate = events / (last task end − first source task start).", "",
-            "| job | variant | state | events | s | events/s | per slot | vs twin |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
+            "Rate = events / (last task end − first source task start). Start-up = submit → "
+            "first record read; steady = events / s after the first 10 % were read (— : the "
+            "run was too short to tell).", "",
+            "| job | variant | state | events | s | events/s | per slot | vs twin "
+            "| start-up s | steady events/s | steady vs twin |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]  # fmt: skip
         for r in j["rows"]:
             out.append(
                 f"| {r['job']} | {r['variant']} | {r.get('state', 'ERROR')} | "
                 f"{_n(r.get('events'))} | {_n(r.get('run_s'), '.1f')} | "
                 f"{_n(r.get('events_per_s'))} | {_n(r.get('events_per_s_per_slot'))} | "
-                f"{_n(r.get('vs_twin'), '.2f')} |"
+                f"{_n(r.get('vs_twin'), '.2f')} | {_n(r.get('startup_s'), '.1f')} | "
+                f"{_n(r.get('steady_events_per_s'))} | {_n(r.get('steady_vs_twin'), '.2f')} |"
             )
         errs = [f"- {r['job']} {r['variant']}: {r['error']}" for r in j["rows"] if "error" in r]
         out += ["", *errs] if errs else []

@@ -122,6 +122,9 @@ class Flink(Component):
             "python.fn-execution.bundle.size": f.bundle_size,
             "python.fn-execution.bundle.time": f.bundle_time_ms,
             "python.fn-execution.arrow.batch.size": f.arrow_batch_size,
+            # REST metrics at most 1 s old (default 10 s): `flinkpulse bench` samples each job's
+            # progress every second to split start-up from the steady rate
+            "metrics.fetcher.update-interval": 1000,
             "web.submit.enable": "true",
             "web.cancel.enable": "true",
         }

@@ -1,0 +1,24 @@
+"""Issue 17: a bounded job run is split into start-up and the steady rate after warm-up."""
+
+from __future__ import annotations
+
+from flinkpulse.bench.jobs import split_startup
+
+
+def test_steady_rate_counts_from_the_first_sample_past_warm_up() -> None:
+    # submitted at t=100; nothing read for 8 s; then 10k events/s; finished at t=118
+    samples = [(100.0 + i, 0) for i in range(9)]
+    samples += [(108.0 + i, 10_000 * i) for i in range(1, 10)]
+    got = split_startup(samples, t_submit=100.0, t_end=118.0, events=100_000)
+    assert got["startup_s"] == 9.0  # first sample with a record read
+    # warm-up ends at the first sample with >= 10 % read: (109, 10_000)
+    assert got["steady_events_per_s"] == 10_000
+    assert got["steady_s"] == 9.0
+
+
+def test_a_run_that_is_all_start_up_has_no_steady_rate() -> None:
+    samples = [(100.0, 0), (101.0, 0), (102.0, 90_000), (103.0, 100_000)]
+    got = split_startup(samples, t_submit=100.0, t_end=103.0, events=100_000)
+    assert got["startup_s"] == 2.0
+    assert got["steady_events_per_s"] is None
+    assert split_startup([(100.0, 0)], 100.0, 101.0, 10)["startup_s"] is None
