@@ -156,6 +156,7 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
         "python.fn-execution.bundle.time": str(f.bundle_time_ms),
         "python.fn-execution.arrow.batch.size": str(f.arrow_batch_size),
         "python.executable": __import__("sys").executable,
+        **f.pairs(f.extra_options),
     }
 
 
@@ -234,6 +235,8 @@ def _source(ctx: JobContext, topic: str) -> Any:
         .option("properties.isolation.level", "read_committed")
         .option("scan.topic-partition-discovery.interval", "10 s")
     )
+    for k, v in ctx.cfg.flink.pairs(ctx.cfg.flink.source_properties).items():
+        d = d.option(f"properties.{k}", v)
     if ctx.bounded:
         start, end = ctx.bounded
         d = (

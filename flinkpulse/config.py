@@ -226,6 +226,20 @@ class FlinkConfig:
     bundle_size: int = 10000
     bundle_time_ms: int = 200
     arrow_batch_size: int = 10000
+    #: more Flink options for every job, "key=value" (e.g. "pipeline.object-reuse=true")
+    extra_options: tuple[str, ...] = ()
+    #: more Kafka consumer properties for every Kafka source, "key=value" (fetch.min.bytes=...)
+    source_properties: tuple[str, ...] = ()
+
+    def pairs(self, items: tuple[str, ...]) -> dict[str, str]:
+        """`extra_options` / `source_properties` as a dict (the text before the first `=`)."""
+        out = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"flink: expected key=value, got {item!r}")
+            out[key.strip()] = value.strip()
+        return out
 
 
 @dataclass(frozen=True)

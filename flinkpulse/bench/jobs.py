@@ -36,11 +36,36 @@ LEVERS: dict[str, dict[str, Any]] = {
     "udf_bundle_100000": {"bundle_size": 100_000, "bundle_time_ms": 1000},
     # the same job at parallelism 2 (the topics have cfg.kafka.partitions >= 2 partitions)
     "udf_parallelism_2": {"parallelism": 2},
+    # JVM-path levers, A/B against their base (`twin+object_reuse`, `udf+fetch_batch`: `ab`)
+    "object_reuse": {"extra_options": ("pipeline.object-reuse=true",)},
+    "fetch_batch": {
+        "source_properties": (
+            "max.poll.records=5000",
+            "fetch.min.bytes=262144",
+            "fetch.max.wait.ms=100",
+            "max.partition.fetch.bytes=4194304",
+        )
+    },
+    "no_chaining": {"extra_options": ("pipeline.operator-chaining.enabled=false",)},
+    "checkpoint_30s": {"checkpoint_interval_s": 30.0},
+    "bundle_100000": {"bundle_size": 100_000, "bundle_time_ms": 1000},
+    "arrow_batch_1000": {"arrow_batch_size": 1000},
 }
 
 
-def fill(cfg: Config, events_per_domain: int, seed: int = 7) -> dict[str, Any]:
-    """Produce `events_per_domain` per domain into the run's topics; the produce-time bounds."""
+def lever_cfg(cfg: Config, variant: str) -> Config:
+    """`cfg` with the levers of `variant` applied: `udf_bundle_1000`, or `<base>+<lever>+...`."""
+    changes: dict[str, Any] = dict(LEVERS.get(variant, {}))
+    for lever in variant.split("+")[1:]:
+        changes.update(LEVERS[lever])
+    return cfg.derive(flink=changes)
+
+
+def fill(
+    cfg: Config, events_per_domain: int, seed: int = 7, domains: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Produce `events_per_domain` per domain (all by default) into the run's topics; the
+    produce-time bounds."""
     from producers import streams
     from producers.base import TimeConfig
     from producers.kafka import AvroKafkaProducer
@@ -50,6 +75,8 @@ def fill(cfg: Config, events_per_domain: int, seed: int = 7) -> dict[str, Any]:
     from_ms = int(time.time() * 1000) - 1
     t0 = time.perf_counter()
     for i, domain in enumerate(streams.DOMAINS):
+        if domains and domain not in domains:
+            continue
         # event time at 10k events/s per domain: windows fill and fire as in a live stream
         stream = streams.stream(domain, seed + i, TimeConfig(events_per_second=10_000))
         prod.run(stream, count=events_per_domain)
@@ -87,8 +114,9 @@ def run_variant(
     from flinkpulse.flinkrun import submit
 
     rest = FlinkRest(cfg)
-    script = "builtin_twin" if variant == "twin" else job
-    extra = ["--job", job] if variant == "twin" else []
+    twin = variant.split("+")[0] == "twin"
+    script = "builtin_twin" if twin else job
+    extra = ["--job", job] if twin else []
     extra += ["--from", str(filled["from_ms"]), "--to", str(filled["to_ms"])]
     events = sum(filled["per_topic"].get(t, 0) for t in JOB_TOPICS[job])
     _wait_slots(rest, cfg.flink.parallelism, timeout)
@@ -204,7 +232,7 @@ def run(
         variants = ["udf", "twin", *every_job_levers]
         variants += [lv for lv in levers if job in lever_jobs]
         for variant in variants:
-            vcfg = cfg.derive(flink=LEVERS.get(variant, {}))
+            vcfg = lever_cfg(cfg, variant)
             try:
                 rows.append(run_variant(vcfg, job, variant, filled, timeout))
             except Exception as e:  # noqa: BLE001 - recorded, the run goes on
@@ -217,3 +245,52 @@ def run(
         if r.get("steady_events_per_s") and base and base.get("steady_events_per_s"):
             r["steady_vs_twin"] = round(r["steady_events_per_s"] / base["steady_events_per_s"], 3)
     return {"fill": {k: v for k, v in filled.items()}, "rows": rows}
+
+
+def ab(
+    cfg: Config,
+    job: str,
+    variants: list[str],
+    events_per_domain: int,
+    rounds: int = 2,
+    timeout: float = 600,
+) -> dict[str, Any]:
+    """Levers side by side: one fill, then `rounds` × the variants interleaved (A B A B ...), so
+    a change in the machine's load hits every variant alike. Per variant: every run's steady
+    rate and start-up, and the median steady rate ÷ the first variant's in the same round."""
+    import statistics
+
+    cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}ab.")
+    domains = tuple(sorted({t.split(".")[0] for t in JOB_TOPICS[job]}))
+    filled = fill(cfg, events_per_domain, domains=domains)
+    from flink_jobs.builtin_twin import TWIN_PREFIX
+    from flinkpulse.topics import ensure_topics
+
+    ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))
+    runs: list[dict[str, Any]] = []
+    for rnd in range(rounds):
+        for variant in variants:
+            try:
+                row = run_variant(lever_cfg(cfg, variant), job, variant, filled, timeout)
+            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                row = {"job": job, "variant": variant, "error": f"{type(e).__name__}: {e}"}
+            row["round"] = rnd
+            runs.append(row)
+    summary = []
+    for variant in variants:
+        mine = [r for r in runs if r["variant"] == variant]
+        ratios = []
+        for r in mine:
+            base = next(b for b in runs if b["round"] == r["round"] and b["variant"] == variants[0])
+            if r.get("steady_events_per_s") and base.get("steady_events_per_s"):
+                ratios.append(r["steady_events_per_s"] / base["steady_events_per_s"])
+        summary.append(
+            {
+                "variant": variant,
+                "steady_events_per_s": [r.get("steady_events_per_s") for r in mine],
+                "events_per_s": [r.get("events_per_s") for r in mine],
+                "startup_s": [r.get("startup_s") for r in mine],
+                "vs_first": round(statistics.median(ratios), 3) if ratios else None,
+            }
+        )
+    return {"job": job, "fill": filled, "runs": runs, "summary": summary}
