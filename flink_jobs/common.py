@@ -21,7 +21,8 @@ judged against, and it replays identically because it is stored with the record:
   inside the Kafka source (idle partitions time out), so an on-time record is never behind it,
   whatever the partitions × parallelism: results are the same at any scale.
 
-One limit, from Flink's idleness: a partition idle for ``table.exec.source.idle-timeout`` stops
+One limit, from Flink's idleness: a partition idle for ``flink.idle_timeout_s`` (processing
+time; a job catching up a backlog on a busy machine needs more, docs/event-time.md) stops
 holding the watermark back; if it wakes with records whose Kafka timestamps are behind another
 partition's by more than the delay (ingest hosts' clocks apart by that much, or replayed
 simulated clocks), they can be behind the watermark. The late branch catches what the planner's
@@ -148,7 +149,7 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
     return {
         "pipeline.name": f"flinkpulse-{cfg.kafka.topic_prefix}{job}",
         "table.exec.state.ttl": f"{f.state_ttl_s} s",
-        "table.exec.source.idle-timeout": "10 s",
+        "table.exec.source.idle-timeout": f"{f.idle_timeout_s:g} s",
         # every time in flinkpulse is UTC (Avro timestamp-millis, ClickHouse DateTime64 'UTC')
         "table.local-time-zone": "UTC",
         "python.execution-mode": f.python_execution_mode,

@@ -219,6 +219,11 @@ class FlinkConfig:
     #: how far an event time may be ahead of its Kafka timestamp; further ahead is dead-lettered
     #: as "future" and never moves a watermark
     future_tolerance_s: float = 5.0
+    #: a source partition without records for this long (processing time) stops holding the
+    #: watermark back. Longer is safer when a job catches up a backlog on a busy machine (the
+    #: source thread, blocked in its chained Python decoder, polls nothing for a while and its
+    #: partitions count as idle: docs/event-time.md), shorter closes windows sooner on quiet ones
+    idle_timeout_s: float = 10.0
     #: drop later copies of a source record (same event id, topics.DEDUP_KEYS) before any
     #: window; a copy is recognised while the first is in state: ``state_ttl_s``
     dedup: bool = True
