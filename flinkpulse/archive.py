@@ -97,16 +97,20 @@ def compress(cfg: Config, now: datetime | None = None) -> list[Path]:
             start = datetime.strptime(f"{m.group(1)} {m.group(2)}", "%Y-%m-%d %H")
             if start.replace(tzinfo=UTC) + timedelta(hours=1) > cutoff:
                 continue
-            if _compress_partition(part):
+            if _compress_partition(part, cfg.archive.compress_after_s):
                 done.append(part)
     return done
 
 
-def _compress_partition(part: Path) -> bool:
-    """One partition (see compress); False when there was nothing to do or the job writes it."""
+def _compress_partition(part: Path, idle_s: float) -> bool:
+    """One partition (see compress); False when there was nothing to do or the job writes it.
+    A hidden file untouched for `idle_s` is abandoned (a stopped job's, the job rolls its files
+    every roll_interval_s): it stays hidden in the swapped-out directory."""
     files = sorted(part.iterdir())
     plain = [f for f in files if not f.name.startswith(".") and f.suffix != ".gz"]
-    if not plain or any(f.name.startswith(".") for f in files):
+    hidden = {f.name for f in files if f.name.startswith(".")}
+    stale = {n for n in hidden if time.time() - (part / n).stat().st_mtime > idle_s}
+    if not plain or hidden - stale:
         return False
     new = part.with_name(f".{part.name}.new")
     shutil.rmtree(new, ignore_errors=True)
@@ -123,7 +127,7 @@ def _compress_partition(part: Path) -> bool:
         raw.flush()
         os.fsync(raw.fileno())
     _exchange(new, part)  # `part` now holds the compressed file, `new` the plain ones
-    if any(f.name.startswith(".") for f in new.iterdir()):
+    if any(f.name.startswith(".") and f.name not in stale for f in new.iterdir()):
         _exchange(new, part)  # the job began a file in it meanwhile: give it back
         shutil.rmtree(new)
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,8 +30,12 @@ def test_closed_hours_become_one_gzip_file_open_or_written_ones_stay(tmp_path: P
     closed = _hour(root, 10, {"compacted-a": rows[:4], "compacted-b": rows[4:]})
     writing = _hour(root, 9, {"compacted-c": rows, ".part-x.inprogress.y": rows})
     open_hour = _hour(root, 12, {"compacted-d": rows})  # ended less than an hour ago: 11:30
+    # a stopped job's part file, untouched for longer than compress_after_s: abandoned
+    stopped = _hour(root, 8, {"compacted-e": rows, ".part-z.inprogress.w": rows[:1]})
+    os.utime(stopped / ".part-z.inprogress.w", (0, 0))
 
-    assert archive.compress(cfg, now=NOW) == [closed]
+    assert archive.compress(cfg, now=NOW) == [stopped, closed]
+    assert [p.suffix for p in stopped.iterdir()] == [".gz"]
     (gz,) = closed.iterdir()
     assert gz.name.startswith("compressed-") and gz.name.endswith(".jsonl.gz")
     assert [json.loads(line) for line in archive.read_lines(gz)] == rows
@@ -38,6 +43,8 @@ def test_closed_hours_become_one_gzip_file_open_or_written_ones_stay(tmp_path: P
     assert [p.name for p in open_hour.iterdir()] == ["compacted-d"]
     # the plain files stay hidden a while for queries that listed them before the swap
     (old,) = root.glob("dt=*/.hour=10.old-*")
+    for aged in root.glob("dt=*/.hour=08.old-*"):
+        shutil.rmtree(aged)
     assert sorted(p.name for p in old.iterdir()) == ["compacted-a", "compacted-b"]
 
     # a late record committed into the compressed hour: the next run adds a file, keeps the old
