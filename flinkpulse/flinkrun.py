@@ -61,7 +61,7 @@ def to_toml(data: dict[str, Any]) -> str:
             return "true" if v else "false"
         if isinstance(v, (int, float)):
             return repr(v)
-        if isinstance(v, list):
+        if isinstance(v, (list, tuple)):  # tuple: the frozen config's list settings
             return "[" + ", ".join(val(x) for x in v) + "]"
         return json.dumps(str(v))
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flinkpulse.bench.jobs import split_startup
+from pathlib import Path
+
+from flinkpulse.bench.jobs import lever_cfg, split_startup
+from flinkpulse.config import load_config
+from flinkpulse.flinkrun import to_toml
 
 
 def test_steady_rate_counts_from_the_first_sample_past_warm_up() -> None:
@@ -22,3 +26,14 @@ def test_a_run_that_is_all_start_up_has_no_steady_rate() -> None:
     assert got["startup_s"] == 2.0
     assert got["steady_events_per_s"] is None
     assert split_startup([(100.0, 0)], 100.0, 101.0, 10)["startup_s"] is None
+
+
+def test_lever_options_reach_the_job_through_its_shipped_config(tmp_path: Path) -> None:
+    """The submitted job reads the config back from TOML: list settings must survive it."""
+    cfg = lever_cfg(load_config(env={}), "twin+object_reuse+fetch_batch")
+    path = tmp_path / "job.toml"
+    path.write_text(to_toml(cfg.to_dict()))
+    back = load_config(str(path), env={}).flink
+    assert back.pairs(back.extra_options) == {"pipeline.object-reuse": "true"}
+    assert back.pairs(back.source_properties)["max.poll.records"] == "5000"
+    assert load_config(str(path), env={}).flink.extra_options == cfg.flink.extra_options
