@@ -27,6 +27,7 @@ from typing import Any
 
 from flink_jobs import common
 from flink_jobs.common import JobContext, Validator, run_job
+from flinkpulse import topics
 
 _BROWSER = (
     "CASE WHEN {0} IS NULL THEN CAST(NULL AS STRING) "
@@ -106,14 +107,7 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
     delay = ctx.cfg.flink.watermark_delay_s
     b = b.watermark("event_time", f"event_time - INTERVAL '{delay:.3f}' SECOND")
     d = common._source(ctx, ctx.topic(logical_topic))
-    desc = (
-        d.schema(b.build())
-        .option("format", "avro-confluent")
-        .option("avro-confluent.url", ctx.cfg.registry.url)
-        .option("avro-confluent.schema", json.dumps(schema))
-        .build()
-    )
-    ctx.t_env.create_temporary_table(f"{view}_all", desc)
+    ctx.t_env.create_temporary_table(f"{view}_all", _avro(ctx, d, b, schema))
     cols = ", ".join(f"`{n}`" for n in names)
     ctx.t_env.create_temporary_view(
         view,
@@ -125,6 +119,41 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
     )
 
 
+def _avro(ctx: JobContext, d: Any, b: Any, schema: dict[str, Any]) -> Any:
+    """Kafka descriptor `d` with columns `b`, values Avro (`schema`) through the registry."""
+    return (
+        d.schema(b.build())
+        .option("format", "avro-confluent")
+        .option("avro-confluent.url", ctx.cfg.registry.url)
+        .option("avro-confluent.schema", json.dumps(schema))
+        .build()
+    )
+
+
+def _rules_source(ctx: JobContext, view: str) -> None:
+    """`view`: config.rules through avro-confluent, versioned by changed_at (= the Kafka
+    timestamp the CLI stamps), watermark without delay, idle quickly (common.rules_source)."""
+    from pyflink.table import Schema
+
+    from flink_jobs.decoding import _flink_type
+    from producers.schemas import latest_schema
+
+    schema = latest_schema(topics.RULES_RECORD)
+    b = Schema.new_builder()
+    for f in schema["fields"]:
+        b = b.column(f["name"], _flink_type(f["type"]))
+    b = b.watermark("changed_at", "changed_at")
+    d = (
+        common._kafka(ctx, ctx.topic(topics.RULES_TOPIC))
+        .option("properties.group.id", f"flinkpulse-{ctx.job}-rules")
+        .option("scan.startup.mode", "earliest-offset")
+        .option(
+            "scan.watermark.idle-timeout", f"{int(ctx.cfg.flink.rules_idle_timeout_s * 1000)} ms"
+        )
+    )
+    ctx.t_env.create_temporary_table(view, _avro(ctx, d, b, schema))
+
+
 def twin_wire(
     ctx: JobContext,
     sources: Sequence[tuple[str, str, Validator | None, bool]],
@@ -134,6 +163,9 @@ def twin_wire(
 ) -> JobContext:
     """`common.wire` without Python: avro-confluent sources, UDF calls replaced, same sinks."""
     for logical_topic, view, _validate, _owner in sources:
+        if logical_topic == topics.RULES_TOPIC:
+            _rules_source(ctx, view)
+            continue
         _source(ctx, logical_topic, view)
     common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the

@@ -364,6 +364,19 @@ def _decoded_column(name: str, millis: bool) -> str:
     return f"{_decoded_expr(name, millis)} AS `{name}`"
 
 
+def _raw_columns() -> list[tuple[str, Any]]:
+    """The raw record and its provenance, as a decoded stream carries them to its side outputs."""
+    from pyflink.table import DataTypes
+
+    return [
+        ("k", DataTypes.BYTES()),
+        ("v", DataTypes.BYTES()),
+        ("src_topic", DataTypes.STRING()),
+        ("src_partition", DataTypes.INT()),
+        ("src_offset", DataTypes.BIGINT()),
+    ]
+
+
 def decoded_source(
     ctx: JobContext,
     logical_topic: str,
@@ -429,11 +442,7 @@ def decoded_source(
     ds = t_env.to_data_stream(flat)
     b = Schema.new_builder()
     for n, t in [
-        ("k", DataTypes.BYTES()),
-        ("v", DataTypes.BYTES()),
-        ("src_topic", DataTypes.STRING()),
-        ("src_partition", DataTypes.INT()),
-        ("src_offset", DataTypes.BIGINT()),
+        *_raw_columns(),
         ("kafka_time", DataTypes.TIMESTAMP(3)),
         ("ok", DataTypes.BOOLEAN()),
         ("error", DataTypes.STRING()),
@@ -489,6 +498,82 @@ def decoded_source(
         ctx.inserts.append(
             (sink, t_env.sql_query(f"SELECT k, v, {_headers_sql(reason)} AS headers FROM {dups}"))
         )
+
+
+def rules_source(ctx: JobContext, view: str = "rule_changes", side_outputs: bool = True) -> None:
+    """Register `view`: every change of the live rule parameters (``config.rules``), in event
+    time = the change's Kafka timestamp. The job's SQL turns it into the versioned table
+    ``rules`` that matches are joined with at their event time (docs/rules.md).
+
+    The topic is read whole (earliest offset; a backfill up to its end), whatever the job's
+    startup mode: a setting made before the job started is still in force. Its watermark is the
+    Kafka timestamp itself (one writer, the CLI, stamps changes in order) and its partitions go
+    idle after ``flink.rules_idle_timeout_s``: the rarely written topic never holds back the
+    alerts (docs/event-time.md). Undecodable records go to dlq.config.rules.
+    """
+    from pyflink.table import DataTypes, Schema
+
+    from flink_jobs.decoding import decode_function, reader_fields, timestamp_fields
+
+    record = topics.RULES_RECORD
+    t_env = ctx.t_env
+    raw = f"{view}_raw"
+    d = (
+        _kafka(ctx, ctx.topic(topics.RULES_TOPIC))
+        .option("properties.group.id", f"flinkpulse-{ctx.job}-rules")
+        .option("properties.isolation.level", "read_committed")
+        .option("scan.startup.mode", "earliest-offset")
+        .option(
+            "scan.watermark.idle-timeout", f"{int(ctx.cfg.flink.rules_idle_timeout_s * 1000)} ms"
+        )
+    )
+    if ctx.bounded:
+        d = d.option("scan.bounded.mode", "timestamp").option(
+            "scan.bounded.timestamp-millis", str(ctx.bounded[1])
+        )
+    desc = (
+        d.schema(raw_schema(0.0))
+        .option("key.format", "raw")
+        .option("key.fields", "k")
+        .option("value.format", "raw")
+        .option("value.fields-include", "EXCEPT_KEY")
+        .build()
+    )
+    t_env.create_temporary_table(raw, desc)
+    fn_name = f"decode_{view}"
+    t_env.create_temporary_function(fn_name, decode_function(record, ctx.cfg.registry.url, None))
+    fields = [(n, t) for n, t in reader_fields(record) if n != "changed_at"]
+    millis = timestamp_fields(record)
+    cols = ", ".join(_decoded_column(n, n in millis) for n, _ in fields)
+    flat = t_env.sql_query(
+        f"SELECT k, v, src_topic, src_partition, src_offset, d.ok AS ok, d.error AS error, {cols}, "
+        f"CAST(kafka_ts AS TIMESTAMP(3)) AS changed_at FROM "
+        f"(SELECT *, {fn_name}(v) AS d FROM {raw})"
+    )
+    b = Schema.new_builder()
+    for n, t in [
+        *_raw_columns(),
+        ("ok", DataTypes.BOOLEAN()),
+        ("error", DataTypes.STRING()),
+        *fields,
+        ("changed_at", DataTypes.TIMESTAMP(3)),
+    ]:
+        b = b.column(n, t)
+    b = b.watermark("changed_at", "SOURCE_WATERMARK()")
+    t_env.create_temporary_view(
+        f"{view}_all", t_env.from_data_stream(t_env.to_data_stream(flat), b.build())
+    )
+    names = ", ".join(f"`{n}`" for n, _ in fields)
+    t_env.create_temporary_view(
+        view, t_env.sql_query(f"SELECT {names}, changed_at FROM {view}_all WHERE ok")
+    )
+    if side_outputs:
+        dlq = f"{view}_dlq"
+        raw_table(ctx, dlq, ctx.topic(dlq_topic(topics.RULES_TOPIC)), source=False)
+        bad = t_env.sql_query(
+            f"SELECT k, v, {_headers_sql('error')} AS headers FROM {view}_all WHERE NOT ok"
+        )
+        ctx.inserts.append((dlq, bad))
 
 
 def deduplicate(
@@ -551,6 +636,9 @@ def wire(
     for logical_topic, view, validate, owner in sources:
         # a backfill re-reads records the stream already dead-lettered: it writes results only
         owns = owner and ctx.backfill is None
+        if logical_topic == topics.RULES_TOPIC:
+            rules_source(ctx, view, side_outputs=owns)
+            continue
         decoded_source(ctx, logical_topic, view, validate, side_outputs=owns)
     run_sql_file(ctx, sql_file, params)
     for view in outputs:

@@ -1,5 +1,5 @@
 """security_alerts: MATCH_RECOGNIZE rules + an energy threshold -> incidents on `alerts`; raw
-security events."""
+security events. Thresholds follow live settings from config.rules (flinkpulse.rules)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from flink_jobs import validation
 from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
+from flinkpulse.topics import RULES_TOPIC
 
 JOB = "security_alerts"
 DEFAULTS: dict[str, Any] = {
@@ -35,6 +36,8 @@ def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = w
         ("web.access-logs", "access_logs", validation.access_log, False),
         ("gaming.player-events", "player_events", validation.player_event, False),
         ("iot.sensor-readings", "sensor_readings", validation.sensor_reading, False),
+        # live rule parameters: the versioned table `rules` of the SQL (common.rules_source)
+        (RULES_TOPIC, "rule_changes", None, True),
     ]
     return wire(ctx, sources, "security_alerts.sql", job_params(cfg, JOB, DEFAULTS), OUTPUTS)
 

@@ -75,6 +75,10 @@ DEDUP_KEYS: dict[str, tuple[str, ...]] = {
     "iot.security-events": ("event_id",),
     "web.access-logs": ("event_id",),
 }
+#: live alert-rule parameters (flinkpulse.rules): compacted, keyed '<rule>/<scope>'; the newest
+#: record of a key is the setting in force; the jobs read it as a versioned table
+RULES_TOPIC = "config.rules"
+RULES_RECORD = "flinkpulse.rules.RuleChange"
 #: the schema registry's own store (Confluent SR ``kafkastore.topic``) in deployments that run one
 SCHEMAS_TOPIC = "_schemas"
 
@@ -91,7 +95,7 @@ class Topic:
     """One topic of the pipeline (logical name: without the deployment's ``topic_prefix``)."""
 
     name: str
-    #: source | result | alerts | dlq | late | dup | registry
+    #: source | result | alerts | config | dlq | late | dup | registry
     kind: str
     #: the value that is the Kafka key: a record field / result column; None: dlq./late. keep
     #: the original record's key, the registry store has its own
@@ -149,6 +153,15 @@ def _topology() -> tuple[Topic, ...]:
     out.extend(Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
     out.extend(Topic(late_topic(t), "late", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
     out.extend(Topic(dup_topic(t), "dup", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
+    # rule parameters: one partition, compacted and kept forever (a setting never expires); the
+    # key is '<rule>/<scope>' (flinkpulse.rules.rule_key), not one record field
+    out.append(
+        Topic(
+            RULES_TOPIC, "config", "rule/scope", 1, -1, {"cleanup.policy": "compact"}, None,
+            RULES_RECORD,
+        )
+    )  # fmt: skip
+    out.append(Topic(dlq_topic(RULES_TOPIC), "dlq", None, 1, MONTH_MS))
     # the loader dead-letters result records it cannot decode to dlq.<result topic>
     out.extend(
         Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS, created_by="loader") for t in RESULT_TOPICS

@@ -26,6 +26,7 @@ TOPIC_RECORDS: dict[str, str] = {
     "iot.security-events": "flinkpulse.iot.SecurityEvent",
     "web.access-logs": "flinkpulse.web.AccessLog",
     "alerts": "flinkpulse.alerts.Alert",
+    "config.rules": "flinkpulse.rules.RuleChange",
 }
 
 #: logical topic -> field whose value is the Kafka key
@@ -35,6 +36,7 @@ TOPIC_KEYS: dict[str, str] = {
     "iot.security-events": "home_id",
     "web.access-logs": "client_ip",
     "alerts": "entity_id",
+    "config.rules": "rule/scope",  # not a field: '<rule>/<scope>' (flinkpulse.rules.rule_key)
 }
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")

@@ -32,8 +32,9 @@ def register_input(
     record: str,
     rows: list[dict[str, Any]],
     dedup: Sequence[str] | None = None,
+    time_field: str = "event_time",
 ) -> None:
-    """Register `rows` as the source view `view` (fields of `record`, rowtime event_time).
+    """Register `rows` as the source view `view` (fields of `record`, rowtime `time_field`).
     With `dedup` (key fields), through the jobs' deduplication: later copies of a key leave
     `view` and are in `<view>_duplicates`."""
     from pyflink.common import Row
@@ -43,7 +44,7 @@ def register_input(
     names = [n for n, _ in fields]
     # in event-time order, as from one partition: the watermark trails the newest row by 1 s,
     # so a row listed after a much newer one would be late and dropped, silently
-    rows = sorted(rows, key=lambda r: r["event_time"])
+    rows = sorted(rows, key=lambda r: r[time_field])
     table = t_env.from_elements(
         [Row(*(r.get(n) for n in names)) for r in rows],
         __import__("pyflink.table", fromlist=["DataTypes"]).DataTypes.ROW(
@@ -57,7 +58,7 @@ def register_input(
     b = Schema.new_builder()
     for n, t in fields:
         b = b.column(n, t)
-    b = b.watermark("event_time", "event_time - INTERVAL '1' SECOND")
+    b = b.watermark(time_field, f"`{time_field}` - INTERVAL '1' SECOND")
     table = t_env.from_data_stream(ds, b.build())
     if dedup is None:
         t_env.create_temporary_view(view, table)

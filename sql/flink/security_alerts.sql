@@ -1,6 +1,7 @@
 -- security_alerts: CEP rules (MATCH_RECOGNIZE) and a threshold rule, one alert stream.
 --
--- Inputs: security_events, access_logs, player_events, sensor_readings (decoded, on-time)
+-- Inputs: security_events, access_logs, player_events, sensor_readings (decoded, on-time),
+--         rule_changes (config.rules: rule, scope, param, value, ..., changed_at event time)
 -- Output: alerts (every rule, one schema), security_events (raw events for ClickHouse)
 -- (security_events_in is the decoded source; the other three sources are dead-lettered by
 -- the job that owns them, so a bad record lands in its DLQ once)
@@ -18,6 +19,24 @@
 -- a growing event_count, occurrences and version, the newest last_event_time, a severity that
 -- escalates. alert_id is deterministic, so a replay produces the same ids and ClickHouse keeps
 -- the highest version of each.
+
+-- Live rule parameters (flinkpulse rules set|unset): the newest change of each (rule, scope) as
+-- of any event time - a versioned table (primary key rule, scope; version time changed_at).
+-- A match is joined with it AS OF its own event time: a change applies to matches whose event
+-- time is at or after it, never to earlier ones, and a replay gives the same alerts. The
+-- entity's own setting ('home:<id>', 'ip:<addr>') wins over 'global', 'global' over the job's
+-- configured ${param}; a removed setting (value NULL) falls through (docs/rules.md).
+--
+-- The join key is one column, '<rule>/<scope>' (the topic's Kafka key). Its global form is built
+-- from the entity column (|| SUBSTR(entity, 1, 0), an empty string): a constant temporal-join
+-- key is folded away by the planner, which then fails to generate code for it.
+CREATE TEMPORARY VIEW rules AS
+SELECT rule_key, `value`, changed_at
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY rule_key ORDER BY changed_at DESC) AS rn
+  FROM (SELECT rule || '/' || `scope` AS rule_key, `value`, changed_at FROM rule_changes)
+)
+WHERE rn = 1;
 
 -- Raw security events, as they are, for the security event log.
 CREATE TEMPORARY VIEW security_events AS
@@ -97,18 +116,12 @@ SELECT client_ip, status, user_id, event_time
 FROM access_logs
 WHERE `method` = 'POST' AND path LIKE '/login%';
 
-CREATE TEMPORARY VIEW alert_brute_force_login AS
-SELECT
-  'brute_force_login' AS rule,
-  'CRITICAL' AS severity,
-  'client_ip' AS entity_type,
-  client_ip AS entity_id,
-  CAST(failures AS STRING) || ' failed logins from ' || client_ip || ' (' || ip_country(client_ip) || ') then a successful login' || COALESCE(' as ' || user_id, '') AS summary,
-  CAST(failures + 1 AS INT) AS event_count,
-  CAST(first_failure AS TIMESTAMP(3)) AS first_event_time,
-  CAST(success_at AS TIMESTAMP(3)) AS last_event_time,
-  MAP['failures', COALESCE(CAST(failures AS STRING), ''), 'country', COALESCE(ip_country(client_ip), ''), 'user_id', COALESCE(user_id, '')] AS attributes,
-  rt
+-- The pattern takes any number of failures; the live count (rules) filters the matches below.
+-- Same matches as F{count,} S: a shorter run of failures ends at its success either way.
+CREATE TEMPORARY VIEW brute_force_matches AS
+SELECT client_ip, first_failure, success_at, failures, user_id, rt,
+  'brute_force_login/ip:' || client_ip AS own_key,
+  'brute_force_login/global' || SUBSTR(client_ip, 1, 0) AS global_key
 FROM login_attempts
 MATCH_RECOGNIZE (
   PARTITION BY client_ip
@@ -121,11 +134,33 @@ MATCH_RECOGNIZE (
     MATCH_ROWTIME()     AS rt
   ONE ROW PER MATCH
   AFTER MATCH SKIP PAST LAST ROW
-  PATTERN (F{${brute_force_failures},} S) WITHIN INTERVAL '${brute_force_window_s}' SECOND
+  PATTERN (F+ S) WITHIN INTERVAL '${brute_force_window_s}' SECOND
   DEFINE
     F AS F.status IN (401, 403),
     S AS S.status < 400
 );
+
+CREATE TEMPORARY VIEW brute_force_counted AS
+SELECT m.client_ip, m.first_failure, m.success_at, m.failures, m.user_id, m.rt,
+  CAST(COALESCE(o.`value`, g.`value`, ${brute_force_failures}) AS BIGINT) AS min_failures
+FROM brute_force_matches AS m
+LEFT JOIN rules FOR SYSTEM_TIME AS OF m.rt AS o ON o.rule_key = m.own_key
+LEFT JOIN rules FOR SYSTEM_TIME AS OF m.rt AS g ON g.rule_key = m.global_key;
+
+CREATE TEMPORARY VIEW alert_brute_force_login AS
+SELECT
+  'brute_force_login' AS rule,
+  'CRITICAL' AS severity,
+  'client_ip' AS entity_type,
+  client_ip AS entity_id,
+  CAST(failures AS STRING) || ' failed logins from ' || client_ip || ' (' || ip_country(client_ip) || ') then a successful login' || COALESCE(' as ' || user_id, '') AS summary,
+  CAST(failures + 1 AS INT) AS event_count,
+  CAST(first_failure AS TIMESTAMP(3)) AS first_event_time,
+  CAST(success_at AS TIMESTAMP(3)) AS last_event_time,
+  MAP['failures', COALESCE(CAST(failures AS STRING), ''), 'country', COALESCE(ip_country(client_ip), ''), 'user_id', COALESCE(user_id, ''), 'min_failures', COALESCE(CAST(min_failures AS STRING), '')] AS attributes,
+  rt
+FROM brute_force_counted
+WHERE failures >= min_failures;
 
 -- impossible_kill_rate: N kills by one player within a few seconds.
 CREATE TEMPORARY VIEW kills AS
@@ -179,20 +214,33 @@ SELECT window_start, window_end, window_time, home_id, SUM(avg_w) AS total_w,
 FROM TABLE(TUMBLE(TABLE device_power, DESCRIPTOR(rt), INTERVAL '${energy_window_s}' SECOND))
 GROUP BY window_start, window_end, window_time, home_id;
 
+-- The home's threshold in force at the end of the window (window_time): its own, else global,
+-- else ${energy_threshold_w}.
+CREATE TEMPORARY VIEW home_power_threshold AS
+SELECT p.window_time, p.home_id, p.total_w, p.first_t, p.last_t, p.n, p.devices,
+  CAST(COALESCE(o.`value`, g.`value`, ${energy_threshold_w}) AS DOUBLE) AS threshold_w
+FROM (
+  SELECT *, 'energy_over_threshold/home:' || home_id AS own_key,
+    'energy_over_threshold/global' || SUBSTR(home_id, 1, 0) AS global_key
+  FROM home_power
+) AS p
+LEFT JOIN rules FOR SYSTEM_TIME AS OF p.window_time AS o ON o.rule_key = p.own_key
+LEFT JOIN rules FOR SYSTEM_TIME AS OF p.window_time AS g ON g.rule_key = p.global_key;
+
 CREATE TEMPORARY VIEW alert_energy_over_threshold AS
 SELECT
   'energy_over_threshold' AS rule,
   'WARNING' AS severity,
   'home' AS entity_type,
   home_id AS entity_id,
-  'Home ' || home_id || ' drew ' || CAST(CAST(ROUND(total_w, 0) AS BIGINT) AS STRING) || ' W on average (threshold ' || CAST(${energy_threshold_w} AS STRING) || ' W)' AS summary,
+  'Home ' || home_id || ' drew ' || CAST(CAST(ROUND(total_w, 0) AS BIGINT) AS STRING) || ' W on average (threshold ' || CAST(CAST(ROUND(threshold_w, 0) AS BIGINT) AS STRING) || ' W)' AS summary,
   CAST(n AS INT) AS event_count,
   CAST(first_t AS TIMESTAMP(3)) AS first_event_time,
   CAST(last_t AS TIMESTAMP(3)) AS last_event_time,
-  MAP['total_w', COALESCE(CAST(ROUND(total_w, 1) AS STRING), ''), 'devices', COALESCE(CAST(devices AS STRING), ''), 'threshold_w', COALESCE(CAST(${energy_threshold_w} AS STRING), '')] AS attributes,
+  MAP['total_w', COALESCE(CAST(ROUND(total_w, 1) AS STRING), ''), 'devices', COALESCE(CAST(devices AS STRING), ''), 'threshold_w', COALESCE(CAST(ROUND(threshold_w, 1) AS STRING), '')] AS attributes,
   window_time AS rt
-FROM home_power
-WHERE total_w > ${energy_threshold_w};
+FROM home_power_threshold
+WHERE total_w > threshold_w;
 
 -- Every rule's matches in one stream, one row per match. The incident views below order a
 -- (rule, entity)'s matches by arrival (processing time), not by rt: the rule views come from

@@ -176,9 +176,10 @@ def test_jobs_read_and_write_the_topology() -> None:
     specs = job_specs()
     assert specs, "no job module found in flink_jobs/"
     read = [t for spec in specs.values() for t, _owner in spec["sources"]]
-    assert set(read) == set(topics.SOURCE_TOPICS), "every source topic is read, none else"
+    inputs = [*topics.SOURCE_TOPICS, topics.RULES_TOPIC]
+    assert set(read) == set(inputs), "every source topic (and the rules) is read, none else"
     owners = [t for spec in specs.values() for t, owner in spec["sources"] if owner]
-    assert sorted(owners) == sorted(topics.SOURCE_TOPICS), "one job owns each dlq./late. topic"
+    assert sorted(owners) == sorted(inputs), "one job owns each dlq./late. topic"
     written = [v for spec in specs.values() for v in spec["outputs"]]
     assert sorted(written) == sorted(topics.RESULTS), "every result view has one writer"
     for job, spec in specs.items():
@@ -189,9 +190,18 @@ def test_topology_is_consistent() -> None:
     names = [t.name for t in TOPOLOGY]
     assert len(names) == len(set(names))
     for t in TOPOLOGY:
-        assert t.kind in {"source", "result", "alerts", "dlq", "late", "dup", "registry"}, t.name
+        assert t.kind in {
+            "source",
+            "result",
+            "alerts",
+            "config",
+            "dlq",
+            "late",
+            "dup",
+            "registry",
+        }, t.name
         assert t.created_by in {"jobs", "loader", "registry"}, t.name
-        if t.kind in {"source", "result", "alerts"}:
+        if t.kind in {"source", "result", "alerts", "config"}:
             assert t.key, f"{t.name} has no key"
         if t.kind in {"dlq", "late", "dup"}:
             assert t.name.split(".", 1)[1] in TOPICS, f"{t.name} shadows no topic"

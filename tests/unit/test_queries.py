@@ -265,6 +265,7 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic(parallelism: int) -> 
     register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", web)
     register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", games)
     register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", power)
+    register_rules(t_env, [])
     out = run_views(
         t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts", "security_events"]
     )
@@ -294,6 +295,7 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic(parallelism: int) -> 
     assert len(out["security_events"]) == len(sec)
 
 
+RULE_CHANGE = "flinkpulse.rules.RuleChange"
 ALERT_SOURCES = {
     "security_events_in": "flinkpulse.iot.SecurityEvent",
     "access_logs": "flinkpulse.web.AccessLog",
@@ -313,6 +315,7 @@ def test_alerts_view_is_the_alert_contract() -> None:
     t_env = make_env()
     for view, record in ALERT_SOURCES.items():
         register_input(t_env, view, record, [])
+    register_rules(t_env, [])
     register_all(t_env)
     ctx = JobContext(cfg=Config().finalize(), t_env=t_env, job="test")
     run_sql_file(ctx, "security_alerts.sql", dict(security_alerts.DEFAULTS))
@@ -325,11 +328,18 @@ def test_alerts_view_is_the_alert_contract() -> None:
     assert nullable == []
 
 
+def register_rules(t_env: Any, rows: list[dict[str, Any]]) -> None:
+    """`rows` (rule changes) as the job's rule_changes source, versioned by changed_at."""
+    register_input(t_env, "rule_changes", RULE_CHANGE, rows, time_field="changed_at")
+
+
 def alert_run(parallelism: int, **inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The alerts view for `inputs` (view -> rows; the other sources empty), default params."""
+    """The alerts view for `inputs` (view -> rows; the other sources and rule_changes empty),
+    default params."""
     t_env = make_env(parallelism)
     for view, record in ALERT_SOURCES.items():
         register_input(t_env, view, record, inputs.get(view, []))
+    register_rules(t_env, inputs.get("rule_changes", []))
     out = run_views(t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts"])
     return out["alerts"]
 
@@ -413,3 +423,66 @@ def test_windows_of_100_seconds_and_more_are_valid_sql() -> None:
     out = run_views(t_env, "device_stats.sql", params, ["device_stats"])
     windows = sorted((r["window_end"], r["samples"]) for r in out["device_stats"])
     assert [n for _, n in windows] == [5, 10, 5]
+
+
+def rule(t: float, rule: str, scope: str, value: float | None) -> dict[str, Any]:
+    """A change of a live rule parameter at `t` (as `flinkpulse rules set` writes it)."""
+    param = {"energy_over_threshold": "watts", "brute_force_login": "count"}[rule]
+    return dict(
+        rule=rule, scope=scope, param=param, value=value, previous=None, changed_by="test",
+        reason=None, changed_at=at(t),
+    )  # fmt: skip
+
+
+def flat_spike(t0: float, home: str, watts: float) -> list[dict[str, Any]]:
+    """One device of `home` drawing `watts` for the minute from `t0` (a reading every 10 s)."""
+    return [sr(t0 + t, f"{home}-oven", home, "POWER", watts, "oven") for t in range(0, 60, 10)]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_live_rule_changes_apply_from_their_time_per_entity_with_global_fallback(
+    parallelism: int,
+) -> None:
+    """Issue 22, one run. Energy: the same 5000 W minute (below the default 7000 W) in h1 and
+    h2, four times. h1's threshold is lowered to 4000 W at 12:01:30: the minute before gives no
+    alert, the one after does, for h1 only. A global 3000 W at 12:03:30 then catches h2, while
+    h1's own 6000 W (set at the same time) wins over global for h1; removing h1's setting falls
+    back to global. Brute force: 3 failures then a success from two IPs, before and after the
+    count is lowered to 3 (default 5) for one IP only: one alert, that IP's, after the change."""
+    power: list[dict[str, Any]] = []
+    for home in ("h1", "h2"):
+        for start in (0, 120, 240, 360):
+            power += flat_spike(start, home, 5000.0)
+    web = []
+    for k, start in enumerate((0, 200)):
+        for n, ip in enumerate(("5.5.5.5", "6.6.6.6")):
+            base = 1000 * k + 100 * n
+            web += [al(base + i, start + i * 5, ip, "/login", 401, method="POST") for i in range(3)]
+            web += [al(base + 9, start + 20, ip, "/login", 200, method="POST", user="bob")]
+    changes = [
+        rule(90, "energy_over_threshold", "home:h1", 4000.0),
+        rule(100, "brute_force_login", "ip:5.5.5.5", 3.0),
+        rule(210, "energy_over_threshold", "global", 3000.0),
+        rule(210, "energy_over_threshold", "home:h1", 6000.0),
+        rule(330, "energy_over_threshold", "home:h1", None),
+    ]
+    alerts = alert_run(parallelism, sensor_readings=power, access_logs=web, rule_changes=changes)
+    energy = sorted(
+        (a["entity_id"], a["first_event_time"], a["attributes"]["threshold_w"])
+        for a in alerts
+        if a["rule"] == "energy_over_threshold"
+    )
+    assert energy == [
+        ("h1", at(120), "4000.0"),  # lowered: alerts (its window ends after the change)
+        ("h1", at(360), "3000.0"),  # h1's own setting removed: global
+        ("h2", at(240), "3000.0"),  # global lowered
+        ("h2", at(360), "3000.0"),
+    ]
+    (h1,) = [a for a in alerts if a["entity_id"] == "h1" and a["first_event_time"] == at(120)]
+    assert h1["summary"] == "Home h1 drew 5000 W on average (threshold 4000 W)"
+    logins = [
+        (a["entity_id"], a["last_event_time"], a["attributes"]["min_failures"])
+        for a in alerts
+        if a["rule"] == "brute_force_login"
+    ]
+    assert logins == [("5.5.5.5", at(220), "3")]
