@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -52,10 +51,9 @@ def test_lowering_a_homes_threshold_alerts_that_home_within_10_s(
 ) -> None:
     ensure_stack("kafka", "registry", "flink")
     # 2 s energy windows and a 2 s watermark delay, so a window closes seconds after its events
-    base = replace(
-        base_cfg,
-        flink=replace(base_cfg.flink, watermark_delay_s=2.0, checkpoint_interval_s=1.0),
-        jobs={**base_cfg.jobs, "security_alerts": {"energy_window_s": WINDOW_MS // 1000}},
+    base = base_cfg.derive(
+        flink={"watermark_delay_s": 2.0, "checkpoint_interval_s": 1.0},
+        jobs={"security_alerts": {"energy_window_s": WINDOW_MS // 1000}},
     )
     a, b = f"{prefix}-a", f"{prefix}-b"
     with deployment(base, prefix, ["security_alerts"]) as cfg:
