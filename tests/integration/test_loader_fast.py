@@ -39,8 +39,8 @@ def test_staged_batches_with_malformed_records_dead_letter_exactly_those(
     stats = loader.run(once=True)
     assert stats.rows == n
     assert stats.dead_letters == len(bad)
-    assert any(v is not None for v in loader._plans.values()), "the staged path was not taken"
-    assert loader._slow_until, "no staged batch was refused"
+    assert any(v is not None for v in loader.router.plans.values()), "the staged path was not taken"
+    assert loader.router.slow_until, "no staged batch was refused"
     _assert_exactly(lcfg, n)
     dead = _dlq(lcfg, "results.player-stats", len(bad))
     assert sorted(m.value() for m in dead) == sorted(bad.values())

@@ -123,3 +123,122 @@ def test_fast_insert_select_checks_canary_utf8_and_row_count() -> None:
     assert create_stage_sql("player_stats", p).startswith(
         "CREATE TEMPORARY TABLE `_fpload_stage_player_stats` (`window_start` DateTime64(3, 'UTC')"
     )
+
+
+# -- the exactly-once checks (flinkpulse.loader.exactly_once) and batch building --------------
+
+
+class Msg:
+    """A consumed Kafka record as confluent-kafka hands it over (what the batches read)."""
+
+    def __init__(self, offset: int, value: bytes | None, topic: str = "t", partition: int = 0):
+        self._o, self._v, self._t, self._p = offset, value, topic, partition
+
+    def offset(self) -> int:
+        return self._o
+
+    def value(self) -> bytes | None:
+        return self._v
+
+    def key(self) -> bytes | None:
+        return None
+
+    def topic(self) -> str:
+        return self._t
+
+    def partition(self) -> int:
+        return self._p
+
+    def error(self) -> None:
+        return None
+
+
+def test_ledger_refuses_an_insert_that_would_load_records_twice_or_skip_dead_letters() -> None:
+    from flinkpulse.loader.exactly_once import InvariantViolation, Ledger
+
+    k = ("t", 0)
+    led = Ledger()
+    with pytest.raises(InvariantViolation, match="before the partition was resumed"):
+        led.check_insert(k, 0, [0, 1])
+    led.resumed({k: 100}, [k, ("t", 1)])  # ClickHouse holds up to 99 of partition 0
+    with pytest.raises(InvariantViolation, match="overlaps"):
+        led.check_insert(k, 99, [99, 100])  # 99 is in ClickHouse already
+    led.check_insert(k, 100, [100, 101, 103])  # 102 was a transaction marker: a gap is fine
+    with pytest.raises(InvariantViolation, match="overlaps"):
+        led.check_insert(k, 103, [103, 104])  # queued already
+    with pytest.raises(InvariantViolation, match="out of order"):
+        led.check_insert(k, 104, [105, 104])
+    with pytest.raises(InvariantViolation, match="dead letters of \\[105\\]"):
+        led.check_insert(k, 104, [104, 106], dead=[105])  # 105's dead letter not acked yet
+    led.dead_letters_acked(k, [105])
+    led.check_insert(k, 104, [104, 106], dead=[105])
+    led.check_insert(k, 107, [], dead=[])  # a batch of only dead letters: nothing inserted
+    led.check_insert(("t", 1), 0, [0])  # absent from ClickHouse: from the beginning
+    led.resumed({k: 104}, [k])  # after a failure: ClickHouse says 104 onwards again
+    led.check_insert(k, 104, [104])
+
+
+def test_consumer_never_commits_and_insert_ids_are_found_by_their_prefix() -> None:
+    from flinkpulse.loader.exactly_once import (
+        InvariantViolation,
+        check_consumer_conf,
+        consumer_conf,
+        insert_query_id,
+        query_id_prefix,
+        session_id,
+    )
+
+    conf = consumer_conf("db1")
+    check_consumer_conf(conf)
+    with pytest.raises(InvariantViolation, match="enable.auto.commit"):
+        check_consumer_conf({**conf, "enable.auto.commit": True})
+    with pytest.raises(InvariantViolation, match="committed records"):
+        check_consumer_conf({**conf, "isolation.level": "read_uncommitted"})
+    qid = insert_query_id("db1", "p.results.x", 2, 10, 20)
+    assert qid.startswith(query_id_prefix("db1") + "p.results.x-2-10-20-")
+    assert qid != insert_query_id("db1", "p.results.x", 2, 10, 20)  # one per attempt
+    assert session_id("db1").startswith(query_id_prefix("db1"))
+    assert not qid.startswith(query_id_prefix("db"))  # another database's loader: not ours
+
+
+def _player_spec() -> TableSpec:
+    return TableSpec.from_system_columns(
+        "db", "player_stats", [(c, t, "") for c, t in _PLAYER_TYPES.items()]
+    )
+
+
+def test_arrow_and_staged_batches_build_one_insert_each_behind_one_interface() -> None:
+    from flinkpulse.loader.avro import Decoder
+    from flinkpulse.loader.batch import ArrowBatch, Batch, StagedBatch
+    from flinkpulse.loader.fast import plan
+    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row
+
+    enc = Encoder(7, PLAYER_STATS)
+    dec = Decoder("http://unused")
+    dec._parsed[7] = fastavro_parse(PLAYER_STATS)  # a registry answer, cached
+    spec = _player_spec()
+    arrow = ArrowBatch("t", 0, "player_stats")
+    for o in (10, 11):
+        arrow.add(Msg(o, enc(player_row(o))), dec.decode(enc(player_row(o))))
+    arrow.dead.append((Msg(12, b"junk"), "wrong magic byte 106 (expected 0: not Confluent Avro)"))
+    staged = StagedBatch("t", 0, "player_stats", sid=7, plan=plan(PLAYER_STATS, _PLAYER_TYPES))
+    staged.add_values([enc(player_row(o)) for o in (13, 14)], [13, 14])
+    batches: list[Batch] = [arrow, staged]
+    built = [b.build(spec) for b in batches]
+    (a, a_dead), (s, s_dead) = built
+    assert a is not None and s is not None
+    assert (a.first, a.last, a.rows, a.offsets, a.staged) == (10, 11, 2, [10, 11], False)
+    assert [(m.offset(), r) for m, r in a_dead] == [
+        (12, "wrong magic byte 106 (expected 0: not Confluent Avro)")
+    ]
+    assert a.table.to_pydict()["player_id"] == ["player-00000", "player-00001"]
+    assert (s.first, s.last, s.rows, s.offsets, s.staged, s_dead) == (13, 14, 2, [13, 14], True, [])
+    assert [b.first() for b in batches] == [10, 13]
+
+
+def fastavro_parse(schema: dict[str, object]) -> object:
+    import fastavro
+
+    from flinkpulse.avro import millis_as_long
+
+    return fastavro.parse_schema(millis_as_long(schema))
