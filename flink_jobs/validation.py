@@ -1,7 +1,8 @@
 """Per-record checks applied while decoding (issue: bad input gets a clear outcome).
 
 Each returns None to accept the record (possibly clamped in place) or a reason, which sends the
-record to dlq.<topic>. Documented outcomes:
+record to dlq.<topic>: ``invalid value in field <field>: <why>`` (flinkpulse.avro.Reason, the
+loader's reason for a value its table cannot store). Documented outcomes:
 
 | input | outcome |
 |---|---|
@@ -25,6 +26,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from flinkpulse.avro import invalid_field
+
 MAX_PAST_S = 10 * 365 * 86_400
 
 
@@ -35,30 +38,30 @@ def _finite(x: Any) -> bool:
 def _time_ok(rec: dict[str, Any]) -> str | None:
     t = rec.get("event_time")
     if not isinstance(t, datetime):
-        return "event_time missing"
+        return invalid_field("event_time", "missing")
     from datetime import UTC
 
     ts = t.replace(tzinfo=UTC).timestamp()
     now = time.time()
     if ts < now - MAX_PAST_S:
-        return f"event_time {t.isoformat()} is more than 10 years in the past"
+        return invalid_field("event_time", f"{t.isoformat()} is more than 10 years in the past")
     return None
 
 
 def player_event(rec: dict[str, Any]) -> str | None:
     dmg = rec.get("damage")
     if dmg is None or not _finite(dmg):
-        return f"damage is not a finite number: {dmg!r}"
+        return invalid_field("damage", f"{dmg!r} is not a finite number")
     if dmg < 0:
         rec["damage"] = 0.0
     if rec.get("event_type") == "KILL" and not rec.get("target_player_id"):
-        return "KILL without target_player_id"
+        return invalid_field("target_player_id", "missing for a KILL")
     return _time_ok(rec)
 
 
 def sensor_reading(rec: dict[str, Any]) -> str | None:
     if not _finite(rec.get("value")):
-        return f"value is not a finite number: {rec.get('value')!r}"
+        return invalid_field("value", f"{rec.get('value')!r} is not a finite number")
     return _time_ok(rec)
 
 
@@ -69,9 +72,11 @@ def security_event(rec: dict[str, Any]) -> str | None:
 def access_log(rec: dict[str, Any]) -> str | None:
     status = rec.get("status")
     if not isinstance(status, int) or not 100 <= status <= 599:
-        return f"status {status!r} is not an HTTP status (100..599)"
+        return invalid_field("status", f"{status!r} is not an HTTP status (100..599)")
     if not _finite(rec.get("latency_ms")) or rec["latency_ms"] < 0:
-        return f"latency_ms {rec.get('latency_ms')!r} is not a non-negative number"
+        return invalid_field(
+            "latency_ms", f"{rec.get('latency_ms')!r} is not a non-negative number"
+        )
     if rec.get("bytes") is None or rec["bytes"] < 0:
-        return f"bytes {rec.get('bytes')!r} is negative"
+        return invalid_field("bytes", f"{rec.get('bytes')!r} is negative")
     return _time_ok(rec)

@@ -2,7 +2,8 @@
 registry client: the decoding both the Flink jobs (flink_jobs/decoding.py) and the loader use.
 
 A record that cannot be decoded raises :class:`DecodeError` whose message is its dead-letter
-reason: one reason per failure kind, the same wherever the record is read (``REASON_*`` below).
+reason: one reason per failure kind, the same wherever the record is read (:class:`Reason`,
+which also holds the reason of a decoded record with a refused field value).
 A registry that does not answer raises :class:`RegistryUnavailable`: never the record's fault,
 so the caller retries (loader) or fails and restarts (Flink) instead of dead-lettering.
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
@@ -28,27 +31,46 @@ REGISTRY_TIMEOUT_S = 10.0
 #: dead-letter reasons are cut to this many characters
 MAX_REASON = 500
 
-# -- the dead-letter reasons, one per failure kind ----------------------------------------------
-REASON_TOMBSTONE = "null value (tombstone)"
-REASON_TOO_SHORT = "too short for Confluent wire format ({size} bytes)"
-REASON_MAGIC = "wrong magic byte {magic} (expected 0: not Confluent Avro)"
-REASON_UNKNOWN_ID = "unknown schema id {schema_id}"
-REASON_NOT_AVRO = "schema id {schema_id} is not a usable Avro schema: {detail}"
-REASON_UNDECODABLE = "cannot decode with schema id {schema_id}: {detail}"
-REASON_TRAILING = (
-    "cannot decode with schema id {schema_id}: {count} trailing bytes after the record"
-)
-REASON_NOT_RECORD = "schema id {schema_id} is not a record schema"
+
+class Reason(Enum):
+    """The dead-letter reasons, one per failure kind, the same in the Flink jobs and in the
+    loader: the value is the reason's text (a format string over the kind's particulars)."""
+
+    #: not Confluent wire format
+    TOMBSTONE = "null value (tombstone)"
+    TOO_SHORT = "too short for Confluent wire format ({size} bytes)"
+    MAGIC = "wrong magic byte {magic} (expected 0: not Confluent Avro)"
+    #: the schema id does not give a usable writer schema
+    UNKNOWN_ID = "unknown schema id {schema_id}"
+    NOT_AVRO = "schema id {schema_id} is not a usable Avro schema: {detail}"
+    NOT_RECORD = "schema id {schema_id} is not a record schema"
+    #: the body is not one record of its writer schema
+    TRUNCATED = "cannot decode with schema id {schema_id}: the record ends early (truncated)"
+    TRAILING = "cannot decode with schema id {schema_id}: {count} trailing bytes after the record"
+    UNDECODABLE = "cannot decode with schema id {schema_id}: {detail}"
+    #: decoded, but a field's value is refused (validation in a job, a column in the loader)
+    INVALID_FIELD = "invalid value in field {field}: {detail}"
+
+    def text(self, **particulars: Any) -> str:
+        """The reason of one record, cut to MAX_REASON characters."""
+        return str(self.value).format(**particulars)[:MAX_REASON]
+
+
+def invalid_field(field: str, detail: str) -> str:
+    """The dead-letter reason of a decoded record whose `field` holds a refused value."""
+    return Reason.INVALID_FIELD.text(field=field, detail=detail)
+
 
 #: logical types the loader reads as their underlying long (epoch milliseconds)
 _MILLIS_TYPES = {"timestamp-millis", "local-timestamp-millis"}
 
 
 class DecodeError(Exception):
-    """The record cannot be decoded; the message is its dead-letter reason."""
+    """The record cannot be decoded; the message is its dead-letter reason, `kind` its kind."""
 
-    def __init__(self, reason: str, schema_id: int = -1) -> None:
-        super().__init__(reason[:MAX_REASON])
+    def __init__(self, kind: Reason, schema_id: int = -1, **particulars: Any) -> None:
+        super().__init__(kind.text(schema_id=schema_id, **particulars))
+        self.kind = kind
         #: the schema id of the header, -1 where there is none
         self.schema_id = schema_id
 
@@ -79,11 +101,11 @@ class RegistryError(FlinkpulseError):
 def schema_id_of(value: bytes | None) -> int:
     """The schema id of a Confluent wire-format value; DecodeError if it is not one."""
     if value is None:
-        raise DecodeError(REASON_TOMBSTONE)
+        raise DecodeError(Reason.TOMBSTONE)
     if len(value) < HEADER_BYTES:
-        raise DecodeError(REASON_TOO_SHORT.format(size=len(value)))
+        raise DecodeError(Reason.TOO_SHORT, size=len(value))
     if value[0] != MAGIC:
-        raise DecodeError(REASON_MAGIC.format(magic=value[0]))
+        raise DecodeError(Reason.MAGIC, magic=value[0])
     return int.from_bytes(value[1:HEADER_BYTES], "big")
 
 
@@ -216,7 +238,8 @@ class Registry:
         #: schema id -> the writer schema, self-contained (references inlined, logical types kept)
         self.raw: dict[int, Any] = {}
         self._parsed: dict[int, Any] = {}
-        self._bad: dict[int, str] = {}
+        #: schema id -> why it cannot decode anything (kind, particulars)
+        self._bad: dict[int, tuple[Reason, dict[str, Any]]] = {}
         self._session: Any = None
 
     # -- REST ---------------------------------------------------------------------------------
@@ -311,14 +334,15 @@ class Registry:
         if parsed is not None:
             return parsed
         if schema_id in self._bad:
-            raise DecodeError(self._bad[schema_id], schema_id)
+            kind, particulars = self._bad[schema_id]
+            raise DecodeError(kind, schema_id, **particulars)
         import fastavro
 
         try:
             body = self.call("GET", f"/schemas/ids/{schema_id}")
         except RegistryError as e:
             if e.status == 404:
-                return self._refuse(schema_id, REASON_UNKNOWN_ID.format(schema_id=schema_id))
+                return self._refuse(schema_id, Reason.UNKNOWN_ID)
             raise RegistryUnavailable(self.url, f"HTTP {e.status}") from None
         try:
             kind = body.get("schemaType", "AVRO")
@@ -329,17 +353,14 @@ class Registry:
         except RegistryUnavailable:
             raise
         except Exception as e:  # not Avro, a missing reference: the record's problem
-            detail = str(e) or type(e).__name__
-            return self._refuse(
-                schema_id, REASON_NOT_AVRO.format(schema_id=schema_id, detail=detail)
-            )
+            return self._refuse(schema_id, Reason.NOT_AVRO, detail=str(e) or type(e).__name__)
         self._parsed[schema_id] = parsed
         self.raw[schema_id] = raw
         return parsed
 
-    def _refuse(self, schema_id: int, reason: str) -> Any:
-        self._bad[schema_id] = reason
-        raise DecodeError(reason, schema_id)
+    def _refuse(self, schema_id: int, kind: Reason, **particulars: Any) -> Any:
+        self._bad[schema_id] = (kind, particulars)
+        raise DecodeError(kind, schema_id, **particulars)
 
     def decode(self, value: bytes | None, reader: Any = None) -> dict[str, Any]:
         """The record of one value, read with `reader` (a parsed schema: Avro schema resolution)
@@ -351,21 +372,46 @@ class Registry:
         assert value is not None
         writer = self.schema(schema_id)
         if not isinstance(writer, dict) or writer.get("type") != "record":
-            raise DecodeError(REASON_NOT_RECORD.format(schema_id=schema_id), schema_id)
+            raise DecodeError(Reason.NOT_RECORD, schema_id)
         buf = io.BytesIO(value)
         buf.seek(HEADER_BYTES)
         try:
             rec = schemaless_reader(buf, writer, reader)
-        except Exception as e:  # any Avro resolution / truncation error is a bad record
-            detail = str(e) or type(e).__name__
-            raise DecodeError(
-                REASON_UNDECODABLE.format(schema_id=schema_id, detail=detail), schema_id
-            ) from None
+        except Exception:  # any Avro resolution / decoding error is a bad record: which kind?
+            raise _undecodable(value, schema_id, writer, reader) from None
         if buf.tell() != len(value):
-            count = len(value) - buf.tell()
-            raise DecodeError(REASON_TRAILING.format(schema_id=schema_id, count=count), schema_id)
+            raise DecodeError(Reason.TRAILING, schema_id, count=len(value) - buf.tell())
         assert isinstance(rec, dict)  # a record schema reads a dict
         return rec
+
+
+def _undecodable(value: bytes, schema_id: int, writer: Any, reader: Any) -> DecodeError:
+    """The DecodeError of a body fastavro refused, by kind: fastavro's compiled reader tells a
+    body that ends early only sometimes (EOFError, or an IndexError like a bad enum index), so
+    the body is read again by its pure-Python reader, which raises EOFError exactly when the
+    bytes end before the record does (the failure path only: it is slower)."""
+    from fastavro._read_py import schemaless_reader as read_py
+
+    buf = io.BytesIO(value)
+    buf.seek(HEADER_BYTES)
+    try:
+        read_py(buf, writer, reader)
+    except EOFError:
+        return DecodeError(Reason.TRUNCATED, schema_id)
+    except Exception as e:
+        return DecodeError(Reason.UNDECODABLE, schema_id, detail=_detail(e, writer, reader))
+    return DecodeError(Reason.UNDECODABLE, schema_id, detail="not Avro of that schema")
+
+
+def _detail(e: Exception, writer: Any, reader: Any) -> str:
+    """What went wrong decoding, in a few words that are the same for the same bytes."""
+    from fastavro.read import SchemaResolutionError
+
+    if isinstance(e, SchemaResolutionError) and isinstance(reader, dict):
+        return f"written as {writer.get('name')}, not readable as {reader.get('name')}"
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)  # an object's address differs per run
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def naive_utc(v: Any) -> Any:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from flinkpulse.avro import invalid_field
+
 BOOKKEEPING = ("_topic", "_partition", "_offset")
 
 _INTS = {
@@ -145,7 +147,7 @@ def build(
                         _column([v], t, nullable)
                     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError,
                             OverflowError) as e:  # fmt: skip
-                        bad[idx[j]] = f"column {col}: cannot store {v!r} as {t}: {e}"
+                        bad[idx[j]] = invalid_field(col, f"cannot store {v!r} as {t}: {e}")
                 if len(bad) == before:
                     raise
                 failed = True

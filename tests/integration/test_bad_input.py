@@ -9,7 +9,9 @@ windows — is what shows it was accepted). Dead letters are attributed to cases
 source.partition/source.offset headers, late records likewise.
 
 Outcomes (flink_jobs/validation.py, flinkpulse/avro.py, flink_jobs/common.py):
-- garbage bytes, wrong magic byte, unknown schema id, a record of another type -> dlq, reason
+- garbage bytes, wrong magic byte, unknown schema id, truncated, trailing bytes, a record of
+  another type -> dlq, with the exact reason of its kind (flinkpulse.avro.Reason); the same
+  bytes in a result topic get the same reason in the loader's dlq
 - null key -> accepted (the key is not used by the jobs; results are keyed by entity)
 - 2 MB record -> accepted and its result written (broker and sinks allow 4 MB records)
 - negative damage -> clamped to 0; NaN/inf damage or sensor value, status 999 -> dlq
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import struct
 import subprocess
@@ -34,6 +37,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,27 +96,26 @@ class Pipe:
         return out, r.msgs
 
 
-def _write_security(w: Writer, t0: int) -> None:
+def malformed(w: Writer, t0: int) -> list[tuple[str, bytes]]:
+    """(case, value) of the malformed security events: the same bytes reach the jobs (source
+    topic) and the loader (result topic), and must get the same reason in both dlq topics."""
     enc = w.encoder(SEC)
+    good = enc(_sec("magic", t0))
+    return [
+        ("garbage bytes", b"plain garbage, not Avro"),
+        ("garbage bytes", enc.header + b"\xff\xff\xff\xff\xff\xff\xff"),
+        ("wrong magic byte", b"\x01" + good[1:]),
+        ("unknown schema id", b"\x00" + struct.pack(">I", 999_999) + good[5:]),
+        ("truncated", good[:-3]),
+        ("trailing bytes", good + b"\x00\x00"),
+    ]
+
+
+def _write_security(w: Writer, t0: int) -> None:
     for i in range(5):
         w.avro(SEC, "valid", _sec(f"valid-{i}", t0 + i))
-    w.send(SEC, "garbage bytes", b"home-bad", b"plain garbage, not Avro", timestamp=t0)
-    w.send(
-        SEC,
-        "garbage bytes",
-        b"home-bad",
-        enc.header + b"\xff\xff\xff\xff\xff\xff\xff",
-        timestamp=t0,
-    )
-    good = enc(_sec("magic", t0))
-    w.send(SEC, "wrong magic byte", b"home-bad", b"\x01" + good[1:], timestamp=t0)
-    w.send(
-        SEC,
-        "unknown schema id",
-        b"home-bad",
-        b"\x00" + struct.pack(">I", 999_999) + good[5:],
-        timestamp=t0,
-    )
+    for case, value in malformed(w, t0):
+        w.send(SEC, case, b"home-bad", value, timestamp=t0)
     reading = {
         "device_id": "dev-x", "home_id": "home-bad", "room": "hall", "sensor_type": "POWER",
         "value": 5.0, "unit": "W", "appliance": None, "event_time": t0,
@@ -124,7 +127,7 @@ def _write_security(w: Writer, t0: int) -> None:
         tag = case.replace(" ", "")
         w.avro(SEC, f"event time {case} ahead", _sec(f"f{tag}-0", t0 + 20 + ahead), ts=t0 + 20)
     w.avro(SEC, "event time 11 years back", _sec("past-0", t0 - 11 * 365 * DAY_MS), ts=t0)
-    dup = enc(_sec("dup-0", t0 + 12))
+    dup = w.encoder(SEC)(_sec("dup-0", t0 + 12))
     w.send(SEC, "exact duplicate", b"home-bad", dup, timestamp=t0 + 12)
     w.send(SEC, "exact duplicate", b"home-bad", dup, timestamp=t0 + 12)
 
@@ -225,6 +228,8 @@ SEC_EXPECT = {
     "garbage bytes": ("dead-lettered: wrong magic byte / cannot decode", "dlq"),
     "wrong magic byte": ("dead-lettered: wrong magic byte", "dlq"),
     "unknown schema id": ("dead-lettered: unknown schema id", "dlq"),
+    "truncated": ("dead-lettered: the record ends early", "dlq"),
+    "trailing bytes": ("dead-lettered: trailing bytes after the record", "dlq"),
     "record of another type": ("dead-lettered: cannot decode (schema mismatch)", "dlq"),
     "null key": ("accepted (key unused; results keyed by home_id)", "accepted"),
     "2 MB record": (
@@ -239,19 +244,39 @@ SEC_EXPECT = {
     "exact duplicate": ("first accepted, the copy to dup.<topic> (deduplicated)", "dedup"),
     "reached Kafka 1 h after its event time": ("late.<topic> (over the 5 s delay)", "late"),
 }
-REASONS = {
-    "garbage bytes": (
-        "wrong magic byte 112 (expected 0: not Confluent Avro)",
-        "cannot decode with schema id ",
-    ),
-    "wrong magic byte": ("wrong magic byte 1 (expected 0: not Confluent Avro)",),
-    "unknown schema id": ("unknown schema id 999999",),
-    "record of another type": ("cannot decode with schema id ",),
-    "event time 10 s ahead": ("future: ", "ahead of the Kafka timestamp"),
-    "event time 10 min ahead": ("future: ", "ahead of the Kafka timestamp"),
-    "event time 1 day ahead": ("future: ", "ahead of the Kafka timestamp"),
-    "event time 11 years back": ("more than 10 years in the past",),
-}
+
+
+def reasons(w: Writer, t0: int) -> dict[str, set[str]]:
+    """case -> the exact dead-letter reasons of its records (flinkpulse.avro.Reason)."""
+    sid = int.from_bytes(w.encoder(SEC).header[1:5], "big")
+    other = int.from_bytes(w.encoder(SENSOR).header[1:5], "big")
+    past = datetime(1970, 1, 1) + timedelta(milliseconds=t0 - 11 * 365 * DAY_MS)
+    return {
+        "garbage bytes": {
+            "wrong magic byte 112 (expected 0: not Confluent Avro)",
+            f"cannot decode with schema id {sid}: the record ends early (truncated)",
+        },
+        "wrong magic byte": {"wrong magic byte 1 (expected 0: not Confluent Avro)"},
+        "unknown schema id": {"unknown schema id 999999"},
+        "truncated": {f"cannot decode with schema id {sid}: the record ends early (truncated)"},
+        "trailing bytes": {
+            f"cannot decode with schema id {sid}: 2 trailing bytes after the record"
+        },
+        "record of another type": {
+            f"cannot decode with schema id {other}: written as flinkpulse.iot.SensorReading, "
+            "not readable as flinkpulse.iot.SecurityEvent"
+        },
+        "event time 11 years back": {
+            f"invalid value in field event_time: {past.isoformat()} is more than 10 years in "
+            "the past"
+        },
+    }
+
+
+#: job-only kind: judged in SQL against the record's Kafka timestamp (flink_jobs/common.py)
+FUTURE = re.compile(
+    r"future: event_time \S+ \S+ is more than 5 s ahead of the Kafka timestamp \S+ \S+"
+)
 
 
 def _case_of_event(event_id: str) -> str:
@@ -279,14 +304,18 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
     res.settle(3)
     accepted = Counter(_case_of_event(v["event_id"]) for v in res.values)
 
-    # reasons in the headers, raw bytes kept
+    # the exact reason of each kind in the headers, raw bytes kept
+    want_reasons = reasons(pipe.w, pipe.t0)
     reader = pipe.reader(f"dlq.{SEC}")
     for m in dlq_msgs:
         h = reader.headers(m)
         case = pipe.w.cases[
             (h["source.topic"], int(h["source.partition"]), int(h["source.offset"]))
         ]
-        assert any(r in h["error"] for r in REASONS[case]), (case, h["error"])
+        if case.startswith("event time") and case.endswith("ahead"):
+            assert FUTURE.fullmatch(h["error"]), (case, h["error"])
+        else:
+            assert h["error"] in want_reasons[case], (case, h["error"])
     # a client with librdkafka's default limits refuses it before it reaches the broker
     from confluent_kafka import KafkaException, Producer
 
@@ -333,6 +362,72 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
     )
 
 
+def test_loader_dead_letters_each_kind_with_the_jobs_reason(
+    pipe: Pipe, ensure_stack: Callable[..., Config], reliability: Any
+) -> None:
+    """The malformed security events, sent as they are to results.security-events, reach the
+    loader's dlq with the very reasons the job gave them; a value the table cannot store gets
+    the same kind of reason as a value a job refuses (`invalid value in field ...`)."""
+    from flinkpulse.clickhouse.migrate import client
+    from flinkpulse.loader.core import Loader
+    from tests.loader_helpers import Encoder, flink_schema, register
+
+    ensure_stack("clickhouse")
+    result = "results.security-events"
+    db = pipe.cfg.kafka.topic_prefix.rstrip(".")
+    cfg = pipe.cfg.derive(clickhouse={"database": db})
+    bad = malformed(pipe.w, pipe.t0)
+    for case, value in bad:
+        pipe.w.send(result, case, b"home-bad", value)
+    # `room` written as an int: decodes, but the table's String column cannot take it
+    odd = flink_schema([("event_id", "string", False), ("room", "int", False)])
+    topic = cfg.kafka.topic(result)
+    enc = Encoder(register(cfg.registry.url, f"{topic}-odd-value", odd), odd)
+    pipe.w.send(result, "room as a number", b"home-bad", enc({"event_id": "odd-0", "room": 5}))
+    pipe.w.flush()
+    want = reasons(pipe.w, pipe.t0)
+    want["room as a number"] = {
+        "invalid value in field room: cannot store 5 as string: Expected bytes, got a 'int' object"
+    }
+    mine = {k for k, c in pipe.w.cases.items() if k[0] == topic}
+    assert len(mine) == len(bad) + 1
+    # readable (read_committed: after the job's open transaction commits) before the loader runs
+    raw = Reader(cfg, result)  # not the fixture's (Avro-decoding) reader of that topic
+    raw.until(
+        lambda r: mine <= {(m.topic(), m.partition(), m.offset()) for m in r.msgs},
+        TIMEOUT,
+        "the malformed records",
+    )
+    raw.close()
+    try:
+        stats = Loader(cfg, topics=[result]).run(once=True)
+        dead, msgs = pipe.side("dlq", result, len(bad) + 1)
+        reader = pipe.reader(f"dlq.{result}")
+        got: dict[str, set[str]] = {}
+        for m in msgs:
+            h = reader.headers(m)
+            case = pipe.w.cases[
+                (h["source.topic"], int(h["source.partition"]), int(h["source.offset"]))
+            ]
+            assert h["error"] in want[case], (case, h["error"])
+            got.setdefault(case, set()).add(h["error"])
+        assert got == {case: want[case] for case in dead}
+        assert dead == Counter(case for case, _ in bad) + Counter({"room as a number": 1})
+        assert stats.dead_letters == len(bad) + 1
+    finally:
+        ch = client(cfg)
+        ch.command(f"DROP DATABASE IF EXISTS `{db}`")
+        ch.close()
+    reliability(
+        "bad input",
+        f"{result}: malformed records (loader)",
+        "dead-lettered by the loader with the same reason as by the jobs",
+        {"produced": len(bad) + 1, "dlq": sum(dead.values())},
+        lost=len(bad) + 1 - sum(dead.values()),
+        duplicated=0,
+    )
+
+
 def _windowed_case(
     pipe: Pipe,
     reliability: Any,
@@ -342,7 +437,7 @@ def _windowed_case(
     check: Callable[[list[dict[str, Any]]], int],
     cases: dict[str, str],
     n_dlq: int,
-    reason: str,
+    want_reasons: Counter[str],
 ) -> None:
     """Reconcile a windowed topic: dlq by offset, accepted via the closed windows' counts."""
     produced = pipe.w.produced[logical]
@@ -353,7 +448,7 @@ def _windowed_case(
     res.settle(3)
     accepted_valid = check([v for v in res.values if mine(v)])
     reader = pipe.reader(f"dlq.{logical}")
-    assert all(reason in reader.headers(m)["error"] for m in msgs)
+    assert Counter(reader.headers(m)["error"] for m in msgs) == want_reasons
     for case, n in produced.items():
         # the pusher's effect: the windows above closed, the watermark passed them
         acc = 1 if case == "pusher" else accepted_valid if cases[case] == "accepted" else 0
@@ -385,7 +480,8 @@ def test_player_events_negative_damage_clamped_nan_dead_lettered(
         pipe, reliability, PLAYER, "results.player-stats", lambda v: v["player_id"] == pl, check,
         {"negative damage": "accepted", "negative damage:doc": "accepted, damage clamped to 0",
          "NaN/inf damage": "dlq", "NaN/inf damage:doc": "dead-lettered: not a finite number"},
-        2, "damage is not a finite number",
+        2, Counter({"invalid value in field damage: nan is not a finite number": 1,
+                    "invalid value in field damage: inf is not a finite number": 1}),
     )  # fmt: skip
 
 
@@ -401,7 +497,8 @@ def test_sensor_nan_inf_temperature_dead_lettered(pipe: Pipe, reliability: Any) 
         {"valid": "accepted", "valid:doc": "accepted (1 sample in its windows)",
          "NaN/inf temperature": "dlq",
          "NaN/inf temperature:doc": "dead-lettered: value is not a finite number"},
-        3, "value is not a finite number",
+        3, Counter(f"invalid value in field value: {v} is not a finite number"
+                   for v in ("nan", "inf", "-inf")),
     )  # fmt: skip
 
 
@@ -416,7 +513,7 @@ def test_access_log_status_999_dead_lettered(pipe: Pipe, reliability: Any) -> No
         pipe, reliability, WEB, "results.web-traffic", lambda v: v["path"] == path, check,
         {"valid": "accepted", "valid:doc": "accepted (1 request in its windows)",
          "status 999": "dlq", "status 999:doc": "dead-lettered: not an HTTP status"},
-        1, "is not an HTTP status",
+        1, Counter({"invalid value in field status: 999 is not an HTTP status (100..599)": 1}),
     )  # fmt: skip
 
 

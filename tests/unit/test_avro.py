@@ -30,11 +30,13 @@ RECORD = {
     ],
 }
 OTHER = {"type": "record", "name": "Other", "fields": [{"name": "n", "type": "double"}]}
+ENUM = {"type": "record", "name": "E", "fields": [{"name": "k", "type": {"type": "enum", "name": "K", "symbols": ["a", "b"]}}]}  # fmt: skip
 SCHEMAS: dict[int, dict[str, Any]] = {
     1: {"schema": json.dumps(RECORD)},
     2: {"schema": json.dumps(OTHER)},
     3: {"schema": "{}", "schemaType": "JSON"},
     4: {"schema": json.dumps("string")},
+    5: {"schema": json.dumps(ENUM)},
 }
 AT = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
 
@@ -81,30 +83,57 @@ BAD: dict[str, tuple[bytes | None, str]] = {
     "too short": (b"\x00\x00\x01", "too short for Confluent wire format (3 bytes)"),
     "wrong magic byte": (b"\x01" + GOOD[1:], "wrong magic byte 1 (expected 0: not Confluent Avro)"),
     "unknown schema id": (b"\x00" + struct.pack(">I", 999_999) + GOOD[5:], "unknown schema id 999999"),
-    "not an Avro schema": (b"\x00\x00\x00\x00\x03" + GOOD[5:], "schema id 3 is not a usable Avro schema"),
-    "truncated": (GOOD[:-2], "cannot decode with schema id 1: "),
+    "not an Avro schema": (b"\x00\x00\x00\x00\x03" + GOOD[5:], "schema id 3 is not a usable Avro schema: a JSON schema"),
+    "truncated": (GOOD[:-2], "cannot decode with schema id 1: the record ends early (truncated)"),
+    "truncated in a string": (GOOD[:7], "cannot decode with schema id 1: the record ends early (truncated)"),
     "trailing bytes": (GOOD + b"\x00\x00", "cannot decode with schema id 1: 2 trailing bytes after the record"),
+    "truncated varint": (GOOD[:5] + b"\xff" * 7, "cannot decode with schema id 1: the record ends early (truncated)"),
+    "bad enum index": (framed(5, ENUM, {"k": "a"})[:5] + b"\x0c", "cannot decode with schema id 5: IndexError: list index out of range"),
     "not a record": (framed(4, "string", "x"), "schema id 4 is not a record schema"),
+}  # fmt: skip
+KINDS = {
+    "tombstone": avro.Reason.TOMBSTONE, "too short": avro.Reason.TOO_SHORT,
+    "wrong magic byte": avro.Reason.MAGIC, "unknown schema id": avro.Reason.UNKNOWN_ID,
+    "not an Avro schema": avro.Reason.NOT_AVRO, "truncated": avro.Reason.TRUNCATED,
+    "truncated in a string": avro.Reason.TRUNCATED, "trailing bytes": avro.Reason.TRAILING,
+    "truncated varint": avro.Reason.TRUNCATED, "bad enum index": avro.Reason.UNDECODABLE, "not a record": avro.Reason.NOT_RECORD,
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_one_reason_per_failure_kind_in_flink_and_in_the_loader(case: str) -> None:
+    """The exact reason, the same on both paths, and its kind by type (never by its text)."""
     value, reason = BAD[case]
     flink = Registry("http://registry")
     stubbed(flink)
-    reader = fastavro.parse_schema(RECORD)
+    reader = fastavro.parse_schema(ENUM if case == "bad enum index" else RECORD)
     rec, sid, flink_reason = decode_record(flink, reader, value)
     loader = Decoder("http://registry")
     stubbed(loader)
     with pytest.raises(DecodeError) as e:
         loader.decode(value)
-    assert rec is None and flink_reason == str(e.value), case
-    assert flink_reason.startswith(reason), (case, flink_reason)
+    assert rec is None and flink_reason == str(e.value) == reason, case
+    assert e.value.kind is KINDS[case]
     assert sid == e.value.schema_id
     assert sid == (
         -1 if value is None or len(value) < 5 or value[0] else int.from_bytes(value[1:5])
     )
+
+
+def test_a_refused_field_value_has_one_reason_in_the_jobs_and_in_the_loader() -> None:
+    """A job's validation and the loader's column conversion both say which field, then why."""
+    from flink_jobs import validation
+    from flinkpulse.loader.columns import TableSpec, arrow_type, build
+
+    rec = {"status": 999, "latency_ms": 1.0, "bytes": 1}
+    job = validation.access_log(rec)
+    assert job == "invalid value in field status: 999 is not an HTTP status (100..599)"
+    spec = TableSpec("db", "t", {"status": arrow_type("Int32")})
+    _, bad = build(spec, "t", 0, [{"status": "999"}], [0])
+    assert bad[0].startswith("invalid value in field status: cannot store '999' as int32: ")
+    fmt = avro.Reason.INVALID_FIELD.value
+    assert fmt.format(field="status", detail="") == "invalid value in field status: "
+    assert job.startswith(fmt.format(field="status", detail=""))
 
 
 def test_a_record_of_another_type_cannot_be_read_with_the_reader_schema() -> None:
@@ -113,12 +142,8 @@ def test_a_record_of_another_type_cannot_be_read_with_the_reader_schema() -> Non
     rec, sid, reason = decode_record(
         reg, fastavro.parse_schema(RECORD), framed(2, OTHER, {"n": 1.0})
     )
-    assert (
-        rec is None
-        and sid == 2
-        and reason
-        and reason.startswith("cannot decode with schema id 2: ")
-    )
+    assert (rec, sid) == (None, 2)
+    assert reason == "cannot decode with schema id 2: written as Other, not readable as test.Thing"
 
 
 def test_good_records_flink_gets_naive_utc_datetimes_the_loader_epoch_millis() -> None:

@@ -57,10 +57,10 @@ def test_periods() -> None:
 @pytest.mark.parametrize(
     ("reason", "kind"),
     [
-        ("cannot decode with schema id 12: EOF", "cannot decode with schema id N"),
+        ("cannot decode with schema id 12: the record ends early (truncated)", "cannot decode with schema id N"),
         ("too short for Confluent wire format (3 bytes)", "too short for Confluent wire format (N bytes)"),
         ("wrong magic byte 7 (expected 0: not Confluent Avro)", "wrong magic byte N (expected N: not Confluent Avro)"),
-        ("damage is not a finite number: nan", "damage is not a finite number"),
+        ("invalid value in field damage: nan is not a finite number", "invalid value in field damage"),
         ("future: event_time 2026-11-30 is ahead", "future: event time too far ahead of its Kafka timestamp"),
         ("", "(no reason)"),
     ],
