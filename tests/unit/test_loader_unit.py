@@ -37,7 +37,9 @@ def test_build_fills_nulls_with_defaults_and_reports_bad_values() -> None:
         {"ts": 3000, "n": "x", "s": "c", "m": {}},
     ]
     table, bad = build(spec, "topic", 2, rows, [10, 11, 12])
-    assert list(bad) == [2] and bad[2].startswith("invalid value in field n: cannot store 'x' as int32: ")
+    assert list(bad) == [2] and bad[2].startswith(
+        "invalid value in field n: cannot store 'x' as int32: "
+    )
     assert table.to_pydict()["n"] == [1, 0]
     assert table.to_pydict()["s"] == ["a", ""]
     assert table.to_pydict()["m"] == [[("k", "v")], []]
@@ -242,3 +244,58 @@ def fastavro_parse(schema: dict[str, object]) -> object:
     from flinkpulse.avro import millis_as_long
 
     return fastavro.parse_schema(millis_as_long(schema))
+
+
+class _Registry:
+    """Answers /schemas/ids/7 with the player_stats schema (a requests.Session stand-in)."""
+
+    def get(self, url: str, timeout: float) -> object:
+        import json
+
+        from tests.loader_helpers import PLAYER_STATS
+
+        class Answer:
+            status_code = 200
+
+            def json(self) -> dict[str, str]:
+                return {"schema": json.dumps(PLAYER_STATS)}
+
+        return Answer()
+
+
+def test_batcher_cuts_batches_where_the_way_of_decoding_changes_in_offset_order() -> None:
+    """Staged, then a dead letter (Python), then staged again: three batches in offset order,
+    each accepted by the exactly-once ledger."""
+    from flinkpulse.loader.avro import Decoder
+    from flinkpulse.loader.batch import ArrowBatch, Batch, Batcher, Router, StagedBatch
+    from flinkpulse.loader.exactly_once import Ledger
+    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row
+
+    dec = Decoder("http://registry")
+    dec._session = _Registry()
+    router = Router(dec)
+    router.reset({"player_stats": _player_spec()})
+    out: list[Batch] = []
+    b = Batcher(router, {"t": "player_stats"}, 100, 1.0, out.append, lambda: False, print)
+    enc = Encoder(7, PLAYER_STATS)
+    values = [
+        enc(player_row(0)),
+        enc(player_row(1)),
+        b"junk",
+        enc(player_row(3)),
+        enc(player_row(4)),
+    ]
+    b.handle([Msg(o, v) for o, v in enumerate(values)])
+    b.flush_all()
+    assert [type(x) for x in out] == [StagedBatch, ArrowBatch, StagedBatch]
+    assert [x.offsets for x in out] == [[0, 1], [], [3, 4]]
+    assert out[1].dead_offsets() == [2] and b.idle()
+    ledger = Ledger()
+    ledger.resumed({}, [("t", 0)])
+    for x in out:
+        ins, dead = x.build(router.specs["player_stats"])
+        ledger.dead_letters_acked(x.key, [m.offset() for m, _ in dead])
+        ledger.check_insert(
+            x.key, x.first(), ins.offsets if ins else [], [m.offset() for m, _ in dead]
+        )
+    assert ledger.last == {("t", 0): 4}
