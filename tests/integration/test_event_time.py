@@ -1,8 +1,12 @@
 """Issue 14: event time that holds at any scale and against skewed clocks.
 
-* Parity: the same scripted bounded input (seeded generators of the three domains plus every
-  scripted incident) runs through all four jobs at (partitions, parallelism) = (1, 1) and
-  (6, 2); every window result and every alert must match exactly.
+* Parity: the same scripted bounded input (seeded generators of the three domains, their own
+  anomalies off, plus every scripted incident: one per rule, so every count is known) runs
+  through all four jobs at (partitions, parallelism) = (1, 1) and (6, 2); every window result
+  and every alert must match exactly.
+* The findings report of that input: the 1 x 1 run's results are loaded into ClickHouse and its
+  jobs' metrics sampled while they run (tests/report_pipeline.py); `flinkpulse report` for the
+  input's period shows the figures derived from the input itself.
 * Skewed clock: one device writes with its clock 10 minutes fast while the others are right.
   Its records are dead-lettered as "future" with the reason and counted; the others lose
   nothing to late.*: every reading of theirs is in the windows (exact per-device counts).
@@ -13,12 +17,18 @@ clock at send time (the running maximum of event time), as it is for live data.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +39,7 @@ from flinkpulse.config import Config
 from producers import scenarios, streams
 from producers.base import TimeConfig
 from tests.pipeline_helpers import Reader, Writer, deployment
+from tests.report_pipeline import ReportRun, expected
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +52,11 @@ def scripted_input(t0: int) -> list[tuple[str, dict[str, Any], str, int]]:
     """(key, record, topic, Kafka timestamp): 2 minutes of all three domains with every scripted
     incident, then one record per source topic 6 minutes later that closes every window."""
     gen = streams.stream(
-        "all", 20261130, TimeConfig(start_ms=t0, events_per_second=60.0), timed=False
+        "all",
+        20261130,
+        TimeConfig(start_ms=t0, events_per_second=60.0),
+        anomalies=False,
+        timed=False,
     )
     evs = [next(gen) for _ in range(7200)] + scenarios.all_incidents(t0 + 20_000)
     evs.sort(key=lambda e: int(e[1]["event_time"]))
@@ -93,7 +108,9 @@ def _results(cfg: Config, views: list[str], done: Callable[[dict[str, list[Any]]
     return out
 
 
-def _run(base: Config, partitions: int, parallelism: int, t0: int) -> Any:
+def _run(
+    base: Config, partitions: int, parallelism: int, t0: int, report: ReportRun | None = None
+) -> Any:
     # visits end 30 s after a client's last request: all closed once the last HOP windows are
     cfg = base.derive(
         kafka={"partitions": partitions},
@@ -127,7 +144,7 @@ def _run(base: Config, partitions: int, parallelism: int, t0: int) -> Any:
     # the input is in Kafka before the jobs start: every partition has data from the first
     # poll on, so none wakes from idleness behind another one's watermark
     _write_first(cfg, prefix, scripted_input(t0))
-    with deployment(cfg, prefix, list(JOBS)) as dep:
+    with deployment(cfg, prefix, list(JOBS)) as dep, _observed(report, dep):
         res = _results(dep, views, done)
         for side in ("dlq", "late"):
             for src in topics.SOURCE_TOPICS:
@@ -152,13 +169,31 @@ def _write_first(
     assert p.flush() == 0
 
 
-def test_results_identical_at_1x1_and_6x2(
-    ensure_stack: Callable[..., Config], base_cfg: Config, reliability: Any
-) -> None:
-    ensure_stack("kafka", "registry", "flink")
+def _observed(report: ReportRun | None, dep: Config) -> Any:
+    return report.observe(dep) if report else contextlib.nullcontext()
+
+
+@dataclass
+class Runs:
+    t0: int
+    small: Any
+    report: ReportRun
+
+
+@pytest.fixture(scope="module")
+def runs(ensure_stack: Callable[..., Config], base_cfg: Config) -> Iterator[Runs]:
+    """The scripted input through the four jobs at 1 x 1, its results also loaded into
+    ClickHouse for the report test."""
+    ensure_stack("kafka", "registry", "flink", "clickhouse")
     t0 = (int(time.time() * 1000) // MINUTE - 12) * MINUTE
-    small = _run(base_cfg, 1, 1, t0)
-    large = _run(base_cfg, 6, 2, t0)
+    report = ReportRun()
+    small = _run(base_cfg, 1, 1, t0, report)
+    yield Runs(t0, small, report)
+    report.drop()
+
+
+def test_results_identical_at_1x1_and_6x2(runs: Runs, base_cfg: Config, reliability: Any) -> None:
+    small, large = runs.small, _run(base_cfg, 6, 2, runs.t0)
     for view in topics.RESULTS:
         assert small[view], f"no {view} results"
         assert small[view] == large[view], (
@@ -177,6 +212,68 @@ def test_results_identical_at_1x1_and_6x2(
         lost=0,
         duplicated=0,
     )
+
+
+#: each scripted incident (producers.scenarios) is one incident of its rule, with its events:
+#: 6 failed logins + the success, ARM_AWAY + the door, ARM_AWAY + door + motion, 10 of the 12
+#: kills, and the 8 + 6 readings of both appliances in the two energy windows of the spike
+INCIDENT_EVENTS = {
+    "brute_force_login": 7,
+    "door_open_while_armed": 2,
+    "motion_while_away": 3,
+    "impossible_kill_rate": 10,
+    "energy_over_threshold": 28,
+}
+#: a row of the report's "throughput and consumer lag per job over the period" table
+JOB_ROW = r"{job} (\d+) ([\d,]+) ([\d,—]+)(?: [\d.,—]+){{3}} [\d,—]+ [\d,—]+ ([\d,—]+)"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_report_of_the_scripted_input_shows_the_figures_derived_from_it(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """Issue 20: `flinkpulse report` for the period of the scripted input, after the 1 x 1
+    run's results went through the loader, shows the incidents per rule, the top appliance
+    with its kWh, the error rate and each job's records read, all derived from the input."""
+    from tests.integration.test_report import pdf_text
+
+    rep = runs.report
+    if rep.error is not None:
+        raise rep.error
+    assert rep.cfg is not None and rep.samples >= 1
+    # to the minute after now: the jobs' metric samples (wall-clock times) are in it too
+    start, end = runs.t0, (int(time.time() * 1000) // MINUTE + 2) * MINUTE
+    delay_ms = int(rep.cfg.flink.watermark_delay_s * 1000)
+    want = expected(scripted_input(runs.t0), start, end, delay_ms)
+    out = tmp_path / "report.pdf"
+    res = subprocess.run(
+        [sys.executable, "-m", "flinkpulse", "--set",
+         f"kafka.topic_prefix={rep.cfg.kafka.topic_prefix}", "report", "--from", _iso(start),
+         "--to", _iso(end), "--out", str(out), "--database", rep.cfg.clickhouse.database],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    text = pdf_text(out)
+    assert f"incidents: {len(INCIDENT_EVENTS)}" in res.stdout, res.stdout
+    for rule, events in INCIDENT_EVENTS.items():
+        assert re.search(rf"\b{rule} 1 {events} 1 [A-Z]+\b", text), (rule, text[:3000])
+    top = f"top appliance {want['top_appliance']} ({want['top_kwh']:.3f} kWh)"
+    assert top in text, (want["kwh"], text[:2000])
+    requests, errors = want["requests"], want["errors"]
+    assert errors > 0 and requests > 1000, want
+    rate = f"{100 * errors / requests:.2f} %"
+    assert f"web error rate {rate}" in text
+    assert f"{requests:,} requests, {errors:,} errors (5xx): error rate {rate}" in text
+    # every job read exactly the input of its source topics, and ended with nothing behind
+    for job, records in want["records_read"].items():
+        row = re.search(JOB_ROW.format(job=job), text)
+        assert row, (job, text[-4000:])
+        samples, read, _, lag_last = row.groups()
+        assert int(samples) >= 1 and int(read.replace(",", "")) == records, (job, row[0])
+        assert lag_last in ("0", "—"), row[0]
 
 
 def _reading(dev: str, t: int, value: float) -> dict[str, Any]:
