@@ -12,6 +12,7 @@ tuning levers (`python.execution-mode: thread`, smaller/larger bundles).
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from flinkpulse.config import Config
@@ -48,6 +49,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     "no_chaining": {"extra_options": ("pipeline.operator-chaining.enabled=false",)},
     "checkpoint_30s": {"checkpoint_interval_s": 30.0},
+    # diagnostic, not a tuning: the UDF jobs deduplicate by event id, the twin does not
+    "no_dedup": {"dedup": False},
     "bundle_100000": {"bundle_size": 100_000, "bundle_time_ms": 1000},
     "arrow_batch_1000": {"arrow_batch_size": 1000},
 }
@@ -260,7 +263,7 @@ def ab(
     rate and start-up, and the median steady rate ÷ the first variant's in the same round."""
     import statistics
 
-    cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}ab.")
+    cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}ab{uuid.uuid4().hex[:6]}.")
     domains = tuple(sorted({t.split(".")[0] for t in JOB_TOPICS[job]}))
     filled = fill(cfg, events_per_domain, domains=domains)
     from flink_jobs.builtin_twin import TWIN_PREFIX
