@@ -28,6 +28,7 @@ from typing import Any
 from flink_jobs import common
 from flink_jobs.common import JobContext, Validator, run_job
 from flinkpulse import topics
+from flinkpulse.schemas import latest_schema
 
 _BROWSER = (
     "CASE WHEN {0} IS NULL THEN CAST(NULL AS STRING) "
@@ -93,7 +94,6 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
     from pyflink.table import DataTypes, Schema
 
     from flink_jobs.decoding import _flink_type
-    from producers.schemas import latest_schema
 
     record = common.SOURCE_TOPICS[logical_topic]
     schema = latest_schema(record)
@@ -136,7 +136,6 @@ def _rules_source(ctx: JobContext, view: str) -> None:
     from pyflink.table import Schema
 
     from flink_jobs.decoding import _flink_type
-    from producers.schemas import latest_schema
 
     schema = latest_schema(topics.RULES_RECORD)
     b = Schema.new_builder()

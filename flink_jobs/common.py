@@ -44,7 +44,9 @@ from typing import Any
 
 from flinkpulse import topics
 from flinkpulse.config import Config, add_config_args, config_from_args
+from flinkpulse.errors import UsageError
 from flinkpulse.paths import ROOT
+from flinkpulse.schemas import latest_schema
 from flinkpulse.topics import dlq_topic, dup_topic, late_topic
 
 SQL_DIR = ROOT / "sql" / "flink"
@@ -68,8 +70,6 @@ def job_params(cfg: Config, job: str, defaults: dict[str, Any]) -> dict[str, Any
     given = dict(cfg.jobs.get(job, {}))
     unknown = set(given) - set(defaults)
     if unknown:
-        from flinkpulse.errors import UsageError
-
         raise UsageError(
             f"unknown parameter(s) for job {job}: {', '.join(sorted(unknown))} "
             f"(known: {', '.join(sorted(defaults))})"
@@ -337,8 +337,6 @@ def avro_sink(ctx: JobContext, view: str) -> str:
     record = WRITER_SCHEMAS.get(view)
     if record:
         import json
-
-        from producers.schemas import latest_schema
 
         # topics with a contract in avro_schemas/ are written with that schema (enums included)
         desc = desc.option("value.avro-confluent.schema", json.dumps(latest_schema(record)))

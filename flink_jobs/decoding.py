@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from producers.schemas import latest_schema
+from flinkpulse.schemas import latest_schema
 
 
 def _flink_type(avro_type: Any) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable, UsageError
+from flinkpulse.schemas import latest_schema
 from flinkpulse.topics import RULES_RECORD, RULES_TOPIC, ensure_topics
 
 
@@ -64,8 +65,6 @@ def check(rule: str, scope: str, param: str | None = None, value: float | None =
 
 
 def _schema() -> dict[str, Any]:
-    from producers.schemas import latest_schema
-
     return latest_schema(RULES_RECORD)
 
 

@@ -28,10 +28,10 @@ import fastavro
 
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
+from flinkpulse.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
 from flinkpulse.topics import ensure_topics
 from producers.base import Event, TimedEvent
 from producers.encoder import Encoder, compile_encoder
-from producers.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
 
 #: kinds of malformed values --bad-fraction sends, in turn
 BAD_KINDS = ("garbage", "bad_magic", "unknown_schema_id", "truncated")

@@ -12,12 +12,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from flinkpulse.bench.records import Encoder, register
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit
+from flinkpulse.schemas import latest_schema
 from flinkpulse.topics import ensure_topics
-from producers.schemas import latest_schema
-from tests.loader_helpers import Encoder, register
 
 RECORDS = {
     "gaming.player-events": "flinkpulse.gaming.PlayerEvent",

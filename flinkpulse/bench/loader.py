@@ -30,12 +30,12 @@ def run(cfg: Config, rows: int, batch_rows: int = 10_000) -> dict[str, Any]:
         sys.path.insert(0, str(ROOT))
     from confluent_kafka import Producer
 
+    from flinkpulse.bench.records import PLAYER_STATS, Encoder, player_row, register
     from flinkpulse.clickhouse.migrate import client, migrate
     from flinkpulse.loader.avro import Decoder
     from flinkpulse.loader.columns import TableSpec, build
     from flinkpulse.loader.core import Loader
     from flinkpulse.topics import ensure_topics
-    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row, register
 
     run_id = cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
     cfg = cfg.derive(

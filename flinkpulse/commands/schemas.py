@@ -79,8 +79,8 @@ def _git_schemas(ref: str, schema_dir: Path) -> dict[str, tuple[int, str]]:
 
 # -- check ----------------------------------------------------------------------------------------
 def _check(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse import schemas as sc
     from flinkpulse.registry import compat
-    from producers import schemas as sc
 
     schema_dir = args.schema_dir or sc.SCHEMA_DIR
     ref = None
@@ -157,7 +157,7 @@ def _check(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- register -------------------------------------------------------------------------------------
 def _register(cfg: Config, args: argparse.Namespace) -> int:
-    from producers import schemas as sc
+    from flinkpulse import schemas as sc
 
     client = Registry(cfg.registry.url)
     failed = 0

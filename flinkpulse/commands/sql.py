@@ -68,7 +68,7 @@ def render_catalog(cfg: Config, bounded: bool = False) -> str:
 
     `bounded` makes every table end at the topic's current end offset (for batch mode).
     """
-    from producers.schemas import latest_schema
+    from flinkpulse.schemas import latest_schema
 
     text = (ROOT / "sql" / "flink" / "catalog.sql").read_text()
 

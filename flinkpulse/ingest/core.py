@@ -250,7 +250,7 @@ class Ingestor:
 
     def _register(self, target: Target) -> _Schema:
 
-        from producers.schemas import latest_schema, schema_str, subject_for
+        from flinkpulse.schemas import latest_schema, schema_str, subject_for
 
         writer = latest_schema(SOURCE_RECORDS[target.logical])
         subject = subject_for(target.topic)

@@ -20,12 +20,12 @@ import pytest
 from confluent_kafka import Producer
 
 from flinkpulse.alerts import Webhook, notify
+from flinkpulse.bench.records import ALERT, Encoder, register
 from flinkpulse.clickhouse.migrate import MIGRATIONS_DIR, client, migrate
 from flinkpulse.config import Config
 from flinkpulse.paths import ROOT
+from flinkpulse.schemas import latest_schema
 from flinkpulse.topics import ensure_topics
-from producers.schemas import latest_schema
-from tests.loader_helpers import ALERT, Encoder, register
 
 pytestmark = pytest.mark.integration
 

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from flinkpulse import archive, cli, topics
+from flinkpulse.bench.records import Encoder, register
 from flinkpulse.clickhouse.migrate import client
 from flinkpulse.config import Config
+from flinkpulse.schemas import schema
 from producers import streams
 from producers.base import TimeConfig
-from producers.schemas import schema
-from tests.loader_helpers import Encoder, register
 from tests.pipeline_helpers import Writer, deployment, scoped
 
 pytestmark = pytest.mark.integration

@@ -48,7 +48,7 @@ from flink_jobs import JOBS
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.paths import ROOT
-from producers.schemas import SCHEMA_DIR
+from flinkpulse.schemas import SCHEMA_DIR
 from tests.pipeline_helpers import Reader, Writer, deployment
 
 pytestmark = pytest.mark.integration

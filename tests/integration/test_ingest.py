@@ -27,8 +27,8 @@ from flinkpulse import stack
 from flinkpulse.config import Config
 from flinkpulse.ingest import http_token, mqtt_credentials
 from flinkpulse.ingest.mqtt import derived_event_id
+from flinkpulse.schemas import latest_schema
 from flinkpulse.topics import SOURCE_KEYS, dlq_topic, ensure_topics
-from producers.schemas import latest_schema
 from tests.pipeline_helpers import Reader
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """The exactly-once loader against real Kafka, registry and ClickHouse.
 
 Each test has its own topic prefix and its own ClickHouse database (dropped afterwards).
-Records are Flink-shaped Avro (tests/loader_helpers.py). Exactly once is checked by count AND
+Records are Flink-shaped Avro (flinkpulse/bench/records.py). Exactly once is checked by count AND
 content: the rows in ClickHouse are compared, as a multiset, with the records produced.
 """
 
@@ -23,12 +23,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer
 
-from flinkpulse.clickhouse.migrate import client, discover, migrate
-from flinkpulse.config import Config
-from flinkpulse.loader.core import Loader
-from flinkpulse.paths import ROOT
-from flinkpulse.topics import ensure_topics
-from tests.loader_helpers import (
+from flinkpulse.bench.records import (
     ALERT,
     PLAYER_STATS,
     SECURITY_EVENT,
@@ -36,6 +31,11 @@ from tests.loader_helpers import (
     player_row,
     register,
 )
+from flinkpulse.clickhouse.migrate import client, discover, migrate
+from flinkpulse.config import Config
+from flinkpulse.loader.core import Loader
+from flinkpulse.paths import ROOT
+from flinkpulse.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from confluent_kafka import Producer
 
+from flinkpulse.bench.records import PLAYER_STATS, Encoder, player_row, register
 from flinkpulse.config import Config
 from flinkpulse.loader.core import Loader
 from tests.integration.test_loader import _assert_exactly, _dlq, lcfg  # noqa: F401
-from tests.loader_helpers import PLAYER_STATS, Encoder, player_row, register
 
 
 def test_staged_batches_with_malformed_records_dead_letter_exactly_those(

@@ -19,10 +19,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from flinkpulse import cli
 from flinkpulse.config import Config
+from flinkpulse.schemas import TOPIC_KEYS, TOPIC_RECORDS, schema, schema_str
 from producers import streams
 from producers.base import TimeConfig, take
 from producers.kafka import AvroKafkaProducer
-from producers.schemas import TOPIC_KEYS, TOPIC_RECORDS, schema, schema_str
 
 pytestmark = pytest.mark.integration
 
@@ -275,7 +275,7 @@ def _times(cfg: Config, logical: str) -> list[tuple[int, int, int]]:
     of a topic, the value decoded with fastavro against the schema the producer wrote."""
     import fastavro
 
-    from producers.schemas import latest_schema
+    from flinkpulse.schemas import latest_schema
 
     topic = cfg.kafka.topic(logical)
     c = Consumer(

@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegis
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from flinkpulse.config import Config
-from producers.schemas import schema, schema_str
+from flinkpulse.schemas import schema, schema_str
 
 pytestmark = pytest.mark.integration
 

@@ -366,7 +366,7 @@ def test_schemas_register_and_check_use_the_core_client(
     import socket
 
     from flinkpulse import cli
-    from producers.schemas import TOPIC_RECORDS, schema_versions
+    from flinkpulse.schemas import TOPIC_RECORDS, schema_versions
 
     argv = ["--set", "kafka.topic_prefix=cli.", "--set", f"registry.url={url}"]
     assert cli.main([*argv, "schemas", "register", "--all-versions"]) == 0

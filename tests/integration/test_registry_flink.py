@@ -13,10 +13,10 @@ import pytest
 import requests
 
 from flinkpulse.config import Config
+from flinkpulse.schemas import latest_schema
 from producers import streams
 from producers.base import TimeConfig
 from producers.kafka import AvroKafkaProducer
-from producers.schemas import latest_schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink_local]
 

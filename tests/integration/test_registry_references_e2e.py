@@ -18,11 +18,11 @@ from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegis
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from flinkpulse.bench.records import ALERT
 from flinkpulse.clickhouse.migrate import client
 from flinkpulse.config import Config
 from flinkpulse.loader.core import Loader
-from producers.schemas import latest_schema
-from tests.loader_helpers import ALERT
+from flinkpulse.schemas import latest_schema
 from tests.pipeline_helpers import Reader, deployment
 
 pytestmark = pytest.mark.integration

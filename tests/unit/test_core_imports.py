@@ -1,7 +1,8 @@
 """Dependencies flow one way: the core of flinkpulse imports nothing above it.
 
-The core is the configuration, the errors, the paths, the topology (flinkpulse/topics.py) and the
-Confluent wire format (flinkpulse/avro.py). Jobs, UDFs, producers, the loader, the registry, the
+The core is the configuration, the errors, the paths, the topology and topic creation
+(flinkpulse/topics.py), the schema files (flinkpulse/schemas.py) and the Confluent wire format
+(flinkpulse/avro.py). Jobs, UDFs, producers, the loader, the registry, the
 commands and the stack build on it; none of them may be imported by the core, not even inside a
 function (every import statement of a module counts, wherever it is).
 """
@@ -21,8 +22,12 @@ CORE = {
     "flinkpulse.errors",
     "flinkpulse.paths",
     "flinkpulse.topics",
+    "flinkpulse.schemas",
     "flinkpulse.avro",
 }
+#: what no module of the flinkpulse package may import: the product runs without its tests
+#: and benchmark scripts (the flinkpulse.bench package is the product's benchmark)
+NEVER_FROM_FLINKPULSE = {"tests", "bench"}
 FIRST_PARTY = {"flinkpulse", "flink_jobs", "udfs", "producers", "tests", "bench"}
 
 
@@ -88,3 +93,17 @@ def test_the_check_sees_function_local_and_relative_imports() -> None:
         "flinkpulse.loader.core",
         "producers.schemas",
     }
+
+
+def test_the_flinkpulse_package_never_imports_the_tests_or_bench_scripts() -> None:
+    offenders = {}
+    for path in sorted((ROOT / "flinkpulse").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        bad = {
+            n
+            for n in imported(module, path.read_text())
+            if n.split(".")[0] in NEVER_FROM_FLINKPULSE
+        }
+        if bad:
+            offenders[module] = sorted(bad)
+    assert not offenders, offenders

@@ -216,7 +216,7 @@ def test_topology_is_consistent() -> None:
 
 
 def test_producers_use_the_topology_records_and_keys() -> None:
-    from producers.schemas import TOPIC_KEYS, TOPIC_RECORDS
+    from flinkpulse.schemas import TOPIC_KEYS, TOPIC_RECORDS
 
     for topic, record in TOPIC_RECORDS.items():
         assert TOPICS[topic].record == record, topic

@@ -8,7 +8,7 @@ from flinkpulse.config import load_config
 from flinkpulse.ingest.core import Rejected, Target, record_from_json, target_of
 from flinkpulse.ingest.http import RateLimiter, split_records
 from flinkpulse.ingest.mqtt import derived_event_id, device_topic, route
-from producers.schemas import latest_schema
+from flinkpulse.schemas import latest_schema
 
 pytestmark = pytest.mark.unit
 

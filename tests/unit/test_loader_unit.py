@@ -73,8 +73,8 @@ _PLAYER_TYPES = {
 
 
 def test_fast_plan_only_for_fields_clickhouse_converts_like_the_python_path() -> None:
+    from flinkpulse.bench.records import ALERT, PLAYER_STATS, flink_schema
     from flinkpulse.loader.fast import plan
-    from tests.loader_helpers import ALERT, PLAYER_STATS, flink_schema
 
     p = plan(PLAYER_STATS, _PLAYER_TYPES)
     assert p is not None
@@ -95,8 +95,8 @@ def test_fast_container_is_valid_avro_with_framing_canary_and_offset() -> None:
 
     import fastavro
 
+    from flinkpulse.bench.records import PLAYER_STATS, Encoder, player_row
     from flinkpulse.loader.fast import CANARY, plan
-    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row
 
     enc = Encoder(7, PLAYER_STATS)
     values = [enc(player_row(i)) for i in range(5)]
@@ -113,8 +113,8 @@ def test_fast_container_is_valid_avro_with_framing_canary_and_offset() -> None:
 
 
 def test_fast_insert_select_checks_canary_utf8_and_row_count() -> None:
+    from flinkpulse.bench.records import PLAYER_STATS
     from flinkpulse.loader.fast import create_stage_sql, insert_select_sql, plan
-    from tests.loader_helpers import PLAYER_STATS
 
     p = plan(PLAYER_STATS, _PLAYER_TYPES)
     assert p is not None
@@ -210,10 +210,10 @@ def _player_spec() -> TableSpec:
 
 
 def test_arrow_and_staged_batches_build_one_insert_each_behind_one_interface() -> None:
+    from flinkpulse.bench.records import PLAYER_STATS, Encoder, player_row
     from flinkpulse.loader.avro import Decoder
     from flinkpulse.loader.batch import ArrowBatch, Batch, StagedBatch
     from flinkpulse.loader.fast import plan
-    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row
 
     enc = Encoder(7, PLAYER_STATS)
     dec = Decoder("http://unused")

@@ -9,9 +9,9 @@ import fastavro
 import pytest
 from fastavro.validation import validate
 
+from flinkpulse.schemas import TOPIC_KEYS, TOPIC_RECORDS, latest_schema
 from producers import gaming, iot, streams, web
 from producers.base import TimeConfig, take
-from producers.schemas import TOPIC_KEYS, TOPIC_RECORDS, latest_schema
 
 pytestmark = pytest.mark.unit
 

@@ -309,7 +309,7 @@ def test_alerts_view_is_the_alert_contract() -> None:
     order, none nullable (Flink refuses to submit the job otherwise)."""
     from flink_jobs.common import JobContext, run_sql_file
     from flinkpulse.config import Config
-    from producers.schemas import latest_schema
+    from flinkpulse.schemas import latest_schema
     from udfs.flink import register_all
 
     t_env = make_env()

@@ -5,6 +5,10 @@ Layout: ``avro_schemas/<namespace>.<Name>/v<N>.avsc`` (e.g.
 the highest ``N`` is the one producers write and the registry should hold as latest. Each file is
 a complete, self-contained schema that ``fastavro.schema.load_schema`` (or ``parse_schema`` on
 the JSON) and the ``avro`` package accept as-is.
+
+Part of the core: which record a topic carries and its key come from the topology
+(flinkpulse/topics.py); producers, jobs, the ingest bridges and `flinkpulse schemas` read the
+schema files through this module.
 """
 
 from __future__ import annotations
@@ -16,28 +20,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from flinkpulse.paths import ROOT
+from flinkpulse.topics import TOPOLOGY
+
 #: the directory holding the schema history (the repository's ``avro_schemas/``)
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "avro_schemas"
+SCHEMA_DIR = ROOT / "avro_schemas"
 
-#: logical topic -> full record name written to it (the topology in flinkpulse/topics.py agrees; tests check it)
-TOPIC_RECORDS: dict[str, str] = {
-    "gaming.player-events": "flinkpulse.gaming.PlayerEvent",
-    "iot.sensor-readings": "flinkpulse.iot.SensorReading",
-    "iot.security-events": "flinkpulse.iot.SecurityEvent",
-    "web.access-logs": "flinkpulse.web.AccessLog",
-    "alerts": "flinkpulse.alerts.Alert",
-    "config.rules": "flinkpulse.rules.RuleChange",
-}
+#: logical topic -> full record name written to it (topics whose records have a fixed schema)
+TOPIC_RECORDS: dict[str, str] = {t.name: t.record for t in TOPOLOGY if t.record}
 
-#: logical topic -> field whose value is the Kafka key
-TOPIC_KEYS: dict[str, str] = {
-    "gaming.player-events": "player_id",
-    "iot.sensor-readings": "device_id",
-    "iot.security-events": "home_id",
-    "web.access-logs": "client_ip",
-    "alerts": "entity_id",
-    "config.rules": "rule/scope",  # not a field: '<rule>/<scope>' (flinkpulse.rules.rule_key)
-}
+#: logical topic -> field whose value is the Kafka key (of the topics in TOPIC_RECORDS; config.rules:
+#: "rule/scope", the composite flinkpulse.rules.rule_key)
+TOPIC_KEYS: dict[str, str] = {t.name: t.key for t in TOPOLOGY if t.record and t.key}
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 

@@ -1,4 +1,4 @@
-"""Flink-shaped Avro result records for loader tests and the loader benchmark.
+"""Flink-shaped Avro result records for the loader benchmark and the loader tests.
 
 The schemas mirror what Flink's avro-confluent format derives from the result views: record
 name ``record``, nullable columns as ``["null", T]`` unions, timestamps as timestamp-millis.
