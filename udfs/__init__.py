@@ -7,11 +7,8 @@
 | ``ip_country`` | :func:`udfs.geo.ip_country` | (ip STRING) -> STRING (ISO alpha-2, 'ZZ' unknown) |
 | ``browser_family`` | :func:`udfs.web.browser_family` | (ua STRING) -> STRING |
 | ``device_family`` | :func:`udfs.web.device_family` | (ua STRING) -> STRING (desktop/mobile/tablet/bot/other) |
-| ``energy_kwh`` | :func:`udfs.iot.integrate_kwh` (UDAF) | (power_w DOUBLE, ts TIMESTAMP(3)) -> DOUBLE |
-| ``energy_kwh_pd`` | same, pandas UDAF | (power_w DOUBLE, ts TIMESTAMP(3)) -> DOUBLE |
 
 Percentiles: Flink's built-in ``PERCENTILE(value, p)`` (:func:`udfs.stats.percentile` is the
-reference definition the tests hold it to). Which UDAF form works in which
-window form and runtime mode is in :mod:`udfs.flink`. For producers, :func:`udfs.geo.random_ip`
-draws IPs that ``ip_country`` maps to a chosen country.
+reference definition the tests hold it to); there is no Python UDAF (docs/udfs.md). For
+producers, :func:`udfs.geo.random_ip` draws IPs that ``ip_country`` maps to a chosen country.
 """

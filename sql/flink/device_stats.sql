@@ -31,10 +31,10 @@ GROUP BY window_start, window_end, device_id, sensor_type;
 -- Energy per home and appliance: kWh = mean power (W) x the time the samples cover (first to
 -- last sample of the window). For a meter sampling at a steady rate this is the area under the
 -- power curve; all of it is mergeable SQL, so the window TVF slices it cheaply.
--- Measured reason for not using the energy_kwh Python UDAF (exact trapezoid) here: at ~330
--- readings/s it backpressured the job until checkpoints stalled (each reading is sent to Python
--- once per HOP window it belongs to), and inside a window TVF a Python UDAF is an updating
--- aggregate that an append-only topic cannot take. energy_kwh remains for bounded backfills.
+-- Measured reason for not using a Python UDAF (an exact trapezoid; removed, docs/udfs.md) here:
+-- at ~330 readings/s it backpressured the job until checkpoints stalled (each reading is sent to
+-- Python once per HOP window it belongs to), and inside a window TVF a Python UDAF is an updating
+-- aggregate that an append-only topic cannot take.
 -- The "energy hogs" ranking is the order of kwh within a window; ClickHouse ranks at query time
 -- (view energy_hogs).
 CREATE TEMPORARY VIEW energy_usage AS

@@ -1,7 +1,6 @@
 """Every UDF once through Flink (local mini-cluster, one JVM for the module): exact results.
 
-Also pins which Python UDAF forms Flink 2.2 accepts in which window form and runtime mode (the
-table in udfs/flink.py): if a Flink upgrade changes that, a test here says so.
+Also pins that Flink's built-in PERCENTILE keeps udfs.stats' definition in both runtime modes.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.flink_local]
 
 pyflink_table = pytest.importorskip("pyflink.table")
 
-from udfs import gaming, geo, iot, stats, web  # noqa: E402
+from udfs import gaming, geo, stats, web  # noqa: E402
 from udfs.flink import UDFS, register_all  # noqa: E402
 
 BASE = datetime(2024, 1, 1)
@@ -40,27 +39,12 @@ def _env(tmp: Path, batch: bool) -> Any:
     conf.set("python.fn-execution.bundle.size", "1000")
     register_all(t_env)
     t_env.execute_sql(
-        f"""CREATE TEMPORARY TABLE power_readings (
-              home_id STRING, `value` DOUBLE, event_time TIMESTAMP(3),
-              WATERMARK FOR event_time AS event_time - INTERVAL '30' SECOND
-            ) WITH ('connector' = 'filesystem', 'path' = '{tmp / "power"}', 'format' = 'csv')"""
-    )
-    t_env.execute_sql(
         f"""CREATE TEMPORARY TABLE web_requests (
               route STRING, latency_ms DOUBLE, event_time TIMESTAMP(3),
               WATERMARK FOR event_time AS event_time - INTERVAL '30' SECOND
             ) WITH ('connector' = 'filesystem', 'path' = '{tmp / "web"}', 'format' = 'csv')"""
     )
     return t_env
-
-
-def _power_samples() -> list[tuple[int, str, float]]:
-    """(second, home, watts): h1 constant 1000 W for one hour every 10 s; h2 a 0..600 W ramp
-    over one minute; h3 a fridge-like 150/0 W cycle with uneven sampling."""
-    rows = [(s, "h1", 1000.0) for s in range(0, 3601, 10)]
-    rows += [(s, "h2", 10.0 * s) for s in range(0, 61, 10)]
-    rows += [(s, "h3", 150.0 if (s // 120) % 2 == 0 else 0.0) for s in range(0, 600, 7)]
-    return rows
 
 
 def _latency_samples() -> list[tuple[int, str, float]]:
@@ -87,7 +71,6 @@ def _write_csv(path: Path, rows: list[tuple[int, str, float]]) -> None:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("udfs_flink")
-    _write_csv(tmp / "power", _power_samples())
     _write_csv(tmp / "web", _latency_samples())
     return tmp
 
@@ -123,36 +106,11 @@ def _hop_expected(
     return expected
 
 
-def _energy_reference(inside: list[tuple[int, float]]) -> float:
-    return iot.integrate_kwh((s * 1000, v) for s, v in inside)
-
-
 def _p95_reference(inside: list[tuple[int, float]]) -> float | None:
     return stats.percentile([v for _, v in inside], 0.95)
 
 
 HOP_TVF = f"TABLE(HOP(TABLE {{table}}, DESCRIPTOR(event_time), INTERVAL '{SLIDE_S}' SECOND, INTERVAL '{SIZE_S}' SECOND))"
-LEGACY_HOP = f"HOP(event_time, INTERVAL '{SLIDE_S}' SECOND, INTERVAL '{SIZE_S}' SECOND)"
-
-
-def _energy_tvf(t_env: Any, fn: str) -> dict[tuple[datetime, str], float]:
-    rows = _rows(
-        t_env,
-        f"""SELECT window_start, home_id, {fn}(`value`, event_time)
-            FROM {HOP_TVF.format(table="power_readings")}
-            GROUP BY window_start, window_end, home_id""",
-    )
-    return {(ws, home): kwh for ws, home, kwh in rows}
-
-
-def _energy_legacy(t_env: Any, fn: str) -> dict[tuple[datetime, str], float]:
-    rows = _rows(
-        t_env,
-        f"""SELECT HOP_START(event_time, INTERVAL '{SLIDE_S}' SECOND, INTERVAL '{SIZE_S}' SECOND),
-                   home_id, {fn}(`value`, event_time)
-            FROM power_readings GROUP BY {LEGACY_HOP}, home_id""",
-    )
-    return {(ws, home): kwh for ws, home, kwh in rows}
 
 
 def test_register_all_registers_every_sql_name(stream_env: Any) -> None:
@@ -203,49 +161,6 @@ def test_scalar_udfs_through_flink(stream_env: Any) -> None:
     assert (7.0, "NL", "Googlebot", "bot") in [(r[0], r[2], r[3], r[4]) for r in rows]
 
 
-def test_energy_kwh_general_udaf_in_streaming_hop_window_tvf(stream_env: Any) -> None:
-    got = _energy_tvf(stream_env, "energy_kwh")
-    expected = _hop_expected(_power_samples(), _energy_reference)
-    assert got == expected
-    # hand-checked windows: 1000 W for 50 s (samples 0..50) = 50 kJ; ramp 0..500 W over 50 s
-    assert got[(BASE, "h1")] == 50_000 / 3_600_000
-    assert got[(BASE, "h2")] == 12_500 / 3_600_000
-    assert got[(BASE - timedelta(seconds=50), "h2")] == 0.0  # single sample
-
-
-def test_energy_kwh_one_hour_constant_load_is_one_kwh(stream_env: Any) -> None:
-    rows = _rows(
-        stream_env,
-        """SELECT home_id, energy_kwh(`value`, event_time)
-           FROM TABLE(TUMBLE(TABLE power_readings, DESCRIPTOR(event_time), INTERVAL '2' HOUR))
-           WHERE home_id = 'h1' GROUP BY window_start, window_end, home_id""",
-    )
-    assert rows == [("h1", 1.0)]
-
-
-def test_energy_kwh_streaming_legacy_group_window_general_and_pandas(stream_env: Any) -> None:
-    expected = _hop_expected(_power_samples(), _energy_reference)
-    assert _energy_legacy(stream_env, "energy_kwh") == expected
-    assert _energy_legacy(stream_env, "energy_kwh_pd") == expected
-
-
-def test_pandas_udaf_rejected_in_streaming_window_tvf(stream_env: Any) -> None:
-    with pytest.raises(Exception, match="Pandas UDAFs are not supported in streaming mode"):
-        _energy_tvf(stream_env, "energy_kwh_pd")
-
-
-def test_energy_kwh_batch_hop_window_tvf_uses_pandas_form(batch_env: Any) -> None:
-    expected = _hop_expected(_power_samples(), _energy_reference)
-    assert _energy_tvf(batch_env, "energy_kwh") == expected  # bound to energy_kwh_pd in batch
-    assert _energy_tvf(batch_env, "energy_kwh_pd") == expected
-
-
-def test_general_udaf_rejected_in_batch(batch_env: Any) -> None:
-    batch_env.create_temporary_system_function("energy_kwh_general", UDFS["energy_kwh"])
-    with pytest.raises(Exception, match="non-Pandas UDAFs are not supported in batch mode"):
-        _energy_tvf(batch_env, "energy_kwh_general")
-
-
 def _p95_tvf(t_env: Any, fn: str) -> dict[tuple[datetime, str], float]:
     rows = _rows(
         t_env,
@@ -281,18 +196,6 @@ def test_p95_of_known_latencies_through_flink(stream_env: Any) -> None:
     assert rows[-1] == (100.0,)
 
 
-def test_builtins_mix_with_general_udaf_in_streaming_tvf(stream_env: Any) -> None:
-    """The device_stats shape: COUNT/AVG/MAX beside energy_kwh in one HOP window TVF query."""
-    rows = _rows(
-        stream_env,
-        f"""SELECT window_start, home_id, COUNT(*), MAX(`value`), energy_kwh(`value`, event_time)
-            FROM {HOP_TVF.format(table="power_readings")}
-            WHERE home_id = 'h1' AND event_time < TIMESTAMP '2024-01-01 00:01:00'
-            GROUP BY window_start, window_end, home_id""",
-    )
-    assert (BASE, "h1", 6, 1000.0, 50_000 / 3_600_000) in rows
-
-
 def test_builtin_percentile_mixes_with_builtins_in_both_modes(
     stream_env: Any, batch_env: Any
 ) -> None:
@@ -304,24 +207,3 @@ def test_builtin_percentile_mixes_with_builtins_in_both_modes(
     streaming, batch = sorted(_rows(stream_env, sql)), sorted(_rows(batch_env, sql))
     assert streaming == batch
     assert len(streaming) == len(_hop_expected(_latency_samples(), _p95_reference)) // 2
-
-
-@pytest.mark.parametrize(
-    ("batch", "sql", "error"),
-    [
-        (False, "PERCENTILE(`value`, 0.5), energy_kwh(`value`, event_time)",
-         "Python UDAF and Java/Scala UDAF cannot be used together"),
-        (True, "COUNT(*), energy_kwh(`value`, event_time)",
-         "Python UDAF and Java/Scala UDAF cannot be used together"),
-    ],
-    ids=["streaming-percentile+general", "batch-count+pandas"],
-)  # fmt: skip
-def test_python_udaf_mixing_limits(
-    stream_env: Any, batch_env: Any, batch: bool, sql: str, error: str
-) -> None:
-    with pytest.raises(Exception, match=error):
-        _rows(
-            batch_env if batch else stream_env,
-            f"""SELECT window_start, home_id, {sql} FROM {HOP_TVF.format(table="power_readings")}
-                GROUP BY window_start, window_end, home_id""",
-        )
