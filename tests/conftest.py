@@ -18,7 +18,8 @@ from flinkpulse import stack
 from flinkpulse.config import Config, load_config
 from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV
 
-#: tests record their measured outcomes; docs/RELIABILITY.md is written at session end
+#: tests record their measured outcomes (test-artifacts/); `make reliability-report` renders
+#: docs/RELIABILITY.md from them, never a plain test run
 pytest_plugins = ["tests.reliability_report"]
 
 
