@@ -199,9 +199,9 @@ def split_startup(
     """Start-up (submit → first record read) and the steady rate after warm-up, from the
     1 s progress samples (REST metrics ≤ 1 s old) and the job's end time (epoch seconds).
 
-    The steady rate is (events − n_w) / (end − t_w) for the first sample (t_w, n_w) with
-    n_w ≥ WARMUP_FRACTION × events: task deployment, Python worker start-up and the first
-    bundle are behind it. None when less than STEADY_MIN_FRACTION of the run is left after it
+    The steady rate is (events − n_w) / (t_done − t_w) for the first sample (t_w, n_w) with
+    n_w ≥ WARMUP_FRACTION × events (task deployment, Python worker start-up and the first
+    bundle are behind it) and the first sample t_done that has read every event (else the end). None when less than STEADY_MIN_FRACTION of the run is left after it
     (a short run is all start-up: use more events)."""
     first = next(((t, n) for t, n in samples if n > 0), None)
     out: dict[str, Any] = {
@@ -209,9 +209,12 @@ def split_startup(
         "steady_events_per_s": None,
     }
     warm = next(((t, n) for t, n in samples if n >= WARMUP_FRACTION * events), None)
-    if warm and events - warm[1] >= STEADY_MIN_FRACTION * events and t_end > warm[0]:
-        out["steady_events_per_s"] = round((events - warm[1]) / (t_end - warm[0]))
-        out["steady_s"] = round(t_end - warm[0], 1)
+    # until the sources had read everything: a bounded run's end-of-input flush (every open
+    # window fires at once) is not part of the steady state
+    done = next((t for t, n in samples if n >= events), t_end)
+    if warm and events - warm[1] >= STEADY_MIN_FRACTION * events and done > warm[0]:
+        out["steady_events_per_s"] = round((events - warm[1]) / (done - warm[0]))
+        out["steady_s"] = round(done - warm[0], 1)
     return out
 
 

@@ -20,6 +20,13 @@ def test_steady_rate_counts_from_the_first_sample_past_warm_up() -> None:
     assert got["steady_s"] == 9.0
 
 
+def test_the_end_of_input_flush_is_not_steady_state() -> None:
+    # every event read by t=110, the job's windows fire and it ends at t=130
+    samples = [(100.0, 0), (101.0, 20_000), (105.0, 60_000), (110.0, 100_000)]
+    got = split_startup(samples, t_submit=100.0, t_end=130.0, events=100_000)
+    assert got["steady_events_per_s"] == round(80_000 / 9.0)
+
+
 def test_a_run_that_is_all_start_up_has_no_steady_rate() -> None:
     samples = [(100.0, 0), (101.0, 0), (102.0, 90_000), (103.0, 100_000)]
     got = split_startup(samples, t_submit=100.0, t_end=103.0, events=100_000)
