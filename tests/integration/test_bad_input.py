@@ -368,9 +368,9 @@ def test_loader_dead_letters_each_kind_with_the_jobs_reason(
     """The malformed security events, sent as they are to results.security-events, reach the
     loader's dlq with the very reasons the job gave them; a value the table cannot store gets
     the same kind of reason as a value a job refuses (`invalid value in field ...`)."""
+    from flinkpulse.bench.records import Encoder, flink_schema, register
     from flinkpulse.clickhouse.migrate import client
     from flinkpulse.loader.core import Loader
-    from tests.loader_helpers import Encoder, flink_schema, register
 
     ensure_stack("clickhouse")
     result = "results.security-events"

@@ -252,7 +252,7 @@ class _Registry:
     def get(self, url: str, timeout: float) -> object:
         import json
 
-        from tests.loader_helpers import PLAYER_STATS
+        from flinkpulse.bench.records import PLAYER_STATS
 
         class Answer:
             status_code = 200
@@ -266,10 +266,10 @@ class _Registry:
 def test_batcher_cuts_batches_where_the_way_of_decoding_changes_in_offset_order() -> None:
     """Staged, then a dead letter (Python), then staged again: three batches in offset order,
     each accepted by the exactly-once ledger."""
+    from flinkpulse.bench.records import PLAYER_STATS, Encoder, player_row
     from flinkpulse.loader.avro import Decoder
     from flinkpulse.loader.batch import ArrowBatch, Batch, Batcher, Router, StagedBatch
     from flinkpulse.loader.exactly_once import Ledger
-    from tests.loader_helpers import PLAYER_STATS, Encoder, player_row
 
     dec = Decoder("http://registry")
     dec._session = _Registry()
