@@ -93,14 +93,14 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
     """`view`: the topic through Flink's avro-confluent format, watermarked, on-time rows."""
     from pyflink.table import DataTypes, Schema
 
-    from flink_jobs.decoding import _flink_type
+    from flink_jobs.decoding import flink_type
 
     record = common.SOURCE_TOPICS[logical_topic]
     schema = latest_schema(record)
     b = Schema.new_builder()
     names = []
     for f in schema["fields"]:
-        b = b.column(f["name"], _flink_type(f["type"]))
+        b = b.column(f["name"], flink_type(f["type"]))
         names.append(f["name"])
     b = b.column_by_metadata("src_partition", DataTypes.INT(), "partition", True)
     b = b.column_by_metadata("src_offset", DataTypes.BIGINT(), "offset", True)
@@ -130,26 +130,21 @@ def _avro(ctx: JobContext, d: Any, b: Any, schema: dict[str, Any]) -> Any:
     )
 
 
-def _rules_source(ctx: JobContext, view: str) -> None:
-    """`view`: config.rules through avro-confluent, versioned by changed_at (= the Kafka
-    timestamp the CLI stamps), watermark without delay, idle quickly (common.rules_source)."""
+def _versioned_source(ctx: JobContext, logical_topic: str, view: str) -> None:
+    """`view`: a compacted topic of topics.VERSIONED through avro-confluent, versioned by its
+    version-time field (= the Kafka timestamp its writer stamps), watermark without delay, idle
+    quickly: common.versioned_kafka's descriptor, as the job's own source."""
     from pyflink.table import Schema
 
-    from flink_jobs.decoding import _flink_type
+    from flink_jobs.decoding import flink_type
 
-    schema = latest_schema(topics.RULES_RECORD)
+    spec = topics.VERSIONED[logical_topic]
+    schema = latest_schema(spec.record)
     b = Schema.new_builder()
     for f in schema["fields"]:
-        b = b.column(f["name"], _flink_type(f["type"]))
-    b = b.watermark("changed_at", "changed_at")
-    d = (
-        common._kafka(ctx, ctx.topic(topics.RULES_TOPIC))
-        .option("properties.group.id", f"flinkpulse-{ctx.job}-rules")
-        .option("scan.startup.mode", "earliest-offset")
-        .option(
-            "scan.watermark.idle-timeout", f"{int(ctx.cfg.flink.rules_idle_timeout_s * 1000)} ms"
-        )
-    )
+        b = b.column(f["name"], flink_type(f["type"]))
+    b = b.watermark(spec.version_time, f"`{spec.version_time}`")
+    d = common.versioned_kafka(ctx, logical_topic)
     ctx.t_env.create_temporary_table(view, _avro(ctx, d, b, schema))
 
 
@@ -162,10 +157,11 @@ def twin_wire(
 ) -> JobContext:
     """`common.wire` without Python: avro-confluent sources, UDF calls replaced, same sinks."""
     for logical_topic, view, _validate, _owner in sources:
-        if logical_topic == topics.RULES_TOPIC:
-            _rules_source(ctx, view)
+        if logical_topic in topics.VERSIONED:
+            _versioned_source(ctx, logical_topic, view)
             continue
         _source(ctx, logical_topic, view)
+    common.versioned_tables(ctx, [t for t, *_ in sources])
     common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the
     # UDF job's are nullable, so its Avro schemas must not share the UDF job's subjects

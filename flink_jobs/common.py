@@ -498,27 +498,20 @@ def decoded_source(
         )
 
 
-def rules_source(ctx: JobContext, view: str = "rule_changes", side_outputs: bool = True) -> None:
-    """Register `view`: every change of the live rule parameters (``config.rules``), in event
-    time = the change's Kafka timestamp. The job's SQL turns it into the versioned table
-    ``rules`` that matches are joined with at their event time (docs/rules.md).
+def versioned_kafka(ctx: JobContext, logical_topic: str) -> Any:
+    """The Kafka descriptor (no schema, no format) of a compacted topic read as a versioned table
+    (topics.VERSIONED: the live rules, the reference tables). The one place its options are
+    set, for the jobs and their built-in twin alike.
 
-    The topic is read whole (earliest offset; a backfill up to its end), whatever the job's
-    startup mode: a setting made before the job started is still in force. Its watermark is the
-    Kafka timestamp itself (one writer, the CLI, stamps changes in order) and its partitions go
-    idle after ``flink.rules_idle_timeout_s``: the rarely written topic never holds back the
-    alerts (docs/event-time.md). Undecodable records go to dlq.config.rules.
+    The topic is read whole (earliest offset; a bounded run up to its end), whatever the job's
+    startup mode: a setting or an assignment made before the job started is still in force;
+    only committed records (read_committed, as every source). Its partitions go idle after
+    ``flink.rules_idle_timeout_s``: a rarely written topic never holds back the watermark of
+    the events joined with it (docs/event-time.md).
     """
-    from pyflink.table import DataTypes, Schema
-
-    from flink_jobs.decoding import decode_function, reader_fields, timestamp_fields
-
-    record = topics.RULES_RECORD
-    t_env = ctx.t_env
-    raw = f"{view}_raw"
     d = (
-        _kafka(ctx, ctx.topic(topics.RULES_TOPIC))
-        .option("properties.group.id", f"flinkpulse-{ctx.job}-rules")
+        _kafka(ctx, ctx.topic(logical_topic))
+        .option("properties.group.id", f"flinkpulse-{ctx.job}-{logical_topic}")
         .option("properties.isolation.level", "read_committed")
         .option("scan.startup.mode", "earliest-offset")
         .option(
@@ -529,8 +522,32 @@ def rules_source(ctx: JobContext, view: str = "rule_changes", side_outputs: bool
         d = d.option("scan.bounded.mode", "timestamp").option(
             "scan.bounded.timestamp-millis", str(ctx.bounded[1])
         )
+    return d
+
+
+def versioned_source(
+    ctx: JobContext, logical_topic: str, view: str, side_outputs: bool = True
+) -> None:
+    """Register `view`: every record of a compacted topic of topics.VERSIONED (the live rule
+    parameters, a reference table), in event time = the record's Kafka timestamp, under the
+    name of its version-time field (``changed_at``, ``updated_at``). The job's SQL turns it into
+    a versioned table that events are joined with at their event time (docs/rules.md,
+    docs/techniques.md).
+
+    Its watermark is the Kafka timestamp itself (one writer stamps its changes in order).
+    Undecodable records go to dlq.<topic> (`side_outputs`: the job that owns the topic).
+    """
+    from pyflink.table import DataTypes, Schema
+
+    from flink_jobs.decoding import decode_function, reader_fields, timestamp_fields
+
+    spec = topics.VERSIONED[logical_topic]
+    record, at = spec.record, spec.version_time
+    t_env = ctx.t_env
+    raw = f"{view}_raw"
     desc = (
-        d.schema(raw_schema(0.0))
+        versioned_kafka(ctx, logical_topic)
+        .schema(raw_schema(0.0))
         .option("key.format", "raw")
         .option("key.fields", "k")
         .option("value.format", "raw")
@@ -540,12 +557,12 @@ def rules_source(ctx: JobContext, view: str = "rule_changes", side_outputs: bool
     t_env.create_temporary_table(raw, desc)
     fn_name = f"decode_{view}"
     t_env.create_temporary_function(fn_name, decode_function(record, ctx.cfg.registry.url, None))
-    fields = [(n, t) for n, t in reader_fields(record) if n != "changed_at"]
+    fields = [(n, t) for n, t in reader_fields(record) if n != at]
     millis = timestamp_fields(record)
     cols = ", ".join(_decoded_column(n, n in millis) for n, _ in fields)
     flat = t_env.sql_query(
         f"SELECT k, v, src_topic, src_partition, src_offset, d.ok AS ok, d.error AS error, {cols}, "
-        f"CAST(kafka_ts AS TIMESTAMP(3)) AS changed_at FROM "
+        f"CAST(kafka_ts AS TIMESTAMP(3)) AS `{at}` FROM "
         f"(SELECT *, {fn_name}(v) AS d FROM {raw})"
     )
     b = Schema.new_builder()
@@ -554,24 +571,33 @@ def rules_source(ctx: JobContext, view: str = "rule_changes", side_outputs: bool
         ("ok", DataTypes.BOOLEAN()),
         ("error", DataTypes.STRING()),
         *fields,
-        ("changed_at", DataTypes.TIMESTAMP(3)),
+        (at, DataTypes.TIMESTAMP(3)),
     ]:
         b = b.column(n, t)
-    b = b.watermark("changed_at", "SOURCE_WATERMARK()")
+    b = b.watermark(at, "SOURCE_WATERMARK()")
     t_env.create_temporary_view(
         f"{view}_all", t_env.from_data_stream(t_env.to_data_stream(flat), b.build())
     )
     names = ", ".join(f"`{n}`" for n, _ in fields)
     t_env.create_temporary_view(
-        view, t_env.sql_query(f"SELECT {names}, changed_at FROM {view}_all WHERE ok")
+        view, t_env.sql_query(f"SELECT {names}, `{at}` FROM {view}_all WHERE ok")
     )
     if side_outputs:
         dlq = f"{view}_dlq"
-        raw_table(ctx, dlq, ctx.topic(dlq_topic(topics.RULES_TOPIC)), source=False)
+        raw_table(ctx, dlq, ctx.topic(dlq_topic(logical_topic)), source=False)
         bad = t_env.sql_query(
             f"SELECT k, v, {_headers_sql('error')} AS headers FROM {view}_all WHERE NOT ok"
         )
         ctx.inserts.append((dlq, bad))
+
+
+def versioned_tables(ctx: JobContext, read: Sequence[str]) -> None:
+    """The shared versioned tables (topics.VERSIONED `sql`, e.g. ``devices``) of the topics in
+    `read`, from their changes views: run before the job's own SQL, which joins with them."""
+    for logical_topic in read:
+        spec = topics.VERSIONED.get(logical_topic)
+        if spec is not None and spec.sql is not None:
+            run_sql_file(ctx, spec.sql, {})
 
 
 def deduplicate(
@@ -634,10 +660,11 @@ def wire(
     for logical_topic, view, validate, owner in sources:
         # a backfill re-reads records the stream already dead-lettered: it writes results only
         owns = owner and ctx.backfill is None
-        if logical_topic == topics.RULES_TOPIC:
-            rules_source(ctx, view, side_outputs=owns)
+        if logical_topic in topics.VERSIONED:
+            versioned_source(ctx, logical_topic, view, side_outputs=owns)
             continue
         decoded_source(ctx, logical_topic, view, validate, side_outputs=owns)
+    versioned_tables(ctx, [t for t, *_ in sources])
     run_sql_file(ctx, sql_file, params)
     for view in outputs:
         table = ctx.t_env.from_path(view)

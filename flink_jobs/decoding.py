@@ -15,7 +15,8 @@ from typing import Any
 from flinkpulse.schemas import latest_schema
 
 
-def _flink_type(avro_type: Any) -> Any:
+def flink_type(avro_type: Any) -> Any:
+    """The Flink DataType of an Avro field type (unions with null: nullable; enums: STRING)."""
     from pyflink.table import DataTypes
 
     nullable = False
@@ -34,11 +35,11 @@ def _flink_type(avro_type: Any) -> Any:
         elif kind == "enum":
             dt = DataTypes.STRING()
         elif kind == "map":
-            dt = DataTypes.MAP(DataTypes.STRING(), _flink_type(t["values"]))
+            dt = DataTypes.MAP(DataTypes.STRING(), flink_type(t["values"]))
         elif kind == "array":
-            dt = DataTypes.ARRAY(_flink_type(t["items"]))
+            dt = DataTypes.ARRAY(flink_type(t["items"]))
         else:
-            dt = _flink_type(kind)
+            dt = flink_type(kind)
     else:
         dt = {
             "string": DataTypes.STRING(),
@@ -54,7 +55,7 @@ def _flink_type(avro_type: Any) -> Any:
 
 def reader_fields(record: str) -> list[tuple[str, Any]]:
     """(name, Flink DataType) of the record's newest schema, all nullable in the decoded row."""
-    return [(f["name"], _flink_type(f["type"]).nullable()) for f in latest_schema(record)["fields"]]
+    return [(f["name"], flink_type(f["type"]).nullable()) for f in latest_schema(record)["fields"]]
 
 
 def timestamp_fields(record: str) -> set[str]:

@@ -227,8 +227,9 @@ class FlinkConfig:
     #: drop later copies of a source record (same event id, topics.DEDUP_KEYS) before any
     #: window; a copy is recognised while the first is in state: ``state_ttl_s``
     dedup: bool = True
-    #: a partition of the rules topic (config.rules) without records for this long stops
-    #: holding back the watermark of the alerts it is joined with (docs/event-time.md)
+    #: a partition of the rules topic (config.rules) or of a reference topic (iot.devices)
+    #: without records for this long stops holding back the watermark of the events it is
+    #: joined with (docs/event-time.md)
     rules_idle_timeout_s: float = 1.0
     python_execution_mode: str = "process"
     bundle_size: int = 10000

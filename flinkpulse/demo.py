@@ -94,7 +94,9 @@ def produce(cfg: Config, seconds: float, rate: float, seed: int) -> Any:
 
     topics = streams.topics("all")
     producer = AvroKafkaProducer(cfg, topics, seed=seed)
-    live = streams.stream("all", seed, TimeConfig(events_per_second=rate), timed=False)
+    tc = TimeConfig(events_per_second=rate)
+    producer.send_reference(streams.reference("all", seed, tc))  # the devices, before any event
+    live = streams.stream("all", seed, tc, timed=False)
     t0 = incidents_start(int(time.time() * 1000), seconds)
     events = splice(live, all_incidents(t0))
     return producer.run(events, rate=rate, duration=seconds, progress=sys.stderr, label="  ")

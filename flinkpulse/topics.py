@@ -79,6 +79,35 @@ DEDUP_KEYS: dict[str, tuple[str, ...]] = {
 #: record of a key is the setting in force; the jobs read it as a versioned table
 RULES_TOPIC = "config.rules"
 RULES_RECORD = "flinkpulse.rules.RuleChange"
+#: reference data (the producers write it at start and on change): compacted, keyed by the
+#: entity; the newest record of a key is its current assignment; the jobs join their events with
+#: its versioned table at the events' time (docs/techniques.md#enrichment-from-reference-tables)
+DEVICES_TOPIC = "iot.devices"
+DEVICES_RECORD = "flinkpulse.iot.Device"
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A compacted topic the jobs read whole as a versioned table: its kind (config: the live
+    rules; reference: reference data), its record, the Kafka key, the record field that is its
+    version time (the record's Kafka timestamp, stamped by its one writer) and the `.sql` file
+    (sql/flink/) that makes the versioned table of its changes, if the jobs share one (the rules'
+    table is the security_alerts SQL's own)."""
+
+    kind: str
+    record: str
+    key: str
+    version_time: str
+    sql: str | None = None
+
+
+#: compacted topic -> how the jobs read it as a versioned table (flink_jobs/common.py
+#: `versioned_source`): the live rule parameters and the reference tables. The key of
+#: config.rules is '<rule>/<scope>' (flinkpulse.rules.rule_key), not one record field.
+VERSIONED: dict[str, Versioned] = {
+    RULES_TOPIC: Versioned("config", RULES_RECORD, "rule/scope", "changed_at"),
+    DEVICES_TOPIC: Versioned("reference", DEVICES_RECORD, "device_id", "updated_at", "devices.sql"),
+}
 #: the schema registry's own store (Confluent SR ``kafkastore.topic``) in deployments that run one
 SCHEMAS_TOPIC = "_schemas"
 
@@ -95,7 +124,7 @@ class Topic:
     """One topic of the pipeline (logical name: without the deployment's ``topic_prefix``)."""
 
     name: str
-    #: source | result | alerts | config | dlq | late | dup | registry
+    #: source | result | alerts | config | reference | dlq | late | dup | registry
     kind: str
     #: the value that is the Kafka key: a record field / result column; None: dlq./late. keep
     #: the original record's key, the registry store has its own
@@ -153,20 +182,16 @@ def _topology() -> tuple[Topic, ...]:
     out.extend(Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
     out.extend(Topic(late_topic(t), "late", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
     out.extend(Topic(dup_topic(t), "dup", None, 1, MONTH_MS) for t in SOURCE_TOPICS)
-    # rule parameters: one partition, compacted and kept forever (a setting never expires); the
-    # key is '<rule>/<scope>' (flinkpulse.rules.rule_key), not one record field
-    out.append(
-        Topic(
-            RULES_TOPIC, "config", "rule/scope", 1, -1, {"cleanup.policy": "compact"}, None,
-            RULES_RECORD,
-        )
-    )  # fmt: skip
-    out.append(Topic(dlq_topic(RULES_TOPIC), "dlq", None, 1, MONTH_MS))
+    # rule parameters and reference tables: one partition, compacted and kept forever (a setting
+    # or an assignment holds until it is changed)
+    compact = {"cleanup.policy": "compact"}
+    for name, v in VERSIONED.items():
+        out.append(Topic(name, v.kind, v.key, 1, -1, compact, None, v.record))
+        out.append(Topic(dlq_topic(name), "dlq", None, 1, MONTH_MS))
     # the loader dead-letters result records it cannot decode to dlq.<result topic>
     out.extend(
         Topic(dlq_topic(t), "dlq", None, 1, MONTH_MS, created_by="loader") for t in RESULT_TOPICS
     )
-    compact = {"cleanup.policy": "compact"}
     out.append(Topic(SCHEMAS_TOPIC, "registry", None, 1, -1, compact, created_by="registry"))
     return tuple(out)
 

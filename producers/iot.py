@@ -19,6 +19,13 @@ DOOR_OPEN, DOOR_CLOSE, MOTION), and move around while home. A cycle lasts
 the back door opens while the alarm is armed, then motion inside — the patterns
 ``door_open_while_armed`` and ``motion_while_away``. Without intrusions neither pattern occurs:
 doors open and motion happens only while disarmed.
+
+Devices (topic ``iot.devices``, compacted, key device_id): where each device is installed and
+whose it is (:meth:`IotGenerator.reference`, written by ``flinkpulse produce iot`` before the first
+event). With ``move_every_s`` a climate sensor moves to another room of its home that often (event
+time): the stream yields its new assignment, stamped at the move, and its readings say the new
+room from then on. The jobs attribute readings and security events by this table at their event
+time (docs/techniques.md).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from producers.base import EventStream, TimeConfig, id_prefix, new_clock
 
 READINGS = "iot.sensor-readings"
 SECURITY = "iot.security-events"
+DEVICES = "iot.devices"
 
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
@@ -54,6 +62,21 @@ APPLIANCES = {
     "washing_machine": "bathroom",
 }
 HOGS = {"old_freezer": "kitchen", "space_heater": "bedroom"}
+
+
+#: security device role -> the room it is installed in
+_SECURITY_ROOMS = {
+    "front_door": "hallway",
+    "back_door": "kitchen",
+    "motion_hallway": "hallway",
+    "motion_living_room": "living_room",
+    "panel": "hallway",
+}
+
+
+def _owner(home_id: str) -> str:
+    """The household account a home's devices are registered to."""
+    return f"owner-{home_id.removeprefix('home-')}"
 
 
 class _Home:
@@ -98,8 +121,12 @@ class IotGenerator:
         energy_hog_fraction: float = 0.02,
         report_interval_s: float = 10.0,
         occupancy_cycle_s: float = 600.0,
+        move_every_s: float = 0.0,
     ) -> None:
         self.rng = random.Random(seed)
+        # moves draw from their own rng: the readings and events of a seed stay as they were
+        self._move_rng = random.Random(seed ^ 0xD1CE)
+        self.move_ms = int(move_every_s * 1000)
         self.tc = time or TimeConfig()
         self.clock = new_clock(self.tc, self.rng)
         self.intrusions = intrusions
@@ -138,6 +165,8 @@ class IotGenerator:
                 "panel": f"{home.id}-panel",
             }
         rng.shuffle(self.devices)
+        self._start = int(self.clock.now)
+        self._next_move = self._start + self.move_ms if self.move_ms > 0 else None
         self._ids = id_prefix(rng)
         self._n = 0
         self._seq = 0
@@ -153,6 +182,32 @@ class IotGenerator:
             if leave > 2_000:  # only before they leave: no motion while armed
                 t0 = start + rng.randrange(min(60_000, leave - 1_000))
                 self._push(t0, home, "MOTION", "motion_living_room")
+
+    # -- reference table ---------------------------------------------------------------------
+    def reference(self) -> list[tuple[str, dict[str, Any], str, int]]:
+        """Every device's assignment at the start of the stream, as (key, record, topic, Kafka
+        timestamp): sensor devices, then each home's security devices."""
+        t = self._start
+        out = [self._assignment(d.id, d.home.id, d.room, t) for d in self.devices]
+        for home in self.homes:
+            for role, did in self.security[home.id].items():
+                out.append(self._assignment(did, home.id, _SECURITY_ROOMS[role], t))
+        return out
+
+    @staticmethod
+    def _assignment(did: str, home: str, room: str, t: int) -> tuple[str, dict[str, Any], str, int]:
+        rec = {"device_id": did, "home_id": home, "room": room, "owner": _owner(home),
+               "updated_at": t}  # fmt: skip
+        return did, rec, DEVICES, t
+
+    def _move(self, t: int) -> tuple[str, dict[str, Any], str]:
+        """A climate sensor moves to another room of its home at `t`: its new assignment."""
+        rng = self._move_rng
+        climate = [d for d in self.devices if d.kind in ("TEMPERATURE", "HUMIDITY")]
+        d = climate[rng.randrange(len(climate))]
+        d.room = rng.choice([r for r in ROOMS if r != d.room])
+        key, rec, topic, _ts = self._assignment(d.id, d.home.id, d.room, t)
+        return key, rec, topic
 
     # -- security schedule --------------------------------------------------------------------
     def _push(self, t: int, home: _Home, kind: str, role: str) -> None:
@@ -207,13 +262,7 @@ class IotGenerator:
             home.armed, home.home = False, True
             self._on_disarmed(home, t)
         self._n += 1
-        room = {
-            "front_door": "hallway",
-            "back_door": "kitchen",
-            "motion_hallway": "hallway",
-            "motion_living_room": "living_room",
-            "panel": "hallway",
-        }[role]
+        room = _SECURITY_ROOMS[role]
         rec = {
             "event_id": f"{self._ids}{self._n:012x}",
             "home_id": home.id,
@@ -289,6 +338,9 @@ class IotGenerator:
         i = 0
         while True:
             t = clock.tick()
+            if self._next_move is not None and self._next_move <= t:
+                self._next_move += self.move_ms
+                yield self._move(t)  # besides this tick's event: the clock runs as without
             if heap and heap[0][0] <= t:
                 ts, _, home, kind, role = heapq.heappop(heap)
                 yield self._security_event(ts, home, kind, role)

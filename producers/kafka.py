@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import fastavro
 
 from flinkpulse.config import Config
-from flinkpulse.errors import FlinkpulseError
+from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 from flinkpulse.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
 from flinkpulse.topics import ensure_topics
 from producers.base import Event, TimedEvent
@@ -246,6 +246,26 @@ class AvroKafkaProducer:
             self.stats.sent += 1
             self.stats.per_topic[logical] += 1
         return True
+
+    def send_reference(self, records: Iterable[TimedEvent], timeout: float = 30.0) -> int:
+        """Write reference records (key, record, topic, Kafka timestamp), e.g. the devices of
+        `produce iot` before its first event, and wait until Kafka has them all: events sent
+        after find them. Not counted in :attr:`stats` (they are not events); their number."""
+        n = 0
+        for key, record, logical, ts in records:
+            value = self.encode(logical, record)
+            while True:
+                try:  # no delivery callback: the stats count events only
+                    self.producer.produce(
+                        self.topics[logical].physical, value, key.encode(), timestamp=ts
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+            n += 1
+        if self.producer.flush(timeout) != 0:
+            raise ServiceUnreachable("Kafka", self.cfg.kafka.bootstrap_servers)
+        return n
 
     def run(
         self,

@@ -17,7 +17,7 @@ DOMAINS = ("gaming", "iot", "web")
 #: domain -> logical topics it writes
 DOMAIN_TOPICS: dict[str, tuple[str, ...]] = {
     "gaming": ("gaming.player-events",),
-    "iot": ("iot.sensor-readings", "iot.security-events"),
+    "iot": ("iot.sensor-readings", "iot.security-events", "iot.devices"),
     "web": ("web.access-logs",),
 }
 
@@ -71,6 +71,29 @@ def stream(
     if len(streams) == 1:
         return streams[0]
     return _round_robin(streams)
+
+
+def reference(
+    name: str,
+    seed: int,
+    time: TimeConfig,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> list[TimedEvent]:
+    """The reference records of the generators `stream` (same arguments) runs, as of their start:
+    (key, record, topic, Kafka timestamp). Written before the first event, so every event finds
+    its device (iot.devices) in the jobs' versioned table."""
+    from producers import iot
+
+    picked = domains(name)
+    share = TimeConfig(
+        **{**time.__dict__, "events_per_second": time.events_per_second / len(picked)}
+    )
+    out: list[TimedEvent] = []
+    for i, d in enumerate(picked):
+        if d == "iot":
+            opts = (options or {}).get(d, {})
+            out += iot.IotGenerator(seed=seed + i, time=share, **opts).reference()
+    return out
 
 
 def _timed(gen: Any) -> Iterator[TimedEvent]:

@@ -122,6 +122,8 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
     topics = streams.topics(args.domain)
     t0 = time.monotonic()
     producer = AvroKafkaProducer(cfg, topics, bad_fraction=args.bad_fraction, seed=seed)
+    # reference tables first (the devices of iot): every event then finds its device
+    refs = producer.send_reference(streams.reference(args.domain, seed, tc))
     events = streams.stream(args.domain, seed, tc, anomalies=not args.no_anomalies, timed=simulated)
     until = (
         f"{args.count:,} events"
@@ -133,7 +135,7 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
         f"{', '.join(cfg.kafka.topic(t) for t in topics)} at "
         f"{f'{rate:,.0f}/s' if rate else 'full speed'} until {until}, "
         f"{'simulated clock from ' + _iso(tc.start_ms) if simulated else 'live clock'} "
-        f"(setup {time.monotonic() - t0:.1f}s)",
+        f"({f'{refs:,} reference records, ' if refs else ''}setup {time.monotonic() - t0:.1f}s)",
         file=sys.stderr,
         flush=True,
     )

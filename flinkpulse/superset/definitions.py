@@ -155,6 +155,7 @@ DATASETS: dict[str, Dataset] = {
             [
                 ("home_id", "String"),
                 ("room", LC),
+                ("owner", "String"),
                 ("sensor_type", LC),
                 ("unit", LC),
                 ("value", "Float64"),
@@ -162,8 +163,9 @@ DATASETS: dict[str, Dataset] = {
             ],
             dttm="updated_at",
             sql=(
-                "-- the last reading of every room's temperature and humidity sensors\n"
-                "SELECT home_id, room, sensor_type, unit,\n"
+                "-- the last reading of every room's temperature and humidity sensors; rooms and\n"
+                "-- owners as the devices reference table said at the readings' time\n"
+                "SELECT home_id, room, argMax(owner, window_end) AS owner, sensor_type, unit,\n"
                 "       argMax(last_value, window_end) AS value, max(window_end) AS updated_at\n"
                 "FROM device_stats\n"
                 "WHERE sensor_type IN ('TEMPERATURE', 'HUMIDITY')\n"
@@ -229,6 +231,7 @@ DATASETS: dict[str, Dataset] = {
                 ("room", LC),
                 ("kind", LC),
                 ("event_time", DT),
+                ("owner", "String"),
             ],
             dttm="event_time",
         ),
@@ -428,7 +431,7 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "Temperature and humidity per room (now)",
                 "raw",
                 "device_latest",
-                columns=["home_id", "room", "sensor_type", "value", "unit", "updated_at"],
+                columns=["home_id", "room", "owner", "sensor_type", "value", "unit", "updated_at"],
                 # rooms heard from in the last hour, the freshest readings first
                 row_limit=TABLE_ROWS,
                 page_length=20,
@@ -507,7 +510,7 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 "Security event log",
                 "raw",
                 "security_events",
-                columns=["event_time", "home_id", "room", "device_id", "kind"],
+                columns=["event_time", "home_id", "room", "device_id", "owner", "kind"],
                 row_limit=GROWING_ROWS,
                 page_length=20,
                 server_pages=True,

@@ -176,8 +176,8 @@ def test_jobs_read_and_write_the_topology() -> None:
     specs = job_specs()
     assert specs, "no job module found in flink_jobs/"
     read = [t for spec in specs.values() for t, _owner in spec["sources"]]
-    inputs = [*topics.SOURCE_TOPICS, topics.RULES_TOPIC]
-    assert set(read) == set(inputs), "every source topic (and the rules) is read, none else"
+    inputs = [*topics.SOURCE_TOPICS, *topics.VERSIONED]
+    assert set(read) == set(inputs), "every source, rules and reference topic is read, none else"
     owners = [t for spec in specs.values() for t, owner in spec["sources"] if owner]
     assert sorted(owners) == sorted(inputs), "one job owns each dlq./late. topic"
     written = [v for spec in specs.values() for v in spec["outputs"]]
@@ -195,13 +195,14 @@ def test_topology_is_consistent() -> None:
             "result",
             "alerts",
             "config",
+            "reference",
             "dlq",
             "late",
             "dup",
             "registry",
         }, t.name
         assert t.created_by in {"jobs", "loader", "registry"}, t.name
-        if t.kind in {"source", "result", "alerts", "config"}:
+        if t.kind in {"source", "result", "alerts", "config", "reference"}:
             assert t.key, f"{t.name} has no key"
         if t.kind in {"dlq", "late", "dup"}:
             assert t.name.split(".", 1)[1] in TOPICS, f"{t.name} shadows no topic"
@@ -212,6 +213,14 @@ def test_topology_is_consistent() -> None:
         assert TOPICS[topic].table == view and TOPICS[topic].key == key
         assert f"dlq.{topic}" in TOPICS, "the loader dead-letters to dlq.<result topic>"
     assert TOPICS[topics.SCHEMAS_TOPIC].config["cleanup.policy"] == "compact"
+    for name, spec in topics.VERSIONED.items():
+        # read whole as a versioned table: compacted, kept forever, its record keyed as declared
+        t = TOPICS[name]
+        assert (t.kind, t.config["cleanup.policy"], t.retention_ms) in {
+            ("config", "compact", -1), ("reference", "compact", -1)
+        }, name  # fmt: skip
+        assert (t.record, t.key) == (spec.record, spec.key), name
+        assert f"dlq.{name}" in TOPICS, name
     assert set(topics.all_topics()) == {t.name for t in TOPOLOGY if t.created_by == "jobs"}
 
 

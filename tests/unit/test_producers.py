@@ -534,3 +534,49 @@ def test_washing_machines_run_a_daily_cycle() -> None:
     running = [w for w in watts if w > 100.0]
     assert watts and 0.02 < len(running) / len(watts) < 0.2
     assert max(running) > 1800.0 and min(w for w in watts if w <= 100.0) >= 0.0
+
+
+def test_iot_reference_names_every_device_and_moves_are_stamped_changes(
+    parsed: dict[str, Any],
+) -> None:
+    """`produce iot` writes every device of the stream to iot.devices before the first event
+    (valid, keyed by device_id, stamped at the stream's start); with move_every_s a climate
+    sensor changes room at each move, its change stamped at the move and its readings from then
+    on in the new room. Moves leave the rest of the stream of a seed as it was."""
+    start = 1_767_225_600_000
+    tc = TimeConfig(start_ms=start, events_per_second=2000.0)
+    ref = streams.reference("iot", 5, tc)
+    schema = parsed[iot.DEVICES]
+    assert {t for _, _, t, _ in ref} == {iot.DEVICES}
+    assert all(validate(r, schema) and k == r["device_id"] for k, r, _, _ in ref)
+    assert {ts for *_, ts in ref} == {r["updated_at"] for _, r, _, _ in ref} == {start}
+    events = take(streams.stream("iot", 5, tc), 40_000)
+    devices = {r["device_id"]: r for _, r, _, _ in ref}
+    for _, rec, topic, _ts in events:
+        d = devices[rec["device_id"]]
+        assert (d["home_id"], d["room"]) == (rec["home_id"], rec["room"]), topic
+    moving = streams.stream("iot", 5, tc, options={"iot": {"move_every_s": 2.0}})
+    moved = take(moving, 40_000)
+    changes = [(r, ts) for _, r, t, ts in moved if t == iot.DEVICES]
+    # 40,000 events (moves included) at 2,000/s: a move every 2 s of event time
+    assert [ts - start for _, ts in changes] == list(range(2000, 20_000, 2000))
+    assert [ts for _, ts in changes] == [r["updated_at"] for r, _ in changes]
+    where = {d: r["room"] for d, r in devices.items()}
+    for rec, ts in changes[:5]:  # a device reads every 10 s: a reading after each of these
+        # a move changes the room, within the home; the device's next reading says the new room
+        assert (
+            rec["room"] != where[rec["device_id"]]
+            and rec["home_id"] == devices[rec["device_id"]]["home_id"]
+        )
+        where[rec["device_id"]] = rec["room"]
+        nxt = next(
+            r
+            for _, r, t, t2 in moved
+            if t == iot.READINGS and r["device_id"] == rec["device_id"] and t2 > ts
+        )
+        assert nxt["room"] == rec["room"]
+    last = {r["device_id"]: r["room"] for r, _ in changes}
+    tail = [r for _, r, t, _ in moved[-2000:] if t == iot.READINGS and r["device_id"] in last]
+    assert all(r["room"] == last[r["device_id"]] for r in tail)
+    same = [(k, t, ts) for k, _, t, ts in moved if t != iot.DEVICES]
+    assert same == [(k, t, ts) for k, _, t, ts in events[: len(same)]]

@@ -149,6 +149,7 @@ def test_device_stats_and_energy_of_known_power_profile(parallelism: int) -> Non
     ]
     t_env = make_env(parallelism)
     register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", rows)
+    register_devices(t_env, [])
     params = {**device_stats.DEFAULTS, "window_size_s": 60, "window_slide_s": 60}
     out = run_views(t_env, "device_stats.sql", params, ["device_stats", "energy_usage"])
     ds = {(r["device_id"], r["sensor_type"]): r for r in out["device_stats"]}
@@ -168,6 +169,71 @@ def test_device_stats_and_energy_of_known_power_profile(parallelism: int) -> Non
         (200 * 20 + 300 * 10 + 400 * 20) / 3.6e6, rel=1e-12
     )
     assert energy["fridge"]["max_power_w"] == 400.0
+
+
+def register_devices(t_env: Any, rows: list[dict[str, Any]]) -> None:
+    """`rows` (device assignments) as the job's device_changes source, and the versioned table
+    `devices` of them, as the jobs make it."""
+    from flink_jobs.common import JobContext, versioned_tables
+    from flinkpulse.config import Config
+    from flinkpulse.topics import DEVICES_TOPIC
+
+    register_input(t_env, "device_changes", DEVICE, rows, time_field="updated_at")
+    versioned_tables(JobContext(cfg=Config().finalize(), t_env=t_env, job="test"), [DEVICES_TOPIC])
+
+
+DEVICE = "flinkpulse.iot.Device"
+
+
+def assign(t: float, device: str, home: str, room: str, owner: str) -> dict[str, Any]:
+    """Device `device` installed in `home`/`room` at `t` (as `flinkpulse produce iot` writes it)."""
+    return dict(device_id=device, home_id=home, room=room, owner=owner, updated_at=at(t))
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_moved_device_is_attributed_to_its_room_before_and_after_the_move(
+    parallelism: int,
+) -> None:
+    """Issue 22: plug-1 reads 100 W every 10 s from 12:00:00 to 12:02:50; it is installed in
+    h1's kitchen at 11:59 and moved to h2's bedroom at 12:01:25 (its readings still say kitchen).
+    Every reading before the move counts for the kitchen of h1, every one from it on for the
+    bedroom of h2: the 60 s windows [12:00, 12:01) and [12:02, 12:03) have one row each, the
+    window of the move [12:01, 12:02) two (9 readings before, 3 after), and energy follows the
+    home. th-9 is in no reference table: it keeps what its readings say."""
+    rows = [sr(t, "plug-1", "h1", "POWER", 100.0 + t, "heater") for t in range(0, 180, 10)]
+    rows += [sr(t, "th-9", "h3", "TEMPERATURE", 20.0, None, "hall", "C") for t in (5, 65)]
+    changes = [
+        assign(-60, "plug-1", "h1", "kitchen", "ann"),
+        assign(85, "plug-1", "h2", "bedroom", "bob"),
+    ]
+    t_env = make_env(parallelism)
+    register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", rows)
+    register_devices(t_env, changes)
+    params = {**device_stats.DEFAULTS, "window_size_s": 60, "window_slide_s": 60}
+    out = run_views(t_env, "device_stats.sql", params, ["device_stats", "energy_usage"])
+    got = sorted(
+        (r["window_start"], r["device_id"], r["home_id"], r["room"], r["owner"], r["assigned_at"],
+         r["samples"], r["min_value"], r["max_value"], r["last_value"])
+        for r in out["device_stats"]
+    )  # fmt: skip
+    epoch = datetime(1970, 1, 1)
+    assert got == [
+        (at(0), "plug-1", "h1", "kitchen", "ann", at(-60), 6, 100.0, 150.0, 150.0),
+        (at(0), "th-9", "h3", "hall", None, epoch, 1, 20.0, 20.0, 20.0),
+        (at(60), "plug-1", "h1", "kitchen", "ann", at(-60), 3, 160.0, 180.0, 180.0),
+        (at(60), "plug-1", "h2", "bedroom", "bob", at(85), 3, 190.0, 210.0, 210.0),
+        (at(60), "th-9", "h3", "hall", None, epoch, 1, 20.0, 20.0, 20.0),
+        (at(120), "plug-1", "h2", "bedroom", "bob", at(85), 6, 220.0, 270.0, 270.0),
+    ]
+    energy = sorted(
+        (r["window_start"], r["home_id"], r["avg_power_w"]) for r in out["energy_usage"]
+    )
+    assert energy == [
+        (at(0), "h1", 125.0),
+        (at(60), "h1", 170.0),
+        (at(60), "h2", 200.0),
+        (at(120), "h2", 245.0),
+    ]
 
 
 def al(
@@ -266,6 +332,7 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic(parallelism: int) -> 
     register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", games)
     register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", power)
     register_rules(t_env, [])
+    register_devices(t_env, [])
     out = run_views(
         t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts", "security_events"]
     )
@@ -316,6 +383,7 @@ def test_alerts_view_is_the_alert_contract() -> None:
     for view, record in ALERT_SOURCES.items():
         register_input(t_env, view, record, [])
     register_rules(t_env, [])
+    register_devices(t_env, [])
     register_all(t_env)
     ctx = JobContext(cfg=Config().finalize(), t_env=t_env, job="test")
     run_sql_file(ctx, "security_alerts.sql", dict(security_alerts.DEFAULTS))
@@ -340,8 +408,37 @@ def alert_run(parallelism: int, **inputs: list[dict[str, Any]]) -> list[dict[str
     for view, record in ALERT_SOURCES.items():
         register_input(t_env, view, record, inputs.get(view, []))
     register_rules(t_env, inputs.get("rule_changes", []))
+    register_devices(t_env, inputs.get("device_changes", []))
     out = run_views(t_env, "security_alerts.sql", dict(security_alerts.DEFAULTS), ["alerts"])
     return out["alerts"]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_security_events_carry_the_room_and_owner_of_their_device_at_their_time(
+    parallelism: int,
+) -> None:
+    """The security event log attributes each event to where its device was at the event's
+    time: door-1 (its events say 'hall') is the front door of h1 until 12:00:30, then the back
+    door in the kitchen; pir-7 is in no reference table."""
+    sec = [se(1, 10, "h1", "DOOR_OPEN"), se(2, 29.999, "h1", "DOOR_CLOSE"),
+           se(3, 30, "h1", "DOOR_OPEN"), se(4, 40, "h1", "MOTION", "pir-7", "living")]  # fmt: skip
+    changes = [
+        assign(0, "door-1", "h1", "hallway", "ann"),
+        assign(30, "door-1", "h1", "kitchen", "ann"),
+    ]
+    t_env = make_env(parallelism)
+    for view, record in ALERT_SOURCES.items():
+        register_input(t_env, view, record, sec if view == "security_events_in" else [])
+    register_rules(t_env, [])
+    register_devices(t_env, changes)
+    params = dict(security_alerts.DEFAULTS)
+    (log,) = run_views(t_env, "security_alerts.sql", params, ["security_events"]).values()
+    assert sorted((r["event_id"], r["device_id"], r["room"], r["owner"]) for r in log) == [
+        ("s1", "door-1", "hallway", "ann"),
+        ("s2", "door-1", "hallway", "ann"),
+        ("s3", "door-1", "kitchen", "ann"),
+        ("s4", "pir-7", "living", None),
+    ]
 
 
 def incidents(alerts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -419,6 +516,7 @@ def test_windows_of_100_seconds_and_more_are_valid_sql() -> None:
             for t in range(0, 300, 30)]  # fmt: skip
     t_env = make_env(1)
     register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", rows)
+    register_devices(t_env, [])
     params = {**device_stats.DEFAULTS, "window_size_s": 300, "window_slide_s": 150}
     out = run_views(t_env, "device_stats.sql", params, ["device_stats"])
     windows = sorted((r["window_end"], r["samples"]) for r in out["device_stats"])
