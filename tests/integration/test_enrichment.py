@@ -1,0 +1,84 @@
+"""Issue 22, enrichment on the real stack: a device moved from one home's kitchen to another
+home's bedroom mid-stream is attributed to the kitchen before the move and to the bedroom after
+it, exactly, through Kafka, the device_stats job (event-time temporal join with the compacted
+reference topic iot.devices) and its result topic. The devices are written the way
+`flinkpulse produce iot` writes them (AvroKafkaProducer.send_reference), before the readings."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from flinkpulse import topics
+from flinkpulse.config import Config
+from producers.kafka import AvroKafkaProducer
+from tests.pipeline_helpers import Reader, Writer, deployment
+
+pytestmark = pytest.mark.integration
+
+MINUTE = 60_000
+SENSOR = "iot.sensor-readings"
+
+
+def _reading(t: int, value: float, device: str = "plug-1") -> dict[str, Any]:
+    # the readings keep saying h1's kitchen: the reference table is what attributes them
+    return {
+        "device_id": device, "home_id": "h1", "room": "kitchen", "sensor_type": "POWER",
+        "value": value, "unit": "W", "appliance": "heater", "event_time": t,
+    }  # fmt: skip
+
+
+def _assignment(t: int, home: str, room: str, owner: str) -> tuple[str, dict[str, Any], str, int]:
+    rec = {"device_id": "plug-1", "home_id": home, "room": room, "owner": owner, "updated_at": t}
+    return "plug-1", rec, topics.DEVICES_TOPIC, t
+
+
+def test_a_device_moved_mid_stream_is_attributed_before_and_after_the_move(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """plug-1 reads every 10 s for 3 minutes from t0 and moves at t0 + 85 s: 60 s windows give
+    6 kitchen readings, then 3 kitchen + 3 bedroom in the window of the move, then 6 bedroom."""
+    ensure_stack("kafka", "registry", "flink")
+    t0 = (int(time.time() * 1000) // MINUTE - 6) * MINUTE
+    prefix = f"enrich{uuid.uuid4().hex[:6]}"
+    cfg = base_cfg.derive(jobs={"device_stats": {"window_size_s": 60, "window_slide_s": 60}})
+    with deployment(cfg, prefix, ["device_stats"]) as dep:
+        # the reference first, as `produce iot` writes it; the job reads it while it runs
+        ref = AvroKafkaProducer(dep, [topics.DEVICES_TOPIC], create_topics=False)
+        moves = [_assignment(t0 - MINUTE, "h1", "kitchen", "ann"),
+                 _assignment(t0 + 85_000, "h2", "bedroom", "bob")]  # fmt: skip
+        assert ref.send_reference(moves) == 2
+        time.sleep(5)
+        w = Writer(dep)
+        for s in range(0, 180, 10):
+            w.avro(SENSOR, "plug", _reading(t0 + s * 1000, 100.0 + s))
+        w.avro(SENSOR, "closer", _reading(t0 + 5 * MINUTE, 0.0, "closer"))
+        w.flush()
+        stats = Reader(dep, "results.device-stats", avro=True)
+        last = datetime.fromtimestamp((t0 + 2 * MINUTE) / 1000, UTC)
+        stats.until(
+            lambda r: any(
+                v["device_id"] == "plug-1" and v["window_start"] == last for v in r.values
+            ),
+            240,
+            "the last window of plug-1",
+        )
+        stats.settle(5)
+        got = sorted(
+            (int(v["window_start"].timestamp() * 1000) - t0, v["home_id"], v["room"], v["owner"],
+             int(v["assigned_at"].timestamp() * 1000) - t0, v["samples"], v["last_value"])
+            for v in stats.values
+            if v["device_id"] == "plug-1"
+        )  # fmt: skip
+        stats.close()
+    assert got == [
+        (0, "h1", "kitchen", "ann", -MINUTE, 6, 150.0),
+        (MINUTE, "h1", "kitchen", "ann", -MINUTE, 3, 180.0),
+        (MINUTE, "h2", "bedroom", "bob", 85_000, 3, 210.0),
+        (2 * MINUTE, "h2", "bedroom", "bob", 85_000, 6, 270.0),
+    ]
