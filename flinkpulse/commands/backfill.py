@@ -43,11 +43,11 @@ def parse_time(text: str, flag: str) -> int:
 
 
 def _backfill(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.commands.jobs import _jobs
+    from flinkpulse.commands.jobs import select_jobs
     from flinkpulse.flinkrest import backfill_name
     from flinkpulse.flinkrun import run_bounded
 
-    jobs = _jobs(args.job, extra=())
+    jobs = select_jobs(args.job, extra=())
     start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
     if end <= start:
         raise UsageError("--to must be after --from")

@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sp.set_defaults(func=_savepoint)
 
 
-def _jobs(name: str, extra: tuple[str, ...] = ("archive",)) -> list[str]:
+def select_jobs(name: str, extra: tuple[str, ...] = ("archive",)) -> list[str]:
     """The jobs `name` means: one job, or `all` analytics jobs (not the optional `extra` ones)."""
     from flink_jobs import JOBS
 
@@ -68,7 +68,7 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrun import run_bounded, submit
     from flinkpulse.topics import ensure_topics
 
-    jobs = _jobs(args.job)
+    jobs = select_jobs(args.job)
     if args.savepoint and len(jobs) > 1:
         raise UsageError("--from-savepoint needs one job, not all")
     if (args.from_ms is None) != (args.to_ms is None):
@@ -101,7 +101,7 @@ def _resume(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrun import resume
     from flinkpulse.topics import ensure_topics
 
-    jobs = _jobs(args.job)
+    jobs = select_jobs(args.job)
     ensure_topics(cfg)
     for job in jobs:
         job_id, state = resume(cfg, job)
@@ -142,7 +142,7 @@ def _cancel(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import jobstate
     from flinkpulse.flinkrest import FlinkRest, job_name
 
-    for job in _jobs(args.job):
+    for job in select_jobs(args.job):
         jid = _find(cfg, job)
         rest = FlinkRest(cfg)
         if args.savepoint:
@@ -160,7 +160,7 @@ def _savepoint(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import jobstate
     from flinkpulse.flinkrest import FlinkRest, job_name
 
-    for job in _jobs(args.job):
+    for job in select_jobs(args.job):
         path = FlinkRest(cfg).savepoint(_find(cfg, job), None, stop=False)
         jobstate.record_savepoint(cfg, job_name(cfg, job), path)
         print(f"{job:<16} savepoint {path}")
