@@ -21,8 +21,10 @@ from flinkpulse.errors import FlinkpulseError, UsageError
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.paths import ROOT, pyflink_home
 
-#: what a Python worker needs from this repository, shipped with every job (-pyfs)
-SHIPPED = ["flinkpulse", "flink_jobs", "udfs", "producers", "avro_schemas", "sql"]
+#: what a Python worker needs from this repository, shipped with every job (-pyfs): the
+#: packages the jobs import (tests/unit/test_core_imports.py walks their imports) and the data
+#: they read
+SHIPPED = ["flinkpulse", "flink_jobs", "udfs", "avro_schemas", "sql"]
 
 
 def source_zip(cfg: Config) -> Path:

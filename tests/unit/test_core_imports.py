@@ -107,3 +107,41 @@ def test_the_flinkpulse_package_never_imports_the_tests_or_bench_scripts() -> No
         if bad:
             offenders[module] = sorted(bad)
     assert not offenders, offenders
+
+
+def _source_module(name: str) -> str | None:
+    """The repository module an imported name lives in (``a.b.c`` may name a.b's c), as
+    ``pkg.mod`` or ``pkg.__init__``; None when it is not a file of this repository."""
+    parts = name.split(".")
+    while parts:
+        path = ROOT.joinpath(*parts)
+        if path.with_suffix(".py").exists():
+            return ".".join(parts)
+        if (path / "__init__.py").exists():
+            return ".".join([*parts, "__init__"])
+        parts = parts[:-1]
+    return None
+
+
+def test_a_job_s_workers_get_every_package_it_imports_and_no_other() -> None:
+    """flinkrun.SHIPPED (the -pyfs zip of every job) holds the packages the jobs and UDFs
+    import, transitively and wherever the import statement is, and nothing more besides the
+    data directories they read; docs/deploy.md's `-pyfs` list is the same."""
+    from flinkpulse.flinkrun import SHIPPED
+
+    start = [f"{d}.{p.stem}" for d in ("flink_jobs", "udfs") for p in (ROOT / d).glob("*.py")]
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        todo += [m for n in imported(module) if first_party(n) for m in [_source_module(n)] if m]
+    packages = {m.split(".")[0] for m in seen}
+    data = {d for d in SHIPPED if not (ROOT / d / "__init__.py").exists()}
+    assert packages == set(SHIPPED) - data == {"flinkpulse", "flink_jobs", "udfs"}
+    assert data == {"avro_schemas", "sql"}
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    (listed,) = [ln.split("-pyfs ", 1)[1].split()[0] for ln in docs.splitlines() if "-pyfs " in ln]
+    assert set(listed.split(",")) == set(SHIPPED)
