@@ -123,7 +123,11 @@ class Flink(Component):
             "python.fn-execution.bundle.time": f.bundle_time_ms,
             "python.fn-execution.arrow.batch.size": f.arrow_batch_size,
             # REST metrics at most 1 s old (default 10 s): `flinkpulse bench` samples each job's
-            # progress every second to split start-up from the steady rate
+            # progress every second to split start-up from the steady rate. Set here for every
+            # local cluster, not by the bench: it is the JobManager's setting (its REST metric
+            # cache) and the bench runs on the cluster `stack up` started, which it cannot
+            # reconfigure without a restart. Costs nothing when unused: the JobManager fetches
+            # metrics only when a REST request asks for them, at most once per interval.
             "metrics.fetcher.update-interval": 1000,
             "web.submit.enable": "true",
             "web.cancel.enable": "true",
