@@ -20,7 +20,7 @@ from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV
 
 #: tests record their measured outcomes (test-artifacts/); `make reliability-report` renders
 #: docs/RELIABILITY.md from them, never a plain test run
-pytest_plugins = ["tests.reliability_report"]
+pytest_plugins = ["tests.reliability_report", "tests.demo_run"]
 
 
 #: tests run 2 TaskManagers (failover is a real cluster's), each half the default one, so two
@@ -66,27 +66,62 @@ def base_cfg() -> Config:
     )
 
 
+def running(cfg: Config) -> set[str]:
+    """The components of `cfg`'s stack that are running now."""
+    return {name for name in stack.COMPONENTS if stack.component(cfg, name).running()}
+
+
+class SessionStack:
+    """What of the stack this test session owns: every component that runs but did not when
+    the session began. Those `ensure_stack` started, and also those a test started along the
+    way: `flinkpulse demo` brings up every default one, the MQTT broker and bridge and the HTTP
+    ingest included, and a fault test's `stack down`/`stack up` restarts whatever ran. A
+    component someone had running before the session is never stopped by it."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.before = running(cfg)
+
+    def owned(self) -> list[str]:
+        return sorted(running(self.cfg) - self.before)
+
+    def release(self, *names: str) -> list[str]:
+        """Stop those of `names` the session owns (e.g. what later tests no longer need, so
+        that a full `stack down`/`stack up` does not restart it); returns them."""
+        mine = [n for n in self.owned() if n in names]
+        if mine:
+            stack.down(self.cfg, mine, log=False)
+        return mine
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_stack(base_cfg: Config) -> Iterator[SessionStack]:
+    """At the end of the session, stops what it owns (SessionStack) and checks it is gone."""
+    owner = SessionStack(base_cfg)
+    yield owner
+    owned = owner.owned()
+    if owned:
+        stack.down(base_cfg, owned, log=False)
+        left = owner.owned()
+        assert not left, f"the session stopped {owned}, but {left} still run"
+
+
 @pytest.fixture(scope="session")
-def ensure_stack(base_cfg: Config) -> Iterator[Callable[..., Config]]:
-    """`ensure_stack("kafka", "flink")` starts what is not running yet; returns the config."""
-    started: list[str] = []
+def ensure_stack(base_cfg: Config, session_stack: SessionStack) -> Callable[..., Config]:
+    """`ensure_stack("kafka", "flink")` starts what is not running yet; returns the config.
+    What it started is stopped at the end of the session (`session_stack`)."""
 
     def ensure(*names: str) -> Config:
         for name in names:
             comp = stack.component(base_cfg, name)
             if comp.running() and comp.healthy():
                 continue
-            # only what this session started from nothing is stopped at its end; a component
-            # that was up but unhealthy (someone else's) is repaired and left running
-            fresh = not comp.running()
+            # a component that was up but unhealthy (someone else's) is repaired; it ran
+            # before the session, so it is left running at its end
             stack.up(base_cfg, [name], log=False)
-            if fresh:
-                started.append(name)
         return base_cfg
 
-    yield ensure
-    if started:
-        stack.down(base_cfg, started, log=False)
+    return ensure
 
 
 @pytest.fixture

@@ -72,6 +72,13 @@ class Run:
     ready: dict[str, float] = field(default_factory=dict)
     #: what `flinkpulse demo` printed
     demo_output: str = ""
+    #: per source topic, records no job reading it had committed when the fixture gave up
+    #: waiting (tests/demo_run.py; all 0 once the jobs caught up)
+    behind: dict[str, int] = field(default_factory=dict)
+    #: records the run added to each source, late.* and dlq.* topic (end offsets after - before)
+    records: dict[str, int] = field(default_factory=dict)
+    #: end offsets per partition of those topics before the run
+    start_offsets: dict[str, list[int]] = field(default_factory=dict)
 
 
 #: the event-time column of each table: rows of this run have it at or after the run's start

@@ -1,6 +1,6 @@
 """Superset dashboards as code, checked on data from the real pipeline and in a real browser.
 
-Runs `flinkpulse demo` itself (superset_data.py): Kafka -> the four Flink jobs
+Runs on the session's `flinkpulse demo` (tests/demo_run.py, superset_data.py): Kafka -> the four Flink jobs
 -> loader -> ClickHouse, on the default topics and database the bundle points at, until every
 table holds rows of this run. Imports the bundle twice, then: every chart has data through the
 chart-data API, every dashboard renders in Debian's headless Chromium without a chart error and
@@ -11,32 +11,26 @@ and Superset has no default credentials.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import stat
-import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from flink_jobs import JOBS
 from flinkpulse import demo
 from flinkpulse.clickhouse import credentials
 from flinkpulse.commands import dashboards as cmd
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
-from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.paths import ROOT
 from flinkpulse.stack.superset import Superset
 from flinkpulse.superset import bundle, definitions
 from flinkpulse.superset.client import SupersetClient
-from tests.conftest import TEST_STACK
 from tests.e2e import superset_data
 
 pytestmark = [pytest.mark.e2e]
@@ -54,11 +48,6 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-#: how long the pipeline is fed: a tiling (60 s) window closes within 60 s + the watermark delay
-PRODUCE_SECONDS = 80
-PRODUCE_RATE = 500
-
-
 @pytest.fixture(scope="module")
 def stack_cfg(ensure_stack: Any) -> Config:
     cfg: Config = ensure_stack("kafka", "registry", "clickhouse", "flink", "loader", "superset")
@@ -68,28 +57,11 @@ def stack_cfg(ensure_stack: Any) -> Config:
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack_cfg: Config) -> Iterator[superset_data.Run]:
-    """Live data from `flinkpulse demo` (run whole, as `make demo` does, on this session's
-    stack) through the four jobs and the loader into ClickHouse. The jobs it submitted are
-    cancelled after the module: left running, they held four slots and CPU through the rest of
-    the session (the failover test found no room)."""
-    since = datetime.now(UTC) - timedelta(seconds=1)
-    env = {**os.environ, **{f"FLINKPULSE_STACK__{k.upper()}": str(v) for k, v in TEST_STACK.items()
-                            if f"FLINKPULSE_STACK__{k.upper()}" not in os.environ}}  # fmt: skip
-    argv = [sys.executable, "-m", "flinkpulse", "demo", "--seconds", str(PRODUCE_SECONDS),
-            "--rate", str(PRODUCE_RATE), "--timeout", "150"]  # fmt: skip
-    rest = FlinkRest(stack_cfg)
-    before = {job: bool(rest.running(job_name(stack_cfg, job))) for job in JOBS}
-    try:
-        run = superset_data.run_pipeline(stack_cfg, since, argv, env, timeout=150)
-        print(f"pipeline: {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}")
-        yield run
-    finally:  # also when the demo or the wait failed: the jobs must not hold slots all session
-        for job, was_running in before.items():
-            if not was_running:
-                for j in rest.running(job_name(stack_cfg, job)):
-                    with contextlib.suppress(Exception):
-                        rest.cancel(j["jid"])
+def pipeline(demo_run: superset_data.Run) -> superset_data.Run:
+    """Live data from the session's `flinkpulse demo` (tests/demo_run.py: run whole, as `make
+    demo` does, on this session's stack) through the four jobs and the loader into ClickHouse,
+    every table with rows of the run, every rule fired."""
+    return demo_run
 
 
 def test_demo_prints_its_summary_with_every_rule(pipeline: superset_data.Run) -> None:

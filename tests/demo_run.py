@@ -1,0 +1,156 @@
+"""One `flinkpulse demo` per test session, shared by the tests that look at its results.
+
+The Superset e2e (tests/e2e/test_superset.py) checks the dashboards on its data; the event-time
+acceptance (tests/integration/test_demo_event_time.py) checks its late and dead-letter topics.
+Each used to run a demo of its own (~5 and ~3 min). The run is `flinkpulse demo` as a user runs
+it (a subprocess, its defaults: every domain at 1,500 events/s for two minutes, one scripted
+incident per alert rule) on the session stack's default topics and database, the ones the
+bundle's datasets read (tests/e2e/superset_data.py). Before the fixture returns it waits until
+every job has committed every source record and reads the end offsets of the source, late.* and
+dlq.* topics; the run's share is the difference to the offsets before it, so what an earlier
+session left on a reused stack does not count. Then it cancels the jobs the demo submitted: left
+running, they held four slots and CPU through the rest of the session (the failover test found
+no room). The data stays in Kafka and ClickHouse for the tests that read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from flink_jobs import JOBS
+from flink_jobs.common import SOURCE_TOPICS, dlq_topic, late_topic
+from flinkpulse.config import Config
+from flinkpulse.flinkrest import FlinkRest, job_name
+from tests.conftest import TEST_STACK
+from tests.e2e import superset_data
+
+#: after the demo, how long the jobs may take to commit every source record
+CATCH_UP_S = 600
+#: the components `flinkpulse demo` uses and the session starts (it would start them itself)
+COMPONENTS = ["kafka", "registry", "clickhouse", "flink", "loader", "superset"]
+
+
+def end_offsets(c: Any, topic: str) -> list[int]:
+    """High watermark of each partition of `topic` ([] if it does not exist)."""
+    md = c.list_topics(topic, timeout=10).topics.get(topic)
+    if md is None or md.error is not None:
+        return []
+    return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions]
+
+
+def topic_ends(cfg: Config, c: Any) -> dict[str, list[int]]:
+    """End offsets of every source topic and of its late.* and dlq.* topics, by topic name."""
+    names = [f(t) for t in SOURCE_TOPICS for f in (lambda t: t, late_topic, dlq_topic)]
+    return {cfg.kafka.topic(n): end_offsets(c, cfg.kafka.topic(n)) for n in names}
+
+
+def uncommitted(cfg: Config, c: Any) -> dict[str, int]:
+    """Per source topic, the records some job reading it has not committed yet (a job that
+    reads a topic commits offsets for it at every checkpoint; the others never do)."""
+    out = {}
+    for logical in SOURCE_TOPICS:
+        topic = cfg.kafka.topic(logical)
+        ends = end_offsets(c, topic)
+        behind = 0
+        for job in JOBS:
+            g = Consumer({**cfg.kafka.client_conf(), "group.id": f"flinkpulse-{job}"})
+            try:
+                tps = g.committed([TopicPartition(topic, p) for p in range(len(ends))], timeout=10)
+            finally:
+                g.close()
+            if all(tp.offset < 0 for tp in tps):
+                continue  # this job does not read the topic (or has not checkpointed yet)
+            behind = max(
+                behind, sum(e - max(tp.offset, 0) for e, tp in zip(ends, tps, strict=True))
+            )
+        out[logical] = behind
+    return out
+
+
+def dlq_reasons(cfg: Config, topic: str, start: list[int], n: int = 5) -> list[str]:
+    """The first few dead-letter reasons (their `error` header) of `topic` after `start`."""
+    c = Consumer(
+        {
+            **cfg.kafka.client_conf(),
+            "group.id": f"dlq-{time.time_ns()}",
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        at = dict(enumerate(start))
+        c.assign([TopicPartition(topic, p, at.get(p, 0)) for p in md.partitions])
+        msgs = [m for m in c.consume(n, 10.0) if not m.error()]
+    finally:
+        c.close()
+    return [dict(m.headers() or []).get("error", b"").decode() for m in msgs]
+
+
+#: `sent N records (topic=n, ...) in ...; delivered N, delivery errors N, invalid (not sent) N`
+SUMMARY = re.compile(
+    r"sent (?P<sent>[\d,]+) records \((?P<topics>[^)]*)\).*delivery errors (?P<failed>[\d,]+), "
+    r"invalid \(not sent\) (?P<invalid>[\d,]+), malformed on purpose (?P<bad>[\d,]+)"
+)
+
+
+def produced(line: str) -> dict[str, Any]:
+    """The numbers of the demo's `produced:` line (the producer's summary)."""
+    m = SUMMARY.search(line)
+    assert m, f"no producer summary in {line!r}"
+
+    def n(s: str) -> int:
+        return int(s.replace(",", ""))
+
+    topics = dict(kv.split("=") for kv in m["topics"].split(", ") if kv)
+    return {
+        "sent": n(m["sent"]),
+        "failed": n(m["failed"]),
+        "invalid": n(m["invalid"]),
+        "bad": n(m["bad"]),
+        "per_topic": {t: n(v) for t, v in topics.items()},
+    }
+
+
+@pytest.fixture(scope="session")
+def demo_run(ensure_stack: Any) -> superset_data.Run:
+    cfg: Config = ensure_stack(*COMPONENTS)
+    assert not cfg.kafka.topic_prefix, "the bundle reads the default topics' tables"
+    superset_data.prepare(cfg)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    env = {**os.environ, **{f"FLINKPULSE_STACK__{k.upper()}": str(v) for k, v in TEST_STACK.items()
+                            if f"FLINKPULSE_STACK__{k.upper()}" not in os.environ}}  # fmt: skip
+    argv = [sys.executable, "-m", "flinkpulse", "demo", "--timeout", "150"]
+    rest = FlinkRest(cfg)
+    before = {job: bool(rest.running(job_name(cfg, job))) for job in JOBS}
+    c = Consumer({**cfg.kafka.client_conf(), "group.id": f"offsets-{time.time_ns()}"})
+    try:
+        start = topic_ends(cfg, c)
+        run = superset_data.run_pipeline(cfg, since, argv, env, timeout=150)
+        t0 = time.monotonic()
+        run.behind = uncommitted(cfg, c)
+        while any(run.behind.values()) and time.monotonic() < t0 + CATCH_UP_S:
+            time.sleep(2)
+            run.behind = uncommitted(cfg, c)
+        run.seconds["commit_wait"] = round(time.monotonic() - t0, 1)
+        end = topic_ends(cfg, c)
+    finally:  # also when the demo or a wait failed: the jobs must not hold slots all session
+        c.close()
+        for job, was_running in before.items():
+            if not was_running:
+                for j in rest.running(job_name(cfg, job)):
+                    with contextlib.suppress(Exception):
+                        rest.cancel(j["jid"])
+    run.records = {t: sum(end[t]) - sum(start[t]) for t in end}
+    run.start_offsets = start
+    print(f"demo: {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}")
+    return run
