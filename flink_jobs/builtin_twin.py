@@ -5,8 +5,9 @@
 The twin runs the job's own sources, `.sql` file, parameters and sinks, with two differences:
 
 * sources are read by Flink's `avro-confluent` format (JVM) instead of the Python decode UDF,
-  so there is no dead-letter queue and no late side output (late records are still dropped
-  by the same on-time filter);
+  so there is no dead-letter queue and no late or duplicate side output (late records are
+  still dropped by the same on-time filter, later copies of an event by the same
+  deduplication, ``flink.dedup``);
 * every scalar Python UDF call in the SQL is replaced by a built-in expression (TWINS).
 
 Built-in stand-ins are exact for `kd_ratio`; `ip_country`, `browser_family` and
@@ -109,13 +110,20 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
     d = common._source(ctx, ctx.topic(logical_topic))
     ctx.t_env.create_temporary_table(f"{view}_all", _avro(ctx, d, b, schema))
     cols = ", ".join(f"`{n}`" for n in names)
-    ctx.t_env.create_temporary_view(
-        view,
-        ctx.t_env.sql_query(
-            f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
-            "WHERE CURRENT_WATERMARK(event_time) IS NULL "
-            "OR event_time >= CURRENT_WATERMARK(event_time)"
-        ),
+    on_time = ctx.t_env.sql_query(
+        f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
+        "WHERE CURRENT_WATERMARK(event_time) IS NULL "
+        "OR event_time >= CURRENT_WATERMARK(event_time)"
+    )
+    if not ctx.cfg.flink.dedup:
+        ctx.t_env.create_temporary_view(view, on_time)
+        return
+    # the same deduplication as the UDF job (common.deduplicate), without the dup.<topic>
+    # side output: a fair ratio compares the same state and work per record
+    ctx.t_env.create_temporary_view(f"{view}_on_time", on_time)
+    key = topics.DEDUP_KEYS[logical_topic]
+    common.deduplicate(
+        ctx.t_env, f"{view}_on_time", view, key, [*names, "src_partition", "src_offset"]
     )
 
 

@@ -49,7 +49,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     "no_chaining": {"extra_options": ("pipeline.operator-chaining.enabled=false",)},
     "checkpoint_30s": {"checkpoint_interval_s": 30.0},
-    # diagnostic, not a tuning: the UDF jobs deduplicate by event id, the twin does not
+    # diagnostic, not a tuning: both the UDF job and its twin without deduplication
     "no_dedup": {"dedup": False},
     "bundle_100000": {"bundle_size": 100_000, "bundle_time_ms": 1000},
     "arrow_batch_1000": {"arrow_batch_size": 1000},
