@@ -2,6 +2,7 @@
 `flinkpulse bench` (flinkpulse/bench/loader.py), printed instead of written to bench/results.
 
     .venv/bin/python bench/loader.py [--rows 200000] [--batch-rows 10000]
+    .venv/bin/python bench/loader.py --levers [--rounds 3] [--rows 200000] [--variants a,b]   # issue 17 levers
 
 Same as ``flinkpulse bench --sections loader``. Needs kafka, registry and clickhouse running.
 """
@@ -25,8 +26,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--batch-rows", type=int, default=10_000)
+    ap.add_argument("--levers", action="store_true", help="the loader levers, interleaved")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", help="comma-separated (default: all of loader.LEVERS)")
     args = ap.parse_args()
     cfg = load_config().with_prefix(f"bench{uuid.uuid4().hex[:6]}.")
+    if args.levers:
+        names = args.variants.split(",") if args.variants else None
+        lv = loader.levers(cfg, args.rows, args.rounds, names)
+        print(
+            f"rows {lv['rows']:,}, {lv['rounds']} interleaved rounds, load average (1 min) "
+            f"at each round {lv['load_average_1m']}, identical rows: {lv['same_rows']}"
+        )
+        for name, v in lv["variants"].items():
+            print(
+                f"{name:<16} median ratio {v['median_ratio']:.3f} {v['ratios']}  "
+                f"{v['median_rows_per_s']:>9,} rows/s (direct {v['median_direct_rows_per_s']:,})"
+            )
+        return
     load = os.getloadavg()
     r = loader.run(cfg, args.rows, args.batch_rows)
     print(f"rows {r['rows']:,}, batch {r['batch_rows']:,}, load average {load[0]:.2f}")
