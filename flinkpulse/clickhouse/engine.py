@@ -147,6 +147,7 @@ class Session:
         self.applied: dict[str, str] = {}
         self.baseline: dict[str, tuple[str, bool]] = {}
         self.database = ""
+        self.row_filters = ""  # the additional_table_filters set on its connection
 
     def apply(self, settings: dict[str, str]) -> None:
         conn = self.conn

@@ -194,15 +194,18 @@ class SessionLog(SystemLog):
         )
 
 
-def map_system_tables(query: bytes) -> bytes:
-    """`query` with ``system.query_log``/``system.session_log`` (outside strings and comments)
-    replaced by the server's tables."""
-    toks = sql.tokens_if_mentions(query, b"_log")
+def map_system_tables(
+    query: bytes, mapping: dict[bytes, bytes] = MAPPED, hint: bytes = b"_log"
+) -> bytes:
+    """`query` with ``system.query_log``/``system.session_log`` (or the names of `mapping`,
+    all of which contain `hint`), outside strings and comments, replaced by the server's
+    tables."""
+    toks = sql.tokens_if_mentions(query, hint)
     if toks is None:
         return query
     out, last = [], 0
     for a, dot, b in zip(toks, toks[1:], toks[2:], strict=False):
-        target = MAPPED.get(sql.ident(b).lower().encode())
+        target = mapping.get(sql.ident(b).lower().encode())
         if (
             target is not None
             and sql.ident(a).lower() == "system"

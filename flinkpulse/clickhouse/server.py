@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flinkpulse.clickhouse import codec, showcreate, sql
+from flinkpulse.clickhouse.access import AccessControl, map_access_tables
 from flinkpulse.clickhouse.engine import Connection, Engine, EngineError, Session, quote
 from flinkpulse.clickhouse.querylog import QueryLog, SessionLog, map_system_tables
 from flinkpulse.clickhouse.users import AuthError, User, Users
@@ -211,10 +212,12 @@ class ClickHouseHTTPServer(http.server.ThreadingHTTPServer):
         engine: Engine,
         users: Users,
         name: str,
+        access: AccessControl,
         query_log: QueryLog | None = None,
         session_log: SessionLog | None = None,
     ) -> None:
         self.engine = engine
+        self.access = access
         self.query_log = query_log
         self.session_log = session_log
         self.users = users
@@ -268,6 +271,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # -- queries ----------------------------------------------------------------------------
     def _query(self, params: dict[str, str]) -> None:
         engine = self.server.engine
+        self.user_filtered = False
         query_id = params.get("query_id") or str(uuid.uuid4())
         self.query_id = query_id
         self.headers_sent = False
@@ -301,6 +305,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     user.name, session_id, timeout, params.get("session_check") == "1"
                 )
                 conn = session.conn
+                self._row_filters(conn, user, session)
                 if not session.database:
                     self._init_connection(conn, user)
                     session.database = "default"
@@ -310,6 +315,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         self.server.session_log.opened(session)
             else:
                 conn = engine.connect()
+                self._row_filters(conn, user, None)
                 self._init_connection(conn, user)
             database = params.get("database") or self.headers.get("X-ClickHouse-Database")
             if database:
@@ -341,8 +347,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except EngineError as e:
             if e.name == "ACCESS_DENIED" and "DB::Exception: default: Not enough privileges" in (
                 e.message
-            ):  # the engine's own user may not read access entities (system.roles, ...)
-                e = no_access_management(engine, "Reading users, roles, row policies or grants")
+            ):  # the engine's own user may not read the entities we do not keep (quotas, ...)
+                e = no_access_management(engine, "Reading quotas, settings profiles or access")
             self._error(e)
         except Exception as e:  # a bug of ours: still a ClickHouse-shaped answer
             log.exception("internal error")
@@ -426,6 +432,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             name or "default", password or "", self.client_address[0]
         )
 
+    def _row_filters(self, conn: Connection, user: User, session: Session | None) -> None:
+        """The row policies that apply to `user`, as the engine's additional_table_filters
+        on this request's connection (a session's is updated when the policies changed)."""
+        filters = self.server.access.row_filters(user)
+        self.user_filtered = bool(filters)
+        if session is None:
+            if filters:
+                conn.set("additional_table_filters", filters)
+        elif filters != session.row_filters:
+            conn.set("additional_table_filters", filters or "{}")
+            session.row_filters = filters
+
     def _init_connection(self, conn: Connection, user: User) -> None:
         """Profile settings first, so that a readonly profile binds everything after it."""
         for k, v in user.settings.items():
@@ -463,6 +481,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if ins is not None:
             self.log_query = ins.statement.strip().encode()
             self._check_writable(conn, user, ins.statement.encode())
+            self.server.access.check_insert(conn, user, ins.statement)
             self._insert(conn, ins, text, body)
             return
         if body is not None:
@@ -483,14 +502,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for system_log in (self.server.query_log, self.server.session_log):
                 if system_log is not None:
                     system_log.flush()
-        query = mapped
+        query = map_access_tables(mapped)
         system_table = showcreate.system_table(query)
         if system_table is not None:
             query = self._show_create_system(conn, system_table)
         kw = sql.first_keyword(text)
         access = sql.access_statement(query)
         if access:
-            raise no_access_management(engine, access)
+            answer = self.server.access.execute(conn, user, query, access)
+            if answer is None:  # a command, done and persisted
+                self.log_started = True
+                self._start(200, None, self._summary(conn), length=0)
+                return
+            query = answer  # SHOW ...: a query over the access tables
+        else:
+            self.server.access.check_query(conn, user, query, kw, params, bind, self.user_filtered)
         cls = _query_class(conn, query)
         self._check_writable(conn, user, query, cls)
         # as ClickHouse: X-ClickHouse-Format only for a statement with a result (clients tell
@@ -744,14 +770,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def no_access_management(engine: Engine, what: str) -> EngineError:
-    """The error for access-control SQL (CREATE ROLE, row policies, GRANT...): NOT_IMPLEMENTED
-    (48, HTTP 501) with a sentence saying why, not the engine's "default: Not enough
-    privileges"."""
+    """The error for access-control SQL the server does not implement (quotas, settings
+    profiles, SET ROLE, role=...): NOT_IMPLEMENTED (48, HTTP 501) with a sentence saying why,
+    not the engine's "default: Not enough privileges"."""
     return engine.error(
         "NOT_IMPLEMENTED",
-        f"{what} is not supported by flinkpulse's ClickHouse server: it has no access "
-        "management (users, roles, row policies, grants); users and their profiles are "
-        "defined in its users file (--users), see docs/clickhouse.md",
+        f"{what} is not supported by flinkpulse's ClickHouse server (it has users, roles, "
+        "grants and row policies, not quotas, settings profiles or SET ROLE; see "
+        "docs/clickhouse.md)",
     )
 
 
@@ -795,13 +821,15 @@ def serve(
     check_port_free(host, port, "clickhouse")
     engine = Engine(path)
     engine.open()
+    access = AccessControl(engine, users)
+    access.open()
     query_log = QueryLog(engine)
     query_log.open()
     session_log = SessionLog(engine)
     session_log.open()
     try:
         server = ClickHouseHTTPServer(
-            (host, port), engine, users, socket.gethostname(), query_log, session_log
+            (host, port), engine, users, socket.gethostname(), access, query_log, session_log
         )
     except OSError as e:
         session_log.close()

@@ -244,14 +244,15 @@ def _skip_to_data(sql: bytes, i: int, one_newline: bool) -> int:
     return i
 
 
-def output_format(sql: bytes) -> str | None:
-    """The ``FORMAT x`` a (non-INSERT) query names at its top level, if any."""
+def _format_clauses(sql: bytes) -> list[tuple[Token, Token]] | None:
+    """The top-level ``FORMAT x`` clauses of a (non-INSERT) query as (keyword, name) tokens;
+    None if the text does not lex whole."""
     try:
         toks = tokens(sql)
     except Incomplete:
         return None
     depth = 0
-    found = None
+    found = []
     for k, t in enumerate(toks):
         if t.kind == "punct":
             depth += 1 if t.text == b"(" else -1 if t.text == b")" else 0
@@ -262,8 +263,24 @@ def output_format(sql: bytes) -> str | None:
             and k + 1 < len(toks)
             and toks[k + 1].kind == "word"
         ):
-            found = toks[k + 1].text.decode()
+            found.append((t, toks[k + 1]))
     return found
+
+
+def output_format(sql: bytes) -> str | None:
+    """The ``FORMAT x`` a (non-INSERT) query names at its top level, if any."""
+    clauses = _format_clauses(sql)
+    return clauses[-1][1].text.decode() if clauses else None
+
+
+def strip_format(sql: bytes) -> bytes:
+    """`sql` without its top-level ``FORMAT x`` clauses (clickhouse-connect appends one), so
+    that it can be wrapped (``EXPLAIN ... <sql>``) or parsed as a statement."""
+    out, last = [], 0
+    for kw, name in _format_clauses(sql) or []:
+        out.append(sql[last : kw.start])
+        last = name.end
+    return b"".join(out) + sql[last:] if out else sql
 
 
 def writes_outfile(sql: bytes) -> bool:

@@ -40,6 +40,7 @@ class User:
     password_sha256_hex: str = ""  # "" = no password
     settings: dict[str, str] = field(default_factory=dict)
     networks: list[str] = field(default_factory=list)  # [] = anywhere
+    storage: str = "users_xml"  # the users file; "local_directory": created by CREATE USER
 
     @property
     def readonly(self) -> int:
@@ -84,6 +85,8 @@ class Users:
 
     def __init__(self, users: dict[str, User]) -> None:
         self.users = users
+        #: users created with CREATE USER (kept by access.AccessControl); the file's win
+        self.extra: dict[str, User] = {}
         if "default" not in self.users:
             self.users["default"] = User("default", networks=list(LOOPBACK))
 
@@ -128,7 +131,7 @@ class Users:
         return cls(users)
 
     def authenticate(self, name: str, password: str, addr: str) -> User:
-        user = self.users.get(name or "default")
+        user = self.users.get(name or "default") or self.extra.get(name)
         if user is None or not user.allowed_from(addr) or not user.check_password(password):
             raise AuthError(name or "default")
         return user

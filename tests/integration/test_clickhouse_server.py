@@ -604,7 +604,7 @@ def test_second_independent_client_aiochclient(server: Server, prefix: str) -> N
                 (f"{prefix}-sel", 0, 3, "QueryFinish"),
             ]
             for stmt, code in ((f"SELECT 1 FROM {prefix}.missing", "Code: 60."),
-                               ("CREATE ROLE analyst", "Code: 48.")):  # fmt: skip
+                               ("CREATE QUOTA q", "Code: 48.")):  # fmt: skip
                 with pytest.raises(ChClientError, match=code):
                     await c.execute(stmt)
 
@@ -679,31 +679,6 @@ def test_session_log_records_logins_logouts_and_failures(server: Server, prefix:
         parameters={"s": session},
     ).result_rows
     assert auth_ids == [(1,)]
-
-
-def test_access_management_is_refused_clearly(server: Server) -> None:
-    """No roles or row policies: access-control SQL (and reading access entities) is
-    NOT_IMPLEMENTED (48, HTTP 501) with a sentence saying so, for every user, instead of the
-    engine's "default: Not enough privileges"."""
-    c = server.client()
-    for stmt in (
-        "CREATE ROLE analyst",
-        "CREATE ROW POLICY p ON fp.events FOR SELECT USING id > 1 TO analyst",
-        "SHOW ROW POLICIES",
-        "GRANT SELECT ON fp.events TO analyst",
-        "SELECT name FROM system.roles",
-    ):
-        with pytest.raises(DatabaseError, match="code: 48") as err:
-            c.command(stmt)
-        assert "not supported by flinkpulse's ClickHouse server" in str(err.value), stmt
-    for auth, params in (
-        (("writer", WRITER_PW), {"query": "CREATE ROLE analyst"}),
-        (("reader", READER_PW), {"query": "SHOW ROW POLICIES"}),
-        (("writer", WRITER_PW), {"query": "SELECT 1", "role": "analyst"}),
-    ):
-        r = requests.get(server.url, params=params, auth=auth, timeout=10)
-        assert (r.status_code, r.headers["X-ClickHouse-Exception-Code"]) == (501, "48")
-        assert "is not supported by flinkpulse's ClickHouse server: it has no access" in r.text
 
 
 def test_concurrent_writers_and_readers(server: Server, table: str) -> None:
