@@ -323,14 +323,12 @@ class AccessControl:
         }
 
     # -- who may do what ----------------------------------------------------------------------
-    def roles_of(self, name: str) -> set[str]:
-        return _roles_of(self.state, name)
-
     def allowed(self, user: User, access_type: str, db: str | None, table: str | None) -> bool:
         if user.storage != SQL_STORAGE:
             return access_type != "ACCESS MANAGEMENT" or not user.readonly
-        who = {user.name} | self.roles_of(user.name)
-        return any(g.grantee in who and g.covers(access_type, db, table) for g in self.state.grants)
+        st = self.state  # one consistent state (a change replaces the object whole)
+        who = {user.name} | _roles_of(st, user.name)
+        return any(g.grantee in who and g.covers(access_type, db, table) for g in st.grants)
 
     def is_admin(self, user: User) -> bool:
         return self.allowed(user, "ACCESS MANAGEMENT", None, None)
@@ -342,9 +340,10 @@ class AccessControl:
         ('0'); the users file's users (administrators, the read-only reader) are treated as
         with ClickHouse's users_without_row_policies_can_read_rows: they see every row unless
         a policy names them (or ALL)."""
-        roles = self.roles_of(user.name)
+        st = self.state  # one consistent state (a change replaces the object whole)
+        roles = _roles_of(st, user.name)
         by_table: dict[tuple[str, str], list[Policy]] = {}
-        for p in self.state.policies:
+        for p in st.policies:
             by_table.setdefault((p.database, p.table), []).append(p)
         parts = []
         for (db, table), policies in sorted(by_table.items()):
@@ -506,12 +505,15 @@ class AccessControl:
             kind = entity.lower()
             names = p.names()
             if verb == "CREATE":
-                for n in names:
-                    self._create_principal(st, p, kind, n, replace, if_not_exists)
+                made = [
+                    n
+                    for n in names
+                    if self._create_principal(st, p, kind, n, replace, if_not_exists)
+                ]
                 if kind == "user":
                     password = p.identified()
-                    for n in names:
-                        if password is not None and n in st.users:
+                    for n in made:  # IF NOT EXISTS leaves an existing user as it is
+                        if password is not None:
                             st.users[n]["password_sha256_hex"] = password
             elif verb == "DROP":
                 for n in names:
@@ -540,10 +542,11 @@ class AccessControl:
 
     def _create_principal(
         self, st: State, p: _Parser, kind: str, name: str, replace: bool, if_not_exists: bool
-    ) -> None:
+    ) -> bool:
+        """Create `name` in `st`; False if it exists and IF NOT EXISTS says to leave it."""
         existing = st.users if kind == "user" else st.roles
         if name in existing and if_not_exists:
-            return
+            return False
         if name in existing and replace:
             self._drop_principal(st, kind, name, False)
         if name in self.file_users.users:
@@ -564,6 +567,7 @@ class AccessControl:
             st.users[name] = {"id": str(uuid.uuid4()), "password_sha256_hex": ""}
         else:
             st.roles[name] = str(uuid.uuid4())
+        return True
 
     def _need(self, st: State, kind: str, name: str) -> None:
         if kind == "user" and name in self.file_users.users:

@@ -390,6 +390,56 @@ def test_unsupported_access_sql_is_refused_clearly(server: Server) -> None:
     assert _rows(c.query("SHOW USERS")) == [("alice",), ("default",), ("reader",), ("writer",)]
 
 
+def test_every_documented_clause(server: Server) -> None:
+    """The clauses docs/clickhouse.md lists that the other tests do not use: OR REPLACE and
+    IF NOT EXISTS, NOT IDENTIFIED / no_password / sha256_hash, user renames, WITH GRANT
+    OPTION, AS PERMISSIVE, TO NONE, ALTER ROW POLICY ... RENAME TO."""
+    from flinkpulse.clickhouse.users import sha256_hex
+
+    w = server.client()
+    w.command("CREATE ROLE tmp_r")
+    w.command("GRANT SELECT ON fp.regions TO tmp_r WITH GRANT OPTION")
+    assert _rows(w.query("SHOW GRANTS FOR tmp_r")) == [
+        ("GRANT SELECT ON fp.regions TO tmp_r WITH GRANT OPTION",)
+    ]
+    w.command("CREATE OR REPLACE ROLE tmp_r")  # a new role: its grants are gone
+    assert _rows(w.query("SHOW GRANTS FOR tmp_r")) == []
+    assert _rows(w.query("SELECT count() FROM system.grants WHERE role_name = 'tmp_r'")) == [(0,)]
+    w.command("CREATE USER IF NOT EXISTS dan NOT IDENTIFIED")
+    w.command("CREATE USER IF NOT EXISTS dan IDENTIFIED BY 'ignored'")  # exists: unchanged
+    w.command("GRANT tmp_r TO dan")
+    w.command("GRANT SELECT ON fp.regions TO tmp_r")
+    dan = server.client(username="dan", password="")
+    assert _rows(dan.query("SELECT count() FROM fp.regions")) == [(3,)]
+    w.command(f"CREATE OR REPLACE USER dan IDENTIFIED WITH sha256_hash BY '{sha256_hex('d1')}'")
+    assert _code(lambda: server.client(username="dan", password="")) == 516
+    assert _rows(server.client(username="dan", password="d1").query("SELECT 1")) == [(1,)]
+    w.command("ALTER USER dan RENAME TO dana")
+    assert _code(lambda: server.client(username="dan", password="d1")) == 516
+    dana = server.client(username="dana", password="d1")
+    assert _code(lambda: dana.query("SELECT count() FROM fp.regions")) == 497  # OR REPLACE
+    w.command("CREATE USER erin IDENTIFIED WITH no_password")
+    w.command("GRANT tmp_r TO erin")
+    erin = server.client(username="erin", password="")
+    w.command(
+        "CREATE ROW POLICY IF NOT EXISTS p1 ON fp.regions AS PERMISSIVE FOR SELECT USING 1 TO NONE"
+    )
+    w.command("CREATE ROW POLICY IF NOT EXISTS p1 ON fp.regions USING 0 TO ALL")  # unchanged
+    assert _rows(w.query("SHOW CREATE ROW POLICY p1 ON fp.regions")) == [
+        ("CREATE ROW POLICY p1 ON fp.regions FOR SELECT USING 1 TO NONE",)
+    ]
+    assert _rows(erin.query("SELECT count() FROM fp.regions")) == [(0,)]  # no policy for erin
+    w.command("CREATE OR REPLACE ROW POLICY p1 ON fp.regions USING region = 'eu' TO tmp_r")
+    w.command("ALTER ROW POLICY p1 ON fp.regions RENAME TO p2")
+    assert _rows(w.query("SHOW ROW POLICIES ON fp.regions")) == [("p2",)]
+    assert _rows(erin.query("SELECT region FROM fp.regions")) == [("eu",)]
+    assert _rows(server.client().query("SELECT count() FROM fp.regions")) == [(3,)]
+    w.command("DROP ROW POLICY p2 ON fp.regions")
+    w.command("DROP USER dana, erin")
+    w.command("DROP ROLE tmp_r")
+    assert _rows(w.query("SHOW ROLES")) == [("analyst_eu",)]
+
+
 @pytest.mark.slow
 def test_access_entities_survive_kill_9_and_restart(tmp_path: Path) -> None:
     """Roles, users, grants and policies are on disk when the statement is acknowledged: after
