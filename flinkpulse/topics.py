@@ -84,6 +84,8 @@ RULES_RECORD = "flinkpulse.rules.RuleChange"
 #: its versioned table at the events' time (docs/techniques.md#enrichment-from-reference-tables)
 DEVICES_TOPIC = "iot.devices"
 DEVICES_RECORD = "flinkpulse.iot.Device"
+PLAYERS_TOPIC = "gaming.players"
+PLAYERS_RECORD = "flinkpulse.gaming.Player"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Versioned:
 VERSIONED: dict[str, Versioned] = {
     RULES_TOPIC: Versioned("config", RULES_RECORD, "rule/scope", "changed_at"),
     DEVICES_TOPIC: Versioned("reference", DEVICES_RECORD, "device_id", "updated_at", "devices.sql"),
+    PLAYERS_TOPIC: Versioned("reference", PLAYERS_RECORD, "player_id", "updated_at", "players.sql"),
 }
 #: the schema registry's own store (Confluent SR ``kafkastore.topic``) in deployments that run one
 SCHEMAS_TOPIC = "_schemas"

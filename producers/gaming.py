@@ -21,6 +21,11 @@ from typing import Any
 from producers.base import Event, EventStream, TimeConfig, id_prefix, make_id, new_clock
 
 TOPIC = "gaming.player-events"
+PLAYERS = "gaming.players"
+#: where players play (a player's region follows from their id: the seeded stream is unchanged)
+REGIONS = ("eu-west", "na-east", "na-west", "asia-east", "sa-east")
+#: skill tier -> the lowest skill in it (skill is Beta(2, 5): most players are silver or gold)
+TIERS = (("diamond", 0.6), ("platinum", 0.45), ("gold", 0.3), ("silver", 0.15), ("bronze", 0.0))
 
 #: weapon -> (base damage, share of use)
 WEAPONS: dict[str, tuple[float, float]] = {
@@ -101,6 +106,7 @@ class GamingGenerator:
             for i in range(n_players)
         ]
         self.free = list(self.players)
+        self._start = self.clock.now
         self._ids = id_prefix(rng)
         self._n = 0
         self.matches = [self._new_match() for _ in range(n_matches)]
@@ -150,6 +156,16 @@ class GamingGenerator:
             "platform": p.platform,
         }
         return p.id, rec, TOPIC
+
+    def reference(self) -> list[tuple[str, dict[str, Any], str, int]]:
+        """Every player's profile (region, skill tier) at the start of the stream, as (key,
+        record, topic, Kafka timestamp): `produce gaming` writes them to gaming.players first."""
+        t = int(self._start)
+        return [
+            (p.id, {"player_id": p.id, "region": REGIONS[int(p.id[1:]) % len(REGIONS)],
+                    "skill_tier": tier(p.skill), "updated_at": t}, PLAYERS, t)
+            for p in self.players
+        ]  # fmt: skip
 
     def __iter__(self) -> EventStream:
         rng = self.rng
@@ -243,6 +259,11 @@ def _pick(rng: random.Random, players: list[_Player], killer: bool) -> _Player:
             if x <= 0:
                 return p
     return players[-1]
+
+
+def tier(skill: float) -> str:
+    """The matchmaking tier of a skill in [0, 1]."""
+    return next(name for name, low in TIERS if skill >= low)
 
 
 def generate(seed: int = 0, time: TimeConfig | None = None, **options: Any) -> EventStream:

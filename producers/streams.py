@@ -16,7 +16,7 @@ DOMAINS = ("gaming", "iot", "web")
 
 #: domain -> logical topics it writes
 DOMAIN_TOPICS: dict[str, tuple[str, ...]] = {
-    "gaming": ("gaming.player-events",),
+    "gaming": ("gaming.player-events", "gaming.players"),
     "iot": ("iot.sensor-readings", "iot.security-events", "iot.devices"),
     "web": ("web.access-logs",),
 }
@@ -77,12 +77,13 @@ def reference(
     name: str,
     seed: int,
     time: TimeConfig,
+    anomalies: bool | dict[str, bool] = True,
     options: dict[str, dict[str, Any]] | None = None,
 ) -> list[TimedEvent]:
     """The reference records of the generators `stream` (same arguments) runs, as of their start:
     (key, record, topic, Kafka timestamp). Written before the first event, so every event finds
-    its device (iot.devices) in the jobs' versioned table."""
-    from producers import iot
+    its device (iot.devices) or player (gaming.players) in the jobs' versioned tables."""
+    from producers import gaming, iot
 
     picked = domains(name)
     share = TimeConfig(
@@ -90,9 +91,12 @@ def reference(
     )
     out: list[TimedEvent] = []
     for i, d in enumerate(picked):
+        on = anomalies if isinstance(anomalies, bool) else anomalies.get(d, True)
+        opts = {ANOMALY_FLAGS[d]: on, **(options or {}).get(d, {})}
         if d == "iot":
-            opts = (options or {}).get(d, {})
             out += iot.IotGenerator(seed=seed + i, time=share, **opts).reference()
+        elif d == "gaming":
+            out += gaming.GamingGenerator(seed=seed + i, time=share, **opts).reference()
     return out
 
 

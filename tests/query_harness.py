@@ -67,6 +67,19 @@ def register_input(
     deduplicate(t_env, f"{view}_in", view, dedup, names)
 
 
+def register_reference(
+    t_env: Any, logical_topic: str, view: str, rows: list[dict[str, Any]]
+) -> None:
+    """`rows` as the changes `view` of the reference topic `logical_topic` (topics.VERSIONED,
+    rowtime its version time), and the versioned table the jobs make of them (its .sql file)."""
+    from flink_jobs.common import versioned_tables
+    from flinkpulse.topics import VERSIONED
+
+    spec = VERSIONED[logical_topic]
+    register_input(t_env, view, spec.record, rows, time_field=spec.version_time)
+    versioned_tables(JobContext(cfg=Config().finalize(), t_env=t_env, job="test"), [logical_topic])
+
+
 def run_views(
     t_env: Any,
     sql_file: str,

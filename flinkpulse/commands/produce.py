@@ -122,8 +122,10 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
     topics = streams.topics(args.domain)
     t0 = time.monotonic()
     producer = AvroKafkaProducer(cfg, topics, bad_fraction=args.bad_fraction, seed=seed)
-    # reference tables first (the devices of iot): every event then finds its device
-    refs = producer.send_reference(streams.reference(args.domain, seed, tc))
+    # reference tables first (iot's devices, gaming's players): every event then finds its own
+    refs = producer.send_reference(
+        streams.reference(args.domain, seed, tc, anomalies=not args.no_anomalies)
+    )
     events = streams.stream(args.domain, seed, tc, anomalies=not args.no_anomalies, timed=simulated)
     until = (
         f"{args.count:,} events"

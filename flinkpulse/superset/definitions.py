@@ -94,6 +94,8 @@ DATASETS: dict[str, Dataset] = {
                 ("damage", "Float64"),
                 ("headshots", "Int32"),
                 ("kd_ratio", "Float64"),
+                ("region", LC),
+                ("skill_tier", LC),
             ],
         ),
         Dataset(
@@ -392,11 +394,14 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
             ),
             Chart(
                 "gaming_deaths_per_player",
-                "Deaths per player",
+                "Deaths per player (by skill tier)",
                 "bar",
                 "player_stats",
                 metrics=[("deaths", "sum(deaths)")],
                 x="player_id",
+                # the tier of the player's profile (gaming.players) at each window's end
+                groupby=["skill_tier"],
+                stacked=True,
                 where=[TILING],
                 row_limit=20,
             ),

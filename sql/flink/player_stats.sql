@@ -1,6 +1,7 @@
 -- player_stats: per-player, per-team and top-N statistics over sliding (HOP) windows.
 --
--- Input : player_events   (decoded, on-time PlayerEvent rows; event_time is the rowtime)
+-- Input : player_events   (decoded, on-time PlayerEvent rows; event_time is the rowtime),
+--         players (the versioned table of gaming.players, sql/flink/players.sql, run first)
 -- Output: player_stats, team_stats, leaderboard (views; the job sinks each to its topic)
 -- Params: ${window_size_s}, ${window_slide_s}, ${top_n}
 --
@@ -12,6 +13,7 @@ CREATE TEMPORARY VIEW player_window AS
 SELECT
   window_start,
   window_end,
+  window_time,
   player_id,
   MAX(team)                                                       AS team,  -- fixed per match
   MAX(match_id)                                                   AS match_id,
@@ -23,15 +25,20 @@ SELECT
 FROM TABLE(
   HOP(TABLE player_events, DESCRIPTOR(event_time),
       INTERVAL '${window_slide_s}' SECOND(6), INTERVAL '${window_size_s}' SECOND(6)))
-GROUP BY window_start, window_end, player_id;
+GROUP BY window_start, window_end, window_time, player_id;
 
 -- K/D ratio through the kd_ratio UDF (zero deaths: the kill count itself, never a division error).
+-- Region and skill tier: the player's profile in force at the end of the window (an event-time
+-- temporal join AS OF window_time, as the alert thresholds): a player promoted at T shows the
+-- new tier in every window that ends after T, the old one before. NULL: no profile known.
 CREATE TEMPORARY VIEW player_stats AS
 SELECT
-  window_start, window_end, player_id, team, match_id,
-  kills, deaths, assists, damage, headshots,
-  kd_ratio(kills, deaths) AS kd_ratio
-FROM player_window;
+  w.window_start, w.window_end, w.player_id, w.team, w.match_id,
+  w.kills, w.deaths, w.assists, w.damage, w.headshots,
+  kd_ratio(w.kills, w.deaths) AS kd_ratio,
+  p.region, p.skill_tier
+FROM player_window AS w
+LEFT JOIN players FOR SYSTEM_TIME AS OF w.window_time AS p ON p.player_id = w.player_id;
 
 -- Per team and match: the sum of its players, K/D of the team as a whole.
 CREATE TEMPORARY VIEW team_stats AS

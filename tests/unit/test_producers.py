@@ -580,3 +580,26 @@ def test_iot_reference_names_every_device_and_moves_are_stamped_changes(
     assert all(r["room"] == last[r["device_id"]] for r in tail)
     same = [(k, t, ts) for k, _, t, ts in moved if t != iot.DEVICES]
     assert same == [(k, t, ts) for k, _, t, ts in events[: len(same)]]
+
+
+@pytest.mark.parametrize("anomalies", [True, False])
+def test_gaming_reference_profiles_every_player_of_the_stream(
+    anomalies: bool, parsed: dict[str, Any]
+) -> None:
+    """`produce gaming` writes a profile of every player the stream uses (valid, keyed by
+    player_id, stamped at the start), tiers following skill, with or without cheaters."""
+    start = 1_767_225_600_000
+    tc = TimeConfig(start_ms=start, events_per_second=500.0)
+    ref = streams.reference("gaming", 9, tc, anomalies=anomalies)
+    assert {t for _, _, t, _ in ref} == {gaming.PLAYERS}
+    assert all(validate(r, parsed[gaming.PLAYERS]) and k == r["player_id"] for k, r, _, _ in ref)
+    assert {ts for *_, ts in ref} == {r["updated_at"] for _, r, _, _ in ref} == {start}
+    gen = gaming.GamingGenerator(seed=9, time=tc, cheaters=anomalies)
+    tiers = {p.id: gaming.tier(p.skill) for p in gen.players}
+    assert {r["player_id"]: r["skill_tier"] for _, r, _, _ in ref} == tiers
+    seen = {r["player_id"] for _, r, _, _ in take(streams.stream("gaming", 9, tc, anomalies), 5000)}
+    assert seen <= set(tiers) and len(seen) > 50
+    assert {r["region"] for _, r, _, _ in ref} == set(gaming.REGIONS)
+    assert (
+        gaming.tier(0.0) == "bronze" and gaming.tier(0.3) == "gold" and gaming.tier(1) == "diamond"
+    )

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from flink_jobs import device_stats, player_stats, security_alerts, web_traffic
+from flinkpulse.topics import DEVICES_TOPIC, PLAYERS_TOPIC
 from producers import scenarios
-from tests.query_harness import make_env, register_input, run_views
+from tests.query_harness import make_env, register_input, register_reference, run_views
 
 pytestmark = pytest.mark.flink_local
 
@@ -76,6 +77,7 @@ def scripted_match() -> list[dict[str, Any]]:
 def test_player_stats_kd_ratio_and_leaderboard(parallelism: int) -> None:
     t_env = make_env(parallelism)
     register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", scripted_match())
+    register_players(t_env, [])
     params = {**player_stats.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
     out = run_views(
         t_env, "player_stats.sql", params, ["player_stats", "team_stats", "leaderboard"]
@@ -112,6 +114,40 @@ def test_player_stats_kd_ratio_and_leaderboard(parallelism: int) -> None:
         (2, "cy", 100 + 50 + 10),
         (3, "bo", 100 + 10 - 120),
     ]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_player_windows_carry_the_profile_in_force_at_their_end(parallelism: int) -> None:
+    """Issue 22: ana plays in eu-west as gold and is promoted to platinum at 12:00:15; bo has
+    no profile. The HOP windows (20 s, slide 10 s) of the scripted match end at 12:00:10 (before
+    the promotion: gold) and 12:00:20 (after it: platinum), at any parallelism; the promotion
+    changes no count, no team row and no leaderboard rank."""
+    t_env = make_env(parallelism)
+    register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", scripted_match())
+    register_players(t_env, [profile(-60, "ana", "eu-west", "gold"),
+                             profile(-60, "cy", "na-east", "silver"),
+                             profile(15, "ana", "eu-west", "platinum")])  # fmt: skip
+    params = {**player_stats.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
+    out = run_views(t_env, "player_stats.sql", params, ["player_stats", "leaderboard"])
+    got = sorted(
+        (r["window_end"], r["player_id"], r["region"], r["skill_tier"], r["kills"])
+        for r in out["player_stats"]
+    )
+    assert got == [
+        (at(10), "ana", "eu-west", "gold", 3),
+        (at(10), "bo", None, None, 1),
+        (at(10), "cy", "na-east", "silver", 1),
+        (at(20), "ana", "eu-west", "platinum", 3),
+        (at(20), "bo", None, None, 1),
+        (at(20), "cy", "na-east", "silver", 1),
+    ]
+    board = sorted((r["window_end"], r["rank"], r["player_id"]) for r in out["leaderboard"])
+    assert board == [(at(e), k, p) for e in (10, 20) for k, p in enumerate(("ana", "cy", "bo"), 1)]
+
+
+def profile(t: float, player: str, region: str, tier: str) -> dict[str, Any]:
+    """Player `player`'s profile from `t` on (as `flinkpulse produce gaming` writes it)."""
+    return dict(player_id=player, region=region, skill_tier=tier, updated_at=at(t))
 
 
 def sr(
@@ -172,17 +208,13 @@ def test_device_stats_and_energy_of_known_power_profile(parallelism: int) -> Non
 
 
 def register_devices(t_env: Any, rows: list[dict[str, Any]]) -> None:
-    """`rows` (device assignments) as the job's device_changes source, and the versioned table
-    `devices` of them, as the jobs make it."""
-    from flink_jobs.common import JobContext, versioned_tables
-    from flinkpulse.config import Config
-    from flinkpulse.topics import DEVICES_TOPIC
-
-    register_input(t_env, "device_changes", DEVICE, rows, time_field="updated_at")
-    versioned_tables(JobContext(cfg=Config().finalize(), t_env=t_env, job="test"), [DEVICES_TOPIC])
+    """`rows` (device assignments) as the job's device_changes, and the versioned `devices`."""
+    register_reference(t_env, DEVICES_TOPIC, "device_changes", rows)
 
 
-DEVICE = "flinkpulse.iot.Device"
+def register_players(t_env: Any, rows: list[dict[str, Any]]) -> None:
+    """`rows` (player profiles) as the job's player_changes, and the versioned `players`."""
+    register_reference(t_env, PLAYERS_TOPIC, "player_changes", rows)
 
 
 def assign(t: float, device: str, home: str, room: str, owner: str) -> dict[str, Any]:
