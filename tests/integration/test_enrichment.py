@@ -82,3 +82,57 @@ def test_a_device_moved_mid_stream_is_attributed_before_and_after_the_move(
         (MINUTE, "h2", "bedroom", "bob", 85_000, 3, 210.0),
         (2 * MINUTE, "h2", "bedroom", "bob", 85_000, 6, 270.0),
     ]
+
+
+def _kill(i: int, t: int, player: str) -> dict[str, Any]:
+    return {
+        "event_id": f"k{i}", "match_id": "m1", "player_id": player, "team": "RED",
+        "event_type": "KILL", "target_player_id": "victim", "damage": 100.0, "headshot": False,
+        "weapon": "rifle", "event_time": t, "platform": None,
+    }  # fmt: skip
+
+
+def test_a_promoted_player_shows_the_new_tier_in_windows_ending_after_it(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """ana kills every 10 s for 3 minutes and is promoted from gold to platinum at t0 + 85 s:
+    the running player_stats job's 60 s windows say gold, gold... until the one ending after the
+    promotion, then platinum; every window has its 6 kills."""
+    ensure_stack("kafka", "registry", "flink")
+    t0 = (int(time.time() * 1000) // MINUTE - 6) * MINUTE
+    prefix = f"enrichp{uuid.uuid4().hex[:6]}"
+    cfg = base_cfg.derive(jobs={"player_stats": {"window_size_s": 60, "window_slide_s": 60}})
+    with deployment(cfg, prefix, ["player_stats"]) as dep:
+        ref = AvroKafkaProducer(dep, [topics.PLAYERS_TOPIC], create_topics=False)
+        profiles = [
+            ("ana", {"player_id": "ana", "region": "eu-west", "skill_tier": t, "updated_at": ts},
+             topics.PLAYERS_TOPIC, ts)
+            for t, ts in (("gold", t0 - MINUTE), ("platinum", t0 + 85_000))
+        ]  # fmt: skip
+        assert ref.send_reference(profiles) == 2
+        time.sleep(5)
+        w = Writer(dep)
+        for s in range(0, 180, 10):
+            w.avro("gaming.player-events", "ana", _kill(s, t0 + s * 1000, "ana"))
+        w.avro("gaming.player-events", "closer", _kill(999, t0 + 5 * MINUTE, "closer"))
+        w.flush()
+        stats = Reader(dep, "results.player-stats", avro=True)
+        last = datetime.fromtimestamp((t0 + 2 * MINUTE) / 1000, UTC)
+        stats.until(
+            lambda r: any(v["player_id"] == "ana" and v["window_start"] == last for v in r.values),
+            240,
+            "the last window of ana",
+        )
+        stats.settle(5)
+        got = sorted(
+            (int(v["window_start"].timestamp() * 1000) - t0, v["region"], v["skill_tier"],
+             v["kills"])
+            for v in stats.values
+            if v["player_id"] == "ana"
+        )  # fmt: skip
+        stats.close()
+    assert got == [
+        (0, "eu-west", "gold", 6),
+        (MINUTE, "eu-west", "platinum", 6),
+        (2 * MINUTE, "eu-west", "platinum", 6),
+    ]
