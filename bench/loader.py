@@ -1,7 +1,7 @@
 """Benchmark: the exactly-once loader vs a direct bulk insert — the `loader` section of
 `flinkpulse bench` (flinkpulse/bench/loader.py), printed instead of written to bench/results.
 
-    .venv/bin/python bench/loader.py [--rows 200000] [--batch-rows 10000]
+    .venv/bin/python bench/loader.py [--rows 200000] [--batch-rows N (default loader.batch_rows)]
     .venv/bin/python bench/loader.py --levers [--rounds 3] [--rows 200000] [--variants a,b]   # issue 17 levers
 
 Same as ``flinkpulse bench --sections loader``. Needs kafka, registry and clickhouse running.
@@ -25,7 +25,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
-    ap.add_argument("--batch-rows", type=int, default=10_000)
+    ap.add_argument("--batch-rows", type=int, help="the loaders' (default loader.batch_rows)")
     ap.add_argument("--levers", action="store_true", help="the loader levers, interleaved")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variants", help="comma-separated (default: all of loader.LEVERS)")

@@ -157,8 +157,9 @@ class ClickHouseConfig:
 class LoaderConfig:
     """The exactly-once loader (result topics -> ClickHouse, `flinkpulse load`)."""
 
-    #: flush a batch at this many buffered rows ...
-    batch_rows: int = 10000
+    #: flush a batch at this many buffered rows ... (50,000: fewer, larger inserts won over
+    #: 10,000 in interleaved runs, bench/README.md issue 17; ~25 MB more peak memory)
+    batch_rows: int = 50000
     #: ... or when its oldest row has waited this long
     flush_interval_s: float = 1.0
     #: apply missing ClickHouse migrations at start

@@ -8,8 +8,8 @@ fresh databases (dropped afterwards):
   (:mod:`flinkpulse.loader.fast`);
 * loader, Python decoding: the same with ``fast=False`` (fastavro -> Arrow -> ``insert_arrow``),
   the path every record takes that ClickHouse cannot decode alike;
-* direct: the same rows, decoded beforehand, as Arrow tables of the same batch size through
-  ``insert_arrow`` — the fastest client path (bench/clickhouse_http.py).
+* direct: the same rows, decoded beforehand, as 10,000-row Arrow tables (DIRECT_BATCH_ROWS)
+  through ``insert_arrow`` — the fastest client path (bench/clickhouse_http.py).
 
 The goal is loader ≥ 0.5 × direct; both loaders must leave identical rows.
 """
@@ -98,12 +98,19 @@ def _run_id(cfg: Config) -> str:
     return cfg.kafka.topic_prefix.strip(".").replace(".", "_").replace("-", "_")
 
 
-def run(cfg: Config, rows: int, batch_rows: int = 10_000) -> dict[str, Any]:
-    """Produce `rows` records, load them three ways; rows/s and ratios (see the docstring)."""
+#: rows per Arrow table of the direct insert: the baseline every loader figure is a ratio of
+DIRECT_BATCH_ROWS = 10_000
+
+
+def run(cfg: Config, rows: int, batch_rows: int | None = None) -> dict[str, Any]:
+    """Produce `rows` records, load them three ways; rows/s and ratios (see the docstring).
+    batch_rows: the loaders' (default: loader.batch_rows); the direct insert's tables are
+    always DIRECT_BATCH_ROWS."""
     from flinkpulse.clickhouse.migrate import client, migrate
     from flinkpulse.loader.core import Loader
 
     run_id = _run_id(cfg)
+    batch_rows = batch_rows or cfg.loader.batch_rows
     cfg = cfg.derive(
         kafka={"topic_prefix": f"{cfg.kafka.topic_prefix}load."},
         loader={"batch_rows": batch_rows, "stats_interval_s": 3600},
@@ -132,7 +139,7 @@ def run(cfg: Config, rows: int, batch_rows: int = 10_000) -> dict[str, Any]:
             ).result_rows[0]
             for name, db in dbs.items()
         }
-        spec, tables = _arrow_tables(cfg, ch, direct_db, topic, values, batch_rows)
+        spec, tables = _arrow_tables(cfg, ch, direct_db, topic, values, DIRECT_BATCH_ROWS)
         direct_s = _direct(ch, spec, tables)
     finally:
         for db in [*dbs.values(), direct_db]:
@@ -151,13 +158,13 @@ def run(cfg: Config, rows: int, batch_rows: int = 10_000) -> dict[str, Any]:
     }
 
 
-#: the loader levers of issue 17: name -> (ClickHouse decodes, batch_rows)
+#: the loader levers of issue 17: name -> (ClickHouse decodes, batch_rows); 50k is the default
 LEVERS: dict[str, tuple[bool, int]] = {
-    "shipped": (True, 10_000),
+    "batch_10k": (True, 10_000),
     "batch_25k": (True, 25_000),
     "batch_50k": (True, 50_000),
     "batch_100k": (True, 100_000),
-    "python_decodes": (False, 10_000),
+    "python_decodes": (False, 50_000),
 }
 
 
@@ -186,7 +193,7 @@ def levers(
     digests: set[Any] = set()
     loads: list[float] = []
     try:
-        spec, tables = _arrow_tables(cfg, ch, direct_db, topic, values, 10_000)
+        spec, tables = _arrow_tables(cfg, ch, direct_db, topic, values, DIRECT_BATCH_ROWS)
         for r in range(rounds):
             loads.append(os.getloadavg()[0])
             order = names[r % len(names) :] + names[: r % len(names)]
