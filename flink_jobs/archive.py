@@ -1,6 +1,6 @@
 """archive: every accepted source record and every dead letter, as files in the warehouse.
 
-    <warehouse>/<prefix><table>/dt=YYYY-MM-DD/hour=HH/compacted-part-*   (JSON lines or Avro)
+    <warehouse>/<prefix><table>/dt=YYYY-MM-DD/hour=HH/compacted-part-*   (Parquet, JSON lines or Avro)
 
 Tables: one per source topic (its newest Avro schema's fields, nullable, plus the Kafka
 provenance) partitioned by event time, and ``dead_letters`` (raw bytes, the reason, where from)
@@ -16,8 +16,15 @@ import sys
 from typing import Any
 
 from flink_jobs import validation
-from flink_jobs.common import JobContext, Wire, decoded_source, raw_table, run_job
-from flinkpulse.archive import DEAD_LETTERS, SOURCE_TABLES
+from flink_jobs.common import (
+    JobContext,
+    Wire,
+    connector_jars,
+    decoded_source,
+    raw_table,
+    run_job,
+)
+from flinkpulse.archive import DEAD_LETTERS, SOURCE_TABLES, parquet_jars
 from flinkpulse.config import Config
 from flinkpulse.topics import dlq_topic
 
@@ -56,6 +63,14 @@ def _file_sink(ctx: JobContext, table: str, query: Any) -> None:
     )
     if a.format == "avro":
         desc = desc.option("avro.codec", a.codec)
+    if a.format == "parquet":
+        # timestamps as INT64 TIMESTAMP(MILLIS), not the legacy INT96 (UTC, like every time here)
+        desc = (
+            desc.option("parquet.compression", a.parquet_compression.upper())
+            .option("parquet.write.int64.timestamp", "true")
+            .option("parquet.timestamp.time.unit", "millis")
+            .option("parquet.utc-timezone", "true")
+        )
     sink = f"archive_{table}"
     ctx.t_env.create_temporary_table(sink, desc.build())
     ctx.inserts.append((sink, query))
@@ -104,6 +119,11 @@ def build(
     from udfs.flink import register_all
 
     ctx = ctx or JobContext(cfg=cfg, t_env=t_env, job=JOB)
+    if cfg.archive.format == "parquet":
+        # flink-parquet and the Hadoop classes it needs: this job's only (deploy/pom.xml)
+        tc = ctx.t_env.get_config()
+        jars = [*connector_jars(cfg), *parquet_jars(cfg)]
+        tc.set("pipeline.jars", ";".join(j.as_uri() for j in jars))
     register_all(ctx.t_env)
     for logical, table in SOURCE_TABLES.items():
         view = f"in_{table}"

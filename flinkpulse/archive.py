@@ -1,11 +1,13 @@
-"""The raw archive in ClickHouse, its compression and retention: views over the JSON lines files
-the archive job (flink_jobs/archive.py) writes, gzip of closed hours, expiry of old partitions.
+"""The raw archive in ClickHouse, its compression and retention: views over the Parquet (or JSON
+lines) files the archive job (flink_jobs/archive.py) writes, gzip of closed hours of JSON lines,
+expiry of old partitions.
 See docs/archive.md."""
 
 from __future__ import annotations
 
 import ctypes
 import gzip
+import json
 import os
 import re
 import shutil
@@ -13,6 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flinkpulse.config import Config
@@ -41,9 +44,31 @@ def table_dir(cfg: Config, table: str) -> Path:
     return Path(parts.path) / f"{cfg.kafka.topic_prefix}{table}"
 
 
+def parquet_jars(cfg: Config) -> list[Path]:
+    """flink-parquet and the Hadoop classes it needs (deploy/pom.xml), for the archive job."""
+    d = cfg.stack.jars_path() / "flink-parquet"
+    jars = sorted(d.glob("*.jar")) if d.is_dir() else []
+    if not any(j.name.startswith("flink-parquet-") for j in jars):
+        raise UsageError(f"archive.format parquet needs the jars in {d} — run `make setup`")
+    return jars
+
+
 def has_files(directory: Path) -> bool:
     """Whether a table directory holds a committed file (in-progress ones start with a dot)."""
     return any(not p.name.startswith(".") for p in directory.glob("dt=*/hour=*/*"))
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of one committed archive file: Parquet (by its magic bytes) or JSON lines
+    (gzip when it ends in .gz). Parquet timestamps are datetimes, bytes bytes; JSON has them
+    as text and base64."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"PAR1":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()  # type: ignore[no-any-return]
+    return [json.loads(line) for line in read_lines(path)]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -72,7 +97,8 @@ def _exchange(a: Path, b: Path) -> None:
 
 
 def compress(cfg: Config, now: datetime | None = None) -> list[Path]:
-    """Gzip the hour partitions that ended archive.compress_after_s ago; returns them.
+    """Gzip the JSON lines of the hour partitions that ended archive.compress_after_s ago;
+    returns them (Parquet files are compressed already: left as they are).
 
     A partition's committed files (JSON lines) become one `compressed-<uuid>.jsonl.gz` (files
     compressed before are kept), built in a hidden directory that is then swapped with the
@@ -102,12 +128,20 @@ def compress(cfg: Config, now: datetime | None = None) -> list[Path]:
     return done
 
 
+def _compressed(f: Path) -> bool:
+    """A gzip file of an earlier run, or a Parquet file (compressed by the job itself)."""
+    if f.suffix == ".gz":
+        return True
+    with open(f, "rb") as h:
+        return h.read(4) == b"PAR1"
+
+
 def _compress_partition(part: Path, idle_s: float) -> bool:
     """One partition (see compress); False when there was nothing to do or the job writes it.
     A hidden file untouched for `idle_s` is abandoned (a stopped job's, the job rolls its files
     every roll_interval_s): it stays hidden in the swapped-out directory."""
     files = sorted(part.iterdir())
-    plain = [f for f in files if not f.name.startswith(".") and f.suffix != ".gz"]
+    plain = [f for f in files if not f.name.startswith(".") and not _compressed(f)]
     hidden = {f.name for f in files if f.name.startswith(".")}
     stale = {n for n in hidden if time.time() - (part / n).stat().st_mtime > idle_s}
     if not plain or hidden - stale:
@@ -116,7 +150,7 @@ def _compress_partition(part: Path, idle_s: float) -> bool:
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir()
     for f in files:
-        if f.suffix == ".gz":
+        if not f.name.startswith(".") and _compressed(f):
             os.link(f, new / f.name)  # already compressed: the same file
     out = new / f"compressed-{uuid.uuid4()}.jsonl.gz"
     with open(out, "wb") as raw:
@@ -135,21 +169,27 @@ def _compress_partition(part: Path, idle_s: float) -> bool:
     return True
 
 
+#: archive.format -> the ClickHouse input format of its files (the views read these)
+VIEW_FORMATS = {"parquet": "Parquet", "json": "JSONEachRow"}
+
+
 def view_sql(cfg: Config, table: str) -> str:
     """CREATE OR REPLACE VIEW archive_<table>: every committed file, columns unified across
     schema versions (a field added later reads as NULL in older files), dt and hour from the
     Hive-style path."""
     db = cfg.clickhouse.database
-    if cfg.archive.format != "json":
+    fmt = VIEW_FORMATS.get(cfg.archive.format)
+    if fmt is None:
         raise UsageError(
-            f"archive.format is {cfg.archive.format}: the archive_* views read format json "
-            "(ClickHouse cannot read the Avro files Flink writes: their root schema is a union)"
+            f"archive.format is {cfg.archive.format}: the archive_* views read formats "
+            f"{' and '.join(VIEW_FORMATS)} (ClickHouse cannot read the Avro files Flink writes: "
+            "their root schema is a union)"
         )
     glob = f"{table_dir(cfg, table)}/dt=*/hour=*/*"
     return (
         f"CREATE OR REPLACE VIEW `{db}`.`archive_{table}` AS "
         f"SELECT * EXCEPT (dt, `hour`), toDate(dt) AS dt, toUInt8(`hour`) AS `hour` "
-        f"FROM file('{glob}', 'JSONEachRow') WHERE _file NOT LIKE '.%' "
+        f"FROM file('{glob}', '{fmt}') WHERE _file NOT LIKE '.%' "
         "SETTINGS use_hive_partitioning = 1, schema_inference_mode = 'union'"
     )
 

@@ -259,9 +259,12 @@ class ArchiveConfig:
 
     #: a directory (default <state_dir>/warehouse) or URI (s3://..., needs Flink's S3 plugin)
     warehouse: str = ""
-    #: json (JSON lines, what the ClickHouse archive_* views read) or avro (block-compressed
-    #: with `codec`; ClickHouse cannot read Flink's Avro files: their root is a union)
-    format: str = "json"
+    #: parquet (columnar, compressed with `parquet_compression`), json (JSON lines, gzipped
+    #: by `archive compress`) or avro (block-compressed with `codec`; ClickHouse cannot read
+    #: Flink's Avro files: their root is a union). The archive_* views read parquet and json.
+    format: str = "parquet"
+    #: Parquet page compression (format parquet): zstd, snappy, gzip or uncompressed
+    parquet_compression: str = "zstd"
     #: Avro block codec (format avro): zstandard, deflate, snappy, xz, bzip2 or null
     codec: str = "zstandard"
     #: roll a part file at this size or age (Firehose's buffer: 5 MB / 30 s); on every

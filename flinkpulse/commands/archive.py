@@ -12,8 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "archive",
         help="ClickHouse views over the raw archive, and its retention",
-        description="The archive job (`flinkpulse jobs submit archive`) writes JSON lines "
-        "files to archive.warehouse; these commands query, compress and expire them "
+        description="The archive job (`flinkpulse jobs submit archive`) writes Parquet (or JSON "
+        "lines) files to archive.warehouse; these commands query, compress and expire them "
         "(docs/archive.md).",
     )
     ss = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     e = ss.add_parser("expire", help="delete partitions older than archive.retention_days")
     e.set_defaults(func=_expire)
     c = ss.add_parser(
-        "compress", help="gzip the hour partitions that ended archive.compress_after_s ago"
+        "compress", help="gzip the JSON lines of hours that ended archive.compress_after_s ago"
     )
     c.set_defaults(func=_compress)
 

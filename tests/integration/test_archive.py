@@ -1,8 +1,10 @@
 """Issue 18: the raw archive. Scripted records of all four sources (some player events still
 written with PlayerEvent v1) and three undecodable sensor records are in Kafka before the
 archive job and device_stats (which dead-letters them) start. The archive then holds exactly
-the accepted records per source, the three dead letters with their reasons, in committed JSON
-lines files under dt=/hour= partitions, and ClickHouse's archive_* views return the same values.
+the accepted records per source, the three dead letters with their reasons, in committed
+Parquet (default) or JSON lines files under dt=/hour= partitions, and ClickHouse's archive_*
+views return the same values. Parquet: files written before a schema change (without the
+field v2 added) read it as NULL next to newer files. JSON lines: `archive compress` gzips them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,9 +37,10 @@ SENSOR = "iot.sensor-readings"
 TIMEOUT = 180
 
 
-def _write(cfg: Config, t0: int) -> tuple[Writer, dict[str, list[dict[str, Any]]]]:
+def _write(cfg: Config, t0: int) -> tuple[Writer, dict[str, list[dict[str, Any]]], set[str]]:
     """400 generated records of the four sources (10 player events in v1 first), 3 garbage
-    sensor records; Kafka timestamp = the producer's clock (running max of event time)."""
+    sensor records; Kafka timestamp = the producer's clock (running max of event time).
+    Returns the writer, the records per source and the event ids written in v1."""
     topics.ensure_topics(cfg)
     w = Writer(cfg)
     v1 = schema("flinkpulse.gaming.PlayerEvent", 1)
@@ -47,11 +51,11 @@ def _write(cfg: Config, t0: int) -> tuple[Writer, dict[str, list[dict[str, Any]]
     events = sorted((next(gen) for _ in range(400)), key=lambda e: int(e[1]["event_time"]))
     sent: dict[str, list[dict[str, Any]]] = {t: [] for t in archive.SOURCE_TABLES}
     clock = 0
-    n_v1 = 0
+    v1_ids: set[str] = set()
     for key, rec, topic in events:
         clock = max(clock, int(rec["event_time"]))
-        if topic == PLAYER and n_v1 < 10:
-            n_v1 += 1
+        if topic == PLAYER and len(v1_ids) < 10:
+            v1_ids.add(rec["event_id"])
             rec = {k: v for k, v in rec.items() if k != "platform"}
             w.send(PLAYER, "v1", key.encode(), enc_v1(rec), timestamp=clock)
             rec = {**rec, "platform": None}
@@ -61,7 +65,7 @@ def _write(cfg: Config, t0: int) -> tuple[Writer, dict[str, list[dict[str, Any]]
     for i in range(3):
         w.send(SENSOR, "garbage", b"dev-x", f"not avro {i}".encode(), timestamp=clock)
     w.flush()
-    return w, sent
+    return w, sent, v1_ids
 
 
 def _files(cfg: Config) -> list[Any]:
@@ -84,21 +88,24 @@ def _counts(ch: Any, db: str) -> dict[str, int]:
     return out
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "json"])
 def test_archive_holds_every_accepted_record_and_dead_letter_once(
-    ensure_stack: Callable[..., Config], base_cfg: Config
+    ensure_stack: Callable[..., Config], base_cfg: Config, fmt: str
 ) -> None:
     ensure_stack("kafka", "registry", "flink", "clickhouse")
     t0 = (int(time.time() * 1000) // MINUTE - 10) * MINUTE
     prefix = f"arch{uuid.uuid4().hex[:6]}"
-    cfg = scoped(base_cfg, prefix)
-    w, sent = _write(cfg, t0)
+    base = base_cfg.derive(archive={"format": fmt})
+    cfg = scoped(base, prefix)
+    w, sent, v1_ids = _write(cfg, t0)
     want = {archive.SOURCE_TABLES[t]: len(recs) for t, recs in sent.items()}
     want[archive.DEAD_LETTERS] = 3
-    assert sum(want.values()) == 403 and all(want.values())
-    scope = ["--set", f"clickhouse.database={prefix}"]  # the CLI's config: this test's database
+    assert sum(want.values()) == 403 and all(want.values()) and len(v1_ids) == 10
+    # the CLI's config: this test's database and format
+    scope = ["--set", f"clickhouse.database={prefix}", "--set", f"archive.format={fmt}"]
     ch = client(cfg, "writer")
     try:
-        with deployment(base_cfg, prefix, ["device_stats", "archive"]):
+        with deployment(base, prefix, ["device_stats", "archive"]):
             deadline = time.monotonic() + TIMEOUT
             got: dict[str, int] = {}
             while got != want:
@@ -109,31 +116,24 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
             time.sleep(6)  # a checkpoint later: still exactly once (nothing committed twice)
             assert _counts(ch, prefix) == want
 
-        # the files: committed and compacted (visible ones only), JSON lines, one per record
+        # the files: committed and compacted (visible ones only), one row per record
         files = _files(cfg)
         assert files and all(p.name.startswith("compacted-") for p in files)
-        lines = [json.loads(line) for p in files for line in p.read_text().splitlines()]
-        assert len(lines) == sum(want.values())
-
-        # compression: hours that ended an hour ago are gzipped (now: none of this test's yet)
-        assert cli.main([*scope, "archive", "compress", "--topic-prefix", f"{prefix}."]) == 0
-        assert _files(cfg) == files
-        plain = sum(p.stat().st_size for p in files)
+        rows = [r for p in files for r in archive.read_rows(p)]
+        assert len(rows) == sum(want.values())
         later = datetime.now(UTC) + timedelta(seconds=cfg.archive.compress_after_s + 3600)
-        assert archive.compress(cfg, now=later)
-        files = _files(cfg)
-        assert files and all(p.name.endswith(".jsonl.gz") for p in files)
-        assert sorted(
-            json.dumps(json.loads(line), sort_keys=True)
-            for p in files
-            for line in archive.read_lines(p)
-        ) == sorted(json.dumps(r, sort_keys=True) for r in lines)
-        assert sum(p.stat().st_size for p in files) * 3 < plain  # gzip: under a third
-        # the views read the compressed files (the value checks below run on them)
+        if fmt == "parquet":
+            assert all(p.read_bytes()[:4] == b"PAR1" for p in files)
+            # compressed by the job: `archive compress` leaves Parquet partitions alone
+            assert archive.compress(cfg, now=later) == [] and _files(cfg) == files
+            _rewrite_as_before_v2(archive.table_dir(cfg, "player_events"), v1_ids)
+        else:
+            _compress_json(cfg, scope, prefix, files, rows, later)
         cli.main([*scope, "archive", "views", "--topic-prefix", f"{prefix}."])
         assert _counts(ch, prefix) == want
 
-        # the same values as produced, for every player event (v1 ones read platform as NULL)
+        # the same values as produced, for every player event (v1 ones read platform as NULL:
+        # with Parquet, from files that have no platform column at all)
         rows = ch.query(
             f"SELECT event_id, player_id, event_type, damage, platform, "
             f"toUnixTimestamp64Milli(event_time), dt, `hour` FROM `{prefix}`.archive_player_events"
@@ -149,7 +149,10 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
             for r in sent[PLAYER]
         }
         assert {r[0]: tuple(r[1:6]) for r in rows} == produced
-        assert sum(1 for r in rows if r[4] is None) >= 10
+        assert {r[0] for r in rows if r[4] is None} >= v1_ids
+        described = ch.query(f"DESCRIBE `{prefix}`.archive_player_events").result_rows
+        columns = {r[0]: r[1] for r in described}
+        assert columns["platform"] == "Nullable(String)"
         for r in rows:  # partitioned by event time
             t = datetime.fromtimestamp(r[5] / 1000, UTC)
             assert (r[6], r[7]) == (t.date(), t.hour)
@@ -160,8 +163,9 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
             (r["device_id"], r["value"]) for r in sent[SENSOR]
         )
         # dead letters: the garbage records, where they came from and why
+        value = "value" if fmt == "parquet" else "base64Decode(value)"  # JSON: bytes as base64
         dead = ch.query(
-            f"SELECT source, reason, src_partition, src_offset, base64Decode(value) AS value "
+            f"SELECT source, reason, src_partition, src_offset, {value} AS value "
             f"FROM `{prefix}`.archive_dead_letters ORDER BY value"
         ).result_rows
         garbage = {k for k, case in w.cases.items() if case == "garbage"}
@@ -170,6 +174,7 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
         assert all(reason for _, reason, _, _, _ in dead)
 
         # retention: nothing is 30 days old yet; 31 days later every partition goes
+        files = _files(cfg)
         assert cli.main([*scope, "archive", "expire", "--topic-prefix", f"{prefix}."]) == 0
         assert all(p.exists() for p in files)
         later = datetime.now(UTC) + timedelta(days=cfg.archive.retention_days + 1)
@@ -178,3 +183,46 @@ def test_archive_holds_every_accepted_record_and_dead_letter_once(
     finally:
         ch.command(f"DROP DATABASE IF EXISTS `{prefix}`")
         ch.close()
+
+
+def _rewrite_as_before_v2(table: Path, v1_ids: set[str]) -> None:
+    """Move the v1 records of each Parquet file into a file without the `platform` column, as
+    the job wrote them before PlayerEvent v2 existed (same codec, same timestamp type)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for f in sorted(p for p in table.glob("dt=*/hour=*/*") if not p.name.startswith(".")):
+        t = pq.read_table(f)
+        old = pc.is_in(t["event_id"], value_set=pa_strings(v1_ids))
+        if not pc.any(old).as_py():
+            continue
+        pq.write_table(t.filter(old).drop_columns(["platform"]), f.with_name(f"{f.name}-v1"),
+                       compression="zstd")  # fmt: skip
+        pq.write_table(t.filter(pc.invert(old)), f, compression="zstd")
+    assert sum(
+        pq.read_table(f).num_rows
+        for f in table.glob("dt=*/hour=*/*-v1")
+        if "platform" not in pq.read_schema(f).names
+    ) == len(v1_ids)
+
+
+def pa_strings(values: set[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(sorted(values), pa.string())
+
+
+def _compress_json(
+    cfg: Config, scope: list[str], prefix: str, files: list[Path], rows: list[Any], later: datetime
+) -> None:
+    """JSON lines: hours that ended an hour ago are gzipped (now: none of this test's yet)."""
+    assert cli.main([*scope, "archive", "compress", "--topic-prefix", f"{prefix}."]) == 0
+    assert _files(cfg) == files
+    plain = sum(p.stat().st_size for p in files)
+    assert archive.compress(cfg, now=later)
+    gz = _files(cfg)
+    assert gz and all(p.name.endswith(".jsonl.gz") for p in gz)
+    assert sorted(
+        json.dumps(r, sort_keys=True) for p in gz for r in archive.read_rows(p)
+    ) == sorted(json.dumps(r, sort_keys=True) for r in rows)
+    assert sum(p.stat().st_size for p in gz) * 3 < plain  # gzip: under a third

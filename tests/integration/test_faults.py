@@ -20,7 +20,6 @@ Minutes long, run with FLINKPULSE_SLOW=1: a 60 s ClickHouse outage under load an
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -346,8 +345,7 @@ def _archived(cfg: Config) -> dict[str, Counter[tuple[int, int]]]:
         for f in archive.table_dir(cfg, table).glob("dt=*/hour=*/*"):
             if f.name.startswith("."):  # in progress: not committed yet
                 continue
-            for line in archive.read_lines(f):
-                row = json.loads(line)
+            for row in archive.read_rows(f):
                 p = "dlq" if table == archive.DEAD_LETTERS else "src"
                 got[(row[f"{p}_partition"], row[f"{p}_offset"])] += 1
         out[table] = got
