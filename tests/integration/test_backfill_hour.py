@@ -176,9 +176,12 @@ def test_backfill_of_a_closed_hour_equals_the_stream_and_clickhouse_keeps_each_o
     ch = client(pcfg, "writer")
     db = pcfg.clickhouse.database
     try:
-        in_hour = sum(1 for t, _, _ in events if t0 <= t < end)
+        # raw security events, the stream's and the backfill's: the event log's rows come out
+        # of an event-time temporal join (issue 22), so the closer's own row stays back
+        logged = events[:-1]
+        in_hour = sum(1 for t, _, _ in logged if t0 <= t < end)
         total = len(stream_stats) + len(bf_stats) + len(stream_alerts) + len(bf_alerts)
-        total += len(events) + in_hour  # raw security events: the stream's, the backfill's
+        total += len(logged) + in_hour
         deadline = time.monotonic() + 180
         loaded = 0
         while loaded < total:
@@ -203,7 +206,7 @@ def test_backfill_of_a_closed_hour_equals_the_stream_and_clickhouse_keeps_each_o
             assert sorted(map(tuple, rows.result_rows)) == sorted(
                 (a, v["version"], v["event_count"]) for a, v in newest.items()
             )
-        assert int(ch.command(f"SELECT count() FROM {db}.security_events")) == len(events)  # type: ignore[arg-type]
+        assert int(ch.command(f"SELECT count() FROM {db}.security_events")) == len(logged)  # type: ignore[arg-type]
     finally:
         ch.command(f"DROP DATABASE IF EXISTS {db}")
         ch.close()
