@@ -1,9 +1,10 @@
 """Issue 14: event time that holds at any scale and against skewed clocks.
 
 * Parity: the same scripted bounded input (seeded generators of the three domains, their own
-  anomalies off, plus every scripted incident: one per rule, so every count is known) runs
-  through all four jobs at (partitions, parallelism) = (1, 1) and (6, 2); every window result
-  and every alert must match exactly.
+  anomalies off, plus every scripted incident: one per rule, so every count is known, and a
+  live rule change between the two windows of the energy spike) runs through all four jobs at
+  (partitions, parallelism) = (1, 1) and (6, 2); every window result and every alert must
+  match exactly, the rule join included.
 * The findings report of that input: the 1 x 1 run's results are loaded into ClickHouse and its
   jobs' metrics sampled while they run (tests/report_pipeline.py); `flinkpulse report` for the
   input's period shows the figures derived from the input itself.
@@ -34,7 +35,7 @@ from typing import Any
 import pytest
 
 from flink_jobs import JOBS
-from flinkpulse import quality, topics
+from flinkpulse import quality, rules, topics
 from flinkpulse.config import Config
 from producers import scenarios, streams
 from producers.base import TimeConfig
@@ -71,6 +72,24 @@ def scripted_input(t0: int) -> list[tuple[str, dict[str, Any], str, int]]:
     for key, rec, topic in scenarios.intrusion(closer)[:1] + scenarios.energy_spike(closer)[:1]:
         out.append((key, rec, topic, closer))
     return out
+
+
+#: when the scripted rule change takes effect, after t0: between the energy spike's two windows
+RULE_CHANGE_MS = 70_000
+
+
+def scripted_rules(t0: int) -> list[tuple[str, dict[str, Any], str, int]]:
+    """(key, record, topic, Kafka timestamp) of the live rule changes of the input, as
+    `flinkpulse rules set` writes them: the spike's home (8.5 kW from t0 + 20 s to t0 + 90 s)
+    gets a threshold of 8 kW at t0 + 70 s. Its first window (ending t0 + 60 s) is judged by the
+    default 7 kW, its second by 8 kW: both alert, with different thresholds, at any scale."""
+    at = t0 + RULE_CHANGE_MS
+    scope = f"home:{scenarios.DEMO_HOME}"
+    rec = {
+        "rule": "energy_over_threshold", "scope": scope, "param": "watts", "value": 8000.0,
+        "previous": None, "changed_by": "test_event_time", "reason": "parity", "changed_at": at,
+    }  # fmt: skip
+    return [(rules.rule_key(rec["rule"], scope), rec, topics.RULES_TOPIC, at)]
 
 
 def _norm(v: Any) -> Any:
@@ -114,7 +133,9 @@ def _run(
     # visits end 30 s after a client's last request: all closed once the last HOP windows are
     cfg = base.derive(
         kafka={"partitions": partitions},
-        flink={"parallelism": parallelism},
+        # the input (rule change included) is in Kafka before the jobs start: a replay, so the
+        # rules topic gets time to be read before it counts as idle (docs/rules.md, Limits)
+        flink={"parallelism": parallelism, "rules_idle_timeout_s": 30.0},
         jobs={"web_traffic": {"session_gap_s": 30}},
     )
     prefix = f"par{partitions}x{parallelism}{uuid.uuid4().hex[:5]}"
@@ -143,7 +164,7 @@ def _run(
 
     # the input is in Kafka before the jobs start: every partition has data from the first
     # poll on, so none wakes from idleness behind another one's watermark
-    _write_first(cfg, prefix, scripted_input(t0))
+    _write_first(cfg, prefix, scripted_input(t0) + scripted_rules(t0))
     with deployment(cfg, prefix, list(JOBS)) as dep, _observed(report, dep):
         res = _results(dep, views, done)
         for side in ("dlq", "late"):
@@ -163,7 +184,7 @@ def _write_first(
 
     cfg = base.with_prefix(f"{prefix}.")
     topics.ensure_topics(cfg)
-    p = AvroKafkaProducer(cfg, topics.SOURCE_TOPICS)
+    p = AvroKafkaProducer(cfg, [*topics.SOURCE_TOPICS, topics.RULES_TOPIC])
     for key, rec, topic, ts in events:
         assert p.send(key, rec, topic, timestamp=ts)
     assert p.flush() == 0
@@ -203,6 +224,13 @@ def test_results_identical_at_1x1_and_6x2(runs: Runs, base_cfg: Config, reliabil
             list((small[view] - large[view]).items())[:3],
             list((large[view] - small[view]).items())[:3],
         )
+    # the rule join took part: the spike's windows were judged by the default, then the change
+    energy = sorted(
+        dict(dict(a)["attributes"])["threshold_w"]
+        for a in small["alerts"]
+        if dict(a)["rule"] == "energy_over_threshold"
+    )
+    assert energy == ["7000.0", "8000.0"], energy
     rows = sum(sum(c.values()) for c in small.values())
     reliability(
         "event time",
@@ -272,6 +300,8 @@ def test_report_of_the_scripted_input_shows_the_figures_derived_from_it(
         row = re.search(JOB_ROW.format(job=job), text)
         assert row, (job, text[-4000:])
         samples, read, _, lag_last = row.groups()
+        # security_alerts also read the input's rule change (config.rules)
+        records += len(scripted_rules(runs.t0)) if job == "security_alerts" else 0
         assert int(samples) >= 1 and int(read.replace(",", "")) == records, (job, row[0])
         assert lag_last in ("0", "—"), row[0]
 
