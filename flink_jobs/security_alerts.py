@@ -9,7 +9,7 @@ from typing import Any
 from flink_jobs import validation
 from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
-from flinkpulse.topics import DEVICES_TOPIC, RULES_TOPIC
+from flinkpulse.topics import RULES_TOPIC
 
 JOB = "security_alerts"
 DEFAULTS: dict[str, Any] = {
@@ -38,8 +38,6 @@ def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = w
         ("iot.sensor-readings", "sensor_readings", validation.sensor_reading, False),
         # live rule parameters: the versioned table `rules` of the SQL (common.rules_source)
         (RULES_TOPIC, "rule_changes", None, True),
-        # where each device is (device_stats owns the topic's dlq.)
-        (DEVICES_TOPIC, "device_changes", None, False),
     ]
     return wire(ctx, sources, "security_alerts.sql", job_params(cfg, JOB, DEFAULTS), OUTPUTS)
 

@@ -1,8 +1,7 @@
 -- security_alerts: CEP rules (MATCH_RECOGNIZE) and a threshold rule, one alert stream.
 --
 -- Inputs: security_events, access_logs, player_events, sensor_readings (decoded, on-time),
---         rule_changes (config.rules: rule, scope, param, value, ..., changed_at event time),
---         devices (the versioned table of iot.devices, sql/flink/devices.sql, run first)
+--         rule_changes (config.rules: rule, scope, param, value, ..., changed_at event time)
 -- Output: alerts (every rule, one schema), security_events (raw events for ClickHouse)
 -- (security_events_in is the decoded source; the other three sources are dead-lettered by
 -- the job that owns them, so a bad record lands in its DLQ once)
@@ -39,14 +38,13 @@ FROM (
 )
 WHERE rn = 1;
 
--- Security events for the security event log, each with the room and owner of its device at
--- the event's time (an event-time temporal join; a device the reference table does not know
--- keeps the room its event carries, owner NULL).
+-- Raw security events, as they are, for the security event log. Not enriched with the devices
+-- reference table: an event-time temporal join emits a row only once the watermark passes it,
+-- so a quiet home's last door event would stay out of the log until its next event; a log
+-- must show an event when it happens (docs/techniques.md).
 CREATE TEMPORARY VIEW security_events AS
-SELECT e.event_id, e.home_id, e.device_id, COALESCE(d.room, e.room) AS room, e.kind,
-  e.event_time, d.owner AS owner
-FROM security_events_in AS e
-LEFT JOIN devices FOR SYSTEM_TIME AS OF e.event_time AS d ON d.device_id = e.device_id;
+SELECT event_id, home_id, device_id, room, kind, event_time
+FROM security_events_in;
 
 -- door_open_while_armed: a door opens after ARM_AWAY with no DISARM in between.
 CREATE TEMPORARY VIEW alert_door_open_while_armed AS

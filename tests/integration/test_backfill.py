@@ -295,9 +295,7 @@ def test_backfill_security_alerts_equals_the_stream_and_keeps_each_incident_once
     db = pcfg.clickhouse.database
     try:
         # every alert update and raw event, the stream's and the backfill's (in its range)
-        # the event log's rows come out of an event-time temporal join with the devices (issue
-        # 22): a row once the watermark passed its event, so the closer's own row stays back
-        logged = events[:-1]
+        logged = events
         total = len(stream) + len(backfill) + len(logged)
         total += sum(1 for t, _, _ in logged if frm <= t < to)
         deadline = time.monotonic() + 120

@@ -446,18 +446,13 @@ def alert_run(parallelism: int, **inputs: list[dict[str, Any]]) -> list[dict[str
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
-def test_security_events_carry_the_room_and_owner_of_their_device_at_their_time(
-    parallelism: int,
-) -> None:
-    """The security event log attributes each event to where its device was at the event's
-    time: door-1 (its events say 'hall') is the front door of h1 until 12:00:30, then the back
-    door in the kitchen; pir-7 is in no reference table."""
+def test_security_event_log_is_the_events_as_they_are(parallelism: int) -> None:
+    """The security event log passes each event through as it came, without the devices
+    reference table: an event-time temporal join would hold a quiet home's last event back until
+    its next one (docs/techniques.md), and a log must show an event when it happens."""
     sec = [se(1, 10, "h1", "DOOR_OPEN"), se(2, 29.999, "h1", "DOOR_CLOSE"),
            se(3, 30, "h1", "DOOR_OPEN"), se(4, 40, "h1", "MOTION", "pir-7", "living")]  # fmt: skip
-    changes = [
-        assign(0, "door-1", "h1", "hallway", "ann"),
-        assign(30, "door-1", "h1", "kitchen", "ann"),
-    ]
+    changes = [assign(0, "door-1", "h1", "hallway", "ann")]
     t_env = make_env(parallelism)
     for view, record in ALERT_SOURCES.items():
         register_input(t_env, view, record, sec if view == "security_events_in" else [])
@@ -465,11 +460,12 @@ def test_security_events_carry_the_room_and_owner_of_their_device_at_their_time(
     register_devices(t_env, changes)
     params = dict(security_alerts.DEFAULTS)
     (log,) = run_views(t_env, "security_alerts.sql", params, ["security_events"]).values()
-    assert sorted((r["event_id"], r["device_id"], r["room"], r["owner"]) for r in log) == [
-        ("s1", "door-1", "hallway", "ann"),
-        ("s2", "door-1", "hallway", "ann"),
-        ("s3", "door-1", "kitchen", "ann"),
-        ("s4", "pir-7", "living", None),
+    assert all("owner" not in r for r in log)
+    assert sorted((r["event_id"], r["device_id"], r["room"], r["kind"]) for r in log) == [
+        ("s1", "door-1", "hall", "DOOR_OPEN"),
+        ("s2", "door-1", "hall", "DOOR_CLOSE"),
+        ("s3", "door-1", "hall", "DOOR_OPEN"),
+        ("s4", "pir-7", "living", "MOTION"),
     ]
 
 
