@@ -318,7 +318,7 @@ def test_full_speed_never_writes_the_future(stack_cfg: Config) -> None:
     assert _cli_produce(cfg, "all", "--rate", "0", "--count", "150000", "--seed", "5") == 0
     after = int(time.time() * 1000)
     total = 0
-    for logical in streams.topics("all"):
+    for logical in (t for t in streams.topics("all") if t not in VERSIONED):  # events only
         times = _times(cfg, logical)
         total += len(times)
         assert {kind for kind, _, _ in times} == {TIMESTAMP_CREATE_TIME}
