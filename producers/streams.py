@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from flinkpulse.topics import VERSIONED
 from producers.base import TimeConfig, TimedEvent
 
 DOMAINS = ("gaming", "iot", "web")
@@ -34,7 +35,13 @@ def domains(name: str) -> list[str]:
 
 
 def topics(name: str) -> list[str]:
+    """Every topic `name` writes: its events' and its reference tables' (topics.VERSIONED)."""
     return [t for d in domains(name) for t in DOMAIN_TOPICS[d]]
+
+
+def event_topics(name: str) -> list[str]:
+    """The topics of `name`'s events: `stream` writes these, `reference` the others."""
+    return [t for t in topics(name) if t not in VERSIONED]
 
 
 def stream(

@@ -20,7 +20,6 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from flinkpulse import cli
 from flinkpulse.config import Config
 from flinkpulse.schemas import TOPIC_KEYS, TOPIC_RECORDS, schema, schema_str
-from flinkpulse.topics import VERSIONED
 from producers import streams
 from producers.base import TimeConfig, take
 from producers.kafka import AvroKafkaProducer
@@ -96,9 +95,7 @@ def test_domain_roundtrip_is_valid_keyed_and_seeded(stack_cfg: Config, domain: s
     prod = AvroKafkaProducer(cfg, streams.topics(domain))
     stats = prod.run(streams.stream(domain, 11, tc), count=n)
     assert (stats.sent, stats.delivered, stats.failed, stats.invalid) == (n, n, 0, 0)
-    # the events' topics: a domain's reference topics (topics.VERSIONED, e.g. iot.devices) get
-    # their records from send_reference, not from the event stream
-    for logical in (t for t in streams.topics(domain) if t not in VERSIONED):
+    for logical in streams.event_topics(domain):
         topic = cfg.kafka.topic(logical)
         want = [(k, r) for k, r, t, _ in expected if t == logical]
         msgs = consume(cfg, topic, len(want))
@@ -318,7 +315,7 @@ def test_full_speed_never_writes_the_future(stack_cfg: Config) -> None:
     assert _cli_produce(cfg, "all", "--rate", "0", "--count", "150000", "--seed", "5") == 0
     after = int(time.time() * 1000)
     total = 0
-    for logical in (t for t in streams.topics("all") if t not in VERSIONED):  # events only
+    for logical in streams.event_topics("all"):
         times = _times(cfg, logical)
         total += len(times)
         assert {kind for kind, _, _ in times} == {TIMESTAMP_CREATE_TIME}
