@@ -99,6 +99,16 @@ class Writer:
         stamp = rec["event_time"] if ts is None else ts
         self.send(logical, case, k.encode() if isinstance(k, str) else k, value, stamp)
 
+    def security_events(self, prefix: str, events: list[tuple[int, str, str]]) -> None:
+        """Scripted security events (time, home, kind): ids `<prefix>-<i>`, each home's one
+        device `<home>-dev` in the hall."""
+        for i, (t, home, kind) in enumerate(events):
+            rec = {
+                "event_id": f"{prefix}-{i}", "home_id": home, "device_id": f"{home}-dev",
+                "room": "hall", "kind": kind, "event_time": t,
+            }  # fmt: skip
+            self.avro("iot.security-events", "scripted", rec)
+
     def flush(self) -> None:
         assert self.p.flush(30) == 0
 

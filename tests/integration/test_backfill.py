@@ -109,7 +109,6 @@ def test_bounded_replay_reads_exactly_its_range(
     stats.close()
 
 
-SEC = "iot.security-events"
 ALERTS = "alerts"
 SEC_RESULTS = "results.security-events"
 #: (home, [(seconds after t0, kind)]): door_open_while_armed matches (ARM_AWAY .. DOOR_OPEN);
@@ -131,12 +130,7 @@ def _write_security(cfg: Config, t0: int, prefix: str) -> list[tuple[int, str, s
     w = Writer(cfg)
     events = sorted((t0 + s * 1000, home, kind) for home, evs in HOMES.items() for s, kind in evs)
     events.append((t0 + 6 * MINUTE, "h-closer", "DOOR_CLOSE"))  # the watermark past them all
-    for i, (t, home, kind) in enumerate(events):
-        rec = {
-            "event_id": f"{prefix}-{i}", "home_id": home, "device_id": f"{home}-dev",
-            "room": "hall", "kind": kind, "event_time": t,
-        }  # fmt: skip
-        w.avro(SEC, "scripted", rec)
+    w.security_events(prefix, events)
     w.flush()
     return events
 

@@ -31,7 +31,6 @@ pytestmark = pytest.mark.integration
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 SENSOR = "iot.sensor-readings"
-SEC = "iot.security-events"
 STATS = "results.device-stats"
 ALERTS = "alerts"
 DEVICES = ["dev-a", "dev-b", "dev-c"]
@@ -99,12 +98,7 @@ def _write(cfg: Config, t0: int, prefix: str) -> list[tuple[int, str, str]]:
             w.avro(SENSOR, "reading", rec)
     events = sorted((t, home, kind) for home, evs in _incidents(t0).items() for t, kind in evs)
     events.append((t0 + 75 * MINUTE, "h-closer", "DOOR_CLOSE"))
-    for i, (t, home, kind) in enumerate(events):
-        rec = {
-            "event_id": f"{prefix}-{i}", "home_id": home, "device_id": f"{home}-dev",
-            "room": "hall", "kind": kind, "event_time": t,
-        }  # fmt: skip
-        w.avro(SEC, "scripted", rec)
+    w.security_events(prefix, events)
     closer = {
         "device_id": "closer", "home_id": "home-bf", "room": "lab", "sensor_type": "TEMPERATURE",
         "value": 0.0, "unit": "C", "appliance": None, "event_time": t0 + 75 * MINUTE,
