@@ -101,6 +101,9 @@ class Versioned:
     key: str
     version_time: str
     sql: str | None = None
+    #: the ClickHouse table the loader keeps every version of its records in, if any (queries
+    #: join with it as of their rows' time: sql/clickhouse/013_security_events_enriched.sql)
+    table: str | None = None
 
 
 #: compacted topic -> how the jobs read it as a versioned table (flink_jobs/common.py
@@ -108,7 +111,9 @@ class Versioned:
 #: config.rules is '<rule>/<scope>' (flinkpulse.rules.rule_key), not one record field.
 VERSIONED: dict[str, Versioned] = {
     RULES_TOPIC: Versioned("config", RULES_RECORD, "rule/scope", "changed_at"),
-    DEVICES_TOPIC: Versioned("reference", DEVICES_RECORD, "device_id", "updated_at", "devices.sql"),
+    DEVICES_TOPIC: Versioned(
+        "reference", DEVICES_RECORD, "device_id", "updated_at", "devices.sql", "device_assignments"
+    ),
     PLAYERS_TOPIC: Versioned("reference", PLAYERS_RECORD, "player_id", "updated_at", "players.sql"),
 }
 #: the schema registry's own store (Confluent SR ``kafkastore.topic``) in deployments that run one
@@ -189,7 +194,7 @@ def _topology() -> tuple[Topic, ...]:
     # or an assignment holds until it is changed)
     compact = {"cleanup.policy": "compact"}
     for name, v in VERSIONED.items():
-        out.append(Topic(name, v.kind, v.key, 1, -1, compact, None, v.record))
+        out.append(Topic(name, v.kind, v.key, 1, -1, compact, v.table, v.record))
         out.append(Topic(dlq_topic(name), "dlq", None, 1, MONTH_MS))
     # the loader dead-letters result records it cannot decode to dlq.<result topic>
     out.extend(

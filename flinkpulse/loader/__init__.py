@@ -1,7 +1,9 @@
-"""The exactly-once loader: result topics, ``alerts`` and raw security events -> ClickHouse.
+"""The exactly-once loader: result topics, ``alerts``, raw security events and the device
+assignments -> ClickHouse.
 
 Each topic feeds one table (``results.player-stats`` -> ``player_stats``, ``alerts`` ->
-``alerts``, ...; :data:`TOPIC_TABLES`). Values are Avro in Confluent wire format with the
+``alerts``, ``iot.devices`` -> ``device_assignments``, ...; :data:`TOPIC_TABLES`, from the
+topology). Values are Avro in Confluent wire format with the
 writer schema in the registry (cached by id). Rows are batched by size and time and inserted
 with clickhouse-connect as the ``writer`` user: where ClickHouse converts every field of the
 writer schema as Python would, ClickHouse decodes the batch itself (staged and checked,
@@ -27,13 +29,8 @@ backoff and resumes from what ClickHouse holds.
 
 from __future__ import annotations
 
-from flinkpulse.topics import RESULT_TOPICS
+from flinkpulse.topics import TOPOLOGY
 
-
-def table_for(topic: str) -> str:
-    """The ClickHouse table a logical result topic is loaded into."""
-    return topic.removeprefix("results.").replace("-", "_").replace(".", "_")
-
-
-#: logical topic -> table, every topic the loader consumes
-TOPIC_TABLES: dict[str, str] = {t: table_for(t) for t in RESULT_TOPICS}
+#: logical topic -> table, every topic the loader consumes: the result topics (each into the
+#: table of its Flink view's name) and the reference topics whose every version ClickHouse keeps
+TOPIC_TABLES: dict[str, str] = {t.name: t.table for t in TOPOLOGY if t.table}

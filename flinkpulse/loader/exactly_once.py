@@ -24,8 +24,9 @@ holds nothing of that partition). Why no record is lost or loaded twice:
 3. *Resume.* After a crash (of the loader, of ClickHouse, of the network) the loader reads M
    and consumes from M + 1: records <= M are in, records > M are not (by 2), so each record
    ends up in the table exactly once. Offsets not in the table below M are records that are
-   not rows: transaction markers, aborted records (read_committed never delivers them) and
-   dead-lettered records. The "commit" of a record's position is its row: the two cannot
+   not rows: transaction markers, aborted records (read_committed never delivers them),
+   dead-lettered records and, in a compacted topic (iot.devices), records the log cleaner
+   removed before the loader read them. The "commit" of a record's position is its row: the two cannot
    part. (:meth:`Ledger.resumed` restarts the checks of 1 from M + 1.)
 4. *In-flight inserts.* An insert whose outcome the loader did not see (timeout, kill -9) may
    still be running in ClickHouse when the loader resumes; reading M then would let it load

@@ -2,7 +2,9 @@
 home's bedroom mid-stream is attributed to the kitchen before the move and to the bedroom after
 it, exactly, through Kafka, the device_stats job (event-time temporal join with the compacted
 reference topic iot.devices) and its result topic. The devices are written the way
-`flinkpulse produce iot` writes them (AvroKafkaProducer.send_reference), before the readings."""
+`flinkpulse produce iot` writes them (AvroKafkaProducer.send_reference), before the readings.
+The security event log is attributed at query time instead: the loader keeps every device
+assignment in ClickHouse and the view security_events_enriched joins them as of each event."""
 
 from __future__ import annotations
 
@@ -13,11 +15,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from flinkpulse import topics
+from flinkpulse.bench.records import SECURITY_EVENT, Encoder, register
+from flinkpulse.clickhouse.migrate import client
 from flinkpulse.config import Config
+from flinkpulse.loader.core import Loader
 from producers.kafka import AvroKafkaProducer
-from tests.pipeline_helpers import Reader, Writer, deployment
+from tests.pipeline_helpers import Reader, Writer, deployment, scoped
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +142,81 @@ def test_a_promoted_player_shows_the_new_tier_in_windows_ending_after_it(
         (MINUTE, "eu-west", "platinum", 6),
         (2 * MINUTE, "eu-west", "platinum", 6),
     ]
+
+
+def test_the_security_log_is_attributed_to_the_room_in_force_at_each_event(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """door-1 is installed in h1's hall (owner ann) at t0 and moved to h2's garage (owner bob)
+    at t0 + 60 s. Through the loader (iot.devices -> device_assignments, the security events'
+    result topic -> security_events), security_events_enriched attributes each event to the
+    assignment in force at its event time: at t0 and up to the move the hall, from the move on
+    the garage (both bounds inclusive of the assignment's own time), before t0 and for a device
+    never assigned nothing. The move is loaded after the events, and every version is then sent
+    again: the view still has one row per event."""
+    ensure_stack("kafka", "registry", "clickhouse")
+    prefix = f"enrichq{uuid.uuid4().hex[:6]}"
+    cfg = scoped(base_cfg, prefix).derive(kafka={"partitions": 2})
+    t0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+    hall = ("door-1", {"device_id": "door-1", "home_id": "h1", "room": "hall", "owner": "ann",
+                       "updated_at": t0}, topics.DEVICES_TOPIC, t0)  # fmt: skip
+    garage = ("door-1", {"device_id": "door-1", "home_id": "h2", "room": "garage",
+                         "owner": "bob", "updated_at": t0 + MINUTE}, topics.DEVICES_TOPIC,
+              t0 + MINUTE)  # fmt: skip
+    # (event id, device, event time); every event says h1's hall itself, as a stale device would
+    events = [("e0", "door-1", t0 - 1), ("e1", "door-1", t0), ("e2", "door-1", t0 + MINUTE - 1),
+              ("e3", "door-1", t0 + MINUTE), ("e4", "door-1", t0 + 2 * MINUTE),
+              ("e5", "door-9", t0 + 30_000)]  # fmt: skip
+    loader_topics = [topics.DEVICES_TOPIC, "results.security-events"]
+    ch = None
+    try:
+        topics.ensure_topics(cfg, loader_topics)
+        ref = AvroKafkaProducer(cfg, [topics.DEVICES_TOPIC], create_topics=False)
+        assert ref.send_reference([hall]) == 1
+        sec = cfg.kafka.topic("results.security-events")
+        enc = Encoder(register(cfg.registry.url, f"{sec}-value", SECURITY_EVENT), SECURITY_EVENT)
+        p = Producer(cfg.kafka.client_conf())
+        for event_id, device, t in events:
+            rec = {"event_id": event_id, "home_id": "h1", "device_id": device, "room": "hall",
+                   "kind": "DOOR_OPEN", "event_time": t}  # fmt: skip
+            p.produce(sec, key=b"h1", value=enc(rec))
+        assert p.flush(30) == 0
+        assert Loader(cfg, topics=loader_topics).run(once=True).rows == 1 + len(events)
+
+        ch = client(cfg)
+        view = f"`{prefix}`.security_events_enriched"
+        query = (
+            f"SELECT event_id, home_id, room, assigned_home_id, assigned_room, owner, "
+            f"toUnixTimestamp64Milli(assigned_at) FROM {view} ORDER BY event_id"
+        )
+        before_move = ch.query(query).result_rows
+        assert [r[3:6] for r in before_move] == [
+            ("", "", ""), ("h1", "hall", "ann"), ("h1", "hall", "ann"), ("h1", "hall", "ann"),
+            ("h1", "hall", "ann"), ("", "", ""),
+        ]  # fmt: skip
+
+        # the move arrives after the events were loaded; then both versions once more
+        assert ref.send_reference([garage, hall, garage]) == 3
+        assert Loader(cfg, topics=loader_topics).run(once=True).rows == 3
+        assert ch.query(query).result_rows == [
+            ("e0", "h1", "hall", "", "", "", 0),
+            ("e1", "h1", "hall", "h1", "hall", "ann", t0),
+            ("e2", "h1", "hall", "h1", "hall", "ann", t0),
+            ("e3", "h1", "hall", "h2", "garage", "bob", t0 + MINUTE),
+            ("e4", "h1", "hall", "h2", "garage", "bob", t0 + MINUTE),
+            ("e5", "h1", "hall", "", "", "", 0),
+        ]
+        # what the Security dashboard's chart counts, read as Superset reads: the reader user
+        ro = client(cfg, "reader")
+        assert ro.query(
+            f"SELECT owner, assigned_room, count() FROM {view} GROUP BY ALL ORDER BY ALL"
+        ).result_rows == [("", "", 2), ("ann", "hall", 2), ("bob", "garage", 2)]
+        ro.close()
+        assert ch.query(
+            f"SELECT device_id, room, toUnixTimestamp64Milli(updated_at), count() "
+            f"FROM `{prefix}`.device_assignments FINAL GROUP BY ALL ORDER BY ALL"
+        ).result_rows == [("door-1", "garage", t0 + MINUTE, 1), ("door-1", "hall", t0, 1)]
+    finally:
+        ch = ch or client(cfg)
+        ch.command(f"DROP DATABASE IF EXISTS `{prefix}`")
+        ch.close()
