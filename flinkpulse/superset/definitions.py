@@ -75,6 +75,15 @@ class Dataset:
 
 
 _WINDOW = [("window_start", DT), ("window_end", DT)]
+#: the raw security event log's columns (security_events), which the enriched view keeps
+_SECURITY_EVENT = [
+    ("event_id", "String"),
+    ("home_id", "String"),
+    ("device_id", "String"),
+    ("room", LC),
+    ("kind", LC),
+    ("event_time", DT),
+]
 
 #: Column names and types are ClickHouse's (sql/clickhouse/001_tables.sql, 003_views.sql, and
 #: what the virtual datasets' SELECTs return); the e2e test compares them with the live schema.
@@ -226,15 +235,22 @@ DATASETS: dict[str, Dataset] = {
         ),
         Dataset(
             "security_events",
+            _SECURITY_EVENT,
+            dttm="event_time",
+        ),
+        Dataset(
+            # the log with each device's assignment in force at the event's time, joined at
+            # query time (013_security_events_enriched.sql): '' for an unassigned device
+            "security_events_enriched",
             [
-                ("event_id", "String"),
-                ("home_id", "String"),
-                ("device_id", "String"),
-                ("room", LC),
-                ("kind", LC),
-                ("event_time", DT),
+                *_SECURITY_EVENT,
+                ("assigned_home_id", "String"),
+                ("assigned_room", LC),
+                ("owner", "String"),
+                ("assigned_at", DT),
             ],
             dttm="event_time",
+            description="Security events with their device's home, room and owner at the time",
         ),
         Dataset(
             "path_latency",
@@ -535,6 +551,24 @@ DASHBOARDS: list[tuple[str, str, list[Chart]]] = [
                 # the newest sample of each topic, however old (counts are cumulative)
                 time_range="No filter",
                 row_limit=100,
+            ),
+            Chart(
+                "security_events_by_owner",
+                "Security events per owner and room",
+                "table",
+                "security_events_enriched",
+                metrics=[
+                    ("events", "count()"),
+                    ("door opens", "countIf(kind = 'DOOR_OPEN')"),
+                    ("motion", "countIf(kind = 'MOTION')"),
+                ],
+                # owner and room from the devices reference table as of each event ('' for a
+                # device it did not know then)
+                groupby=["owner", "assigned_home_id", "assigned_room"],
+                row_limit=GROWING_ROWS,
+                page_length=10,
+                server_pages=True,
+                width=12,
             ),
         ],
     ),

@@ -111,7 +111,7 @@ def test_import_twice_keeps_four_dashboards_and_no_duplicates(
         "Web traffic",
     ]
     n_charts = sum(1 for r in docs if r.startswith("charts/"))
-    assert len(charts) == n_charts == 17
+    assert len(charts) == n_charts == 18
     all_charts = superset.objects("chart", ["uuid", "slice_name"])
     assert len({c["uuid"] for c in all_charts}) == len(all_charts)
     names = [c["slice_name"] for c in charts]
@@ -324,7 +324,7 @@ def test_export_writes_the_bundle_back_without_passwords(
     data, passwords = cmd.prepare_import(stack_cfg, exported)
     superset.import_assets(data, passwords)
     dashes, charts = _ours(superset)
-    assert len(dashes) == 4 and len(charts) == 17
+    assert len(dashes) == 4 and len(charts) == 18
     assert yaml.safe_load((tmp_path / "metadata.yaml").read_text())["version"] == "1.0.0"
 
 
@@ -435,7 +435,7 @@ def test_kill9_superset_keeps_dashboards_and_exact_data(
             restart_s = round(time.monotonic() - t, 1)
             again = cmd.client(stack_cfg)  # old sessions may be gone: log in again
             dashes, charts = _ours(again)
-            assert len(dashes) == 4 and len(charts) == 17
+            assert len(dashes) == 4 and len(charts) == 18
             _check_time_filters(again, t0, path)  # exactly the same rows, no shift, no double
         finally:
             if not comp.running():  # a failed check must not leave Superset down
