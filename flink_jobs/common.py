@@ -252,7 +252,7 @@ def _source(ctx: JobContext, topic: str) -> Any:
 
 
 def _sink(ctx: JobContext, topic: str, sink_name: str) -> Any:
-    return (
+    d = (
         _kafka(ctx, topic)
         .option("sink.delivery-guarantee", "exactly-once")
         .option(
@@ -266,6 +266,9 @@ def _sink(ctx: JobContext, topic: str, sink_name: str) -> Any:
         # default of 1 MiB would fail the job (restart loop) on a large accepted or DLQ record
         .option("properties.max.request.size", "4194304")
     )
+    for k, v in ctx.cfg.flink.pairs(ctx.cfg.flink.sink_properties).items():
+        d = d.option(f"properties.{k}", v)
+    return d
 
 
 def raw_schema(watermark_delay_s: float | None = None) -> Any:

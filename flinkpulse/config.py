@@ -240,9 +240,11 @@ class FlinkConfig:
     extra_options: tuple[str, ...] = ()
     #: more Kafka consumer properties for every Kafka source, "key=value" (fetch.min.bytes=...)
     source_properties: tuple[str, ...] = ()
+    #: more Kafka producer properties for every Kafka sink, "key=value" (linger.ms=...)
+    sink_properties: tuple[str, ...] = ()
 
     def pairs(self, items: tuple[str, ...]) -> dict[str, str]:
-        """`extra_options` / `source_properties` as a dict (the text before the first `=`)."""
+        """`extra_options` / `source_properties` / `sink_properties` as a dict (the text before the first `=`)."""
         out = {}
         for item in items:
             key, sep, value = item.partition("=")

@@ -44,3 +44,21 @@ def test_lever_options_reach_the_job_through_its_shipped_config(tmp_path: Path) 
     assert back.pairs(back.extra_options) == {"pipeline.object-reuse": "true"}
     assert back.pairs(back.source_properties)["max.poll.records"] == "5000"
     assert load_config(str(path), env={}).flink.extra_options == cfg.flink.extra_options
+
+
+def test_sink_and_state_levers_survive_the_shipped_config(tmp_path: Path) -> None:
+    """`sink_batching` reaches every sink's producer, `rocksdb` the job's options."""
+    cfg = lever_cfg(load_config(env={}), "udf+sink_batching")
+    path = tmp_path / "job.toml"
+    path.write_text(to_toml(cfg.to_dict()))
+    back = load_config(str(path), env={}).flink
+    assert back.pairs(back.sink_properties) == {
+        "linger.ms": "20",
+        "batch.size": "262144",
+        "compression.type": "lz4",
+    }
+    rocks = lever_cfg(load_config(env={}), "twin+rocksdb").flink
+    assert rocks.pairs(rocks.extra_options) == {
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": "true",
+    }
