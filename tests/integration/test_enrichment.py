@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Producer
 
 from flinkpulse import topics
-from flinkpulse.bench.records import SECURITY_EVENT, Encoder, register
+from flinkpulse.bench.records import SECURITY_EVENT, Encoder, flink_schema, register
 from flinkpulse.clickhouse.migrate import client
 from flinkpulse.config import Config
 from flinkpulse.loader.core import Loader
@@ -220,3 +220,77 @@ def test_the_security_log_is_attributed_to_the_room_in_force_at_each_event(
         ch = ch or client(cfg)
         ch.command(f"DROP DATABASE IF EXISTS `{prefix}`")
         ch.close()
+
+
+#: results.client-activity as the web_traffic job registers it (the loader reads what it needs)
+_TS = {"type": "long", "logicalType": "timestamp-millis"}
+CLIENT_ACTIVITY = flink_schema(
+    [("window_start", _TS, False), ("window_end", _TS, False), ("client_ip", "string", False),
+     ("country", "string", True), ("browser", "string", True), ("device", "string", True),
+     ("requests", "long", False), ("errors", "long", False), ("bytes", "long", False)]
+)  # fmt: skip
+
+
+def test_client_activity_gets_the_network_of_its_address_from_the_bundled_ranges(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """client_activity rows loaded from results.client-activity; client_activity_asn names the
+    AS of each client from the ranges of 014_ip_asn.sql: exact at a range's first and last
+    address, nothing for an address between two ranges of one /8, outside every range, IPv6 or
+    not an address. The bundled ranges are CIDRs of /8 or longer that do not overlap."""
+    ensure_stack("kafka", "registry", "clickhouse")
+    prefix = f"enricha{uuid.uuid4().hex[:6]}"
+    cfg = scoped(base_cfg, prefix).derive(kafka={"partitions": 2})
+    t0 = 1_767_225_600_000
+    clients = ["8.8.8.0", "8.8.8.255", "8.8.5.1", "17.255.255.255", "203.0.113.9",
+               "1.1.2.0", "100.64.0.1", "2001:db8::1", "not-an-ip"]  # fmt: skip
+    ch = None
+    try:
+        topic = cfg.kafka.topic("results.client-activity")
+        topics.ensure_topics(cfg, ["results.client-activity"])
+        enc = Encoder(
+            register(cfg.registry.url, f"{topic}-value", CLIENT_ACTIVITY), CLIENT_ACTIVITY
+        )
+        p = Producer(cfg.kafka.client_conf())
+        for i, ip in enumerate(clients):
+            rec = {"window_start": t0, "window_end": t0 + MINUTE, "client_ip": ip, "country": "ZZ",
+                   "browser": None, "device": None, "requests": i + 1, "errors": 0, "bytes": 10}  # fmt: skip
+            p.produce(topic, key=ip.encode(), value=enc(rec))
+        assert p.flush(30) == 0
+        assert Loader(cfg, topics=["results.client-activity"]).run(once=True).rows == len(clients)
+
+        ch = client(cfg, "reader")
+        got = ch.query(
+            f"SELECT client_ip, requests, asn, as_org FROM `{prefix}`.client_activity_asn "
+            "ORDER BY requests"
+        ).result_rows
+        assert got == [
+            ("8.8.8.0", 1, 15169, "Google LLC"),
+            ("8.8.8.255", 2, 15169, "Google LLC"),
+            ("8.8.5.1", 3, 0, ""),  # between 8.8.4.0/24 and 8.8.8.0/24
+            ("17.255.255.255", 4, 714, "Apple Inc."),
+            ("203.0.113.9", 5, 64498, "Documentation (TEST-NET-3)"),
+            ("1.1.2.0", 6, 0, ""),  # just past 1.1.1.0/24
+            ("100.64.0.1", 7, 0, ""),
+            ("2001:db8::1", 8, 0, ""),
+            ("not-an-ip", 9, 0, ""),
+        ]
+        # the data's rules: /8 or longer (one first octet each) and no two ranges overlap
+        assert ch.query(
+            f"SELECT count(), countIf(toUInt8(splitByChar('/', cidr)[2]) >= 8) "
+            f"FROM `{prefix}`.ip_asn FINAL"
+        ).result_rows == [(11, 11)]
+        assert (
+            ch.query(
+                f"SELECT a.cidr, b.cidr FROM `{prefix}`.ip_asn AS a FINAL, `{prefix}`.ip_asn AS b "
+                f"FINAL WHERE a.cidr < b.cidr AND a.range_start <= b.range_end "
+                f"AND b.range_start <= a.range_end"
+            ).result_rows
+            == []
+        )
+    finally:
+        if ch is not None:
+            ch.close()
+        admin = client(cfg)
+        admin.command(f"DROP DATABASE IF EXISTS `{prefix}`")
+        admin.close()
