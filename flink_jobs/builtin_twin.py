@@ -17,9 +17,7 @@ cannot be written in SQL), so they measure cost, not results.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib
 import json
 import re
 import sys
@@ -27,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flink_jobs import common
-from flink_jobs.common import JobContext, Validator, run_job
+from flink_jobs.common import JobContext, Validator
 from flinkpulse import topics
 from flinkpulse.schemas import latest_schema
 
@@ -181,12 +179,8 @@ def twin_wire(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="flink_jobs/builtin_twin.py", add_help=False)
-    p.add_argument("--job", required=True)
-    args, rest = p.parse_known_args(argv)
-    mod = importlib.import_module(f"flink_jobs.{args.job}")
     # the job's own build(), given the Python-free wiring
-    run_job(f"{args.job}_twin", mod.build, rest, wire=twin_wire)
+    common.run_variant_job("flink_jobs/builtin_twin.py", "twin", twin_wire, argv)
 
 
 if __name__ == "__main__":

@@ -655,8 +655,10 @@ def wire(
     sql_file: str,
     params: dict[str, Any],
     outputs: list[str],
+    rewrite: Callable[[str], str] | None = None,
 ) -> JobContext:
-    """The common body of every `build()`: UDFs, decoded sources, the job's SQL, the sinks."""
+    """The common body of every `build()`: UDFs, decoded sources, the job's SQL (each statement
+    through `rewrite` first: a diagnostic variant, flink_jobs/no_joins.py), the sinks."""
     from udfs.flink import register_all
 
     register_all(ctx.t_env)
@@ -668,7 +670,7 @@ def wire(
             continue
         decoded_source(ctx, logical_topic, view, validate, side_outputs=owns)
     versioned_tables(ctx, [t for t, *_ in sources])
-    run_sql_file(ctx, sql_file, params)
+    run_sql_file(ctx, sql_file, params, rewrite=rewrite)
     for view in outputs:
         table = ctx.t_env.from_path(view)
         if ctx.backfill is not None:
@@ -729,6 +731,18 @@ Wire = Callable[
     [JobContext, Sequence[tuple[str, str, Validator | None, bool]], str, dict[str, Any], list[str]],
     JobContext,
 ]
+
+
+def run_variant_job(prog: str, suffix: str, wire: Wire, argv: list[str] | None) -> None:
+    """`<prog> --job JOB [job flags]`: JOB's own build() with another `wire` (a bench variant:
+    the built-in twin, the job without joins), as the Flink job `<JOB>_<suffix>`."""
+    import importlib
+
+    p = argparse.ArgumentParser(prog=prog, add_help=False)
+    p.add_argument("--job", required=True)
+    args, rest = p.parse_known_args(argv)
+    mod = importlib.import_module(f"flink_jobs.{args.job}")
+    run_job(f"{args.job}_{suffix}", mod.build, rest, wire=wire)
 
 
 def run_job(
