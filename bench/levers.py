@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2)
     a = p.parse_args(argv)
     res = ab(load_config(), a.job, a.variants, a.events, a.rounds)
-    keep = ("round", "variant", "state", "startup_s", "events_per_s", "steady_events_per_s")
+    keep = ("round", "variant", "state", "startup_s", "events_per_s", "steady_events_per_s",
+            "alongside_read")  # fmt: skip
     for r in res["runs"]:
         print(
             json.dumps(

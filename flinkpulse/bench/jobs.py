@@ -62,7 +62,30 @@ LEVERS: dict[str, dict[str, Any]] = {
     "sink_batching": {
         "sink_properties": ("linger.ms=20", "batch.size=262144", "compression.type=lz4")
     },
+    # diagnostic: the UDF job without its event-time temporal joins (flink_jobs/no_joins.py)
+    "no_join": {},
+    # the job as configured, with the archive job running alongside over the same topics
+    "archive": {},
 }
+
+#: lever -> the script that runs `--job JOB` instead of the job's own (flink_jobs/<script>.py)
+SCRIPT_LEVERS: dict[str, str] = {"no_join": "no_joins"}
+#: lever -> a job submitted before the variant and cancelled after it (reading the same topics)
+ALONGSIDE_LEVERS: dict[str, str] = {"archive": "archive"}
+
+
+def variant_script(job: str, variant: str) -> tuple[str, list[str]]:
+    """The script a variant submits and its leading arguments: the job's own, the twin, or a
+    diagnostic script of SCRIPT_LEVERS (`udf+no_join`; not combined with the twin)."""
+    base, *levers = variant.split("+")
+    scripts = [SCRIPT_LEVERS[lv] for lv in levers if lv in SCRIPT_LEVERS]
+    if base == "twin" and scripts or len(scripts) > 1:
+        raise ValueError(f"{variant}: one diagnostic script at most, and not with the twin")
+    if base == "twin":
+        return "builtin_twin", ["--job", job]
+    if scripts:
+        return scripts[0], ["--job", job]
+    return job, []
 
 
 def lever_cfg(cfg: Config, variant: str) -> Config:
@@ -126,12 +149,17 @@ def run_variant(
     from flinkpulse.flinkrun import submit
 
     rest = FlinkRest(cfg)
-    twin = variant.split("+")[0] == "twin"
-    script = "builtin_twin" if twin else job
-    extra = ["--job", job] if twin else []
+    script, extra = variant_script(job, variant)
     extra += ["--from", str(filled["from_ms"]), "--to", str(filled["to_ms"])]
     events = sum(filled["per_topic"].get(t, 0) for t in JOB_TOPICS[job])
-    _wait_slots(rest, cfg.flink.parallelism, timeout)
+    alongside = [ALONGSIDE_LEVERS[lv] for lv in variant.split("+")[1:] if lv in ALONGSIDE_LEVERS]
+    _wait_slots(rest, cfg.flink.parallelism * (1 + len(alongside)), timeout)
+    if alongside:  # the archive reads every source topic and its dead letters
+        from flinkpulse.topics import ensure_topics
+
+        ensure_topics(cfg)
+    # started (RUNNING) first: the variant's whole run shares the machine with them
+    others = {name: submit(cfg, name) for name in alongside}
     t = time.perf_counter()
     t_submit = time.time()
     jid = submit(cfg, script, extra_args=extra, wait_running=False)
@@ -158,6 +186,10 @@ def run_variant(
         if state not in ("FINISHED", "FAILED", "CANCELED"):
             rest.cancel(jid)
             rest.wait_state(jid, ("CANCELED", "FINISHED", "FAILED"))
+        read_alongside = {name: _source_reads(rest, other) for name, other in others.items()}
+        for other in others.values():
+            rest.cancel(other)
+            rest.wait_state(other, ("CANCELED", "FINISHED", "FAILED"))
     row: dict[str, Any] = {
         "job": job,
         "variant": variant,
@@ -170,6 +202,9 @@ def run_variant(
         "bundle_time_ms": cfg.flink.bundle_time_ms,
         "progress": [(round(ts, 1), n) for ts, n in samples],
     }
+    if others:
+        # records the alongside jobs' sources had read when the variant ended (their share)
+        row["alongside_read"] = read_alongside
     if state != "FINISHED":
         row["error"] = failure or rest.exception(jid) or f"not finished after {timeout:.0f}s"
         return row
@@ -194,6 +229,14 @@ def run_variant(
             row["steady_events_per_s"] / max(1, cfg.flink.parallelism)
         )
     return row
+
+
+def _source_reads(rest: Any, jid: str) -> int:
+    """Records read by all source vertices of job `jid` so far (REST metrics, ≤ 1 s old)."""
+    info = rest.call("GET", f"/jobs/{jid}")
+    return sum(
+        v["metrics"]["read-records"] for v in info["vertices"] if v["name"].startswith("Source:")
+    )
 
 
 #: the steady rate counts from the first progress sample at or past this share of the events
