@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flinkpulse.config import Config
@@ -142,9 +143,15 @@ def _wait_slots(rest: Any, needed: int, timeout: float) -> None:
 
 
 def run_variant(
-    cfg: Config, job: str, variant: str, filled: dict[str, Any], timeout: float
+    cfg: Config,
+    job: str,
+    variant: str,
+    filled: dict[str, Any],
+    timeout: float,
+    on_submit: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """One bounded run of `job` (or its twin) over the filled range; its rate from the REST API."""
+    """One bounded run of `job` (or its twin) over the filled range; its rate from the REST API.
+    `on_submit(job id)` is called once the job is submitted (the profiler watches it)."""
     from flinkpulse.flinkrest import FlinkRest
     from flinkpulse.flinkrun import submit
 
@@ -164,6 +171,8 @@ def run_variant(
     t_submit = time.time()
     jid = submit(cfg, script, extra_args=extra, wait_running=False)
     submit_s = time.perf_counter() - t
+    if on_submit:
+        on_submit(jid)
     samples: list[tuple[float, int]] = []
     state = ""
     failure = ""
