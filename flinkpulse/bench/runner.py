@@ -15,7 +15,9 @@ from typing import Any
 from flinkpulse.config import Config
 from flinkpulse.paths import ROOT
 
-ALL_SECTIONS = ["producers", "jobs", "loader", "e2e", "startup"]
+ALL_SECTIONS = ["producers", "jobs", "profile", "loader", "e2e", "startup"]
+#: the four jobs, each run as is (`udf`) and as its built-in twin
+ALL_JOBS = ["player_stats", "device_stats", "web_traffic", "security_alerts"]
 
 
 @dataclass
@@ -23,18 +25,27 @@ class Profile:
     """How much of each section to run: `quick` is a < 3 minute smoke check."""
 
     producer_events: int = 200_000
-    jobs: list[str] = field(
-        default_factory=lambda: ["player_stats", "device_stats", "web_traffic", "security_alerts"]
-    )
-    job_events_per_domain: int = 200_000
+    jobs: list[str] = field(default_factory=lambda: list(ALL_JOBS))
+    #: enough for a steady rate well past start-up (issue 17: 200k per run was mostly start-up)
+    job_events_per_domain: int = 1_000_000
     levers: list[str] = field(
         default_factory=lambda: ["udf_thread_mode", "udf_bundle_1000", "udf_bundle_100000"]
     )
     lever_jobs: list[str] = field(default_factory=lambda: ["player_stats", "web_traffic"])
     #: levers run for every job: parallelism 1 (`udf`) and 2 side by side in one run
     every_job_levers: tuple[str, ...] = ("udf_parallelism_2",)
-    #: seconds one bounded job run (incl. waiting for a free slot) may take
-    job_timeout_s: float = 600
+    #: seconds one bounded job run (incl. waiting for a free slot) may take: 1M events at the
+    #: slowest job's ~7k events/s (2026-11-26) take ~150 s, several times that on a loaded machine
+    job_timeout_s: float = 1200
+    #: profile section: JFR + py-spy of each job once warmed up (flinkpulse/bench/profile.py);
+    #: its runs are cancelled after the profile, so they never read all of their events
+    profile_jobs: list[str] = field(default_factory=lambda: list(ALL_JOBS))
+    profile_variants: list[str] = field(default_factory=lambda: ["udf", "twin"])
+    profile_events_per_domain: int = 1_000_000
+    profile_seconds: float = 20
+    profile_warmup_events: int = 100_000
+    #: seconds a profiled job may take to be submitted, get a slot and read the warm-up
+    profile_timeout_s: float = 600
     loader_rows: int = 200_000
     e2e_rate: float = 10_000
     e2e_latency_s: float = 90
@@ -59,9 +70,18 @@ def quick_profile() -> Profile:
         levers=[],
         every_job_levers=(),
         job_timeout_s=60,
+        profile_jobs=["player_stats"],
+        profile_variants=["udf"],
+        profile_events_per_domain=100_000,
+        profile_seconds=10,
+        profile_warmup_events=10_000,
         loader_rows=20_000,
         startup_components=["kafka"],
-        skip={"e2e": "end-to-end latency and sustained rate need minutes: full run only"},
+        skip={
+            "e2e": "end-to-end latency and sustained rate need minutes: full run only",
+            "profile": "a profile needs a warmed-up job, minutes per job: full run only "
+            "(or --sections profile)",
+        },
     )
 
 
@@ -75,6 +95,7 @@ def run(
 ) -> tuple[Path, Path]:
     """Run the sections (all by default); write and return (json path, markdown path)."""
     from flinkpulse.bench import e2e, jobs, loader, machine, producers, report, startup
+    from flinkpulse.bench import profile as prof
 
     started = dt.datetime.now().astimezone()
     t_run = time.perf_counter()
@@ -85,7 +106,7 @@ def run(
         "quick": quick,
         "topic_prefix": cfg.kafka.topic_prefix,
         "machine": machine.facts(),
-        "profile": profile.__dict__,
+        "settings": profile.__dict__,
     }
     p = profile
     steps: dict[str, Callable[[], dict[str, Any]]] = {
@@ -98,6 +119,18 @@ def run(
             p.lever_jobs,
             p.job_timeout_s,
             every_job_levers=p.every_job_levers,
+        ),
+        "profile": lambda: prof.run(
+            cfg,
+            p.profile_jobs,
+            p.profile_variants,
+            p.profile_events_per_domain,
+            p.profile_seconds,
+            p.profile_warmup_events,
+            # raw JFR / py-spy files: megabytes each, kept with the stack's state, not the results
+            cfg.stack.state_path() / "bench-profile" / cfg.kafka.topic_prefix.rstrip("."),
+            p.profile_timeout_s,
+            log,
         ),
         "loader": lambda: loader.run(cfg, p.loader_rows),
         "e2e": lambda: e2e.run(

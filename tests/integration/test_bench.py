@@ -41,12 +41,13 @@ def test_bench_quick_writes_json_and_markdown(ensure_stack: Any, tmp_path: Path)
     assert data["quick"] is True
     assert data["machine"]["cores"] >= 1 and data["machine"]["memory_gb"] > 0
     assert data["machine"]["versions"]["apache-flink"] == "2.2.0"
-    for section in ("producers", "jobs", "loader", "e2e", "startup"):
+    for section in ("producers", "jobs", "profile", "loader", "e2e", "startup"):
         sec = data[section]
         # measured, or saying why not: never silently empty
         assert sec and ("error" in sec or "skipped" in sec or len(sec) > 2), (section, sec)
     assert {r["domain"] for r in data["producers"]["rows"]} == {"gaming", "iot", "web"}
     assert {r["variant"] for r in data["jobs"]["rows"]} == {"udf", "twin"}
+    assert "full run only" in data["profile"]["skipped"]  # minutes per job: not in --quick
     assert data["loader"]["loaded"] == data["loader"]["rows"] == 20_000
     assert [g["goal"] for g in data["goals"]][0].startswith("producer")
     text = md[0].read_text()
