@@ -436,21 +436,10 @@ class AccessControl:
         """INSERT INTO db.t ... FORMAT/VALUES: the INSERT grant on the target table."""
         if user.storage != SQL_STORAGE or self.is_admin(user):
             return
-        toks = [t for t in sql.tokens(statement.encode()) if t.kind != "punct" or t.text == b"."]
-        words = [sql.ident(t) for t in toks]
-        i = 1
-        if i < len(words) and words[i].upper() == "INTO":
-            i += 1
-        if i < len(words) and words[i].upper() == "TABLE":
-            i += 1
-        if i < len(words) and words[i].upper() == "FUNCTION":
+        target = sql.insert_target(statement)
+        if target is None:
             raise self.denied(user, "ALL ON *.* (INSERT INTO FUNCTION)")
-        if i + 2 < len(toks) and toks[i + 1].text == b".":
-            db, table = words[i], words[i + 2]
-        elif i < len(words):
-            db, table = _current_db(conn), words[i]
-        else:
-            raise self.denied(user, "INSERT ON *.*")
+        db, table = target[0] or _current_db(conn), target[1]
         if not self.allowed(user, "INSERT", db, table):
             raise self.denied(user, f"INSERT ON {db}.{table}")
 

@@ -136,6 +136,22 @@ class InsertSplit:
     data_at: int
 
 
+def insert_target(statement: str) -> tuple[str | None, str] | None:
+    """``INSERT INTO [TABLE] [db.]t ...`` -> (db or None for the current one, t); None for
+    ``INSERT INTO FUNCTION`` or anything it cannot name."""
+    toks = [t for t in tokens(statement.encode()) if t.kind != "punct" or t.text == b"."]
+    words = [ident(t) for t in toks]
+    i = 1
+    for kw in ("INTO", "TABLE"):
+        if i < len(words) and words[i].upper() == kw:
+            i += 1
+    if i >= len(words) or words[i].upper() == "FUNCTION":
+        return None
+    if i + 2 < len(toks) and toks[i + 1].text == b".":
+        return words[i], words[i + 2]
+    return None, words[i]
+
+
 def split_insert(sql: bytes) -> InsertSplit | None:
     """For ``INSERT ... FORMAT X <data>`` or ``INSERT ... VALUES <data>`` return where the data
     starts; None for any other statement (including ``INSERT ... SELECT``).

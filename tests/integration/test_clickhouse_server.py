@@ -214,6 +214,36 @@ def test_insert_formats_in_body(server: Server, table: str) -> None:
     assert got == [(i, names[i - 1], i + 0.5) for i in range(1, 13)]
 
 
+def test_an_insert_that_breaks_a_constraint_is_refused_not_dropped(
+    server: Server, prefix: str
+) -> None:
+    """chDB's streaming insert drops a block that fails a CHECK constraint and reports it
+    written; the server must answer 469 and store nothing, in every body format."""
+    auth = ("writer", WRITER_PW)
+    c = server.client()
+    t = f"fp.{prefix}_checked"
+    c.command(
+        f"CREATE TABLE {t} (id UInt8, CONSTRAINT small CHECK id < 10) ENGINE = MergeTree ORDER BY id"
+    )
+    bad = {
+        "VALUES": (f"INSERT INTO {t} VALUES (5), (50)", b""),
+        "CSV": (f"INSERT INTO {t} FORMAT CSV", b"6\n60\n"),
+        "RowBinary": (f"INSERT INTO {t} FORMAT RowBinary", b"\x07\x46"),
+    }
+    for fmt, (query, data) in bad.items():
+        r = requests.post(server.url, params={"query": query}, data=data, auth=auth, timeout=10)
+        assert (r.status_code, r.headers.get("X-ClickHouse-Exception-Code")) == (500, "469"), fmt
+        assert "small" in r.text, fmt
+    with pytest.raises(Exception, match="469|small"):
+        c.insert(t, [[8], [80]], column_names=["id"])
+    r = requests.post(
+        server.url, params={"query": f"INSERT INTO {t} FORMAT CSV"}, data=b"1\n2\n", auth=auth
+    )
+    assert r.status_code == 200, r.text
+    assert json.loads(r.headers["X-ClickHouse-Summary"])["written_rows"] == "2"
+    assert c.query(f"SELECT groupArray(id) FROM {t}").result_rows == [([1, 2],)]
+
+
 def test_gzip_request_and_response(server: Server, table: str) -> None:
     auth = ("writer", WRITER_PW)
     data = "".join(f"{i}\tx{i}\t{i}\n" for i in range(10_000)).encode()
