@@ -165,8 +165,9 @@ def run_variant(
         from flinkpulse.topics import ensure_topics
 
         ensure_topics(cfg)
-    # started (RUNNING) first: the variant's whole run shares the machine with them
-    others = {name: submit(cfg, name) for name in alongside}
+    # submitted just before the variant, not waited for: both start up and read their backlog
+    # together (an archive RUNNING first would have read much of a bounded fill before it)
+    others = {name: submit(cfg, name, wait_running=False) for name in alongside}
     t = time.perf_counter()
     t_submit = time.time()
     jid = submit(cfg, script, extra_args=extra, wait_running=False)
