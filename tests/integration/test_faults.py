@@ -44,6 +44,7 @@ from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV, cmdline, is_ours
 from flinkpulse.stack.flink import Flink
 from producers import streams
 from producers.base import TimeConfig
+from tests.conftest import SessionStack
 from tests.pipeline_helpers import Writer, deployment, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -168,11 +169,22 @@ def pipe(base_cfg: Config, log_dir: Path, parallelism: int = 1) -> Iterator[Faul
                 ch.close()
 
 
+#: the components the fault pipe runs on (its loader is a process of its own)
+PIPE_COMPONENTS = ["kafka", "registry", "clickhouse", "flink"]
+
+
 @pytest.fixture(scope="module")
 def fp(
-    ensure_stack: Callable[..., Config], base_cfg: Config, tmp_path_factory: Any
+    ensure_stack: Callable[..., Config],
+    session_stack: SessionStack,
+    base_cfg: Config,
+    tmp_path_factory: Any,
 ) -> Iterator[FaultPipe]:
-    ensure_stack("kafka", "registry", "clickhouse", "flink")
+    ensure_stack(*PIPE_COMPONENTS)
+    # what the session started for earlier tests (Superset, the loader component, the demo's
+    # MQTT broker and ingest) and no later one needs: stopped, so that the `stack down`/`stack
+    # up` tests do not restart them (Superset alone took ~40-70 s to start)
+    session_stack.release(*(n for n in stack.COMPONENTS if n not in PIPE_COMPONENTS))
     with pipe(base_cfg, tmp_path_factory.mktemp("faults")) as p:
         yield p
 
