@@ -119,7 +119,7 @@ def test_import_twice_keeps_four_dashboards_and_no_duplicates(
     datasets = superset.objects("dataset", ["uuid", "table_name"])
     ours = {d["uuid"] for r, d in docs.items() if r.startswith("datasets/")}
     mine = [d for d in datasets if d["uuid"] in ours]
-    assert len(mine) == len(ours) == 13
+    assert len(mine) == len(ours) == 14
     assert len({d["table_name"] for d in datasets}) == len(datasets)
     dbs = superset.objects("database", ["database_name"])
     assert [d["database_name"] for d in dbs].count(definitions.DATABASE_NAME) == 1
@@ -143,7 +143,7 @@ def test_datasets_have_clickhouse_s_columns_and_types(stack_cfg: Config) -> None
         if diff:
             wrong[ds["table_name"]] = diff
     assert not wrong, wrong
-    assert len(datasets) == 13
+    assert len(datasets) == 14
 
 
 def test_dashboards_auto_refresh_every_10s(superset: SupersetClient) -> None:
