@@ -127,12 +127,9 @@ def _results(cfg: Config, views: list[str], done: Callable[[dict[str, list[Any]]
     return out
 
 
-@contextlib.contextmanager
-def _deployed(
+def _run(
     base: Config, partitions: int, parallelism: int, t0: int, report: ReportRun | None = None
-) -> Iterator[Config]:
-    """The scripted input (rule change included) written to a prefix of its own, then the four
-    jobs deployed on it at `partitions` x `parallelism` while the block runs."""
+) -> Any:
     # visits end 30 s after a client's last request: all closed once the last HOP windows are
     cfg = base.derive(
         kafka={"partitions": partitions},
@@ -142,16 +139,6 @@ def _deployed(
         jobs={"web_traffic": {"session_gap_s": 30}},
     )
     prefix = f"par{partitions}x{parallelism}{uuid.uuid4().hex[:5]}"
-    # the input is in Kafka before the jobs start: every partition has data from the first
-    # poll on, so none wakes from idleness behind another one's watermark
-    _write_first(cfg, prefix, scripted_input(t0) + scripted_rules(t0))
-    with deployment(cfg, prefix, list(JOBS)) as dep, _observed(report, dep):
-        yield dep
-
-
-def _collect(dep: Config, t0: int) -> Any:
-    """Every result of a deployment of the scripted input once all are out (normalised,
-    counted); nothing in any late.* or dlq.* topic."""
     views = list(topics.RESULTS)
     # the input spans [t0, t0 + 2 min): the HOP windows holding its last minute end at
     # t0 + 2:10 .. t0 + 2:50; once one ending at t0 + 2:30 is out, the watermark passed the rest
@@ -175,13 +162,17 @@ def _collect(dep: Config, t0: int) -> Any:
             }
         )
 
-    res = _results(dep, views, done)
-    for side in ("dlq", "late"):
-        for src in topics.SOURCE_TOPICS:
-            r = Reader(dep, f"{side}.{src}")
-            r.poll(2.0)
-            assert not r.msgs, f"{len(r.msgs)} records in {side}.{src}"
-            r.close()
+    # the input is in Kafka before the jobs start: every partition has data from the first
+    # poll on, so none wakes from idleness behind another one's watermark
+    _write_first(cfg, prefix, scripted_input(t0) + scripted_rules(t0))
+    with deployment(cfg, prefix, list(JOBS)) as dep, _observed(report, dep):
+        res = _results(dep, views, done)
+        for side in ("dlq", "late"):
+            for src in topics.SOURCE_TOPICS:
+                r = Reader(dep, f"{side}.{src}")
+                r.poll(2.0)
+                assert not r.msgs, f"{len(r.msgs)} records in {side}.{src}"
+                r.close()
     return res
 
 
@@ -207,30 +198,23 @@ def _observed(report: ReportRun | None, dep: Config) -> Any:
 class Runs:
     t0: int
     small: Any
-    large: Any
     report: ReportRun
 
 
 @pytest.fixture(scope="module")
 def runs(ensure_stack: Callable[..., Config], base_cfg: Config) -> Iterator[Runs]:
-    """The scripted input through the four jobs at 1 x 1 and, at the same time on a prefix of
-    its own, at 6 x 2 (4 + 8 slots: the test stack's 12); the 1 x 1 run's results are also
-    loaded into ClickHouse for the report test. Both at once: each run mostly waits for its
-    jobs to start and its watermarks to pass (one after the other they took ~6 min in CI)."""
+    """The scripted input through the four jobs at 1 x 1, its results also loaded into
+    ClickHouse for the report test."""
     ensure_stack("kafka", "registry", "flink", "clickhouse")
     t0 = (int(time.time() * 1000) // MINUTE - 12) * MINUTE
     report = ReportRun()
-    with (
-        _deployed(base_cfg, 1, 1, t0, report) as small_dep,
-        _deployed(base_cfg, 6, 2, t0) as large_dep,
-    ):
-        small, large = _collect(small_dep, t0), _collect(large_dep, t0)
-    yield Runs(t0, small, large, report)
+    small = _run(base_cfg, 1, 1, t0, report)
+    yield Runs(t0, small, report)
     report.drop()
 
 
-def test_results_identical_at_1x1_and_6x2(runs: Runs, reliability: Any) -> None:
-    small, large = runs.small, runs.large
+def test_results_identical_at_1x1_and_6x2(runs: Runs, base_cfg: Config, reliability: Any) -> None:
+    small, large = runs.small, _run(base_cfg, 6, 2, runs.t0)
     for view in topics.RESULTS:
         assert small[view], f"no {view} results"
         assert small[view] == large[view], (
@@ -340,7 +324,7 @@ def test_a_fast_clock_never_moves_the_watermark(
     prefix = f"skew{uuid.uuid4().hex[:6]}"
     pcfg = base_cfg.with_prefix(f"{prefix}.")
     topics.ensure_topics(pcfg)
-    # written before the job starts (see _deployed): every honest partition has data from the start
+    # written before the job starts (see _run): every honest partition has data from the start
     w = Writer(pcfg)
     for s in range(120):
         t = t0 + s * 1000
