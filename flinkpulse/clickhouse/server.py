@@ -898,11 +898,7 @@ def _has_constraints(conn: Connection, statement: str) -> bool:
     db, table = target
     q = (
         "SELECT count() FROM system.tables WHERE database = "
-        + (f"'{_quote(db)}'" if db else "currentDatabase()")
-        + f" AND name = '{_quote(table)}' AND position(create_table_query, ' CONSTRAINT ') > 0"
+        + (quote(db) if db else "currentDatabase()")
+        + f" AND name = {quote(table)} AND position(create_table_query, ' CONSTRAINT ') > 0"
     )
     return bytes(conn.raw.query(q, "TabSeparatedRaw").bytes()).strip() not in (b"", b"0")
-
-
-def _quote(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("'", "\\'")
