@@ -121,7 +121,12 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
     ctx.t_env.create_temporary_view(f"{view}_on_time", on_time)
     key = topics.DEDUP_KEYS[logical_topic]
     common.deduplicate(
-        ctx.t_env, f"{view}_on_time", view, key, [*names, "src_partition", "src_offset"]
+        ctx.t_env,
+        f"{view}_on_time",
+        view,
+        key,
+        [*names, "src_partition", "src_offset"],
+        ctx.cfg.flink.dedup_state,
     )
 
 

@@ -54,6 +54,9 @@ SQL_DIR = ROOT / "sql" / "flink"
 #: source topics (logical names) -> Avro record, from the topology
 SOURCE_TOPICS = dict(topics.SOURCE_RECORDS)
 
+#: the values of ``flink.dedup_state`` (`deduplicate`)
+DEDUP_STATES = ("ttl", "watermark")
+
 #: result views (defined in the jobs' SQL) -> result topic and Kafka key column
 RESULT_TOPICS = topics.RESULTS
 
@@ -116,6 +119,13 @@ class JobContext:
 
     def topic(self, name: str) -> str:
         return self.cfg.kafka.topic(name)
+
+    @property
+    def vectorized_decode(self) -> bool:
+        """Decode sources with the pandas UDF (``flink.vectorized_decode``): process mode only,
+        Flink runs no pandas UDF in thread mode, where the row UDF decodes."""
+        f = self.cfg.flink
+        return f.vectorized_decode and f.python_execution_mode == "process"
 
 
 def create_env(cfg: Config, job: str, batch: bool = False) -> tuple[Any, Any]:
@@ -404,7 +414,7 @@ def decoded_source(
     raw_table(ctx, raw, topic, source=True)
     fn_name = f"decode_{view}"
     t_env.create_temporary_function(
-        fn_name, decode_function(record, ctx.cfg.registry.url, validate)
+        fn_name, decode_function(record, ctx.cfg.registry.url, validate, ctx.vectorized_decode)
     )
     fields = reader_fields(record)
     names = [n for n, _ in fields]
@@ -489,7 +499,9 @@ def decoded_source(
         t_env.sql_query(f"SELECT {cols}, k, v, src_topic, src_partition, src_offset {where}"),
     )
     key = topics.DEDUP_KEYS[logical_topic]
-    dups = deduplicate(t_env, on_time, view, key, [*names, "src_partition", "src_offset"])
+    dups = deduplicate(
+        t_env, on_time, view, key, [*names, "src_partition", "src_offset"], f.dedup_state
+    )
     if side_outputs:
         # later copies -> dup.<topic>: kept byte for byte and counted (flinkpulse.quality)
         sink = f"{view}_dup"
@@ -604,35 +616,79 @@ def versioned_tables(ctx: JobContext, read: Sequence[str]) -> None:
 
 
 def deduplicate(
-    t_env: Any, source: str, view: str, key: Sequence[str], columns: Sequence[str]
+    t_env: Any,
+    source: str,
+    view: str,
+    key: Sequence[str],
+    columns: Sequence[str],
+    state: str = "ttl",
 ) -> str:
     """Register `view`: the first copy of each `key` in `source` (its `columns`); return the name
     of the view of the later copies (all of `source`'s columns and `dedup_copy`, 2, 3, ...).
 
-    A running count per key in arrival order (an OVER aggregate on processing time: append-only,
-    and the event-time attribute and its watermark pass through, so windows can follow). Copies
-    of one record share its Kafka key, so they arrive in offset order at any parallelism. Keys
-    are kept for ``table.exec.state.ttl`` (``flink.state_ttl_s``): a copy later than that counts
-    as a new event.
+    `state` (``flink.dedup_state``) says how long a key is remembered, and so which copies are
+    recognised (docs/techniques.md#deduplication):
+
+    * ``ttl``: a running count per key in arrival order (an OVER aggregate on processing time:
+      append-only, the event-time attribute and its watermark pass through). Keys are kept for
+      ``table.exec.state.ttl`` (``flink.state_ttl_s``): exact copies and copies re-stamped with
+      a later event time are recognised; the state grows with the event rate × the TTL.
+    * ``watermark``: a Window Top-N over 1 ms TUMBLE windows of the event time. Exact copies
+      share the event time and so the window; a window's rows go on when the watermark passes
+      it and its state is dropped then, so the state holds only the events not yet behind the
+      watermark. A copy re-stamped with a later event time counts as a new event. The windows
+      downstream wait for the same watermark, so their results are not later.
+
+    Copies of one record share its Kafka key, so they arrive in offset order at any parallelism.
     """
+    if state not in DEDUP_STATES:
+        raise UsageError(
+            f"flink.dedup_state: expected one of {', '.join(DEDUP_STATES)}, got {state!r}"
+        )
     keys = ", ".join(f"`{c}`" for c in key)
     copies = f"{view}_copies"
+    every = list(t_env.from_path(source).get_schema().get_field_names())
+    if state == "ttl":
+        t_env.create_temporary_view(
+            copies,
+            t_env.sql_query(
+                f"SELECT *, COUNT(*) OVER (PARTITION BY {keys} ORDER BY dedup_arrival "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS dedup_copy "
+                f"FROM (SELECT *, PROCTIME() AS dedup_arrival FROM {source})"
+            ),
+        )
+        first = ", ".join(f"`{c}`" for c in columns)
+    else:
+        # a 1 ms window holds one event time, so the window stands for `event_time` in the key
+        # and its window_time (end − 1 ms) is that event time, still the time attribute; rows
+        # of one window tie on the order and keep their arrival order (ROW_NUMBER)
+        part = ", ".join(
+            ["window_start", "window_end", *(f"`{c}`" for c in key if c != "event_time")]
+        )
+        t_env.create_temporary_view(
+            copies,
+            t_env.sql_query(
+                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER ("
+                f"PARTITION BY {part} ORDER BY window_time) AS dedup_copy "
+                f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(event_time), "
+                "INTERVAL '0.001' SECOND))) "
+                # every copy stays in the rank (the later ones go to the duplicates view)
+                "WHERE dedup_copy <= 2147483647"
+            ),
+        )
+        first = ", ".join(
+            "window_time AS event_time" if c == "event_time" else f"`{c}`" for c in columns
+        )
     t_env.create_temporary_view(
-        copies,
-        t_env.sql_query(
-            f"SELECT *, COUNT(*) OVER (PARTITION BY {keys} ORDER BY dedup_arrival "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS dedup_copy "
-            f"FROM (SELECT *, PROCTIME() AS dedup_arrival FROM {source})"
-        ),
+        view, t_env.sql_query(f"SELECT {first} FROM {copies} WHERE dedup_copy = 1")
     )
-    cols = ", ".join(f"`{c}`" for c in columns)
-    t_env.create_temporary_view(
-        view, t_env.sql_query(f"SELECT {cols} FROM {copies} WHERE dedup_copy = 1")
-    )
-    every = ", ".join(f"`{c}`" for c in t_env.from_path(source).get_schema().get_field_names())
     dups = f"{view}_duplicates"
     t_env.create_temporary_view(
-        dups, t_env.sql_query(f"SELECT {every}, dedup_copy FROM {copies} WHERE dedup_copy > 1")
+        dups,
+        t_env.sql_query(
+            f"SELECT {', '.join(f'`{c}`' for c in every)}, dedup_copy FROM {copies} "
+            "WHERE dedup_copy > 1"
+        ),
     )
     return dups
 

@@ -228,11 +228,21 @@ class FlinkConfig:
     #: drop later copies of a source record (same event id, topics.DEDUP_KEYS) before any
     #: window; a copy is recognised while the first is in state: ``state_ttl_s``
     dedup: bool = True
+    #: how long an event's identity is remembered to recognise its copies: "ttl" for
+    #: ``state_ttl_s`` of processing time (exact copies and copies re-stamped with a later event
+    #: time; the state grows with the event rate × the TTL), "watermark" until the watermark
+    #: passes its event time (exact copies only; the state holds only the events not yet behind
+    #: the watermark). docs/techniques.md#deduplication
+    dedup_state: str = "ttl"
     #: a partition of the rules topic (config.rules) or of a reference topic (iot.devices)
     #: without records for this long stops holding back the watermark of the events it is
     #: joined with (docs/event-time.md)
     rules_idle_timeout_s: float = 1.0
     python_execution_mode: str = "process"
+    #: decode the Avro sources in batches (a pandas UDF over Arrow columns) instead of one
+    #: Python call per record: 1.1-1.24x the job's rate (bench/README.md); process mode only
+    #: (thread mode decodes per record)
+    vectorized_decode: bool = True
     bundle_size: int = 10000
     bundle_time_ms: int = 200
     arrow_batch_size: int = 10000

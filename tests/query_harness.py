@@ -33,10 +33,11 @@ def register_input(
     rows: list[dict[str, Any]],
     dedup: Sequence[str] | None = None,
     time_field: str = "event_time",
+    dedup_state: str = "ttl",
 ) -> None:
     """Register `rows` as the source view `view` (fields of `record`, rowtime `time_field`).
-    With `dedup` (key fields), through the jobs' deduplication: later copies of a key leave
-    `view` and are in `<view>_duplicates`."""
+    With `dedup` (key fields), through the jobs' deduplication (`dedup_state`: how long a key
+    is remembered): later copies of a key leave `view` and are in `<view>_duplicates`."""
     from pyflink.common import Row
     from pyflink.table import Schema
 
@@ -64,7 +65,7 @@ def register_input(
         t_env.create_temporary_view(view, table)
         return
     t_env.create_temporary_view(f"{view}_in", table)
-    deduplicate(t_env, f"{view}_in", view, dedup, names)
+    deduplicate(t_env, f"{view}_in", view, dedup, names, dedup_state)
 
 
 def register_reference(

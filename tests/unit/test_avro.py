@@ -242,3 +242,24 @@ def test_nested_types_keep_their_namespace_when_references_are_inlined() -> None
     assert out["fields"][1]["type"] == "Line" and out["fields"][2]["type"] == address
     parsed: Any = fastavro.parse_schema(out)
     assert "shop.Line" in parsed["__named_schemas"] and "c.Address" in parsed["__named_schemas"]
+
+
+def test_the_batch_decoder_gives_per_value_what_the_row_decoder_gives() -> None:
+    """The vectorized decode (``flink.vectorized_decode``) returns, as columns, exactly the ok
+    flag, reason, schema id and fields (timestamps as epoch ms) of the per-record decode."""
+    from flink_jobs.decoding import decode_batch, epoch_millis
+
+    values = [GOOD, *(v for v, _ in BAD.values()), GOOD]
+    reg = Registry("http://registry")
+    stubbed(reg)
+    reader = fastavro.parse_schema(RECORD)
+    cols = decode_batch(reg, reader, values, ["id", "at"], {"at"})
+    assert set(cols) == {"ok", "error", "schema_id", "id", "at"}
+    assert all(len(c) == len(values) for c in cols.values())
+    for i, value in enumerate(values):
+        rec, sid, err = decode_record(reg, reader, value)
+        want = (rec is not None, err, sid, rec and rec["id"], rec and epoch_millis(rec["at"]))
+        got = tuple(cols[c][i] for c in ("ok", "error", "schema_id", "id", "at"))
+        assert got == want, i
+    assert cols["ok"] == [True, *[False] * len(BAD), True]
+    assert cols["at"][0] == 1_767_323_045_678 and cols["id"][0] == "a"

@@ -95,6 +95,36 @@ def test_dedup_gives_the_windows_of_the_input_without_copies(
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
+def test_dedup_until_the_watermark_drops_exact_copies_and_keeps_re_stamped_ones(
+    parallelism: int,
+) -> None:
+    """``flink.dedup_state = "watermark"``: an identity is remembered until the watermark passes
+    its event time. Exact copies (a retried send) are dropped as with the TTL; a copy re-stamped
+    ten minutes later is a new event there, in the windows of its own event time."""
+    events = web_requests(400)
+    sent = with_copies(events, 0.10)
+    t_env = make_env(parallelism)
+    key = DEDUP_KEYS["web.access-logs"]
+    register_input(
+        t_env, "access_logs", "flinkpulse.web.AccessLog", sent, dedup=key, dedup_state="watermark"
+    )
+    params = {**web_traffic.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
+    out = run_views(t_env, "web_traffic.sql", params, ["web_traffic", "access_logs_duplicates"])
+    exact = [c for j, c in enumerate(sent[400:]) if j % 2 == 0]
+    re_stamped = [c for j, c in enumerate(sent[400:]) if j % 2 == 1]
+    want: Counter[tuple[datetime, str, int]] = Counter()
+    for e in events + re_stamped:
+        for ws in hop_windows(e["event_time"], 20, 10):
+            want[(ws, e["path"].replace("/1", "/{id}"), e["status"])] += 1
+    got = {(r["window_start"], r["path"], r["status"]): r["requests"] for r in out["web_traffic"]}
+    assert got == dict(want)
+    dups = out["access_logs_duplicates"]
+    assert len(dups) == len(exact) == 20
+    assert {d["dedup_copy"] for d in dups} == {2}
+    assert sorted(d["event_id"] for d in dups) == sorted(e["event_id"] for e in exact)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
 def test_sessions_of_known_click_streams(parallelism: int) -> None:
     gap = 60
     rows = [
