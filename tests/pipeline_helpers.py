@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -175,6 +175,21 @@ class Reader:
 
     def close(self) -> None:
         self.c.close()
+
+
+def settle_all(readers: Sequence[Reader], quiet: float = 3.0) -> None:
+    """Poll `readers` in turn until none got anything new for `quiet` seconds: one wait for
+    all of them, where `Reader.settle` on each waits `quiet` seconds per topic."""
+    n = -1
+    last = time.monotonic()
+    while True:
+        for r in readers:
+            r.poll(0.2)
+        got = sum(len(r.msgs) for r in readers)
+        if got != n:
+            n, last = got, time.monotonic()
+        elif time.monotonic() - last >= quiet:
+            return
 
 
 def wait(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
