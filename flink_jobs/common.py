@@ -645,10 +645,10 @@ def deduplicate(
         raise UsageError(
             f"flink.dedup_state: expected one of {', '.join(DEDUP_STATES)}, got {state!r}"
         )
-    keys = ", ".join(f"`{c}`" for c in key)
     copies = f"{view}_copies"
     every = list(t_env.from_path(source).get_schema().get_field_names())
     if state == "ttl":
+        keys = ", ".join(f"`{c}`" for c in key)
         t_env.create_temporary_view(
             copies,
             t_env.sql_query(

@@ -144,13 +144,7 @@ def decode_function(
         def eval(self, value: bytes | None) -> Any:
             from pyflink.common import Row
 
-            rec, schema_id, err = decode_record(self.registry, self.reader, value, validate)
-            if rec is None:
-                return Row(False, err, schema_id, *([None] * len(names)))
-            return Row(
-                True, None, schema_id,
-                *(epoch_millis(rec.get(n)) if n in millis else rec.get(n) for n in names),
-            )  # fmt: skip
+            return Row(*decoded_row(self.registry, self.reader, value, names, millis, validate))
 
     if not vectorized:
         return udf(DecodeConfluentAvro(), result_type=row_type)
@@ -173,6 +167,25 @@ def decode_function(
 _PANDAS_DTYPES = {"ok": "bool", "error": object, "schema_id": "int32"}
 
 
+def decoded_row(
+    registry: Any,
+    reader: Any,
+    value: bytes | None,
+    names: list[str],
+    millis: set[str],
+    validate: Callable[[dict[str, Any]], str | None] | None = None,
+) -> tuple[Any, ...]:
+    """The decode UDF's row of one value: ok, error, schema_id, then `names` (timestamps as
+    epoch milliseconds; all None when the value cannot be decoded or is refused)."""
+    rec, schema_id, err = decode_record(registry, reader, value, validate)
+    if rec is None:
+        return (False, err, schema_id, *([None] * len(names)))
+    return (
+        True, None, schema_id,
+        *(epoch_millis(rec.get(n)) if n in millis else rec.get(n) for n in names),
+    )  # fmt: skip
+
+
 def decode_batch(
     registry: Any,
     reader: Any,
@@ -181,18 +194,10 @@ def decode_batch(
     millis: set[str],
     validate: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> dict[str, list[Any]]:
-    """The columns ok, error, schema_id and `names` of the decoded `values` (timestamps as
-    epoch milliseconds): per value what the row UDF returns, as columns."""
-    ok: list[bool] = []
-    errors: list[str | None] = []
-    ids: list[int] = []
-    fields: dict[str, list[Any]] = {n: [] for n in names}
-    for value in values:
-        rec, schema_id, err = decode_record(registry, reader, value, validate)
-        ok.append(rec is not None)
-        errors.append(err)
-        ids.append(schema_id)
-        for n, column in fields.items():
-            v = None if rec is None else rec.get(n)
-            column.append(epoch_millis(v) if n in millis else v)
-    return {"ok": ok, "error": errors, "schema_id": ids, **fields}
+    """The columns ok, error, schema_id and `names` of the decoded `values`: the rows of
+    `decoded_row`, as columns."""
+    rows = [decoded_row(registry, reader, v, names, millis, validate) for v in values]
+    return {
+        name: [row[i] for row in rows]
+        for i, name in enumerate(["ok", "error", "schema_id", *names])
+    }
