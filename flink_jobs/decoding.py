@@ -9,7 +9,7 @@ one: a call per Arrow batch, the same rows as one call per record (``flink.vecto
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,13 +70,28 @@ def timestamp_fields(record: str) -> set[str]:
     return {f["name"] for f in latest_schema(record)["fields"] if is_ts(f["type"])}
 
 
-_EPOCH = datetime(1970, 1, 1)
-_MS = timedelta(milliseconds=1)
+#: the epoch milliseconds a TIMESTAMP can hold (years 1 to 9999), as Python's datetime
+_MIN_MS = (datetime(1, 1, 1) - datetime(1970, 1, 1)) // timedelta(milliseconds=1)
+_MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999_000) - datetime(1970, 1, 1)) // timedelta(
+    milliseconds=1
+)
 
 
-def epoch_millis(v: datetime | None) -> int | None:
-    """A naive-UTC datetime (as decode_function reads timestamp-millis) -> exact epoch ms."""
-    return None if v is None else (v - _EPOCH) // _MS
+def job_registry(url: str) -> Any:
+    """The registry client of the jobs' decoding: timestamps read as epoch milliseconds (what
+    leaves the UDF), never as datetime objects, which cost more than the rest of a record."""
+    from flinkpulse.avro import Registry
+
+    return Registry(url, millis_as_long=True)
+
+
+def job_reader(schema: dict[str, Any]) -> Any:
+    """The parsed reader schema of the jobs' decoding: `schema` with timestamps as longs."""
+    import fastavro
+
+    from flinkpulse.avro import millis_as_long
+
+    return fastavro.parse_schema(millis_as_long(schema))
 
 
 def decode_record(
@@ -84,18 +99,22 @@ def decode_record(
     reader: Any,
     value: bytes | None,
     validate: Callable[[dict[str, Any]], str | None] | None = None,
+    millis: Collection[str] = (),
 ) -> tuple[dict[str, Any] | None, int, str | None]:
-    """(record with naive-UTC timestamps, schema id, None), or (None, schema id or -1, the
-    dead-letter reason) for a record that cannot be decoded or that `validate` refuses. A
-    registry outage raises (flinkpulse.avro.RegistryUnavailable): the job fails and restarts."""
-    from flinkpulse.avro import DecodeError, naive_utc, schema_id_of
+    """(record, schema id, None), or (None, schema id or -1, the dead-letter reason) for a record
+    that cannot be decoded, holds a timestamp (a field of `millis`, as epoch ms: `job_registry`,
+    `job_reader`) outside years 1..9999, or that `validate` refuses. A registry outage raises
+    (flinkpulse.avro.RegistryUnavailable): the job fails and restarts."""
+    from flinkpulse.avro import DecodeError, invalid_field
 
     try:
-        raw = registry.decode(value, reader)
+        schema_id, rec = registry.read(value, reader)
     except DecodeError as e:
         return None, e.schema_id, str(e)
-    schema_id = schema_id_of(value)
-    rec = {k: naive_utc(v) for k, v in raw.items()}
+    for n in millis:
+        t = rec.get(n)
+        if t is not None and not _MIN_MS <= t <= _MAX_MS:
+            return None, schema_id, invalid_field(n, f"{t} ms is not a time in years 1..9999")
     err = validate(rec) if validate is not None else None
     return (None, schema_id, err) if err else (rec, schema_id, None)
 
@@ -134,12 +153,8 @@ def decode_function(
 
     class DecodeConfluentAvro(ScalarFunction):  # type: ignore[misc]
         def open(self, function_context: Any) -> None:
-            import fastavro
-
-            from flinkpulse.avro import Registry
-
-            self.registry = Registry(registry_url)
-            self.reader = fastavro.parse_schema(reader)
+            self.registry = job_registry(registry_url)
+            self.reader = job_reader(reader)
 
         def eval(self, value: bytes | None) -> Any:
             from pyflink.common import Row
@@ -172,18 +187,15 @@ def decoded_row(
     reader: Any,
     value: bytes | None,
     names: list[str],
-    millis: set[str],
+    millis: Collection[str],
     validate: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> tuple[Any, ...]:
     """The decode UDF's row of one value: ok, error, schema_id, then `names` (timestamps as
     epoch milliseconds; all None when the value cannot be decoded or is refused)."""
-    rec, schema_id, err = decode_record(registry, reader, value, validate)
+    rec, schema_id, err = decode_record(registry, reader, value, validate, millis)
     if rec is None:
         return (False, err, schema_id, *([None] * len(names)))
-    return (
-        True, None, schema_id,
-        *(epoch_millis(rec.get(n)) if n in millis else rec.get(n) for n in names),
-    )  # fmt: skip
+    return (True, None, schema_id, *map(rec.get, names))
 
 
 def decode_batch(
@@ -191,13 +203,13 @@ def decode_batch(
     reader: Any,
     values: Any,
     names: list[str],
-    millis: set[str],
+    millis: Collection[str],
     validate: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> dict[str, list[Any]]:
     """The columns ok, error, schema_id and `names` of the decoded `values`: the rows of
     `decoded_row`, as columns."""
     rows = [decoded_row(registry, reader, v, names, millis, validate) for v in values]
-    return {
-        name: [row[i] for row in rows]
-        for i, name in enumerate(["ok", "error", "schema_id", *names])
-    }
+    columns = ["ok", "error", "schema_id", *names]
+    if not rows:
+        return {name: [] for name in columns}
+    return {name: list(col) for name, col in zip(columns, zip(*rows, strict=True), strict=True)}

@@ -16,7 +16,6 @@ import io
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import quote
@@ -226,7 +225,8 @@ class Registry:
     id, then cached (an id that is missing or not Avro too, with its reason).
 
     ``millis_as_long``: timestamps decode as epoch milliseconds (the loader: what Arrow's
-    ``timestamp[ms]`` takes) instead of naive-UTC datetimes (the jobs).
+    ``timestamp[ms]`` takes; the jobs: what leaves their decode UDF) instead of aware UTC
+    datetimes.
     """
 
     def __init__(
@@ -240,6 +240,8 @@ class Registry:
         self._parsed: dict[int, Any] = {}
         #: schema id -> why it cannot decode anything (kind, particulars)
         self._bad: dict[int, tuple[Reason, dict[str, Any]]] = {}
+        #: schema id -> (a reader schema, what to resolve with: None when the writer equals it)
+        self._readers: dict[int, tuple[Any, Any]] = {}
         self._session: Any = None
 
     # -- REST ---------------------------------------------------------------------------------
@@ -366,6 +368,10 @@ class Registry:
         """The record of one value, read with `reader` (a parsed schema: Avro schema resolution)
         or its writer schema. DecodeError (a bad record: its reason and schema id) or
         RegistryUnavailable."""
+        return self.read(value, reader)[1]
+
+    def read(self, value: bytes | None, reader: Any = None) -> tuple[int, dict[str, Any]]:
+        """(schema id, record) of one value: `decode`, with the id of the header read once."""
         from fastavro import schemaless_reader
 
         schema_id = schema_id_of(value)
@@ -376,13 +382,23 @@ class Registry:
         buf = io.BytesIO(value)
         buf.seek(HEADER_BYTES)
         try:
-            rec = schemaless_reader(buf, writer, reader)
+            rec = schemaless_reader(buf, writer, self._resolving(schema_id, writer, reader))
         except Exception:  # any Avro resolution / decoding error is a bad record: which kind?
             raise _undecodable(value, schema_id, writer, reader) from None
         if buf.tell() != len(value):
             raise DecodeError(Reason.TRAILING, schema_id, count=len(value) - buf.tell())
         assert isinstance(rec, dict)  # a record schema reads a dict
-        return rec
+        return schema_id, rec
+
+    def _resolving(self, schema_id: int, writer: Any, reader: Any) -> Any:
+        """`reader`, or None when it equals the writer schema: fastavro compares the two whole
+        schemas on every call otherwise (a quarter of a record's read, issue 17)."""
+        if reader is None:
+            return None
+        seen = self._readers.get(schema_id)
+        if seen is None or seen[0] is not reader:
+            seen = self._readers[schema_id] = (reader, None if writer == reader else reader)
+        return seen[1]
 
 
 def _undecodable(value: bytes, schema_id: int, writer: Any, reader: Any) -> DecodeError:
@@ -412,10 +428,3 @@ def _detail(e: Exception, writer: Any, reader: Any) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)  # an object's address differs per run
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def naive_utc(v: Any) -> Any:
-    """An aware datetime as naive UTC (what Flink's TIMESTAMP takes); anything else unchanged."""
-    if isinstance(v, datetime) and v.tzinfo:
-        return v.astimezone(UTC).replace(tzinfo=None)
-    return v

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import fastavro
 import pytest
 import requests
 from confluent_kafka.schema_registry import (
@@ -29,8 +28,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from flink_jobs.decoding import decode_record
-from flinkpulse.avro import Registry
+from flink_jobs.decoding import decode_record, job_reader, job_registry
 from flinkpulse.loader.avro import Decoder
 from flinkpulse.registry import compat
 from flinkpulse.registry.server import make_server
@@ -168,13 +166,13 @@ def test_official_serializer_records_decode_in_the_jobs_and_the_loader(url: str)
     assert value[0] == 0 and int.from_bytes(value[1:5], "big") == order_id
     # the official deserializer resolves the reference through our registry
     assert AvroDeserializer(c)(value, ctx) == ROW
-    # the jobs' decoder: naive-UTC timestamps, read with a self-contained reader schema
-    reader = fastavro.parse_schema(
+    # the jobs' decoder: epoch-ms timestamps, read with a self-contained reader schema
+    reader = job_reader(
         _record("t.shop.Order", ORDER_FIELDS[0], ("ship_to", ADDRESS), *ORDER_FIELDS[2:])
     )
-    rec, sid, reason = decode_record(Registry(url), reader, value)
+    rec, sid, reason = decode_record(job_registry(url), reader, value, millis={"at"})
     assert (sid, reason) == (order_id, None)
-    assert rec == {**ROW, "at": AT.replace(tzinfo=None)}
+    assert rec == {**ROW, "at": int(AT.timestamp() * 1000)}
     # the loader's decoder: epoch milliseconds; its writer schema is self-contained
     loader = Decoder(url)
     assert loader.decode(value) == {**ROW, "at": int(AT.timestamp() * 1000)}

@@ -13,7 +13,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from flink_jobs.decoding import decode_record
+from flink_jobs.decoding import decode_record, job_reader, job_registry
 from flinkpulse import avro
 from flinkpulse.avro import DecodeError, Registry, RegistryUnavailable
 from flinkpulse.loader.avro import Decoder
@@ -104,9 +104,9 @@ KINDS = {
 def test_one_reason_per_failure_kind_in_flink_and_in_the_loader(case: str) -> None:
     """The exact reason, the same on both paths, and its kind by type (never by its text)."""
     value, reason = BAD[case]
-    flink = Registry("http://registry")
+    flink = job_registry("http://registry")
     stubbed(flink)
-    reader = fastavro.parse_schema(ENUM if case == "bad enum index" else RECORD)
+    reader = job_reader(ENUM if case == "bad enum index" else RECORD)
     rec, sid, flink_reason = decode_record(flink, reader, value)
     loader = Decoder("http://registry")
     stubbed(loader)
@@ -137,20 +137,20 @@ def test_a_refused_field_value_has_one_reason_in_the_jobs_and_in_the_loader() ->
 
 
 def test_a_record_of_another_type_cannot_be_read_with_the_reader_schema() -> None:
-    reg = Registry("http://registry")
+    reg = job_registry("http://registry")
     stubbed(reg)
-    rec, sid, reason = decode_record(
-        reg, fastavro.parse_schema(RECORD), framed(2, OTHER, {"n": 1.0})
-    )
+    rec, sid, reason = decode_record(reg, job_reader(RECORD), framed(2, OTHER, {"n": 1.0}))
     assert (rec, sid) == (None, 2)
     assert reason == "cannot decode with schema id 2: written as Other, not readable as test.Thing"
 
 
-def test_good_records_flink_gets_naive_utc_datetimes_the_loader_epoch_millis() -> None:
-    reg = Registry("http://registry")
+def test_good_records_read_their_timestamps_as_epoch_millis_in_flink_and_in_the_loader() -> None:
+    """No datetime objects on the hot path: the jobs' UDF returns epoch ms, as the loader's
+    Arrow columns take them."""
+    reg = job_registry("http://registry")
     stubbed(reg)
-    rec, sid, reason = decode_record(reg, fastavro.parse_schema(RECORD), GOOD)
-    assert (rec, sid, reason) == ({"id": "a", "at": AT.replace(tzinfo=None)}, 1, None)
+    rec, sid, reason = decode_record(reg, job_reader(RECORD), GOOD, millis={"at"})
+    assert (rec, sid, reason) == ({"id": "a", "at": int(AT.timestamp() * 1000)}, 1, None)
     loader = Decoder("http://registry")
     stubbed(loader)
     assert loader.decode(GOOD) == {"id": "a", "at": int(AT.timestamp() * 1000)}
@@ -158,9 +158,9 @@ def test_good_records_flink_gets_naive_utc_datetimes_the_loader_epoch_millis() -
 
 
 def test_validation_refusal_is_the_reason() -> None:
-    reg = Registry("http://registry")
+    reg = job_registry("http://registry")
     stubbed(reg)
-    reader = fastavro.parse_schema(RECORD)
+    reader = job_reader(RECORD)
     assert decode_record(reg, reader, GOOD, lambda r: "id is a") == (None, 1, "id is a")
 
 
@@ -179,10 +179,10 @@ def test_an_unreachable_registry_is_not_the_record_s_fault() -> None:
     stubbed(reg).down = True
     with pytest.raises(RegistryUnavailable):
         reg.decode(GOOD)
-    flink = Registry("http://registry")
+    flink = job_registry("http://registry")
     stubbed(flink).down = True
     with pytest.raises(RegistryUnavailable):  # the job fails and restarts; no dead letter
-        decode_record(flink, fastavro.parse_schema(RECORD), GOOD)
+        decode_record(flink, job_reader(RECORD), GOOD)
     assert avro.REGISTRY_TIMEOUT_S == reg.timeout == flink.timeout
 
 
@@ -247,19 +247,61 @@ def test_nested_types_keep_their_namespace_when_references_are_inlined() -> None
 def test_the_batch_decoder_gives_per_value_what_the_row_decoder_gives() -> None:
     """The vectorized decode (``flink.vectorized_decode``) returns, as columns, exactly the ok
     flag, reason, schema id and fields (timestamps as epoch ms) of the per-record decode."""
-    from flink_jobs.decoding import decode_batch, epoch_millis
+    from flink_jobs.decoding import decode_batch
 
     values = [GOOD, *(v for v, _ in BAD.values()), GOOD]
-    reg = Registry("http://registry")
+    reg = job_registry("http://registry")
     stubbed(reg)
-    reader = fastavro.parse_schema(RECORD)
+    reader = job_reader(RECORD)
     cols = decode_batch(reg, reader, values, ["id", "at"], {"at"})
     assert set(cols) == {"ok", "error", "schema_id", "id", "at"}
     assert all(len(c) == len(values) for c in cols.values())
     for i, value in enumerate(values):
-        rec, sid, err = decode_record(reg, reader, value)
-        want = (rec is not None, err, sid, rec and rec["id"], rec and epoch_millis(rec["at"]))
+        rec, sid, err = decode_record(reg, reader, value, millis={"at"})
+        want = (rec is not None, err, sid, rec and rec["id"], rec and rec["at"])
         got = tuple(cols[c][i] for c in ("ok", "error", "schema_id", "id", "at"))
         assert got == want, i
     assert cols["ok"] == [True, *[False] * len(BAD), True]
     assert cols["at"][0] == 1_767_323_045_678 and cols["id"][0] == "a"
+
+
+SCHEMAS[6] = {"schema": json.dumps({**RECORD, "fields": RECORD["fields"][:1]})}  # Thing v0: no "at"
+
+
+@pytest.mark.parametrize(
+    "ms", [0, -1, 1_480_204_799_999, 1_767_225_600_123, -62_135_596_800_000, 253_402_300_799_999]
+)
+def test_the_jobs_read_timestamps_as_exact_epoch_millis_in_years_1_to_9999(ms: int) -> None:
+    reg = job_registry("http://registry")
+    stubbed(reg)
+    value = framed(1, RECORD, {"id": "a", "at": ms})
+    assert decode_record(reg, job_reader(RECORD), value, millis={"at"}) == (
+        {"id": "a", "at": ms}, 1, None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("ms", [-62_135_596_800_001, 253_402_300_800_000, 2**62])
+def test_a_timestamp_no_timestamp_type_can_hold_is_dead_lettered_by_field(ms: int) -> None:
+    """Read as a long, such a value would reach SQL; as a datetime it failed to decode."""
+    reg = job_registry("http://registry")
+    stubbed(reg)
+    value = framed(1, RECORD, {"id": "a", "at": ms})
+    assert decode_record(reg, job_reader(RECORD), value, millis={"at"}) == (
+        None, 1, f"invalid value in field at: {ms} ms is not a time in years 1..9999",
+    )  # fmt: skip
+
+
+def test_a_writer_equal_to_the_reader_is_read_without_resolution_an_older_one_with() -> None:
+    """The resolution shortcut (`Registry._resolving`) never changes a record: an older writer
+    (Thing without `at`) still gets the reader's default for a field it did not write."""
+    reg = job_registry("http://registry")
+    stubbed(reg)
+    reader = job_reader({**RECORD, "fields": [RECORD["fields"][0], {"name": "n", "type": ["null", "long"], "default": None}]})  # fmt: skip
+    same = job_reader({**RECORD, "fields": RECORD["fields"][:1]})
+    old = framed(6, {**RECORD, "fields": RECORD["fields"][:1]}, {"id": "b"})
+    for _ in range(2):  # the second read takes the cached decision
+        assert decode_record(reg, same, old) == ({"id": "b"}, 6, None)
+        assert decode_record(reg, reader, old) == ({"id": "b", "n": None}, 6, None)
+    assert reg._readers[6][0] is reader and reg._readers[6][1] is reader
+    assert decode_record(reg, same, old)[0] == {"id": "b"}
+    assert reg._readers[6] == (same, None)
