@@ -167,6 +167,7 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
         "python.fn-execution.bundle.time": str(f.bundle_time_ms),
         "python.fn-execution.arrow.batch.size": str(f.arrow_batch_size),
         "python.executable": __import__("sys").executable,
+        "pipeline.object-reuse": "true" if f.object_reuse else "false",
         **f.pairs(f.extra_options),
     }
 

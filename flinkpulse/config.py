@@ -243,10 +243,15 @@ class FlinkConfig:
     #: Python call per record: 1.1-1.24x the job's rate (bench/README.md); process mode only
     #: (thread mode decodes per record)
     vectorized_decode: bool = True
+    #: chained operators pass records on without copying them (``pipeline.object-reuse``): the
+    #: copies were a fifth of a job's TaskManager time; 1.3-2x the UDF jobs' rate, 1.1x the
+    #: twins' (bench/README.md). Safe here: the jobs run only Flink's SQL operators and its
+    #: Python operators, which copy what they keep
+    object_reuse: bool = True
     bundle_size: int = 10000
     bundle_time_ms: int = 200
     arrow_batch_size: int = 10000
-    #: more Flink options for every job, "key=value" (e.g. "pipeline.object-reuse=true")
+    #: more Flink options for every job, "key=value" (e.g. "pipeline.auto-watermark-interval=100 ms")
     extra_options: tuple[str, ...] = ()
     #: more Kafka consumer properties for every Kafka source, "key=value" (fetch.min.bytes=...)
     source_properties: tuple[str, ...] = ()

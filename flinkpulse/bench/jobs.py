@@ -40,6 +40,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "udf_parallelism_2": {"parallelism": 2},
     # JVM-path levers, A/B against their base (`twin+object_reuse`, `udf+fetch_batch`: `ab`)
     "object_reuse": {"extra_options": ("pipeline.object-reuse=true",)},
+    # records copied between chained operators, as before object reuse became the default
+    # (2026-12-01: `udf+object_reuse` was 1.31x / 1.96x `udf`, web_traffic / device_stats)
+    "no_object_reuse": {"object_reuse": False},
     "fetch_batch": {
         "source_properties": (
             "max.poll.records=5000",
