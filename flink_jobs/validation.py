@@ -12,6 +12,7 @@ loader's reason for a value its table cannot store). Documented outcomes:
 | negative bytes or latency | dead-lettered |
 | KILL without a target | dead-lettered |
 | event time more than 10 years back | dead-lettered |
+| a timestamp outside years 1..9999 (any timestamp field) | dead-lettered (flink_jobs/decoding.py) |
 | event time more than `flink.future_tolerance_s` ahead of the Kafka timestamp | dead-lettered as "future" (flink_jobs/common.py) |
 | event time more than `flink.watermark_delay_s` behind the Kafka timestamp | late.<topic> (flink_jobs/common.py) |
 

@@ -109,10 +109,15 @@ def fill(
     cfg: Config, events_per_domain: int, seed: int = 7, domains: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Produce `events_per_domain` per domain (all by default) into the run's topics; the
-    produce-time bounds."""
+    produce-time bounds. Every topic of the topology is created first: security_alerts also
+    reads config.rules and iot.devices, which no domain writes (their absence failed its runs in
+    `ab` and the profiles: UnknownTopicOrPartition)."""
+    from flinkpulse.topics import ensure_topics
     from producers import streams
     from producers.base import TimeConfig
     from producers.kafka import AvroKafkaProducer
+
+    ensure_topics(cfg)
 
     topics = [t for d in streams.DOMAINS for t in streams.topics(d)]
     prod = AvroKafkaProducer(cfg, topics, producer_conf={"log_level": 0})
@@ -340,9 +345,6 @@ def ab(
     from flinkpulse.topics import ensure_topics
 
     cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}ab{uuid.uuid4().hex[:6]}.")
-    # every topic of the topology: security_alerts also reads config.rules and iot.devices,
-    # which no domain's fill writes (their absence failed its runs: UnknownTopicOrPartition)
-    ensure_topics(cfg)
     domains = tuple(sorted({t.split(".")[0] for t in JOB_TOPICS[job]}))
     filled = fill(cfg, events_per_domain, domains=domains)
     ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))

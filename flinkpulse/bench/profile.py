@@ -380,7 +380,11 @@ def profile_job(
         except subprocess.TimeoutExpired:
             s.kill()
     if th.is_alive():  # profiled: the rest of the run is not needed
-        rest.cancel(jid)
+        try:
+            rest.cancel(jid)
+        except FlinkpulseError:  # 409 when it finished meanwhile; anything else is an error
+            if _read(rest, jid)[0] not in ("FINISHED", "CANCELED", "FAILED"):
+                raise
     th.join(120)
     samples = [s for f in jfrs.values() if f.exists() for s in parse_jfr(_jfr_print(f))]
     out: dict[str, Any] = {
