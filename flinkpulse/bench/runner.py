@@ -158,8 +158,18 @@ def run(
     _delete_topics(cfg)
     res["elapsed_s"] = round(time.perf_counter() - t_run, 1)
     res["goals"] = report.goals(res)
-    stem = f"{started:%Y-%m-%d}-{socket.gethostname().split('.')[0]}{'-quick' if quick else ''}"
-    return report.write(res, out_dir or ROOT / "bench" / "results", stem)
+    out = out_dir or ROOT / "bench" / "results"
+    return report.write(res, out, result_stem(started, socket.gethostname(), quick, out))
+
+
+def result_stem(started: dt.datetime, host: str, quick: bool, out_dir: Path) -> str:
+    """`<date>-<host>[-quick]`, or `<date>T<hhmm>-<host>[-quick]` when that day's name is taken:
+    a second run of the day never overwrites the first, and names sort by start time."""
+    tail = f"-{host.split('.')[0]}{'-quick' if quick else ''}"
+    stem = f"{started:%Y-%m-%d}{tail}"
+    if (out_dir / f"{stem}.json").exists():
+        stem = f"{started:%Y-%m-%dT%H%M}{tail}"
+    return stem
 
 
 def _delete_topics(cfg: Config) -> None:

@@ -3,6 +3,7 @@ py-spy's raw format) and its Markdown table; fixed inputs, exact shares."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flinkpulse.bench.profile import (
@@ -248,3 +249,22 @@ def test_the_job_goal_is_judged_at_steady_state_when_measured() -> None:
     g = goals(res)[1]
     assert g["measured"] == "player_stats 0.55 steady (0.40 whole run), web_traffic 0.60 whole run"
     assert g["met"] is True
+
+
+def test_a_second_run_of_the_day_gets_its_own_name_and_sorts_after_the_first(
+    tmp_path: Path,
+) -> None:
+    """`flinkpulse bench` twice on one day: the first result is kept, and sorting the names
+    still gives the newest run last (flinkpulse.report.perf.newest_bench goes by start time)."""
+    import datetime as dt
+
+    from flinkpulse.bench.runner import result_stem
+
+    at = dt.datetime(2026, 12, 1, 14, 26, tzinfo=dt.UTC)
+    assert result_stem(at, "vm.local", False, tmp_path) == "2026-12-01-vm"
+    assert result_stem(at, "vm", True, tmp_path) == "2026-12-01-vm-quick"
+    (tmp_path / "2026-12-01-vm.json").write_text("{}")
+    second = result_stem(at, "vm", False, tmp_path)
+    assert second == "2026-12-01T1426-vm"
+    assert sorted(["2026-12-01-vm.json", f"{second}.json"])[-1] == f"{second}.json"
+    assert result_stem(at, "vm", True, tmp_path) == "2026-12-01-vm-quick"
