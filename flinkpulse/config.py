@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -263,8 +264,13 @@ class FlinkConfig:
         out = {}
         for item in items:
             key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise UsageError(f"flink: expected key=value, got {item!r}")
+            # a Flink or Kafka option name: letters, digits, dots, dashes, underscores (a
+            # `["a=b"]` from a shell reached Flink as the option `["a` before)
+            if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key.strip()):
+                raise UsageError(
+                    f"flink: expected key=value with an option name as key, got {item!r} "
+                    "(lists are comma-separated: a=1,b=2)"
+                )
             out[key.strip()] = value.strip()
         return out
 

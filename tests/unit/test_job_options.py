@@ -27,3 +27,17 @@ def test_object_reuse_is_on_by_default_and_a_setting_or_an_extra_option_turns_it
     assert flink_table_options(off, "device_stats")["pipeline.object-reuse"] == "false"
     extra = load_config(overrides=["flink.extra_options=pipeline.object-reuse=false"])
     assert flink_table_options(extra, "device_stats")["pipeline.object-reuse"] == "false"
+
+
+def test_an_option_list_in_brackets_is_refused_in_one_line_not_sent_to_flink() -> None:
+    """`--set flink.extra_options=["a=b"]` is one item, `["a=b"]`: it used to reach Flink as
+    an option named `["a`; lists are comma-separated."""
+    import pytest
+
+    from flinkpulse.errors import UsageError
+
+    bad = load_config(overrides=['flink.extra_options=["pipeline.object-reuse=false"]'])
+    with pytest.raises(UsageError, match=r"option name as key.*comma-separated: a=1,b=2\)$"):
+        flink_table_options(bad, "device_stats")
+    two = load_config(overrides=["flink.sink_properties=linger.ms=20,batch.size=1"])
+    assert two.flink.pairs(two.flink.sink_properties) == {"linger.ms": "20", "batch.size": "1"}
