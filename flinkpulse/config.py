@@ -242,8 +242,10 @@ class FlinkConfig:
     python_execution_mode: str = "process"
     #: decode the Avro sources in batches (a pandas UDF over Arrow columns) instead of one
     #: Python call per record: 1.1-1.24x the job's rate (bench/README.md); process mode only
-    #: (thread mode decodes per record)
-    vectorized_decode: bool = True
+    #: (thread mode decodes per record). Off by default: when a task fails over, Flink's Arrow
+    #: operator can throw from close() (ClosedChannelException), which Flink treats as fatal
+    #: and which shuts the whole TaskManager down (test_faults, 2026-12-01)
+    vectorized_decode: bool = False
     #: chained operators pass records on without copying them (``pipeline.object-reuse``): the
     #: copies were a fifth of a job's TaskManager time; 1.3-2x the UDF jobs' rate, 1.1x the
     #: twins' (bench/README.md). Safe here: the jobs run only Flink's SQL operators and its

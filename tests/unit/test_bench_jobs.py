@@ -65,21 +65,22 @@ def test_sink_and_state_levers_survive_the_shipped_config(tmp_path: Path) -> Non
 
 
 def test_decode_and_dedup_levers_survive_the_shipped_config(tmp_path: Path) -> None:
-    """`row_decode` and `dedup_watermark` reach the job; thread mode always decodes per record;
+    """`vectorized_decode` and `dedup_watermark` reach the job; thread mode always decodes per record;
     an unknown dedup state is refused by its setting's name."""
     import pytest
 
     from flink_jobs.common import JobContext, deduplicate
     from flinkpulse.errors import UsageError
 
-    assert load_config(env={}).flink.vectorized_decode is True
-    cfg = lever_cfg(load_config(env={}), "udf+row_decode+dedup_watermark")
+    assert load_config(env={}).flink.vectorized_decode is False
+    cfg = lever_cfg(load_config(env={}), "udf+vectorized_decode+dedup_watermark")
     path = tmp_path / "job.toml"
     path.write_text(to_toml(cfg.to_dict()))
     back = load_config(str(path), env={})
-    assert (back.flink.vectorized_decode, back.flink.dedup_state) == (False, "watermark")
-    assert JobContext(cfg=load_config(env={}), t_env=None, job="x").vectorized_decode
-    thread = lever_cfg(load_config(env={}), "udf_thread_mode")
+    assert (back.flink.vectorized_decode, back.flink.dedup_state) == (True, "watermark")
+    assert not JobContext(cfg=load_config(env={}), t_env=None, job="x").vectorized_decode
+    assert JobContext(cfg=back, t_env=None, job="x").vectorized_decode
+    thread = lever_cfg(lever_cfg(load_config(env={}), "udf+vectorized_decode"), "udf_thread_mode")
     assert not JobContext(cfg=thread, t_env=None, job="x").vectorized_decode
     with pytest.raises(
         UsageError, match="flink.dedup_state: expected one of ttl, watermark, got 'forever'"
