@@ -3,8 +3,9 @@ around the core's wire format and registry client (flinkpulse.avro: the same dea
 as the loader).
 
 A scalar function (not a table function) so that thread mode applies, and so each record yields
-either the decoded fields or the reason it could not be decoded. By default a vectorized (pandas)
-one: a call per Arrow batch, the same rows as one call per record (``flink.vectorized_decode``).
+either the decoded fields or the reason it could not be decoded. One call per record by default;
+``flink.vectorized_decode`` makes it a pandas one, a call per Arrow batch with the same rows (off
+by default: Flink's Arrow operator can shut a TaskManager down on failover, config.py).
 """
 
 from __future__ import annotations
