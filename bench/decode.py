@@ -2,53 +2,49 @@
 
     .venv/bin/python bench/decode.py [--records 50000] [RECORD_NAME ...]
 
-Encodes `--records` seeded records of each source schema (newest .avsc, Confluent framing) and
-times `flink_jobs.decoding.decode_batch` over them with the job's validation, as the decode UDF
-runs it per Arrow batch. Best of 3 passes; the registry is pre-filled (one schema id).
+Encodes the first `--records` records of each source schema that the producers' seeded stream
+writes (newest .avsc, Confluent framing) and times `flink_jobs.decoding.decode_batch` over them
+with the job's validation, as the decode UDF runs it per Arrow batch. Best of 3 passes; the
+registry is told the schema (`Registry.known`), not asked.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import random
-import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+#: the schema id the records are framed with (the registry is told it, not asked)
+SCHEMA_ID = 1
+#: event time of the first record: 2026-01-02, as the producers' simulated clock
+START_MS = 1_767_312_000_000
 
-def sample(schema: Any, rng: random.Random) -> dict[str, Any]:
-    """A seeded record of `schema` (timestamps in 2026, numbers valid for the job's checks)."""
 
-    def value(t: Any) -> Any:
-        if isinstance(t, list):
-            return value([x for x in t if x != "null"][0])
-        if isinstance(t, dict):
-            if t.get("logicalType") == "timestamp-millis":
-                return 1_767_323_045_678 + rng.randrange(100_000)
-            if t["type"] == "enum":
-                return t["symbols"][rng.randrange(len(t["symbols"]))]
-            if t["type"] == "map":
-                return {"k": value(t["values"])}
-            if t["type"] == "array":
-                return [value(t["items"])]
-            return value(t["type"])
-        return {
-            "string": f"s{rng.randrange(1000)}", "double": rng.random() * 100, "float": 1.0,
-            "int": 200, "long": rng.randrange(1000), "boolean": True, "bytes": b"x",
-        }[t]  # fmt: skip
+def records(record: str, n: int) -> list[bytes]:
+    """The first `n` records of `record` that the producers' seeded stream writes, framed."""
+    from flinkpulse.bench.records import Encoder
+    from flinkpulse.schemas import latest_schema
+    from flinkpulse.topics import SOURCE_RECORDS
+    from producers.base import TimeConfig
+    from producers.streams import stream
 
-    return {f["name"]: value(f["type"]) for f in schema["fields"]}
+    topic = {rec: t for t, rec in SOURCE_RECORDS.items()}[record]
+    encode = Encoder(SCHEMA_ID, latest_schema(record))
+    events = stream(topic.split(".")[0], 1, TimeConfig(start_ms=START_MS), False, timed=False)
+    out: list[bytes] = []
+    for _key, rec, t in events:
+        if t == topic:
+            out.append(encode(rec))
+            if len(out) == n:
+                return out
+    raise SystemExit(f"{record}: the stream ended after {len(out)} records")
 
 
 def measure(record: str, n: int, passes: int = 3) -> float:
     """µs per record of decode_batch over `n` framed records of `record`, best of `passes`."""
-    import fastavro
-
     from flink_jobs import validation
     from flink_jobs.decoding import (
         decode_batch,
@@ -57,7 +53,6 @@ def measure(record: str, n: int, passes: int = 3) -> float:
         reader_fields,
         timestamp_fields,
     )
-    from flinkpulse.avro import millis_as_long
     from flinkpulse.schemas import latest_schema
 
     validate = {
@@ -67,17 +62,9 @@ def measure(record: str, n: int, passes: int = 3) -> float:
         "flinkpulse.iot.SecurityEvent": validation.security_event,
     }.get(record)
     schema = latest_schema(record)
-    writer = fastavro.parse_schema(schema)
-    rng = random.Random(1)
-    values = []
-    for _ in range(n):
-        buf = io.BytesIO()
-        buf.write(b"\x00" + struct.pack(">I", 1))
-        fastavro.schemaless_writer(buf, writer, sample(schema, rng))
-        values.append(buf.getvalue())
+    values = records(record, n)
     registry = job_registry("http://unused")
-    registry.raw[1] = schema  # pre-filled: no registry service
-    registry._parsed[1] = fastavro.parse_schema(millis_as_long(schema))
+    registry.known(SCHEMA_ID, schema)  # no registry service
     reader = job_reader(schema)
     names = [name for name, _ in reader_fields(record)]
     millis = timestamp_fields(record)

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import fastavro
 
+from flinkpulse.avro import header
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 from flinkpulse.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
@@ -83,7 +84,7 @@ class _Topic:
         self.physical = physical
         self.record = schema["name"]
         self.schema_id = schema_id
-        self.header = b"\x00" + schema_id.to_bytes(4, "big")
+        self.header = header(schema_id)
         self.fast: Encoder | None = compile_encoder(schema, self.header)
         self.schema = fastavro.parse_schema(schema)
 

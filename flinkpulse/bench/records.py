@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 from typing import Any
 
 import fastavro
 import requests
+
+from flinkpulse.avro import header
 
 _TS = {"type": "long", "logicalType": "timestamp-millis"}
 
@@ -94,7 +95,7 @@ class Encoder:
     """Confluent wire format for one schema id."""
 
     def __init__(self, schema_id: int, schema: dict[str, Any]) -> None:
-        self.header = b"\0" + struct.pack(">I", schema_id)
+        self.header = header(schema_id)
         self.parsed = fastavro.parse_schema(schema)
 
     def __call__(self, record: dict[str, Any]) -> bytes:

@@ -69,7 +69,7 @@ class Session:
 def framed(schema_id: int, schema: Any, rec: Any) -> bytes:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), rec)
-    return bytes([0]) + struct.pack(">I", schema_id) + buf.getvalue()
+    return avro.header(schema_id) + buf.getvalue()
 
 
 def stubbed(reg: Registry) -> Session:
@@ -155,6 +155,25 @@ def test_good_records_read_their_timestamps_as_epoch_millis_in_flink_and_in_the_
     stubbed(loader)
     assert loader.decode(GOOD) == {"id": "a", "at": int(AT.timestamp() * 1000)}
     assert loader.raw[1] == RECORD
+
+
+def test_a_known_schema_decodes_without_asking_the_registry() -> None:
+    """`Registry.known` caches what a lookup would (the decode benchmark has no registry), and
+    `header` is the one Confluent framing: magic byte 0, then the id in 4 bytes big-endian."""
+    assert avro.header(258) == b"\x00\x00\x00\x01\x02"
+    reg = job_registry("http://registry")
+    session = stubbed(reg)
+    reg.known(9, RECORD)
+    rec, sid, reason = decode_record(
+        reg, job_reader(RECORD), framed(9, RECORD, {"id": "a", "at": AT}), millis={"at"}
+    )
+    assert (rec, sid, reason, session.calls) == (
+        {"id": "a", "at": int(AT.timestamp() * 1000)},
+        9,
+        None,
+        0,
+    )
+    assert reg.raw[9] == RECORD
 
 
 def test_validation_refusal_is_the_reason() -> None:

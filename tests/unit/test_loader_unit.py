@@ -222,7 +222,7 @@ def test_arrow_and_staged_batches_build_one_insert_each_behind_one_interface() -
 
     enc = Encoder(7, PLAYER_STATS)
     dec = Decoder("http://unused")
-    dec._parsed[7] = fastavro_parse(PLAYER_STATS)  # a registry answer, cached
+    dec.known(7, PLAYER_STATS)  # a registry answer, cached
     spec = _player_spec()
     arrow = ArrowBatch("t", 0, "player_stats")
     for o in (10, 11):
@@ -241,14 +241,6 @@ def test_arrow_and_staged_batches_build_one_insert_each_behind_one_interface() -
     assert a.table.to_pydict()["player_id"] == ["player-00000", "player-00001"]
     assert (s.first, s.last, s.rows, s.offsets, s.staged, s_dead) == (13, 14, 2, [13, 14], True, [])
     assert [b.first() for b in batches] == [10, 13]
-
-
-def fastavro_parse(schema: dict[str, object]) -> object:
-    import fastavro
-
-    from flinkpulse.avro import millis_as_long
-
-    return fastavro.parse_schema(millis_as_long(schema))
 
 
 class _Registry:
