@@ -22,11 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flink_jobs.builtin_twin import TWIN_PREFIX
     from flinkpulse.bench.jobs import JOB_TOPICS, fill
     from flinkpulse.bench.profile import profile_job, text_lines
     from flinkpulse.config import load_config
-    from flinkpulse.topics import ensure_topics
 
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("job", choices=sorted(JOB_TOPICS))
@@ -41,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     domains = tuple(sorted({t.split(".")[0] for t in JOB_TOPICS[a.job]}))
     print(f"filling {a.events:,} events per domain {domains} ...", flush=True)
     filled = fill(cfg, a.events, domains=domains)
-    ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))
     summary = profile_job(
         cfg, a.job, a.variant, filled,
         seconds=a.seconds, warmup_events=a.warmup_events, out_dir=a.out,

@@ -63,6 +63,10 @@ LEVERS: dict[str, dict[str, Any]] = {
     # per record, as shipped (kept for the commands of bench/README.md)
     "row_decode": {"vectorized_decode": False},
     "bundle_100000": {"bundle_size": 100_000, "bundle_time_ms": 1000},
+    # the two halves of `bundle_100000`: which one buys the rate (a longer bundle time is also a
+    # longer wait for a record's results at a low rate, a larger size is not)
+    "bundle_size_100000": {"bundle_size": 100_000},
+    "bundle_time_1000": {"bundle_time_ms": 1000},
     "arrow_batch_1000": {"arrow_batch_size": 1000},
     # keyed state (the dedup keys above all) in RocksDB, checkpoints upload only new files:
     # the hashmap backend writes a full snapshot of every key at every checkpoint
@@ -111,15 +115,17 @@ def fill(
     cfg: Config, events_per_domain: int, seed: int = 7, domains: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Produce `events_per_domain` per domain (all by default) into the run's topics; the
-    produce-time bounds. Every topic of the topology is created first: security_alerts also
-    reads config.rules and iot.devices, which no domain writes (their absence failed its runs in
-    `ab` and the profiles: UnknownTopicOrPartition)."""
+    produce-time bounds. Every topic of the topology is created first, the built-in twin's too:
+    security_alerts also reads config.rules and iot.devices, which no domain writes (their
+    absence failed its runs in `ab` and the profiles: UnknownTopicOrPartition)."""
+    from flink_jobs.builtin_twin import TWIN_PREFIX
     from flinkpulse.topics import ensure_topics
     from producers import streams
     from producers.base import TimeConfig
     from producers.kafka import AvroKafkaProducer
 
     ensure_topics(cfg)
+    ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))
 
     topics = [t for d in streams.DOMAINS for t in streams.topics(d)]
     prod = AvroKafkaProducer(cfg, topics, producer_conf={"log_level": 0})
@@ -176,10 +182,7 @@ def run_variant(
     events = sum(filled["per_topic"].get(t, 0) for t in JOB_TOPICS[job])
     alongside = [ALONGSIDE_LEVERS[lv] for lv in variant.split("+")[1:] if lv in ALONGSIDE_LEVERS]
     _wait_slots(rest, cfg.flink.parallelism * (1 + len(alongside)), timeout)
-    if alongside:  # the archive reads every source topic and its dead letters
-        from flinkpulse.topics import ensure_topics
-
-        ensure_topics(cfg)
+    # the archive reads every source topic and its dead letters: fill() created them all
     # submitted just before the variant, not waited for: both start up and read their backlog
     # together (an archive RUNNING first would have read much of a bounded fill before it)
     others = {name: submit(cfg, name, wait_running=False) for name in alongside}
@@ -306,10 +309,6 @@ def run(
 ) -> dict[str, Any]:
     cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}jobs.")
     filled = fill(cfg, events_per_domain)
-    from flink_jobs.builtin_twin import TWIN_PREFIX
-    from flinkpulse.topics import ensure_topics
-
-    ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))
     rows: list[dict[str, Any]] = []
     for job in jobs:
         variants = ["udf", "twin", *every_job_levers]
@@ -343,13 +342,9 @@ def ab(
     rate and start-up, and the median steady rate ÷ the first variant's in the same round."""
     import statistics
 
-    from flink_jobs.builtin_twin import TWIN_PREFIX
-    from flinkpulse.topics import ensure_topics
-
     cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}ab{uuid.uuid4().hex[:6]}.")
     domains = tuple(sorted({t.split(".")[0] for t in JOB_TOPICS[job]}))
     filled = fill(cfg, events_per_domain, domains=domains)
-    ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))
     runs: list[dict[str, Any]] = []
     for rnd in range(rounds):
         for variant in variants:

@@ -442,9 +442,7 @@ def run(
 ) -> dict[str, Any]:
     """The `profile` section of `flinkpulse bench`: one fill, then each job's variants in turn,
     each profiled once warmed up. A run that fails is recorded with its error."""
-    from flink_jobs.builtin_twin import TWIN_PREFIX
     from flinkpulse.bench.jobs import JOB_TOPICS, fill
-    from flinkpulse.topics import ensure_topics
 
     missing = missing_tools()
     if "jfr" in missing:
@@ -452,7 +450,6 @@ def run(
     cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}prof.")
     domains = tuple(sorted({t.split(".")[0] for j in jobs for t in JOB_TOPICS[j]}))
     filled = fill(cfg, events_per_domain, domains=domains)
-    ensure_topics(cfg.with_prefix(cfg.kafka.topic_prefix + TWIN_PREFIX))
     runs: list[dict[str, Any]] = []
     for job in jobs:
         for variant in variants:
