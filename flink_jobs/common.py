@@ -168,6 +168,8 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
         "python.fn-execution.arrow.batch.size": str(f.arrow_batch_size),
         "python.executable": __import__("sys").executable,
         "pipeline.object-reuse": "true" if f.object_reuse else "false",
+        # Python operators of a slot share one worker process while it draws managed memory
+        "python.fn-execution.memory.managed": "false" if f.python_worker_per_operator else "true",
         **f.pairs(f.extra_options),
     }
 

@@ -68,6 +68,12 @@ LEVERS: dict[str, dict[str, Any]] = {
     "bundle_size_100000": {"bundle_size": 100_000},
     "bundle_time_1000": {"bundle_time_ms": 1000},
     "arrow_batch_1000": {"arrow_batch_size": 1000},
+    # a Python worker process per Python operator instead of one per slot: with managed memory
+    # (Flink's default) the Python operators of a slot share one worker, so security_alerts'
+    # decoders queue for one process (BeamPythonFunctionRunner.open). The default since
+    # 2026-12-01 (security_alerts 1.3x); `shared_python_worker` measures the old path
+    "worker_per_operator": {"python_worker_per_operator": True},
+    "shared_python_worker": {"python_worker_per_operator": False},
     # keyed state (the dedup keys above all) in RocksDB, checkpoints upload only new files:
     # the hashmap backend writes a full snapshot of every key at every checkpoint
     "rocksdb": {

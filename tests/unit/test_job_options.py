@@ -29,6 +29,16 @@ def test_object_reuse_is_on_by_default_and_a_setting_or_an_extra_option_turns_it
     assert flink_table_options(extra, "device_stats")["pipeline.object-reuse"] == "false"
 
 
+def test_each_python_operator_gets_its_own_worker_unless_the_slot_is_to_share_one() -> None:
+    """Flink shares one Python worker per slot while the workers draw managed memory, so the
+    decoders of a many-source job queue for one process (bench/README.md: security_alerts
+    1.3x with a worker each); `flink.python_worker_per_operator = false` is Flink's way."""
+    key = "python.fn-execution.memory.managed"
+    assert flink_table_options(load_config(overrides=[]), "security_alerts")[key] == "false"
+    shared = load_config(overrides=["flink.python_worker_per_operator=false"])
+    assert flink_table_options(shared, "security_alerts")[key] == "true"
+
+
 def test_an_option_list_in_brackets_is_refused_in_one_line_not_sent_to_flink() -> None:
     """`--set flink.extra_options=["a=b"]` is one item, `["a=b"]`: it used to reach Flink as
     an option named `["a`; lists are comma-separated."""
