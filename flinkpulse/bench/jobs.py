@@ -188,9 +188,9 @@ def run_variant(
     events = sum(filled["per_topic"].get(t, 0) for t in JOB_TOPICS[job])
     alongside = [ALONGSIDE_LEVERS[lv] for lv in variant.split("+")[1:] if lv in ALONGSIDE_LEVERS]
     _wait_slots(rest, cfg.flink.parallelism * (1 + len(alongside)), timeout)
-    # the archive reads every source topic and its dead letters: fill() created them all
-    # submitted just before the variant, not waited for: both start up and read their backlog
-    # together (an archive RUNNING first would have read much of a bounded fill before it)
+    # jobs alongside (the archive reads every source topic and its dead letters, all created by
+    # fill) are submitted just before the variant, not waited for: both start up and read their
+    # backlog together (an archive RUNNING first would have read much of a bounded fill before it)
     others = {name: submit(cfg, name, wait_running=False) for name in alongside}
     t = time.perf_counter()
     t_submit = time.time()
