@@ -54,13 +54,10 @@ def measure(record: str, n: int, passes: int = 3) -> float:
         timestamp_fields,
     )
     from flinkpulse.schemas import latest_schema
+    from flinkpulse.topics import SOURCE_RECORDS
 
-    validate = {
-        "flinkpulse.iot.SensorReading": validation.sensor_reading,
-        "flinkpulse.gaming.PlayerEvent": validation.player_event,
-        "flinkpulse.web.AccessLog": validation.access_log,
-        "flinkpulse.iot.SecurityEvent": validation.security_event,
-    }.get(record)
+    topic = {rec: t for t, rec in SOURCE_RECORDS.items()}[record]
+    validate = validation.BY_TOPIC[topic]
     schema = latest_schema(record)
     values = records(record, n)
     registry = job_registry("http://unused")
@@ -84,12 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("schemas", nargs="*", help="record names (default: the four sources)")
     p.add_argument("--records", dest="n", type=int, default=50_000)
     a = p.parse_args(argv)
-    names = a.schemas or [
-        "flinkpulse.iot.SensorReading",
-        "flinkpulse.gaming.PlayerEvent",
-        "flinkpulse.web.AccessLog",
-        "flinkpulse.iot.SecurityEvent",
-    ]
+    from flinkpulse.topics import SOURCE_RECORDS
+
+    names = a.schemas or list(SOURCE_RECORDS.values())
     for record in names:
         us = measure(record, a.n)
         print(f"{record:<32} {us:6.2f} µs/record  {1e6 / us:>9,.0f} records/s")

@@ -30,13 +30,6 @@ from flinkpulse.topics import dlq_topic
 
 JOB = "archive"
 
-_VALIDATORS = {
-    "gaming.player-events": validation.player_event,
-    "iot.sensor-readings": validation.sensor_reading,
-    "iot.security-events": validation.security_event,
-    "web.access-logs": validation.access_log,
-}
-
 
 def _partitions(time_col: str) -> str:
     return f"DATE_FORMAT({time_col}, 'yyyy-MM-dd') AS dt, DATE_FORMAT({time_col}, 'HH') AS `hour`"
@@ -128,7 +121,7 @@ def build(
     for logical, table in SOURCE_TABLES.items():
         view = f"in_{table}"
         # decoded as the analytics jobs decode it; their side outputs are theirs, not ours
-        decoded_source(ctx, logical, view, _VALIDATORS[logical], side_outputs=False)
+        decoded_source(ctx, logical, view, validation.BY_TOPIC[logical], side_outputs=False)
         cols = [c for c in t_env.from_path(f"{view}_all").get_schema().get_field_names()]
         fields = [c for c in cols if c not in ("k", "v", "ok", "error", "event_time")]
         query = t_env.sql_query(

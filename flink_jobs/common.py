@@ -163,13 +163,9 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
         # every time in flinkpulse is UTC (Avro timestamp-millis, ClickHouse DateTime64 'UTC')
         "table.local-time-zone": "UTC",
         "python.execution-mode": f.python_execution_mode,
-        "python.fn-execution.bundle.size": str(f.bundle_size),
-        "python.fn-execution.bundle.time": str(f.bundle_time_ms),
-        "python.fn-execution.arrow.batch.size": str(f.arrow_batch_size),
+        **f.python_options(),
         "python.executable": __import__("sys").executable,
         "pipeline.object-reuse": "true" if f.object_reuse else "false",
-        # Python operators of a slot share one worker process while it draws managed memory
-        "python.fn-execution.memory.managed": "false" if f.python_worker_per_operator else "true",
         **f.pairs(f.extra_options),
     }
 

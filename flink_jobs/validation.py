@@ -12,7 +12,7 @@ loader's reason for a value its table cannot store). Documented outcomes:
 | negative bytes or latency | dead-lettered |
 | KILL without a target | dead-lettered |
 | event time more than 10 years back | dead-lettered |
-| a timestamp outside years 1..9999 (any timestamp field) | dead-lettered (flink_jobs/decoding.py) |
+| a timestamp outside years 1..9999 (any timestamp field; all are top-level, tests/unit/test_decoding.py) | dead-lettered (flink_jobs/decoding.py) |
 | event time more than `flink.future_tolerance_s` ahead of the Kafka timestamp | dead-lettered as "future" (flink_jobs/common.py) |
 | event time more than `flink.watermark_delay_s` behind the Kafka timestamp | late.<topic> (flink_jobs/common.py) |
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,3 +81,13 @@ def access_log(rec: dict[str, Any]) -> str | None:
     if rec.get("bytes") is None or rec["bytes"] < 0:
         return invalid_field("bytes", f"{rec.get('bytes')!r} is negative")
     return _time_ok(rec)
+
+
+#: logical source topic -> its record's check (topics.SOURCE_RECORDS names the record): the
+#: archive and bench/decode.py look it up here; the jobs' source specs are tested against it
+BY_TOPIC: dict[str, Callable[[dict[str, Any]], str | None]] = {
+    "gaming.player-events": player_event,
+    "iot.sensor-readings": sensor_reading,
+    "iot.security-events": security_event,
+    "web.access-logs": access_log,
+}

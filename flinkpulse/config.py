@@ -267,6 +267,18 @@ class FlinkConfig:
     #: more Kafka producer properties for every Kafka sink, "key=value" (linger.ms=...)
     sink_properties: tuple[str, ...] = ()
 
+    def python_options(self) -> dict[str, str]:
+        """The Python workers' Flink options, for the jobs and the session cluster's config.yaml alike."""
+        return {
+            "python.fn-execution.bundle.size": str(self.bundle_size),
+            "python.fn-execution.bundle.time": str(self.bundle_time_ms),
+            "python.fn-execution.arrow.batch.size": str(self.arrow_batch_size),
+            # Python operators of a slot share one worker process while it draws managed memory
+            "python.fn-execution.memory.managed": "false"
+            if self.python_worker_per_operator
+            else "true",
+        }
+
     def pairs(self, items: tuple[str, ...]) -> dict[str, str]:
         """`extra_options` / `source_properties` / `sink_properties` as a dict (the text before the first `=`)."""
         out = {}

@@ -119,12 +119,9 @@ class Flink(Component):
             "python.client.executable": str(venv_python()),
             # thread mode embeds the interpreter via pemja: it must find site-packages
             "python.pythonpath": f"{ROOT}:{site_packages()}",
-            "python.fn-execution.bundle.size": f.bundle_size,
-            "python.fn-execution.bundle.time": f.bundle_time_ms,
-            "python.fn-execution.arrow.batch.size": f.arrow_batch_size,
-            # a Python worker per Python operator, as the jobs set it (flink_jobs/common.py),
-            # for whatever runs without the jobs' options (SQL client sessions)
-            "python.fn-execution.memory.managed": str(not f.python_worker_per_operator).lower(),
+            # the jobs set the same (flink_jobs/common.py); here for whatever runs without the
+            # jobs' options (SQL client sessions)
+            **f.python_options(),
             # REST metrics at most 1 s old (default 10 s): `flinkpulse bench` samples each job's
             # progress every second to split start-up from the steady rate. Set here for every
             # local cluster, not by the bench: it is the JobManager's setting (its REST metric

@@ -39,6 +39,23 @@ def test_each_python_operator_gets_its_own_worker_unless_the_slot_is_to_share_on
     assert flink_table_options(shared, "security_alerts")[key] == "true"
 
 
+def test_the_session_cluster_gives_sql_client_sessions_the_jobs_python_options() -> None:
+    """A SQL client session runs without the jobs' options: the cluster's config.yaml must
+    hold the same Python worker settings, from the same place (FlinkConfig.python_options)."""
+    from flinkpulse.stack.flink import Flink
+
+    cfg = load_config(
+        overrides=["flink.bundle_size=5000", "flink.python_worker_per_operator=false"]
+    )
+    jobs = flink_table_options(cfg, "device_stats")
+    cluster = Flink(cfg).flink_conf()
+    python = {k: v for k, v in jobs.items() if k.startswith("python.fn-execution.")}
+    assert python == cfg.flink.python_options()
+    assert python["python.fn-execution.bundle.size"] == "5000"
+    assert python["python.fn-execution.memory.managed"] == "true"
+    assert {k: cluster[k] for k in python} == python
+
+
 def test_an_option_list_in_brackets_is_refused_in_one_line_not_sent_to_flink() -> None:
     """`--set flink.extra_options=["a=b"]` is one item, `["a=b"]`: it used to reach Flink as
     an option named `["a`; lists are comma-separated."""
