@@ -172,6 +172,31 @@ class LoaderConfig:
     #: (job_metrics, what `flinkpulse report` shows over its period); 0: no sampling
     quality_interval_s: float = 30.0
 
+    #: more Kafka consumer properties of the loader, "key=value" (e.g. fetch.max.bytes=...);
+    #: the exactly-once ones (isolation.level, no commits) cannot be changed
+    consumer_properties: tuple[str, ...] = ()
+
+    def consumer_pairs(self) -> dict[str, str]:
+        """`consumer_properties` as a dict."""
+        return option_pairs(self.consumer_properties, "loader")
+
+
+def option_pairs(items: tuple[str, ...], section: str) -> dict[str, str]:
+    """ "key=value" items (Flink options, Kafka properties) as a dict; a UsageError in one line
+    for an item without `=` or whose key is no option name."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        # a Flink or Kafka option name: letters, digits, dots, dashes, underscores (a
+        # `["a=b"]` from a shell reached Flink as the option `["a` before)
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key.strip()):
+            raise UsageError(
+                f"{section}: expected key=value with an option name as key, got {item!r} "
+                "(lists are comma-separated: a=1,b=2)"
+            )
+        out[key.strip()] = value.strip()
+    return out
+
 
 @dataclass(frozen=True)
 class AlertsConfig:
@@ -281,18 +306,7 @@ class FlinkConfig:
 
     def pairs(self, items: tuple[str, ...]) -> dict[str, str]:
         """`extra_options` / `source_properties` / `sink_properties` as a dict (the text before the first `=`)."""
-        out = {}
-        for item in items:
-            key, sep, value = item.partition("=")
-            # a Flink or Kafka option name: letters, digits, dots, dashes, underscores (a
-            # `["a=b"]` from a shell reached Flink as the option `["a` before)
-            if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key.strip()):
-                raise UsageError(
-                    f"flink: expected key=value with an option name as key, got {item!r} "
-                    "(lists are comma-separated: a=1,b=2)"
-                )
-            out[key.strip()] = value.strip()
-        return out
+        return option_pairs(items, "flink")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
@@ -216,17 +217,13 @@ def all_topics() -> list[str]:
 
 
 def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
-    """Create missing topics (prefixed); returns the ones created."""
+    """Create missing topics (prefixed); returns the ones this call created."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     names = [cfg.kafka.topic(t) for t in (logical or all_topics())]
     admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0, "socket.timeout.ms": 5000})
-    try:
-        existing = set(admin.list_topics(timeout=10).topics)
-    except Exception:
-        raise ServiceUnreachable("Kafka", cfg.kafka.bootstrap_servers) from None
-    missing = [n for n in names if n not in existing]
+    missing = missing_topics(admin, names, cfg.kafka.bootstrap_servers)
     if not missing:
         return []
     logical_of = {cfg.kafka.topic(t): t for t in (logical or all_topics())}
@@ -241,13 +238,39 @@ def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
             for n in missing
         ]
     )
-    for f in futures.values():
+    created = []
+    for name, f in futures.items():
         try:
             f.result(timeout=30)
-        except KafkaException as e:  # a concurrent creator won: fine
+            created.append(name)
+        except KafkaException as e:  # a concurrent creator won, or one just created: fine
             if not already_exists(e):
                 raise
-    return missing
+    return [n for n in missing if n in created]
+
+
+def missing_topics(admin: Any, names: list[str], servers: str) -> list[str]:
+    """Which of `names` the cluster lacks, asking about those topics only: listing every
+    topic costs with the cluster's size (0.8 s at 4,000 topics, each loader start)."""
+    from confluent_kafka import KafkaError, KafkaException, TopicCollection
+
+    if not names:
+        return []
+    # librdkafka's own codes for a broker it cannot talk to
+    unreachable = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
+    futures = admin.describe_topics(TopicCollection(list(dict.fromkeys(names))), request_timeout=10)
+    missing = set()
+    for name, f in futures.items():
+        try:
+            f.result()
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code in unreachable:
+                raise ServiceUnreachable("Kafka", servers) from None
+            # unknown, or anything else: creating it settles it (exists: fine; else its error)
+            missing.add(name)
+    return [n for n in dict.fromkeys(names) if n in missing]
 
 
 def already_exists(e: Exception) -> bool:

@@ -158,13 +158,16 @@ def run(cfg: Config, rows: int, batch_rows: int | None = None) -> dict[str, Any]
     }
 
 
-#: the loader levers of issue 17: name -> (ClickHouse decodes, batch_rows); 50k is the default
-LEVERS: dict[str, tuple[bool, int]] = {
-    "batch_10k": (True, 10_000),
-    "batch_25k": (True, 25_000),
-    "batch_50k": (True, 50_000),
-    "batch_100k": (True, 100_000),
-    "python_decodes": (False, 50_000),
+#: the loader levers of issue 17: name -> (ClickHouse decodes, batch_rows, more consumer
+#: properties); 50k and the shipped consumer are the defaults
+LEVERS: dict[str, tuple[bool, int, tuple[str, ...]]] = {
+    "batch_10k": (True, 10_000, ()),
+    "batch_25k": (True, 25_000, ()),
+    "batch_50k": (True, 50_000, ()),
+    "batch_100k": (True, 100_000, ()),
+    "python_decodes": (False, 50_000, ()),
+    # librdkafka's default prefetch, the loader's consumer before 2026-12-01 (fifth session)
+    "default_prefetch": (True, 50_000, ("queued.min.messages=100000",)),
 }
 
 
@@ -198,11 +201,14 @@ def levers(
             loads.append(os.getloadavg()[0])
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
-                fast, batch_rows = LEVERS[name]
+                fast, batch_rows, consumer = LEVERS[name]
                 db = f"{run_id}_lever_{r}_{name}"
                 migrate(cfg, db, log=None)
                 direct_s = _direct(ch, spec, tables)
-                lcfg = cfg.derive(clickhouse={"database": db}, loader={"batch_rows": batch_rows})
+                lcfg = cfg.derive(
+                    clickhouse={"database": db},
+                    loader={"batch_rows": batch_rows, "consumer_properties": consumer},
+                )
                 t = time.perf_counter()
                 Loader(lcfg, topics=["results.player-stats"], fast=fast).run(once=True)
                 loader_s = time.perf_counter() - t

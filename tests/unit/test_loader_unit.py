@@ -296,3 +296,33 @@ def test_batcher_cuts_batches_where_the_way_of_decoding_changes_in_offset_order(
             x.key, x.first(), ins.offsets if ins else [], [m.offset() for m, _ in dead]
         )
     assert ledger.last == {("t", 0): 4}
+
+
+def test_the_consumer_prefetches_and_takes_properties_but_not_the_exactly_once_ones() -> None:
+    """`loader.consumer_properties` tunes librdkafka (bench/README.md: the prefetch made the
+    loader 2x); isolation and offset storage are the exactly-once argument, so they are refused
+    in one line rather than failing the invariant check later."""
+    from flinkpulse.config import load_config
+    from flinkpulse.errors import UsageError
+    from flinkpulse.loader.core import consumer_settings
+
+    default = consumer_settings(load_config(overrides=[]), "db1")
+    assert default["queued.min.messages"] == 1_000_000
+    assert default["isolation.level"] == "read_committed"
+    assert default["enable.auto.commit"] is False
+    tuned = load_config(
+        overrides=["loader.consumer_properties=queued.min.messages=100000,fetch.max.bytes=1048576"]
+    )
+    got = consumer_settings(tuned, "db1")
+    assert (got["queued.min.messages"], got["fetch.max.bytes"]) == ("100000", "1048576")
+    bad = load_config(
+        overrides=[
+            "loader.consumer_properties=isolation.level=read_uncommitted,enable.auto.commit=true"
+        ]
+    )
+    with pytest.raises(UsageError) as e:
+        consumer_settings(bad, "db1")
+    assert str(e.value) == (
+        "loader.consumer_properties cannot set enable.auto.commit, isolation.level: "
+        "the loader's exactly-once depends on it (docs/loader.md)"
+    )
