@@ -38,13 +38,15 @@ class TopicQuality:
         return f"{n:,} ({100.0 * n / self.records:.2f} %)" if self.records else f"{n:,}"
 
 
-def _counts(consumer: Any, topic: str, md: Any) -> tuple[int, list[tuple[int, int, int]]]:
+def _counts(
+    consumer: Any, topic: str, md: dict[str, Any]
+) -> tuple[int, list[tuple[int, int, int]]]:
     """Records in `topic` (high - low, summed over partitions) and each partition's range."""
     from confluent_kafka import TopicPartition
 
     parts = []
     total = 0
-    for p in sorted(md.topics[topic].partitions):
+    for p in sorted(md[topic].partitions):
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
         total += high - low
         parts.append((p, low, high))
@@ -99,21 +101,28 @@ def source_quality(cfg: Config) -> list[TopicQuality]:
         }
     )
     try:
-        md = c.list_topics(timeout=10)
+        md = topics.existing_topics(
+            c,
+            [
+                cfg.kafka.topic(t)
+                for logical in topics.SOURCE_TOPICS
+                for t in (logical, f"late.{logical}", topics.dup_topic(logical), f"dlq.{logical}")
+            ],
+        )
         rows = []
         for logical in topics.SOURCE_TOPICS:
             name = cfg.kafka.topic(logical)
-            if name not in md.topics:
+            if name not in md:
                 continue
             n, _ = _counts(c, name, md)
             late = dlq = future = dups = 0
-            if cfg.kafka.topic(f"late.{logical}") in md.topics:
+            if cfg.kafka.topic(f"late.{logical}") in md:
                 _, parts = _counts(c, cfg.kafka.topic(f"late.{logical}"), md)
                 late, _ = _scan(c, cfg.kafka.topic(f"late.{logical}"), parts)
-            if cfg.kafka.topic(topics.dup_topic(logical)) in md.topics:
+            if cfg.kafka.topic(topics.dup_topic(logical)) in md:
                 _, parts = _counts(c, cfg.kafka.topic(topics.dup_topic(logical)), md)
                 dups, _ = _scan(c, cfg.kafka.topic(topics.dup_topic(logical)), parts)
-            if cfg.kafka.topic(f"dlq.{logical}") in md.topics:
+            if cfg.kafka.topic(f"dlq.{logical}") in md:
                 _, parts = _counts(c, cfg.kafka.topic(f"dlq.{logical}"), md)
                 dlq, future = _scan(c, cfg.kafka.topic(f"dlq.{logical}"), parts)
             rows.append(TopicQuality(logical, n, late, dlq - future, future, dups))
@@ -166,12 +175,12 @@ def dead_letter_reasons(cfg: Config, start_ms: int, end_ms: int) -> list[tuple[s
     )
     counts: dict[tuple[str, str], int] = {}
     try:
-        md = c.list_topics(timeout=10)
+        md = topics.existing_topics(c, [cfg.kafka.topic(f"dlq.{t}") for t in topics.SOURCE_TOPICS])
         for logical in topics.SOURCE_TOPICS:
             dlq = cfg.kafka.topic(f"dlq.{logical}")
-            if dlq not in md.topics:
+            if dlq not in md:
                 continue
-            parts = sorted(md.topics[dlq].partitions)
+            parts = sorted(md[dlq].partitions)
             starts = c.offsets_for_times([TopicPartition(dlq, p, start_ms) for p in parts], 10)
             ends = c.offsets_for_times([TopicPartition(dlq, p, end_ms) for p in parts], 10)
             want: dict[int, int] = {}

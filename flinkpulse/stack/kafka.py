@@ -125,7 +125,9 @@ class Kafka(Component):
             {"bootstrap.servers": self.address(), "socket.timeout.ms": 2000, "log_level": 0}
         )
         try:
-            md = admin.list_topics(timeout=3)
+            # the cluster's nodes, not its topic list: that took 0.8 s at 4,000 topics, and a
+            # long test session creates more, towards this 3 s timeout
+            cluster = admin.describe_cluster(request_timeout=3).result()
         except Exception:
             return False
-        return bool(md.brokers)
+        return bool(cluster.nodes)
