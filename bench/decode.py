@@ -23,15 +23,21 @@ SCHEMA_ID = 1
 START_MS = 1_767_312_000_000
 
 
+def source_topic(record: str) -> str:
+    """The logical source topic `record` is written to (topics.SOURCE_RECORDS, inverted)."""
+    from flinkpulse.topics import SOURCE_RECORDS
+
+    return {rec: t for t, rec in SOURCE_RECORDS.items()}[record]
+
+
 def records(record: str, n: int) -> list[bytes]:
     """The first `n` records of `record` that the producers' seeded stream writes, framed."""
     from flinkpulse.bench.records import Encoder
     from flinkpulse.schemas import latest_schema
-    from flinkpulse.topics import SOURCE_RECORDS
     from producers.base import TimeConfig
     from producers.streams import stream
 
-    topic = {rec: t for t, rec in SOURCE_RECORDS.items()}[record]
+    topic = source_topic(record)
     encode = Encoder(SCHEMA_ID, latest_schema(record))
     events = stream(topic.split(".")[0], 1, TimeConfig(start_ms=START_MS), False, timed=False)
     out: list[bytes] = []
@@ -54,10 +60,8 @@ def measure(record: str, n: int, passes: int = 3) -> float:
         timestamp_fields,
     )
     from flinkpulse.schemas import latest_schema
-    from flinkpulse.topics import SOURCE_RECORDS
 
-    topic = {rec: t for t, rec in SOURCE_RECORDS.items()}[record]
-    validate = validation.BY_TOPIC[topic]
+    validate = validation.BY_TOPIC[source_topic(record)]
     schema = latest_schema(record)
     values = records(record, n)
     registry = job_registry("http://unused")

@@ -182,8 +182,8 @@ class LoaderConfig:
 
 
 def option_pairs(items: tuple[str, ...], section: str) -> dict[str, str]:
-    """ "key=value" items (Flink options, Kafka properties) as a dict; a UsageError in one line
-    for an item without `=` or whose key is no option name."""
+    """Items of the form key=value (Flink options, Kafka properties) as a dict; a UsageError in
+    one line for an item without `=` or whose key is no option name."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")

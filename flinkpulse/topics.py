@@ -266,11 +266,12 @@ def missing_topics(admin: Any, names: list[str], servers: str) -> list[str]:
     topic costs with the cluster's size (0.8 s at 4,000 topics, each loader start)."""
     from confluent_kafka import KafkaError, KafkaException, TopicCollection
 
-    if not names:
+    unique = list(dict.fromkeys(names))
+    if not unique:
         return []
     # librdkafka's own codes for a broker it cannot talk to
     unreachable = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
-    futures = admin.describe_topics(TopicCollection(list(dict.fromkeys(names))), request_timeout=10)
+    futures = admin.describe_topics(TopicCollection(unique), request_timeout=10)
     missing = set()
     for name, f in futures.items():
         try:
@@ -282,7 +283,7 @@ def missing_topics(admin: Any, names: list[str], servers: str) -> list[str]:
                 raise ServiceUnreachable("Kafka", servers) from None
             # unknown, or anything else: creating it settles it (exists: fine; else its error)
             missing.add(name)
-    return [n for n in dict.fromkeys(names) if n in missing]
+    return [n for n in unique if n in missing]
 
 
 def already_exists(e: Exception) -> bool:
