@@ -68,8 +68,7 @@ def main() -> None:
         return sum(
             _rows(f)
             for t in archive.SOURCE_TABLES.values()
-            for f in archive.table_dir(cfg, t).glob("dt=*/hour=*/*")
-            if not f.name.startswith(".")
+            for f in archive.committed_files(archive.table_dir(cfg, t))
         )
 
     submit(cfg, "archive")

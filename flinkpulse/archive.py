@@ -33,6 +33,10 @@ DEAD_LETTERS = "dead_letters"
 TABLES = [*SOURCE_TABLES.values(), DEAD_LETTERS]
 
 _PARTITION = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+#: how committed files are named: Flink's compaction (`compacted-part-…`) and `archive compress`
+#: (`compressed-….jsonl.gz`). Everything else in a partition (`.uncompacted-part-…`,
+#: `..uncompacted-part-….inprogress.…`) is the job's work in progress.
+COMMITTED_PREFIXES = ("compacted-", "compressed-")
 
 
 def table_dir(cfg: Config, table: str) -> Path:
@@ -53,9 +57,23 @@ def parquet_jars(cfg: Config) -> list[Path]:
     return jars
 
 
+def committed_files(directory: Path) -> list[Path]:
+    """The committed files of one table directory, sorted (see COMMITTED_PREFIXES)."""
+    return sorted(
+        p for p in directory.glob("dt=*/hour=*/*") if p.name.startswith(COMMITTED_PREFIXES)
+    )
+
+
+def committed_glob(directory: Path) -> str:
+    """The ClickHouse file() glob of the same files: a view must never match a file in
+    progress, or reading its schema fails ("Parquet file too short")."""
+    names = ",".join(p.rstrip("-") for p in COMMITTED_PREFIXES)
+    return f"{directory}/dt=*/hour=*/{{{names}}}-*"
+
+
 def has_files(directory: Path) -> bool:
-    """Whether a table directory holds a committed file (in-progress ones start with a dot)."""
-    return any(not p.name.startswith(".") for p in directory.glob("dt=*/hour=*/*"))
+    """Whether a table directory holds a committed file."""
+    return bool(committed_files(directory))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -185,11 +203,11 @@ def view_sql(cfg: Config, table: str) -> str:
             f"{' and '.join(VIEW_FORMATS)} (ClickHouse cannot read the Avro files Flink writes: "
             "their root schema is a union)"
         )
-    glob = f"{table_dir(cfg, table)}/dt=*/hour=*/*"
+    glob = committed_glob(table_dir(cfg, table))
     return (
         f"CREATE OR REPLACE VIEW `{db}`.`archive_{table}` AS "
         f"SELECT * EXCEPT (dt, `hour`), toDate(dt) AS dt, toUInt8(`hour`) AS `hour` "
-        f"FROM file('{glob}', '{fmt}') WHERE _file NOT LIKE '.%' "
+        f"FROM file('{glob}', '{fmt}') "
         "SETTINGS use_hive_partitioning = 1, schema_inference_mode = 'union'"
     )
 

@@ -10,6 +10,7 @@ field v2 added) read it as NULL next to newer files. JSON lines: `archive compre
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections import Counter
@@ -191,7 +192,7 @@ def _rewrite_as_before_v2(table: Path, v1_ids: set[str]) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    for f in sorted(p for p in table.glob("dt=*/hour=*/*") if not p.name.startswith(".")):
+    for f in archive.committed_files(table):
         t = pq.read_table(f)
         old = pc.is_in(t["event_id"], value_set=pa_strings(v1_ids))
         if not pc.any(old).as_py():
@@ -226,3 +227,38 @@ def _compress_json(
         json.dumps(r, sort_keys=True) for p in gz for r in archive.read_rows(p)
     ) == sorted(json.dumps(r, sort_keys=True) for r in rows)
     assert sum(p.stat().st_size for p in gz) * 3 < plain  # gzip: under a third
+
+
+def test_views_read_only_committed_files_while_the_job_writes(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """A partition the job is writing holds hidden in-progress files (a fresh one is 4 bytes,
+    not yet Parquet). The view must not match them: ClickHouse infers the schema of every file
+    its glob matches, so one of them failed the whole query (CI, 2026-12-01)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ensure_stack("clickhouse")
+    prefix = f"arch{uuid.uuid4().hex[:6]}"
+    cfg = scoped(base_cfg, prefix)
+    part = archive.table_dir(cfg, "player_events") / "dt=2026-12-01" / "hour=23"
+    part.mkdir(parents=True)
+    rows = pa.table({"event_id": ["e1", "e2"], "damage": [3, 4]})
+    pq.write_table(rows, part / "compacted-part-a-0-0", compression="zstd")
+    (part / "..uncompacted-part-b-0-1.inprogress.c").write_bytes(b"PAR1")
+    (part / ".uncompacted-part-b-0-0").write_bytes(b"PAR1")
+    ch = client(cfg, "writer")
+    try:
+        assert archive.create_views(cfg) == ["archive_player_events"]
+        got = ch.query(
+            f"SELECT event_id, damage, dt, `hour` FROM `{prefix}`.archive_player_events "
+            "ORDER BY event_id"
+        ).result_rows
+        assert [(e, d, str(dt), h) for e, d, dt, h in got] == [
+            ("e1", 3, "2026-12-01", 23),
+            ("e2", 4, "2026-12-01", 23),
+        ]
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS `{prefix}`")
+        ch.close()
+        shutil.rmtree(archive.table_dir(cfg, "player_events"))

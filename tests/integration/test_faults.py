@@ -354,9 +354,7 @@ def _archived(cfg: Config) -> dict[str, Counter[tuple[int, int]]]:
     out: dict[str, Counter[tuple[int, int]]] = {}
     for table in archive.TABLES:
         got: Counter[tuple[int, int]] = Counter()
-        for f in archive.table_dir(cfg, table).glob("dt=*/hour=*/*"):
-            if f.name.startswith("."):  # in progress: not committed yet
-                continue
+        for f in archive.committed_files(archive.table_dir(cfg, table)):
             for row in archive.read_rows(f):
                 p = "dlq" if table == archive.DEAD_LETTERS else "src"
                 got[(row[f"{p}_partition"], row[f"{p}_offset"])] += 1
