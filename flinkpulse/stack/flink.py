@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from flinkpulse.paths import ROOT, pyflink_home, site_packages, venv_bin, venv_python
@@ -68,6 +69,12 @@ class Flink(Component):
     def conf_dir(self):  # type: ignore[no-untyped-def]
         return self.dir / "conf"
 
+    @property
+    def tmp_dir(self) -> Path:
+        """Flink's io.tmp.dirs: TaskManager working directories `tm_<resource id>`, spill
+        files, the JobManager's BLOB store."""
+        return self.dir / "tmp"
+
     def ports(self) -> list[int]:
         return [self.cfg.stack.flink_rest_port, self.cfg.stack.flink_rpc_port]
 
@@ -104,6 +111,15 @@ class Flink(Component):
             "rest.bind-address": h,
             "rest.port": s.flink_rest_port,
             "blob.server.port": "0",
+            # Flink's scratch space (each TaskManager's working directory with its BLOB cache,
+            # spill files, the JobManager's BLOB store) in this stack's own directory: under
+            # /tmp, TaskManager `flink-taskmanager-1`'s was the same directory for every stack
+            # on the machine, and it only grew (prepare() empties it for a TaskManager it starts)
+            "io.tmp.dirs": str(self.tmp_dir),
+            # a TaskManager drops a finished job's jars and Python files after this (default
+            # 1 h): a session cluster that runs many short jobs (the tests) kept GBs of them, and
+            # a TaskManager start verifies every cached file (67 s for 21 GB, over `up`'s timeout)
+            "blob.service.cleanup.interval": 60,
             "execution.checkpointing.dir": f"file://{self.dir / 'checkpoints'}",
             "execution.checkpointing.savepoint-dir": f"file://{self.dir / 'savepoints'}",
             "execution.checkpointing.num-retained": 2,
@@ -153,6 +169,7 @@ class Flink(Component):
         (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
         for d in ("log", "run", "checkpoints", "savepoints", "tmp"):
             (self.dir / d).mkdir(parents=True, exist_ok=True)
+        self.clear_scratch()
         # Our own lib dir: the wheel's lib/ plus opt/flink-python (Python UDF operators run in
         # the cluster's classloader, as in the official PyFlink images). The wheel stays untouched.
         lib = self.dir / "lib"
@@ -164,6 +181,27 @@ class Flink(Component):
             *sorted((home / "opt").glob("flink-python*.jar")),
         ]:
             (lib / jar.name).symlink_to(jar)
+
+    def clear_scratch(self) -> list[Path]:
+        """Empty the scratch space of the processes about to start (every process of it when
+        none runs, else the TaskManagers that do not): a TaskManager's working directory is
+        named after its resource id, so a restarted one would find its predecessor's cached
+        BLOBs and verify each of them before it registers. Nothing there outlives a process:
+        checkpoints and savepoints are elsewhere, local recovery is off. Returns what it removed."""
+        live = self.pids()
+        if not live:
+            gone = sorted(self.tmp_dir.iterdir()) if self.tmp_dir.is_dir() else []
+        else:
+            gone = [self.tmp_dir / f"tm_{n}" for n in self.taskmanagers() if n not in live]
+        removed = []
+        for p in gone:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+                removed.append(p)
+        return removed
 
     def env(self) -> dict[str, str]:
         return {
