@@ -14,13 +14,14 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> None:
     """Run the harness's loader section once and print its rows/s and ratios."""
-    from flinkpulse.bench import loader
+    from flinkpulse import topics
     from flinkpulse.config import load_config
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -31,6 +32,16 @@ def main() -> None:
     ap.add_argument("--variants", help="comma-separated (default: all of loader.LEVERS)")
     args = ap.parse_args()
     cfg = load_config().with_prefix(f"bench{uuid.uuid4().hex[:6]}.")
+    try:
+        _run(args, cfg)
+    finally:
+        topics.delete_prefixed(cfg)  # the run's topics go with it
+
+
+def _run(args: argparse.Namespace, cfg: Any) -> None:
+    """The levers or the one three-way comparison, printed."""
+    from flinkpulse.bench import loader
+
     if args.levers:
         names = args.variants.split(",") if args.variants else None
         lv = loader.levers(cfg, args.rows, args.rounds, names)

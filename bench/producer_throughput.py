@@ -17,8 +17,8 @@ import os
 
 def main() -> None:
     """Parse the options, run the harness, print one row per domain."""
+    from flinkpulse import topics
     from flinkpulse.bench import producers
-    from flinkpulse.bench.runner import _delete_topics
     from flinkpulse.config import load_config
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -31,7 +31,7 @@ def main() -> None:
     try:
         res = producers.run(cfg, args.events, args.cpu, args.domains.split(","))
     finally:
-        _delete_topics(cfg)
+        topics.delete_prefixed(cfg)
     print()
     print("| domain (load) | Avro events/s | raw-bytes msgs/s | ratio | Avro /CPU-s | raw /CPU-s | "
           "CPU ratio | generate only /s | encode only /s |")  # fmt: skip

@@ -292,3 +292,22 @@ def already_exists(e: Exception) -> bool:
 
     err = e.args[0] if e.args else None
     return isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS
+
+
+def delete_prefixed(cfg: Config, timeout: float = 30) -> list[str]:
+    """Delete every topic named with `cfg`'s topic prefix (a bench run's or a test's own, all
+    of it); returns their names. Best effort: a Kafka that cannot be reached deletes nothing.
+    Refuses the empty prefix, which would name every topic of the cluster."""
+    from confluent_kafka.admin import AdminClient
+
+    prefix = cfg.kafka.topic_prefix
+    if not prefix:
+        raise ValueError("delete_prefixed needs a topic prefix: '' names every topic")
+    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
+    try:
+        names = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix))
+        for f in admin.delete_topics(names).values() if names else []:
+            f.result(timeout)
+    except Exception:  # noqa: BLE001 - clean-up: what it could not delete stays, nothing else
+        return []
+    return names

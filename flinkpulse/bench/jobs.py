@@ -348,18 +348,25 @@ def ab(
     rate and start-up, and the median steady rate ÷ the first variant's in the same round."""
     import statistics
 
+    from flinkpulse.topics import delete_prefixed
+
     cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}ab{uuid.uuid4().hex[:6]}.")
     domains = tuple(sorted({t.split(".")[0] for t in JOB_TOPICS[job]}))
-    filled = fill(cfg, events_per_domain, domains=domains)
     runs: list[dict[str, Any]] = []
-    for rnd in range(rounds):
-        for variant in variants:
-            try:
-                row = run_variant(lever_cfg(cfg, variant), job, variant, filled, timeout)
-            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-                row = {"job": job, "variant": variant, "error": f"{type(e).__name__}: {e}"}
-            row["round"] = rnd
-            runs.append(row)
+    try:
+        filled = fill(cfg, events_per_domain, domains=domains)
+        for rnd in range(rounds):
+            for variant in variants:
+                try:
+                    row = run_variant(lever_cfg(cfg, variant), job, variant, filled, timeout)
+                except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                    row = {"job": job, "variant": variant, "error": f"{type(e).__name__}: {e}"}
+                row["round"] = rnd
+                runs.append(row)
+    finally:
+        # its topics go with it: left behind, lever runs grew a dev Kafka to ~4,000 topics
+        # and 7.9 GB, and a broker with that many partitions took longer to start than `up`
+        delete_prefixed(cfg)
     summary = []
     for variant in variants:
         mine = [r for r in runs if r["variant"] == variant]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flinkpulse import topics
 from flinkpulse.config import Config
 from flinkpulse.paths import ROOT
 
@@ -155,7 +156,7 @@ def run(
         res[name]["section_s"] = round(time.perf_counter() - t, 1)
         log(f"bench: {name} done in {res[name]['section_s']} s"
             + (f" — error: {res[name]['error']}" if "error" in res[name] else ""))  # fmt: skip
-    _delete_topics(cfg)
+    topics.delete_prefixed(cfg)
     res["elapsed_s"] = round(time.perf_counter() - t_run, 1)
     res["goals"] = report.goals(res)
     out = out_dir or ROOT / "bench" / "results"
@@ -170,19 +171,3 @@ def result_stem(started: dt.datetime, host: str, quick: bool, out_dir: Path) -> 
     if (out_dir / f"{stem}.json").exists():
         stem = f"{started:%Y-%m-%dT%H%M}{tail}"
     return stem
-
-
-def _delete_topics(cfg: Config) -> None:
-    """Remove every topic of this run (all carry its unique prefix)."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
-    try:
-        names = [
-            t for t in admin.list_topics(timeout=10).topics if t.startswith(cfg.kafka.topic_prefix)
-        ]
-        if names:
-            for f in admin.delete_topics(names).values():
-                f.result(30)
-    except Exception:  # noqa: BLE001 - cleanup is best effort; the results are written anyway
-        pass

@@ -371,3 +371,27 @@ def test_ensure_topics_creates_only_the_missing_ones_with_their_configuration(
     conf = admin.describe_configs([res])[res].result()
     want = dict(TOPICS["gaming.player-events"].config)
     assert want and {k: conf[k].value for k in want} == want
+
+
+def test_delete_prefixed_removes_this_prefix_s_topics_and_no_other(stack_cfg: Config) -> None:
+    """How a bench run (and the lever harnesses) take their topics with them; a prefix that
+    starts another's (`ab1.` vs `ab12.`) is not touched, nor is the empty prefix allowed."""
+    from flinkpulse.topics import delete_prefixed, ensure_topics
+
+    mine = stack_cfg.with_prefix(f"{stack_cfg.kafka.topic_prefix}ab1.")
+    other = stack_cfg.with_prefix(f"{stack_cfg.kafka.topic_prefix}ab12.")
+    made = ensure_topics(mine, ["gaming.player-events", "dlq.gaming.player-events"])
+    kept = ensure_topics(other, ["gaming.player-events"])
+    assert len(made) == 2 and len(kept) == 1
+    assert delete_prefixed(mine) == sorted(made)
+    c = Consumer({**stack_cfg.kafka.client_conf(), "group.id": "x"})
+    try:
+        deadline = time.monotonic() + 30
+        while set(made) & set(c.list_topics(timeout=10).topics) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = set(c.list_topics(timeout=10).topics)
+    finally:
+        c.close()
+    assert not set(made) & left and set(kept) <= left
+    with pytest.raises(ValueError, match="needs a topic prefix"):
+        delete_prefixed(stack_cfg.with_prefix(""))
