@@ -16,6 +16,9 @@ from typing import Any
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 
+#: the states of a job that has not ended (it holds slots, or will again)
+LIVE_STATES = ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING", "RECONCILING")
+
 
 class FlinkRest:
     """A thin client of the JobManager's REST API."""
@@ -47,8 +50,7 @@ class FlinkRest:
         return list(self.call("GET", "/jobs/overview")["jobs"])
 
     def running(self, name: str) -> list[dict[str, Any]]:
-        live = ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING", "RECONCILING")
-        return [j for j in self.jobs() if j["name"] == name and j["state"] in live]
+        return [j for j in self.jobs() if j["name"] == name and j["state"] in LIVE_STATES]
 
     def wait_state(self, job_id: str, states: tuple[str, ...], timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ It imports nothing above the core (flinkpulse.config, flinkpulse.errors).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -298,14 +298,20 @@ def delete_prefixed(cfg: Config, timeout: float = 30) -> list[str]:
     """Delete every topic named with `cfg`'s topic prefix (a bench run's or a test's own, all
     of it); returns their names. Best effort: a Kafka that cannot be reached deletes nothing.
     Refuses the empty prefix, which would name every topic of the cluster."""
-    from confluent_kafka.admin import AdminClient
-
     prefix = cfg.kafka.topic_prefix
     if not prefix:
         raise ValueError("delete_prefixed needs a topic prefix: '' names every topic")
+    return delete_topics(cfg, lambda name: name.startswith(prefix), timeout)
+
+
+def delete_topics(cfg: Config, which: Callable[[str], bool], timeout: float = 30) -> list[str]:
+    """Delete the cluster's topics whose full name `which` accepts; returns their names, sorted.
+    Best effort: a Kafka that cannot be reached deletes nothing."""
+    from confluent_kafka.admin import AdminClient
+
     admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
     try:
-        names = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix))
+        names = sorted(t for t in admin.list_topics(timeout=10).topics if which(t))
         for f in admin.delete_topics(names).values() if names else []:
             f.result(timeout)
     except Exception:  # noqa: BLE001 - clean-up: what it could not delete stays, nothing else
