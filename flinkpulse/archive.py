@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,11 @@ def parquet_jars(cfg: Config) -> list[Path]:
 
 def committed_files(directory: Path) -> list[Path]:
     """The committed files of one table directory, sorted (see COMMITTED_PREFIXES)."""
-    return sorted(
-        p for p in directory.glob("dt=*/hour=*/*") if p.name.startswith(COMMITTED_PREFIXES)
-    )
+    return sorted(_committed(directory))
+
+
+def _committed(directory: Path) -> Iterator[Path]:
+    return (p for p in directory.glob("dt=*/hour=*/*") if p.name.startswith(COMMITTED_PREFIXES))
 
 
 def committed_glob(directory: Path) -> str:
@@ -72,8 +75,8 @@ def committed_glob(directory: Path) -> str:
 
 
 def has_files(directory: Path) -> bool:
-    """Whether a table directory holds a committed file."""
-    return bool(committed_files(directory))
+    """Whether a table directory holds a committed file (stops at the first)."""
+    return next(_committed(directory), None) is not None
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

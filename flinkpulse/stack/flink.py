@@ -167,8 +167,11 @@ class Flink(Component):
             for k, v in self.flink_conf().items()
         ]
         (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
-        for d in ("log", "run", "checkpoints", "savepoints", "tmp"):
-            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        for d in [
+            *(self.dir / n for n in ("log", "run", "checkpoints", "savepoints")),
+            self.tmp_dir,
+        ]:
+            d.mkdir(parents=True, exist_ok=True)
         self.clear_scratch()
         # Our own lib dir: the wheel's lib/ plus opt/flink-python (Python UDF operators run in
         # the cluster's classloader, as in the official PyFlink images). The wheel stays untouched.
