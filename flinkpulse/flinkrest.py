@@ -49,8 +49,12 @@ class FlinkRest:
     def jobs(self) -> list[dict[str, Any]]:
         return list(self.call("GET", "/jobs/overview")["jobs"])
 
+    def live(self) -> list[dict[str, Any]]:
+        """Every job that has not ended (LIVE_STATES)."""
+        return [j for j in self.jobs() if j["state"] in LIVE_STATES]
+
     def running(self, name: str) -> list[dict[str, Any]]:
-        return [j for j in self.jobs() if j["name"] == name and j["state"] in LIVE_STATES]
+        return [j for j in self.live() if j["name"] == name]
 
     def wait_state(self, job_id: str, states: tuple[str, ...], timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout

@@ -304,6 +304,16 @@ def delete_prefixed(cfg: Config, timeout: float = 30) -> list[str]:
     return delete_topics(cfg, lambda name: name.startswith(prefix), timeout)
 
 
+def cluster_topics(cfg: Config, admin: Any = None) -> set[str]:
+    """Every topic name of the cluster (a full listing: it costs with the cluster's size, so
+    for clean-up, not for a hot path). Raises when Kafka does not answer."""
+    if admin is None:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
+    return set(admin.list_topics(timeout=10).topics)
+
+
 def delete_topics(cfg: Config, which: Callable[[str], bool], timeout: float = 30) -> list[str]:
     """Delete the cluster's topics whose full name `which` accepts; returns their names, sorted.
     Best effort: a Kafka that cannot be reached deletes nothing."""
@@ -311,7 +321,7 @@ def delete_topics(cfg: Config, which: Callable[[str], bool], timeout: float = 30
 
     admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
     try:
-        names = sorted(t for t in admin.list_topics(timeout=10).topics if which(t))
+        names = sorted(t for t in cluster_topics(cfg, admin) if which(t))
         for f in admin.delete_topics(names).values() if names else []:
             f.result(timeout)
     except Exception:  # noqa: BLE001 - clean-up: what it could not delete stays, nothing else

@@ -17,7 +17,7 @@ import pytest
 
 from flinkpulse import stack, topics
 from flinkpulse.config import Config, load_config
-from flinkpulse.flinkrest import LIVE_STATES, FlinkRest
+from flinkpulse.flinkrest import FlinkRest
 from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV
 
 #: tests record their measured outcomes (test-artifacts/); `make reliability-report` renders
@@ -167,20 +167,17 @@ def _running_prefixes(cfg: Config) -> set[str] | None:
     if not stack.component(cfg, "flink").running():
         return set()
     try:
-        jobs = FlinkRest(cfg).jobs()
+        jobs = FlinkRest(cfg).live()
     except Exception:  # noqa: BLE001 - clean-up only: not knowing, nothing is deleted
         return None
-    names = [j["name"].removeprefix("flinkpulse-") for j in jobs if j["state"] in LIVE_STATES]
+    names = [j["name"].removeprefix("flinkpulse-") for j in jobs]
     return {n.rsplit(".", 1)[0] + "." for n in names if "." in n}
 
 
 def _names(cfg: Config) -> set[str] | None:
     """Every topic of the cluster now; None if Kafka does not answer."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
     try:
-        return set(admin.list_topics(timeout=10).topics)
+        return topics.cluster_topics(cfg)
     except Exception:  # noqa: BLE001 - clean-up only: without the list, nothing is deleted
         return None
 
