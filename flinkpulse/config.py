@@ -269,7 +269,9 @@ class FlinkConfig:
     #: Python call per record: 1.1-1.24x the job's rate (bench/README.md); process mode only
     #: (thread mode decodes per record). Off by default: when a task fails over, Flink's Arrow
     #: operator can throw from close() (ClosedChannelException), which Flink treats as fatal
-    #: and which shuts the whole TaskManager down (test_faults, 2026-12-01)
+    #: and which shuts the whole TaskManager down (test_faults, 2026-12-01): a cancellation
+    #: interrupt closes the Arrow stream's channel, and close() still writes its end marker
+    #: (bench/README.md, "Why vectorized decoding can take a TaskManager down")
     vectorized_decode: bool = False
     #: chained operators pass records on without copying them (``pipeline.object-reuse``): the
     #: copies were a fifth of a job's TaskManager time; 1.3-2x the UDF jobs' rate, 1.1x the
