@@ -6,6 +6,7 @@ the environment Flink's client scripts need. Watching and stopping jobs is the R
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -13,6 +14,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +124,32 @@ def submit(
     name = name or job_name(cfg, job)
     # one submission of a name at a time on this machine: the check below and `flink run`
     # must not interleave with another process's (two copies of one job would both run)
-    lock = cfg.stack.state_path() / "run" / f"submit-{name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with exclusive(cfg.stack.state_path() / "run" / f"submit-{name}.lock"):
         return _submit_locked(cfg, job, name, script, savepoint, extra_args, wait_running)
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `lock` across processes, and remove the file when done: one
+    lock file per job name would otherwise stay behind for every prefix ever submitted.
+
+    Removing a lock file is safe only if a waiter that then gets the lock on the removed file
+    notices: it must find `lock` to be the file it holds, and otherwise tries again."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fh = lock.open("a")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        fh.close()  # the holder before us removed it: lock the file that is there now
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # still holding it: a waiter on it will try again
+        fh.close()
 
 
 def _submit_locked(
