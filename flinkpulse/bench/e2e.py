@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flinkpulse.config import Config
@@ -31,8 +31,9 @@ def _percentiles(xs: list[float]) -> dict[str, float | None]:
     return {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1], 3)}
 
 
-def consumer_lag(cfg: Config, group: str) -> int:
-    """Records in the source topics not yet committed by `group` (Flink commits at checkpoints)."""
+def consumer_lag(cfg: Config, group: str, logical_topics: list[str] | None = None) -> int:
+    """Records in `logical_topics` (all source topics by default) not yet committed by `group`
+    (Flink commits at checkpoints)."""
     from confluent_kafka import Consumer, TopicPartition
 
     from flink_jobs.common import SOURCE_TOPICS
@@ -40,7 +41,7 @@ def consumer_lag(cfg: Config, group: str) -> int:
     c = Consumer({**cfg.kafka.client_conf(), "group.id": group, "enable.auto.commit": False})
     try:
         tps = []
-        for logical in SOURCE_TOPICS:
+        for logical in logical_topics or list(SOURCE_TOPICS):
             topic = cfg.kafka.topic(logical)
             md = c.list_topics(topic, timeout=10).topics[topic]
             tps += [TopicPartition(topic, p) for p in md.partitions]
@@ -156,8 +157,10 @@ def run(
     steps: list[float],
     step_s: float,
     tuned: dict[str, Any] | None = None,
+    pipeline_steps: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Latency (as configured, then with `tuned` flink settings) and the sustained-rate steps."""
+    """Latency (as configured, then with `tuned` flink settings), the sustained-rate steps of
+    security_alerts + loader, and those of the whole pipeline (`pipeline_steps`, if any)."""
     out: dict[str, Any] = {
         "rate": rate,
         "checkpoint_interval_s": cfg.flink.checkpoint_interval_s,
@@ -183,13 +186,45 @@ def run(
                 out.update({k: v[k] for k in ("background", "alerts", "alerts_matched",
                                               "latency_s", "latency_by_rule", "latency_samples")})  # fmt: skip
                 out.update(_sustained(dcfg, steps, step_s))
+    if pipeline_steps:
+        out["pipeline"] = pipeline(cfg, pipeline_steps, step_s)
     return out
 
 
+def pipeline(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]:
+    """The whole pipeline as configured: the four jobs and a loader of every table, on topics
+    and a database of their own, under the background producer's rising steps. A step holds
+    when the producer kept the rate and the summed lag of the jobs (consumer offsets) and of
+    the loader (its status file) did not grow."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from flink_jobs import JOBS
+    from flinkpulse.bench.jobs import JOB_TOPICS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        status = Path(tmp) / "loader.json"
+        with _deployment(cfg, "pipe", list(JOBS), status) as (dcfg, _ch, t_submit, running_s):
+
+            def lags() -> dict[str, int]:
+                out = {j: consumer_lag(dcfg, f"flinkpulse-{j}", JOB_TOPICS[j]) for j in JOBS}
+                loader = json.loads(status.read_text()) if status.exists() else {}
+                out["loader"] = int(loader.get("lag_total", 0))
+                return out
+
+            res = _steps(dcfg, steps, step_s, lags)
+    return {"jobs": list(JOBS), "submit_to_running_s": running_s, **res}
+
+
 @contextlib.contextmanager
-def _deployment(cfg: Config, tag: str) -> Iterator[tuple[Config, Any, float, float]]:
-    """security_alerts + an in-process loader of its alerts, on topics and a database of
-    their own; yields (config, ClickHouse client, submit time, submit-to-running seconds)."""
+def _deployment(
+    cfg: Config, tag: str, jobs: list[str] | None = None, status: Any = None
+) -> Iterator[tuple[Config, Any, float, float]]:
+    """`jobs` (security_alerts by default) + an in-process loader of their tables (alerts
+    only, by default; writing `status`, a loader status file, if given), on topics and a
+    database of their own; yields (config, ClickHouse client, submit time, seconds from the
+    first submission to the last job running)."""
     from flinkpulse.clickhouse.migrate import client, migrate
     from flinkpulse.flinkrest import FlinkRest
     from flinkpulse.flinkrun import submit
@@ -204,17 +239,20 @@ def _deployment(cfg: Config, tag: str) -> Iterator[tuple[Config, Any, float, flo
     )
     ensure_topics(cfg)
     migrate(cfg, log=None)
-    loader = Loader(cfg, topics=["alerts"])
+    loader = Loader(cfg, topics=None if jobs else ["alerts"], status_file=status)
     lt = threading.Thread(target=loader.run, daemon=True)
     lt.start()
     t_submit = time.time()
-    jid = submit(cfg, "security_alerts")
-    running_s = round(time.time() - t_submit, 1)
+    jids = []
     ch = client(cfg)
     try:
+        for job in jobs or ["security_alerts"]:
+            jids.append(submit(cfg, job))
+        running_s = round(time.time() - t_submit, 1)
         yield cfg, ch, t_submit, running_s
     finally:
-        FlinkRest(cfg).cancel(jid)
+        for jid in jids:
+            FlinkRest(cfg).cancel(jid)
         loader.stop()
         lt.join(30)
         try:
@@ -225,8 +263,20 @@ def _deployment(cfg: Config, tag: str) -> Iterator[tuple[Config, Any, float, flo
 
 def _sustained(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]:
     """Steps of `step_s` seconds at rising rates until the producer or the job falls behind."""
+    return _steps(
+        cfg,
+        steps,
+        step_s,
+        lambda: {"security_alerts": consumer_lag(cfg, "flinkpulse-security_alerts")},
+    )
+
+
+def _steps(
+    cfg: Config, steps: list[float], step_s: float, lags: Callable[[], dict[str, int]]
+) -> dict[str, Any]:
+    """Steps of `step_s` seconds at rising rates until the producer falls behind or the summed
+    `lags` (per consumer) grow; each step keeps the lag samples and the last ones per consumer."""
     out: dict[str, Any] = {}
-    group = "flinkpulse-security_alerts"
     step_rows = []
     for r in steps:
         stop2 = threading.Event()
@@ -237,18 +287,20 @@ def _sustained(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]
         )
         t_step = time.time()
         th.start()
-        lags: list[tuple[float, int]] = []
+        samples: list[tuple[float, int]] = []
+        last: dict[str, int] = {}
         while th.is_alive():
-            lags.append((round(time.time() - t_step, 1), consumer_lag(cfg, group)))
+            last = lags()
+            samples.append((round(time.time() - t_step, 1), sum(last.values())))
             time.sleep(max(2.0, cfg.flink.checkpoint_interval_s))
-        half = [lg for ts, lg in lags if ts >= step_s / 2]
+        half = [lg for ts, lg in samples if ts >= step_s / 2]
         growing = len(half) >= 2 and half[-1] > half[0] + max(
             r * 2 * cfg.flink.checkpoint_interval_s, 1000
         )
         kept = res.get("rate", 0) >= 0.95 * r
         step_rows.append(
-            {"target": r, "achieved": round(res.get("rate", 0)), "lag": lags,
-             "lag_growing": growing, "producer_kept_rate": kept,
+            {"target": r, "achieved": round(res.get("rate", 0)), "lag": samples,
+             "lag_last": last, "lag_growing": growing, "producer_kept_rate": kept,
              "sustained": kept and not growing}
         )  # fmt: skip
         if not (kept and not growing):

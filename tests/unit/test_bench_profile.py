@@ -268,3 +268,32 @@ def test_a_second_run_of_the_day_gets_its_own_name_and_sorts_after_the_first(
     assert second == "2026-12-01T1426-vm"
     assert sorted(["2026-12-01-vm.json", f"{second}.json"])[-1] == f"{second}.json"
     assert result_stem(at, "vm", True, tmp_path) == "2026-12-01-vm-quick"
+
+
+def test_the_whole_pipeline_steps_and_goal() -> None:
+    """Issue 17: the four jobs + loader's steps in the Markdown, each with its last lag per
+    consumer, and the 50k goal judged by the highest step that held."""
+    from flinkpulse.bench.report import pipeline_markdown
+
+    pl = {
+        "jobs": ["player_stats", "device_stats"],
+        "step_s": 120,
+        "steps": [
+            {"target": 5000.0, "achieved": 4998, "lag_growing": False, "sustained": True,
+             "lag_last": {"player_stats": 12, "loader": 0}},
+            {"target": 10000.0, "achieved": 9990, "lag_growing": True, "sustained": False,
+             "lag_last": {"player_stats": 81234, "loader": 5}},
+        ],
+        "max_sustained_rate": 5000.0,
+    }  # fmt: skip
+    lines = pipeline_markdown(pl)
+    assert "| 5,000 | 4,998 | False | True | player_stats 12, loader 0 |" in lines
+    assert "| 10,000 | 9,990 | True | False | player_stats 81,234, loader 5 |" in lines
+    assert lines[-1] == "Highest sustained: 5,000 events/s."
+    res = {"producers": {}, "jobs": {}, "loader": {}, "e2e": {"pipeline": pl}}
+    g = goals(res)[-1]
+    assert (g["measured"], g["met"]) == ("5,000 events/s", False)
+    none_held = {**pl, "max_sustained_rate": None}
+    assert goals({**res, "e2e": {"pipeline": none_held}})[-1]["met"] is False
+    assert goals({**res, "e2e": {}})[-1]["met"] is None
+    assert pipeline_markdown(None) == []

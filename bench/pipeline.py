@@ -1,0 +1,44 @@
+"""The whole pipeline's sustained rate: the four jobs and a loader of every table (issue 17).
+
+    .venv/bin/python -u bench/pipeline.py [--steps 5000,10000,20000,50000] [--step-seconds 120]
+
+On the running stack (kafka, registry, clickhouse, flink), as configured (no setting changed),
+on topics and a ClickHouse database of its own. The background producer sends all three
+domains at each step's rate; a step holds when the producer kept the rate and the summed lag
+of the four jobs and the loader did not grow (flinkpulse/bench/e2e.py, `pipeline`). The full
+`flinkpulse bench` runs the same as part of its e2e section. Prints one line per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from flinkpulse.bench.e2e import pipeline
+    from flinkpulse.config import load_config
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", default="5000,10000,20000,50000", help="events/s, comma-separated")
+    p.add_argument("--step-seconds", type=float, default=120)
+    a = p.parse_args(argv)
+    try:
+        steps = [float(x) for x in a.steps.split(",") if x]
+    except ValueError:
+        p.error(f"--steps: comma-separated numbers, not {a.steps!r}")
+    cfg = load_config().with_prefix(f"pipe{uuid.uuid4().hex[:6]}.")
+    res = pipeline(cfg, steps, a.step_seconds)
+    for s in res["steps"]:
+        print(json.dumps({k: v for k, v in s.items() if k != "lag"}))
+    print(json.dumps({k: v for k, v in res.items() if k != "steps"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
