@@ -27,13 +27,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", default="5000,10000,20000,50000", help="events/s, comma-separated")
     p.add_argument("--step-seconds", type=float, default=120)
+    p.add_argument(
+        "--twin",
+        action="append",
+        default=[],
+        choices=["player_stats", "device_stats", "web_traffic", "security_alerts"],
+        help="run this job as its built-in twin (diagnostic; repeatable)",
+    )
     a = p.parse_args(argv)
     try:
         steps = [float(x) for x in a.steps.split(",") if x]
     except ValueError:
         p.error(f"--steps: comma-separated numbers, not {a.steps!r}")
     cfg = load_config().with_prefix(f"pipe{uuid.uuid4().hex[:6]}.")
-    res = pipeline(cfg, steps, a.step_seconds)
+    res = pipeline(cfg, steps, a.step_seconds, tuple(a.twin))
     for s in res["steps"]:
         print(json.dumps({k: v for k, v in s.items() if k != "lag"}))
     print(json.dumps({k: v for k, v in res.items() if k != "steps"}))

@@ -191,11 +191,14 @@ def run(
     return out
 
 
-def pipeline(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]:
+def pipeline(
+    cfg: Config, steps: list[float], step_s: float, twins: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The whole pipeline as configured: the four jobs and a loader of every table, on topics
     and a database of their own, under the background producer's rising steps. A step holds
     when the producer kept the rate and the summed lag of the jobs (consumer offsets) and of
-    the loader (its status file) did not grow."""
+    the loader (its status file) did not grow. Jobs in `twins` run as their built-in twin (a
+    diagnostic: what decoding them in the JVM would leave; their results are not loaded)."""
     import json
     import tempfile
     from pathlib import Path
@@ -205,28 +208,40 @@ def pipeline(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         status = Path(tmp) / "loader.json"
-        with _deployment(cfg, "pipe", list(JOBS), status) as (dcfg, _ch, t_submit, running_s):
+        with _deployment(cfg, "pipe", list(JOBS), status, twins) as (dcfg, _ch, _t, running_s):
 
             def lags() -> dict[str, int]:
-                out = {j: consumer_lag(dcfg, f"flinkpulse-{j}", JOB_TOPICS[j]) for j in JOBS}
+                out = {
+                    j: consumer_lag(
+                        dcfg,
+                        f"flinkpulse-{j}_twin" if j in twins else f"flinkpulse-{j}",
+                        JOB_TOPICS[j],
+                    )
+                    for j in JOBS
+                }
                 loader = json.loads(status.read_text()) if status.exists() else {}
                 out["loader"] = int(loader.get("lag_total", 0))
                 return out
 
             res = _steps(dcfg, steps, step_s, lags)
-    return {"jobs": list(JOBS), "submit_to_running_s": running_s, **res}
+    return {"jobs": list(JOBS), "twins": list(twins), "submit_to_running_s": running_s, **res}
 
 
 @contextlib.contextmanager
 def _deployment(
-    cfg: Config, tag: str, jobs: list[str] | None = None, status: Any = None
+    cfg: Config,
+    tag: str,
+    jobs: list[str] | None = None,
+    status: Any = None,
+    twins: tuple[str, ...] = (),
 ) -> Iterator[tuple[Config, Any, float, float]]:
     """`jobs` (security_alerts by default) + an in-process loader of their tables (alerts
     only, by default; writing `status`, a loader status file, if given), on topics and a
     database of their own; yields (config, ClickHouse client, submit time, seconds from the
     first submission to the last job running)."""
+    from flink_jobs.builtin_twin import TWIN_PREFIX
     from flinkpulse.clickhouse.migrate import client, migrate
-    from flinkpulse.flinkrest import FlinkRest
+    from flinkpulse.flinkrest import FlinkRest, job_name
     from flinkpulse.flinkrun import submit
     from flinkpulse.loader.core import Loader
     from flinkpulse.topics import ensure_topics
@@ -247,7 +262,13 @@ def _deployment(
     ch = client(cfg)
     try:
         for job in jobs or ["security_alerts"]:
-            jids.append(submit(cfg, job))
+            if job in twins:
+                twin_cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}{TWIN_PREFIX}")
+                ensure_topics(twin_cfg)
+                name = job_name(cfg, f"{job}_twin")
+                jids.append(submit(cfg, "builtin_twin", extra_args=["--job", job], name=name))
+            else:
+                jids.append(submit(cfg, job))
         running_s = round(time.time() - t_submit, 1)
         yield cfg, ch, t_submit, running_s
     finally:

@@ -245,7 +245,8 @@ def pipeline_markdown(pl: dict[str, Any] | None) -> list[str]:
         return []
     return [
         "", f"Whole pipeline ({', '.join(pl['jobs'])} and a loader of every table, as "
-        f"configured), {pl['step_s']:.0f} s per step:", "",
+        f"configured{'; as built-in twins: ' + ', '.join(pl['twins']) if pl.get('twins') else ''}"
+        f"), {pl['step_s']:.0f} s per step:", "",
         "| target events/s | achieved | lag growing | sustained | last lag per consumer |",
         "|---:|---:|---|---|---|",
         *[f"| {s['target']:,.0f} | {s['achieved']:,} | {s['lag_growing']} | {s['sustained']} | "
