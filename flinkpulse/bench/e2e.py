@@ -7,6 +7,7 @@ each event sent when the wall clock reaches its event time. Latency of an alert 
 `_loaded_at` in ClickHouse − the wall time its last triggering event was produced.
 Sustained rate: steps of `step_s` seconds; a step holds when the producer kept the rate and
 the job's consumer lag (end offsets − offsets Flink committed at checkpoints) did not grow.
+The whole pipeline (`pipeline`): the same steps with the four jobs and a loader of every table.
 """
 
 from __future__ import annotations
