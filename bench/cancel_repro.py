@@ -36,10 +36,11 @@ def _fatal_lines(logs: list[Path], offsets: dict[Path, int]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flinkpulse.bench.jobs import JOB_TOPICS, fill
+    from flinkpulse.bench.jobs import JOB_TOPICS, fill, source_reads
     from flinkpulse.config import load_config
     from flinkpulse.flinkrest import FlinkRest
     from flinkpulse.flinkrun import submit
+    from producers import streams
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--job", choices=sorted(JOB_TOPICS), default="device_stats")
@@ -58,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.arrow_batch:
         flink["arrow_batch_size"] = a.arrow_batch
     cfg = base.with_prefix(f"cx{uuid.uuid4().hex[:6]}.").derive(flink=flink)
-    domain = {"player_stats": "gaming", "device_stats": "iot", "web_traffic": "web"}
-    filled = fill(cfg, a.events, domains=(domain[a.job],) if a.job in domain else ())
+    # the domains that write the job's source topics
+    domains = tuple(d for d in streams.DOMAINS if set(streams.topics(d)) & set(JOB_TOPICS[a.job]))
+    filled = fill(cfg, a.events, domains=domains)
     print(json.dumps({"filled": filled["per_topic"], "fill_s": filled["fill_s"]}), flush=True)
     logs = sorted((base.stack.state_path() / "flink" / "log").glob("flink-taskmanager-*.log"))
     offsets = {log: log.stat().st_size for log in logs}
@@ -68,11 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--from", str(filled["from_ms"]), "--to", str(filled["to_ms"])]
     for i in range(a.times):
         jid = submit(cfg, a.job, extra_args=extra)
-        while True:  # until its sources read: the Python workers are up and busy
-            info = rest.call("GET", f"/jobs/{jid}")
-            srcs = [v for v in info["vertices"] if v["name"].startswith("Source:")]
-            if any(v["metrics"]["read-records"] > 0 for v in srcs):
-                break
+        while not source_reads(rest, jid):  # until it reads: the Python workers are up, busy
             time.sleep(0.5)
         after = random.uniform(lo, hi)
         time.sleep(after)

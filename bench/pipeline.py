@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from flink_jobs import JOBS
     from flinkpulse.bench.e2e import pipeline
     from flinkpulse.config import load_config
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         "--twin",
         action="append",
         default=[],
-        choices=["player_stats", "device_stats", "web_traffic", "security_alerts"],
+        choices=list(JOBS),
         help="run this job as its built-in twin (diagnostic; repeatable)",
     )
     a = p.parse_args(argv)

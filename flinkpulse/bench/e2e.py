@@ -262,10 +262,10 @@ def _deployment(
     jids = []
     ch = client(cfg)
     try:
+        if twins:  # the twins write their results to `<prefix>twin.` topics
+            ensure_topics(cfg.with_prefix(f"{cfg.kafka.topic_prefix}{TWIN_PREFIX}"))
         for job in jobs or ["security_alerts"]:
             if job in twins:
-                twin_cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}{TWIN_PREFIX}")
-                ensure_topics(twin_cfg)
                 name = job_name(cfg, f"{job}_twin")
                 jids.append(submit(cfg, "builtin_twin", extra_args=["--job", job], name=name))
             else:
@@ -273,8 +273,9 @@ def _deployment(
         running_s = round(time.time() - t_submit, 1)
         yield cfg, ch, t_submit, running_s
     finally:
+        rest = FlinkRest(cfg)
         for jid in jids:
-            FlinkRest(cfg).cancel(jid)
+            rest.cancel(jid)
         loader.stop()
         lt.join(30)
         try:

@@ -220,7 +220,7 @@ def run_variant(
         if state not in ("FINISHED", "FAILED", "CANCELED"):
             rest.cancel(jid)
             rest.wait_state(jid, ("CANCELED", "FINISHED", "FAILED"))
-        read_alongside = {name: _source_reads(rest, other) for name, other in others.items()}
+        read_alongside = {name: source_reads(rest, other) for name, other in others.items()}
         for other in others.values():
             rest.cancel(other)
             rest.wait_state(other, ("CANCELED", "FINISHED", "FAILED"))
@@ -265,7 +265,7 @@ def run_variant(
     return row
 
 
-def _source_reads(rest: Any, jid: str) -> int:
+def source_reads(rest: Any, jid: str) -> int:
     """Records read by all source vertices of job `jid` so far (REST metrics, ≤ 1 s old)."""
     info = rest.call("GET", f"/jobs/{jid}")
     return sum(
