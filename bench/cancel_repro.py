@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--arrow-batch", type=int, default=0, help="flink.arrow_batch_size (0: as configured)"
     )
+    p.add_argument(
+        "--read-timeout", type=float, default=180, help="seconds a run may take to read a record"
+    )
     a = p.parse_args(argv)
     lo, hi = (float(x) for x in a.after.split(","))
 
@@ -70,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--from", str(filled["from_ms"]), "--to", str(filled["to_ms"])]
     for i in range(a.times):
         jid = submit(cfg, a.job, extra_args=extra)
+        deadline = time.monotonic() + a.read_timeout
         while not source_reads(rest, jid):  # until it reads: the Python workers are up, busy
+            if time.monotonic() > deadline:  # a job that fails before reading would hang here
+                why = rest.exception(jid)  # before the cancel, which would be the newest
+                rest.cancel(jid)
+                print(json.dumps({"round": i, "error": f"no record read in {a.read_timeout:g} s",
+                                  "exception": why[:500]}), flush=True)  # fmt: skip
+                return 1
             time.sleep(0.5)
         after = random.uniform(lo, hi)
         time.sleep(after)

@@ -46,6 +46,8 @@ _DEVICE = (
 
 #: the twin's result topics are `<topic prefix><TWIN_PREFIX><logical name>`
 TWIN_PREFIX = "twin."
+#: the twin of JOB runs as the Flink job `common.variant_name(JOB, TWIN_SUFFIX)`
+TWIN_SUFFIX = "twin"
 
 #: SQL name of a scalar Python UDF -> built-in expression template ({0}, {1}: the arguments)
 TWINS: dict[str, str] = {
@@ -185,7 +187,7 @@ def twin_wire(
 
 def main(argv: list[str] | None = None) -> None:
     # the job's own build(), given the Python-free wiring
-    common.run_variant_job("flink_jobs/builtin_twin.py", "twin", twin_wire, argv)
+    common.run_variant_job("flink_jobs/builtin_twin.py", TWIN_SUFFIX, twin_wire, argv)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,10 @@ from typing import Any
 from flinkpulse import topics
 from flinkpulse.config import Config, add_config_args, config_from_args
 from flinkpulse.errors import UsageError
+from flinkpulse.flinkrest import job_name
 from flinkpulse.paths import ROOT
 from flinkpulse.schemas import latest_schema
-from flinkpulse.topics import dlq_topic, dup_topic, late_topic
+from flinkpulse.topics import dlq_topic, dup_topic, job_group, late_topic
 
 SQL_DIR = ROOT / "sql" / "flink"
 
@@ -157,7 +158,7 @@ def create_env(cfg: Config, job: str, batch: bool = False) -> tuple[Any, Any]:
 def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
     f = cfg.flink
     return {
-        "pipeline.name": f"flinkpulse-{cfg.kafka.topic_prefix}{job}",
+        "pipeline.name": job_name(cfg, job),
         "table.exec.state.ttl": f"{f.state_ttl_s} s",
         "table.exec.source.idle-timeout": f"{f.idle_timeout_s:g} s",
         # every time in flinkpulse is UTC (Avro timestamp-millis, ClickHouse DateTime64 'UTC')
@@ -241,7 +242,7 @@ def _kafka(ctx: JobContext, topic: str) -> Any:
 def _source(ctx: JobContext, topic: str) -> Any:
     d = (
         _kafka(ctx, topic)
-        .option("properties.group.id", f"flinkpulse-{ctx.job}")
+        .option("properties.group.id", job_group(ctx.job))
         .option("properties.isolation.level", "read_committed")
         .option("scan.topic-partition-discovery.interval", "10 s")
     )
@@ -525,7 +526,7 @@ def versioned_kafka(ctx: JobContext, logical_topic: str) -> Any:
     """
     d = (
         _kafka(ctx, ctx.topic(logical_topic))
-        .option("properties.group.id", f"flinkpulse-{ctx.job}-{logical_topic}")
+        .option("properties.group.id", f"{job_group(ctx.job)}-{logical_topic}")
         .option("properties.isolation.level", "read_committed")
         .option("scan.startup.mode", "earliest-offset")
         .option(
@@ -788,16 +789,22 @@ Wire = Callable[
 ]
 
 
+def variant_name(job: str, suffix: str) -> str:
+    """The job name of a bench variant of `job` (`run_variant_job`): its Flink job name and its
+    consumer group derive from it (flinkrest.job_name, topics.job_group)."""
+    return f"{job}_{suffix}"
+
+
 def run_variant_job(prog: str, suffix: str, wire: Wire, argv: list[str] | None) -> None:
     """`<prog> --job JOB [job flags]`: JOB's own build() with another `wire` (a bench variant:
-    the built-in twin, the job without joins), as the Flink job `<JOB>_<suffix>`."""
+    the built-in twin, the job without joins), as the Flink job `variant_name(JOB, suffix)`."""
     import importlib
 
     p = argparse.ArgumentParser(prog=prog, add_help=False)
     p.add_argument("--job", required=True)
     args, rest = p.parse_known_args(argv)
     mod = importlib.import_module(f"flink_jobs.{args.job}")
-    run_job(f"{args.job}_{suffix}", mod.build, rest, wire=wire)
+    run_job(variant_name(args.job, suffix), mod.build, rest, wire=wire)
 
 
 def run_job(

@@ -174,6 +174,12 @@ def dup_topic(topic: str) -> str:
     return f"dup.{topic}"
 
 
+def job_group(job: str) -> str:
+    """The Kafka consumer group under which Flink job `job` commits its source offsets (at
+    checkpoints): what its lag is measured against. Not prefixed: the topics are."""
+    return f"flinkpulse-{job}"
+
+
 def _topology() -> tuple[Topic, ...]:
     out = [
         Topic(
