@@ -6,7 +6,8 @@ On the running stack (kafka, registry, clickhouse, flink), as configured (no set
 on topics and a ClickHouse database of its own. The background producer sends all three
 domains at each step's rate; a step holds when the producer kept the rate and the summed lag
 of the four jobs and the loader did not grow (flinkpulse/bench/e2e.py, `pipeline`). The full
-`flinkpulse bench` runs the same as part of its e2e section. Prints one line per step.
+`flinkpulse bench` runs the same as part of its e2e section. Prints one line per step as it
+ends (its lag and every job's latest checkpoint), then a summary line.
 """
 
 from __future__ import annotations
@@ -41,9 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         p.error(f"--steps: comma-separated numbers, not {a.steps!r}")
     cfg = load_config().with_prefix(f"pipe{uuid.uuid4().hex[:6]}.")
-    res = pipeline(cfg, steps, a.step_seconds, tuple(a.twin))
-    for s in res["steps"]:
-        print(json.dumps({k: v for k, v in s.items() if k != "lag"}))
+    res = pipeline(
+        cfg,
+        steps,
+        a.step_seconds,
+        tuple(a.twin),
+        on_step=lambda s: print(json.dumps({k: v for k, v in s.items() if k != "lag"}), flush=True),
+    )
     print(json.dumps({k: v for k, v in res.items() if k != "steps"}))
     return 0
 

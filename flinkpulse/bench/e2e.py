@@ -55,13 +55,28 @@ def consumer_lag(cfg: Config, group: str, logical_topics: list[str] | None = Non
         c.close()
 
 
-def _background(cfg: Config, rate: float, seconds: float, stop: threading.Event) -> dict[str, Any]:
+#: the seed of the latency run's background events; step i of the sustained-rate steps uses
+#: LATENCY_SEED + 1 + i. The seed makes the event ids (producers.base.id_prefix): a producer
+#: that reused one would re-send the ids of an earlier run on the same topics, which the jobs
+#: drop as copies (topics.DEDUP_KEYS) instead of processing them
+LATENCY_SEED = 11
+
+
+def step_seed(i: int) -> int:
+    """The seed of step `i`'s background producer: never one an earlier step or the latency
+    run of the same deployment used."""
+    return LATENCY_SEED + 1 + i
+
+
+def _background(
+    cfg: Config, rate: float, seconds: float, stop: threading.Event, seed: int
+) -> dict[str, Any]:
     from producers import streams
     from producers.base import TimeConfig
     from producers.kafka import AvroKafkaProducer
 
     prod = AvroKafkaProducer(cfg, streams.topics("all"), producer_conf={"log_level": 0})
-    stream = streams.stream("all", 11, TimeConfig(events_per_second=rate), anomalies=False)
+    stream = streams.stream("all", seed, TimeConfig(events_per_second=rate), anomalies=False)
     t0 = time.monotonic()
     st = prod.run(_until(stream, stop), rate=rate, duration=seconds)
     return {"sent": st.sent, "elapsed_s": round(time.monotonic() - t0, 2), "rate": st.rate}
@@ -104,7 +119,8 @@ def _latency(
 
     bg: dict[str, Any] = {}
     th = threading.Thread(
-        target=lambda: bg.update(_background(cfg, rate, latency_s + 45, stop)), daemon=True
+        target=lambda: bg.update(_background(cfg, rate, latency_s + 45, stop, LATENCY_SEED)),
+        daemon=True,
     )
     th.start()
     inc = AvroKafkaProducer(cfg, ["web.access-logs", "iot.security-events",
@@ -193,19 +209,29 @@ def run(
 
 
 def pipeline(
-    cfg: Config, steps: list[float], step_s: float, twins: tuple[str, ...] = ()
+    cfg: Config,
+    steps: list[float],
+    step_s: float,
+    twins: tuple[str, ...] = (),
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """The whole pipeline as configured: the four jobs and a loader of every table, on topics
     and a database of their own, under the background producer's rising steps. A step holds
     when the producer kept the rate and the summed lag of the jobs (consumer offsets) and of
     the loader (its status file) did not grow. Jobs in `twins` run as their built-in twin (a
-    diagnostic: what decoding them in the JVM would leave; their results are not loaded)."""
+    diagnostic: what decoding them in the JVM would leave; their results are not loaded).
+    Each step also records every job's latest checkpoint (size, duration: the state grows with
+    the uptime) and goes to `on_step` when done."""
     import json
     import tempfile
     from pathlib import Path
 
     from flink_jobs import JOBS
+    from flink_jobs.builtin_twin import TWIN_SUFFIX
+    from flink_jobs.common import variant_name
     from flinkpulse.bench.jobs import JOB_TOPICS
+    from flinkpulse.flinkrest import FlinkRest, job_name
+    from flinkpulse.topics import job_group
 
     with tempfile.TemporaryDirectory() as tmp:
         status = Path(tmp) / "loader.json"
@@ -215,7 +241,7 @@ def pipeline(
                 out = {
                     j: consumer_lag(
                         dcfg,
-                        f"flinkpulse-{j}_twin" if j in twins else f"flinkpulse-{j}",
+                        job_group(variant_name(j, TWIN_SUFFIX) if j in twins else j),
                         JOB_TOPICS[j],
                     )
                     for j in JOBS
@@ -224,8 +250,33 @@ def pipeline(
                 out["loader"] = int(loader.get("lag_total", 0))
                 return out
 
-            res = _steps(dcfg, steps, step_s, lags)
+            rest = FlinkRest(dcfg)
+            names = {j: job_name(dcfg, variant_name(j, TWIN_SUFFIX) if j in twins else j)
+                     for j in JOBS}  # fmt: skip
+
+            def probe() -> dict[str, Any]:
+                return {"checkpoints": latest_checkpoints(rest, names)}
+
+            res = _steps(dcfg, steps, step_s, lags, probe, on_step)
     return {"jobs": list(JOBS), "twins": list(twins), "submit_to_running_s": running_s, **res}
+
+
+def latest_checkpoints(rest: Any, names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per job (`names`: job -> Flink job name) its latest completed checkpoint: full size in
+    MB, end-to-end seconds, and the checkpoints completed and failed so far."""
+    out: dict[str, dict[str, Any]] = {}
+    for job, name in names.items():
+        for j in rest.running(name)[:1]:
+            cp = rest.call("GET", f"/jobs/{j['jid']}/checkpoints") or {}
+            last = (cp.get("latest") or {}).get("completed") or {}
+            counts = cp.get("counts") or {}
+            out[job] = {
+                "mb": round(last.get("state_size", 0) / 1e6, 1),
+                "s": round(last.get("end_to_end_duration", 0) / 1000, 1),
+                "completed": int(counts.get("completed", 0)),
+                "failed": int(counts.get("failed", 0)),
+            }
+    return out
 
 
 @contextlib.contextmanager
@@ -240,7 +291,8 @@ def _deployment(
     only, by default; writing `status`, a loader status file, if given), on topics and a
     database of their own; yields (config, ClickHouse client, submit time, seconds from the
     first submission to the last job running)."""
-    from flink_jobs.builtin_twin import TWIN_PREFIX
+    from flink_jobs.builtin_twin import TWIN_PREFIX, TWIN_SUFFIX
+    from flink_jobs.common import variant_name
     from flinkpulse.clickhouse.migrate import client, migrate
     from flinkpulse.flinkrest import FlinkRest, job_name
     from flinkpulse.flinkrun import submit
@@ -255,18 +307,18 @@ def _deployment(
     )
     ensure_topics(cfg)
     migrate(cfg, log=None)
+    ch = client(cfg)
     loader = Loader(cfg, topics=None if jobs else ["alerts"], status_file=status)
     lt = threading.Thread(target=loader.run, daemon=True)
     lt.start()
     t_submit = time.time()
     jids = []
-    ch = client(cfg)
     try:
         if twins:  # the twins write their results to `<prefix>twin.` topics
             ensure_topics(cfg.with_prefix(f"{cfg.kafka.topic_prefix}{TWIN_PREFIX}"))
         for job in jobs or ["security_alerts"]:
             if job in twins:
-                name = job_name(cfg, f"{job}_twin")
+                name = job_name(cfg, variant_name(job, TWIN_SUFFIX))
                 jids.append(submit(cfg, "builtin_twin", extra_args=["--job", job], name=name))
             else:
                 jids.append(submit(cfg, job))
@@ -286,26 +338,36 @@ def _deployment(
 
 def _sustained(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]:
     """Steps of `step_s` seconds at rising rates until the producer or the job falls behind."""
+    from flinkpulse.topics import job_group
+
     return _steps(
         cfg,
         steps,
         step_s,
-        lambda: {"security_alerts": consumer_lag(cfg, "flinkpulse-security_alerts")},
+        lambda: {"security_alerts": consumer_lag(cfg, job_group("security_alerts"))},
     )
 
 
 def _steps(
-    cfg: Config, steps: list[float], step_s: float, lags: Callable[[], dict[str, int]]
+    cfg: Config,
+    steps: list[float],
+    step_s: float,
+    lags: Callable[[], dict[str, int]],
+    probe: Callable[[], dict[str, Any]] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Steps of `step_s` seconds at rising rates until the producer falls behind or the summed
-    `lags` (per consumer) grow; each step keeps the lag samples and the last ones per consumer."""
+    `lags` (per consumer) grow; each step keeps the lag samples and the last ones per consumer,
+    plus what `probe` says at its end, and is passed to `on_step` as soon as it is done."""
     out: dict[str, Any] = {}
     step_rows = []
-    for r in steps:
+    for i, r in enumerate(steps):
         stop2 = threading.Event()
         res: dict[str, Any] = {}
         th = threading.Thread(
-            target=lambda r=r, res=res, s2=stop2: res.update(_background(cfg, r, step_s, s2)),
+            target=lambda r=r, res=res, s2=stop2, i=i: res.update(
+                _background(cfg, r, step_s, s2, step_seed(i))
+            ),
             daemon=True,
         )
         t_step = time.time()
@@ -321,11 +383,14 @@ def _steps(
             r * 2 * cfg.flink.checkpoint_interval_s, 1000
         )
         kept = res.get("rate", 0) >= 0.95 * r
-        step_rows.append(
-            {"target": r, "achieved": round(res.get("rate", 0)), "lag": samples,
-             "lag_last": last, "lag_growing": growing, "producer_kept_rate": kept,
-             "sustained": kept and not growing}
-        )  # fmt: skip
+        row = {"target": r, "achieved": round(res.get("rate", 0)), "lag": samples,
+               "lag_last": last, "lag_growing": growing, "producer_kept_rate": kept,
+               "sustained": kept and not growing}  # fmt: skip
+        if probe is not None:
+            row.update(probe())
+        step_rows.append(row)
+        if on_step is not None:
+            on_step(row)
         if not (kept and not growing):
             break
     out["steps"] = step_rows
