@@ -255,7 +255,10 @@ def pipeline(
                      for j in JOBS}  # fmt: skip
 
             def probe() -> dict[str, Any]:
-                return {"checkpoints": latest_checkpoints(rest, names)}
+                return {
+                    "checkpoints": latest_checkpoints(rest, names),
+                    "taskmanagers": taskmanager_memory(rest),
+                }
 
             res = _steps(dcfg, steps, step_s, lags, probe, on_step)
     return {"jobs": list(JOBS), "twins": list(twins), "submit_to_running_s": running_s, **res}
@@ -276,6 +279,30 @@ def latest_checkpoints(rest: Any, names: dict[str, str]) -> dict[str, dict[str, 
                 "completed": int(counts.get("completed", 0)),
                 "failed": int(counts.get("failed", 0)),
             }
+    return out
+
+
+#: the TaskManager metrics of `taskmanager_memory` (SerialGC: Copy is the young generation,
+#: MarkSweepCompact the full collections that stop the TaskManager)
+_TM_METRICS = {
+    "Status.JVM.Memory.Heap.Used": "heap_used_mb",
+    "Status.JVM.Memory.Heap.Max": "heap_max_mb",
+    "Status.JVM.GarbageCollector.MarkSweepCompact.Time": "full_gc_s",
+    "Status.JVM.GarbageCollector.Copy.Time": "young_gc_s",
+}
+
+
+def taskmanager_memory(rest: Any) -> list[dict[str, float]]:
+    """Per TaskManager: heap used and max (MB) and the time spent in garbage collection so far
+    (s): a state that outgrows the heap shows as full collections before it fails."""
+    out = []
+    for tm in rest.call("GET", "/taskmanagers")["taskmanagers"]:
+        got = rest.call("GET", f"/taskmanagers/{tm['id']}/metrics?get={','.join(_TM_METRICS)}")
+        row = {}
+        for m in got or []:
+            v = float(m["value"])
+            row[_TM_METRICS[m["id"]]] = round(v / 1e6 if "Heap" in m["id"] else v / 1000, 1)
+        out.append(row)
     return out
 
 
