@@ -239,7 +239,12 @@ class FlinkConfig:
     jobmanager: str = ""  # host:port of the REST endpoint
     parallelism: int = 1
     checkpoint_interval_s: float = 5.0
-    state_ttl_s: int = 3600
+    #: how long keyed state without a window to end it is kept (Flink's table.exec.state.ttl,
+    #: processing time since the last write): the deduplication's event ids, the per-entity
+    #: settings of the rules and devices joins. 10 min, not 1 h: the dedup state grows with the
+    #: event rate × this, and the default TaskManager ran out of heap after ~1.4M events of the
+    #: four jobs (12 min at 2,000 events/s, bench/README.md "A soak of the whole pipeline")
+    state_ttl_s: int = 600
     #: how long after its event time a record may reach Kafka and still be on time; the
     #: watermark is the Kafka timestamp minus this, per partition (flink_jobs/common.py)
     watermark_delay_s: float = 5.0
