@@ -378,14 +378,29 @@ def test_live_clock_reads_the_wall_clock_once_per_batch() -> None:
 
     clock = LiveClock(TimeConfig(events_per_second=1000.0), random.Random(1), wall=wall)
     ticks = [clock.tick() for _ in range(100)]
-    assert len(readings) == 1 + 100 // 20
-    assert ticks[:19] == [1_800_000_000_000] * 19
-    assert ticks[19:39] == [1_800_000_001_000] * 20
+    # one reading when built, one at the first tick, then one every 20 ticks
+    assert len(readings) == 2 + 99 // 20
+    assert ticks[:20] == [1_800_000_001_000] * 20
+    assert ticks[20:40] == [1_800_000_002_000] * 20
     assert ticks[99] == 1_800_000_005_000
     slow = LiveClock(TimeConfig(events_per_second=10.0), random.Random(1), wall=wall)
     before = len(readings)
     [slow.tick() for _ in range(7)]
     assert len(readings) - before == 7  # every event at 10/s: never a stale reading
+
+
+def test_the_first_live_event_carries_the_time_it_is_made_not_the_clock_s_creation() -> None:
+    """A generator builds its pools after its clock (web: 20,000 addresses): the first events
+    must not carry the time before that, or a slow start sends them to late.* (a CI demo,
+    2026-12-02: the first records of every source topic stamped ~5 s before they were sent)."""
+    import random
+
+    from producers.base import LiveClock
+
+    now = [1_800_000_000.0]
+    clock = LiveClock(TimeConfig(events_per_second=1500.0), random.Random(1), wall=lambda: now[0])
+    now[0] += 5.0  # building the pools
+    assert clock.tick() == 1_800_000_005_000
 
 
 def test_live_jitter_stays_within_the_watermark_delay_and_late_is_opt_in() -> None:
