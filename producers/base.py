@@ -95,7 +95,7 @@ class LiveClock(Clock):
     ahead of the moment it is produced, however fast the producer runs; and at the nominal rate
     it is at most ~20 ms old, well within the watermark delay."""
 
-    __slots__ = ("_wall", "_every", "_left")
+    __slots__ = ("_wall", "_every", "_left", "_first")
 
     def __init__(
         self, tc: TimeConfig, rng: random.Random, wall: Callable[[], float] = time.time
@@ -108,6 +108,7 @@ class LiveClock(Clock):
         # carried into Kafka as lateness (`late.*`, 2026-12-02)
         self._left = 1
         self.now = float(int(wall() * 1000))
+        self._first = 0
 
     def tick(self) -> int:
         """The wall clock as of at most `every` events ago, in ms (never ahead of it)."""
@@ -115,7 +116,15 @@ class LiveClock(Clock):
         if self._left <= 0:
             self._left = self._every
             self.now = float(int(self._wall() * 1000))
+            if not self._first:
+                self._first = int(self.now)
         return int(self.now)
+
+    def stamp(self, t: int) -> int:
+        """As :meth:`Clock.stamp`; a time scheduled before the first tick (from the reading
+        when the generator was built, e.g. the first security events of the homes) is the
+        first tick's: the stream starts when it is first read, not when it was built."""
+        return super().stamp(max(t, self._first))
 
 
 def new_clock(tc: TimeConfig, rng: random.Random) -> Clock:

@@ -401,6 +401,9 @@ def test_the_first_live_event_carries_the_time_it_is_made_not_the_clock_s_creati
     clock = LiveClock(TimeConfig(events_per_second=1500.0), random.Random(1), wall=lambda: now[0])
     now[0] += 5.0  # building the pools
     assert clock.tick() == 1_800_000_005_000
+    # a time scheduled from the build-time reading (the homes' first security events) is
+    # the first tick's, less the usual out-of-order jitter at most
+    assert 1_800_000_005_000 - 3000 <= clock.stamp(1_800_000_000_500) <= 1_800_000_005_000
 
 
 def test_live_jitter_stays_within_the_watermark_delay_and_late_is_opt_in() -> None:
