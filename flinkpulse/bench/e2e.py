@@ -235,24 +235,18 @@ def pipeline(
 
     with tempfile.TemporaryDirectory() as tmp:
         status = Path(tmp) / "loader.json"
+        # the name each job runs under (a twin's is its variant's): its group and Flink job name
+        runs_as = {j: variant_name(j, TWIN_SUFFIX) if j in twins else j for j in JOBS}
         with _deployment(cfg, "pipe", list(JOBS), status, twins) as (dcfg, _ch, _t, running_s):
 
             def lags() -> dict[str, int]:
-                out = {
-                    j: consumer_lag(
-                        dcfg,
-                        job_group(variant_name(j, TWIN_SUFFIX) if j in twins else j),
-                        JOB_TOPICS[j],
-                    )
-                    for j in JOBS
-                }
+                out = {j: consumer_lag(dcfg, job_group(runs_as[j]), JOB_TOPICS[j]) for j in JOBS}
                 loader = json.loads(status.read_text()) if status.exists() else {}
                 out["loader"] = int(loader.get("lag_total", 0))
                 return out
 
             rest = FlinkRest(dcfg)
-            names = {j: job_name(dcfg, variant_name(j, TWIN_SUFFIX) if j in twins else j)
-                     for j in JOBS}  # fmt: skip
+            names = {j: job_name(dcfg, runs_as[j]) for j in JOBS}
 
             def probe() -> dict[str, Any]:
                 return {
