@@ -176,7 +176,7 @@ def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 
     from flink_jobs import JOBS
     from flinkpulse import stack
     from flinkpulse.flinkrest import FlinkRest, job_name
-    from flinkpulse.flinkrun import submit
+    from flinkpulse.flinkrun import submit_jobs
     from flinkpulse.topics import ensure_topics
 
     total = 7
@@ -197,11 +197,14 @@ def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 
     _step(5, total, "submitting the Flink jobs")
     ensure_topics(cfg)
     rest = FlinkRest(cfg)
+    missing = []
     for job in JOBS:
         if rest.running(job_name(cfg, job)):
             print(f"  {job:<16} already running")
         else:
-            print(f"  {job:<16} running as {submit(cfg, job)}", flush=True)
+            missing.append(job)
+    for job, job_id in (submit_jobs(cfg, missing) if missing else {}).items():
+        print(f"  {job:<16} running as {job_id}", flush=True)
     _step(
         6,
         total,

@@ -20,14 +20,20 @@ from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 LIVE_STATES = ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING", "RECONCILING")
 
 
+class FlinkBusy(FlinkpulseError):
+    """The JobManager accepted the request but did not answer in time (a loaded machine)."""
+
+
 class FlinkRest:
     """A thin client of the JobManager's REST API."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, timeout: float = 10) -> None:
         hp = cfg.flink.jobmanager
         self.base = hp if hp.startswith("http") else f"http://{hp}"
+        self.timeout = timeout  # of one request
 
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+    def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        timeout = self.timeout if timeout is None else timeout
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
             self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -42,9 +48,25 @@ class FlinkRest:
             raise FlinkpulseError(
                 f"Flink REST {method} {path} failed ({e.code}): {detail}"
             ) from None
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError) as e:
+            # a read timeout is a JobManager that took the connection but is busy (a CI run
+            # lost a wait on a loaded host that way), not one that is not there
+            if isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError):
+                raise FlinkBusy(
+                    f"Flink at {self.base} did not answer {method} {path} within {timeout:.0f}s"
+                ) from None
             raise ServiceUnreachable("Flink", self.base) from None
         return json.loads(raw) if raw else None
+
+    def _poll(self, path: str, deadline: float) -> Any:
+        """GET `path` for a wait loop: a busy JobManager is asked again until `deadline`."""
+        while True:
+            try:
+                return self.call("GET", path)
+            except FlinkBusy:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def jobs(self) -> list[dict[str, Any]]:
         return list(self.call("GET", "/jobs/overview")["jobs"])
@@ -60,7 +82,7 @@ class FlinkRest:
         deadline = time.monotonic() + timeout
         state = ""
         while time.monotonic() < deadline:
-            state = self.call("GET", f"/jobs/{job_id}")["state"]
+            state = self._poll(f"/jobs/{job_id}", deadline)["state"]
             if state in states:
                 return str(state)
             time.sleep(0.5)
@@ -72,7 +94,7 @@ class FlinkRest:
         """Until every vertex of the job is RUNNING (the job can take and emit data)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            info = self.call("GET", f"/jobs/{job_id}")
+            info = self._poll(f"/jobs/{job_id}", deadline)
             if info["state"] in ("FAILED", "CANCELED", "FINISHED"):
                 raise FlinkpulseError(
                     f"job {job_id} ended as {info['state']}: {self.exception(job_id)}"
@@ -104,7 +126,7 @@ class FlinkRest:
         trigger = self.call("POST", path, body)["request-id"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            st = self.call("GET", f"/jobs/{job_id}/savepoints/{trigger}")
+            st = self._poll(f"/jobs/{job_id}/savepoints/{trigger}", deadline)
             if st["status"]["id"] == "COMPLETED":
                 op = st.get("operation") or {}
                 if "failure-cause" in op:

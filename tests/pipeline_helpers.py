@@ -15,7 +15,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from flinkpulse.bench.records import Encoder, register
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
-from flinkpulse.flinkrun import submit
+from flinkpulse.flinkrun import submit_jobs
 from flinkpulse.schemas import latest_schema
 from flinkpulse.topics import ensure_topics
 
@@ -29,14 +29,12 @@ RECORDS = {
 
 @contextlib.contextmanager
 def deployment(base: Config, prefix: str, jobs: list[str]) -> Iterator[Config]:
-    """Submit `jobs` (one after the other: concurrent `flink run`s collide on the blob upload)
-    with topics prefixed `prefix.`; cancel them afterwards, also when a submission failed."""
+    """Submit `jobs` (with one client: flinkrun.submit_jobs) with topics prefixed `prefix.`;
+    cancel them afterwards, also when a submission failed."""
     cfg = base.with_prefix(f"{prefix}.")
     ensure_topics(cfg)
-    ids: list[str] = []
     try:
-        for job in jobs:
-            ids.append(submit(cfg, job))
+        submit_jobs(cfg, jobs)
         yield cfg
     finally:
         rest = FlinkRest(cfg)

@@ -65,7 +65,7 @@ def select_jobs(name: str, extra: tuple[str, ...] = ("archive",)) -> list[str]:
 
 def _submit(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrest import FlinkRest, job_name
-    from flinkpulse.flinkrun import run_bounded, submit
+    from flinkpulse.flinkrun import run_bounded, submit, submit_jobs
     from flinkpulse.topics import ensure_topics
 
     jobs = select_jobs(args.job)
@@ -85,14 +85,20 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
             print(f"{job:<16} replayed [{args.from_ms}, {args.to_ms}) as {job_id}", flush=True)
         return 0
     ensure_topics(cfg)
+    if len(jobs) == 1:  # one named job that runs already is an error (submit says so)
+        job_id = submit(cfg, jobs[0], savepoint=args.savepoint)
+        print(f"{jobs[0]:<16} running as {job_id}", flush=True)
+        return 0
+    # `all` starts what is missing, with one client for all of them (flinkrun.submit_jobs)
     rest = FlinkRest(cfg)
+    missing = []
     for job in jobs:
-        # `all` starts what is missing; one named job that runs already is an error (below)
-        running = rest.running(job_name(cfg, job)) if len(jobs) > 1 else []
+        running = rest.running(job_name(cfg, job))
         if running:
             print(f"{job:<16} already running as {running[0]['jid']}", flush=True)
-            continue
-        job_id = submit(cfg, job, savepoint=args.savepoint)
+        else:
+            missing.append(job)
+    for job, job_id in (submit_jobs(cfg, missing) if missing else {}).items():
         print(f"{job:<16} running as {job_id}", flush=True)
     return 0
 

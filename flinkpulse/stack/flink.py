@@ -88,6 +88,10 @@ class Flink(Component):
         h = s.host
         return {
             "env.java.opts.all": _JAVA_OPENS + " -XX:+UseSerialGC",
+            # the CLI and SQL client are short-lived JVMs that mostly plan SQL once: C1 alone
+            # compiles enough of the planner and leaves the cores to the cluster. Measured:
+            # `flink run` of a job 23-27 s -> 17-21 s, its CPU time about halved
+            "env.java.opts.client": "-XX:TieredStopAtLevel=1",
             "jobmanager.rpc.address": h,
             "jobmanager.rpc.port": s.flink_rpc_port,
             "jobmanager.bind-host": h,

@@ -348,11 +348,7 @@ def test_dashboards_render_with_data_in_chromium(
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            page.goto(f"{superset.url}/login/")
-            page.fill("input#username", user)
-            page.fill("input#password", password)
-            page.click("[data-test='login-button']")
-            page.wait_for_url(lambda u: "/login" not in u, timeout=30_000)
+            _log_in(page, superset.url, user, password)
             for d in sorted(dashes, key=lambda x: x["dashboard_title"]):
                 title = d["dashboard_title"]
                 page.goto(f"{superset.url}/superset/dashboard/{d['slug']}/")
@@ -397,6 +393,25 @@ def test_dashboards_render_with_data_in_chromium(
         finally:
             browser.close()
     assert not problems, problems
+
+
+def _log_in(page: Any, url: str, user: str, password: str, tries: int = 3) -> None:
+    """Log in through the form. On a loaded machine the click can land before the React form
+    is wired, or the welcome page after it takes long to load (a CI run waited 30 s for its
+    `load`): so wait only for the URL to leave /login, and submit again if it did not."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, tries + 1):
+        page.goto(f"{url}/login/", wait_until="domcontentloaded", timeout=60_000)
+        page.fill("input#username", user)
+        page.fill("input#password", password)
+        page.click("[data-test='login-button']")
+        try:
+            page.wait_for_url(lambda u: "/login" not in u, timeout=45_000, wait_until="commit")
+            return
+        except PlaywrightTimeout:
+            if attempt == tries:
+                raise
 
 
 def _chart_uuids_of(dashboard_uuid: str) -> set[str]:

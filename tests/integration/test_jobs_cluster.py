@@ -21,7 +21,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from flink_jobs import JOBS
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
-from flinkpulse.flinkrun import submit
+from flinkpulse.flinkrun import submit_jobs
 from flinkpulse.paths import ROOT
 from flinkpulse.topics import ensure_topics
 from tests.kafka_helpers import consume, produce
@@ -52,7 +52,7 @@ def deployed(ensure_stack: Any, base_cfg: Config) -> Iterator[Config]:
     ensure_stack("kafka", "registry", "flink")
     cfg = base_cfg.with_prefix(f"jobs{int(time.time())}.")
     ensure_topics(cfg)
-    ids = {job: submit(cfg, job) for job in JOBS}
+    ids = submit_jobs(cfg, list(JOBS))
     _produce(
         cfg, "all", "--count", "24000", "--rate", "0", "--seed", "7", "--start-time", str(START_MS)
     )

@@ -20,7 +20,7 @@ import pytest
 from flinkpulse.clickhouse import credentials
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
-from flinkpulse.flinkrun import submit
+from flinkpulse.flinkrun import submit_jobs
 from flinkpulse.loader.core import Loader
 from flinkpulse.paths import ROOT
 from flinkpulse.topics import ensure_topics
@@ -157,8 +157,7 @@ def pipeline(ensure_stack: Any, base_cfg: Config) -> Iterator[Pipeline]:
     )
     ensure_topics(cfg)
     p = Pipeline(cfg)
-    submit(cfg, "player_stats")
-    submit(cfg, "security_alerts")
+    submit_jobs(cfg, ["player_stats", "security_alerts"])
     yield p
     rest = FlinkRest(cfg)
     for job in ("player_stats", "security_alerts"):

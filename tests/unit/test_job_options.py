@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from flink_jobs.common import flink_table_options
 from flinkpulse.config import load_config
 
@@ -68,3 +70,25 @@ def test_an_option_list_in_brackets_is_refused_in_one_line_not_sent_to_flink() -
         flink_table_options(bad, "device_stats")
     two = load_config(overrides=["flink.sink_properties=linger.ms=20,batch.size=1"])
     assert two.flink.pairs(two.flink.sink_properties) == {"linger.ms": "20", "batch.size": "1"}
+
+
+def test_several_jobs_refuses_an_unknown_job_in_one_line_with_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`flink_jobs/several.py` (one client for several jobs) checks its --jobs before it
+    builds any: a typo must not leave the jobs before it submitted."""
+    from flink_jobs import several
+
+    with pytest.raises(SystemExit) as e:
+        several.main(["--jobs", "player_stats,nosuch", "--config", "x.toml"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "unknown job(s) nosuch" in err and "player_stats" in err
+
+
+def test_submitted_line_of_several_jobs_is_what_submit_jobs_reads() -> None:
+    """Each job's main prints `submitted <job>: job id <id>`; `submit_jobs` maps ids by it."""
+    from flinkpulse.flinkrun import _SUBMITTED
+
+    out = "noise\nsubmitted web_traffic: job id " + "ab" * 16 + "\nJob has been submitted"
+    assert [m.groups() for m in _SUBMITTED.finditer(out)] == [("web_traffic", "ab" * 16)]

@@ -6,8 +6,10 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from flinkpulse import jobstate
-from flinkpulse.config import Config
+from flinkpulse.config import Config, load_config
 
 
 def _cfg(tmp_path: Path) -> Config:
@@ -62,3 +64,28 @@ def test_submitted_config_is_the_last_submission(tmp_path: Path) -> None:
     jobstate.record_submit(cfg, "web_traffic", "n", "2" * 32, Path("/x/new.toml"))
     assert jobstate.submitted_config(cfg, "n") == ("web_traffic", Path("/x/new.toml"))
     assert jobstate.submitted_config(cfg, "other") is None
+
+
+def test_a_busy_jobmanager_is_asked_again_and_a_missing_one_is_unreachable() -> None:
+    """A read timeout (the JobManager took the connection but is loaded) is FlinkBusy, which
+    wait loops retry until their deadline; a refused connection is ServiceUnreachable."""
+    import socket
+    import threading
+
+    from flinkpulse.errors import ServiceUnreachable
+    from flinkpulse.flinkrest import FlinkBusy, FlinkRest
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts, never answers
+    port = silent.getsockname()[1]
+    rest = FlinkRest(load_config(overrides=[f"flink.jobmanager=127.0.0.1:{port}"]), timeout=0.3)
+    with pytest.raises(FlinkBusy, match="did not answer GET /jobs/x within 0s"):
+        rest.call("GET", "/jobs/x")
+    with pytest.raises(FlinkBusy):  # retried until the deadline, then given up
+        rest.wait_state("x", ("RUNNING",), timeout=0.2)
+    silent.close()
+    threading.Event().wait(0.1)
+    gone = FlinkRest(load_config(overrides=[f"flink.jobmanager=127.0.0.1:{port}"]))
+    with pytest.raises(ServiceUnreachable, match=f"not reachable at http://127.0.0.1:{port}"):
+        gone.call("GET", "/jobs/x")
