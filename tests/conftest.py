@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from flinkpulse import stack, topics
+from flinkpulse import jobstate, stack, topics
 from flinkpulse.config import Config, load_config
 from flinkpulse.flinkrest import FlinkRest
 from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV
@@ -92,20 +92,32 @@ class SessionStack:
         that a full `stack down`/`stack up` does not restart it); returns them."""
         mine = [n for n in self.owned() if n in names]
         if mine:
-            stack.down(self.cfg, mine, log=False)
+            stack.down(self.cfg, mine, log=False, savepoints=False)
         return mine
 
 
 @pytest.fixture(scope="session", autouse=True)
 def session_stack(base_cfg: Config) -> Iterator[SessionStack]:
-    """At the end of the session, stops what it owns (SessionStack) and checks it is gone."""
+    """At the end of the session, stops what it owns (SessionStack) and checks it is gone.
+
+    The session shares the state directory with a developer's own stack. The jobs a
+    developer's last `stack down` left to resume are held aside for the session (the session's
+    `stack up` would otherwise resume them into the test cluster) and put back at its end; the
+    session's own jobs are stopped without savepoints, so none of them is resumed into the
+    developer's next `stack up`."""
+    held = jobstate.take_resume(base_cfg)
     owner = SessionStack(base_cfg)
-    yield owner
-    owned = owner.owned()
-    if owned:
-        stack.down(base_cfg, owned, log=False)
-        left = owner.owned()
-        assert not left, f"the session stopped {owned}, but {left} still run"
+    try:
+        yield owner
+        owned = owner.owned()
+        if owned:
+            stack.down(base_cfg, owned, log=False, savepoints=False)
+            left = owner.owned()
+            assert not left, f"the session stopped {owned}, but {left} still run"
+    finally:
+        jobstate.take_resume(base_cfg)  # a fault test's own, had it stopped between down and up
+        if held:
+            jobstate.write_resume(base_cfg, held)
 
 
 @pytest.fixture(scope="session")

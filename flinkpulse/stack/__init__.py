@@ -130,17 +130,20 @@ def _resume_jobs(cfg: Config, log: bool) -> None:
             print(f"  {'job':<11} {name} NOT resumed: {e} — `flinkpulse jobs resume`", flush=True)
 
 
-def down(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
+def down(
+    cfg: Config, names: list[str] | None = None, log: bool = True, savepoints: bool = True
+) -> None:
     """Stop components in reverse start order; only processes we started (by PID file).
 
     Stopping Flink first stops its running flinkpulse jobs with a savepoint; the next
-    `stack up` resumes them from it.
+    `stack up` resumes them from it. `savepoints=False` (a test session's end) just stops the
+    processes: its jobs are throwaway and must not be resumed into the next stack.
     """
     comps = selected(cfg, names)
     if names is None:  # everything: also what runs outside stack.components (e.g. jupyter)
         extra = [component(cfg, n) for n in COMPONENTS if n not in cfg.stack.components]
         comps += [c for c in extra if c.running()]
-    if any(c.name == "flink" and c.running() for c in comps):
+    if savepoints and any(c.name == "flink" and c.running() for c in comps):
         from flinkpulse import jobstate
         from flinkpulse.flinkrest import stop_all_with_savepoints
 
