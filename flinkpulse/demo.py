@@ -175,8 +175,7 @@ def summary(cfg: Config) -> str:
 def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 240) -> int:
     from flink_jobs import JOBS
     from flinkpulse import stack
-    from flinkpulse.flinkrest import FlinkRest, job_name
-    from flinkpulse.flinkrun import submit_jobs
+    from flinkpulse.flinkrun import start_missing
     from flinkpulse.topics import ensure_topics
 
     total = 7
@@ -196,15 +195,8 @@ def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 
     _cli("dashboards", "import")
     _step(5, total, "submitting the Flink jobs")
     ensure_topics(cfg)
-    rest = FlinkRest(cfg)
-    missing = []
-    for job in JOBS:
-        if rest.running(job_name(cfg, job)):
-            print(f"  {job:<16} already running")
-        else:
-            missing.append(job)
-    for job, job_id in (submit_jobs(cfg, missing) if missing else {}).items():
-        print(f"  {job:<16} running as {job_id}", flush=True)
+    for job, job_id, already in start_missing(cfg, list(JOBS)):
+        print(f"  {job:<16} {'already running' if already else 'running'} as {job_id}", flush=True)
     _step(
         6,
         total,

@@ -19,6 +19,9 @@ from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 #: the states of a job that has not ended (it holds slots, or will again)
 LIVE_STATES = ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING", "RECONCILING")
 
+#: how long a one-shot read (the job list, the overview) keeps asking a busy JobManager
+BUSY_RETRY_S = 30.0
+
 
 class FlinkBusy(FlinkpulseError):
     """The JobManager accepted the request but did not answer in time (a loaded machine)."""
@@ -27,10 +30,13 @@ class FlinkBusy(FlinkpulseError):
 class FlinkRest:
     """A thin client of the JobManager's REST API."""
 
-    def __init__(self, cfg: Config, timeout: float = 10) -> None:
+    def __init__(
+        self, cfg: Config, timeout: float = 10, busy_retry_s: float = BUSY_RETRY_S
+    ) -> None:
         hp = cfg.flink.jobmanager
         self.base = hp if hp.startswith("http") else f"http://{hp}"
         self.timeout = timeout  # of one request
+        self.busy_retry_s = busy_retry_s  # how long a one-shot read asks a busy JobManager
 
     def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         timeout = self.timeout if timeout is None else timeout
@@ -58,6 +64,10 @@ class FlinkRest:
             raise ServiceUnreachable("Flink", self.base) from None
         return json.loads(raw) if raw else None
 
+    def overview(self) -> dict[str, Any]:
+        """The cluster overview (slots, TaskManagers), asked again while the JobManager is busy."""
+        return dict(self._poll("/overview", time.monotonic() + self.busy_retry_s))
+
     def _poll(self, path: str, deadline: float) -> Any:
         """GET `path` for a wait loop: a busy JobManager is asked again until `deadline`."""
         while True:
@@ -69,7 +79,9 @@ class FlinkRest:
                 time.sleep(0.5)
 
     def jobs(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/jobs/overview")["jobs"])
+        """Every job the cluster knows; a busy JobManager is asked again for `busy_retry_s`
+        (the submission checks call this, and a loaded host's JobManager may take a while)."""
+        return list(self._poll("/jobs/overview", time.monotonic() + self.busy_retry_s)["jobs"])
 
     def live(self) -> list[dict[str, Any]]:
         """Every job that has not ended (LIVE_STATES)."""

@@ -168,10 +168,8 @@ def _submit_locked(
     res, out, cmd = _flink_run(
         cfg, script, ["--config", str(conf_file), *(extra_args or [])], savepoint
     )
-    job_id = ""
-    for line in out.splitlines():
-        if "JobID" in line or "job id" in line.lower():
-            job_id = line.strip().split()[-1]
+    # every job's main (flink_jobs.common.run_job) prints `submitted <job>: job id <id>`
+    job_id = next((m.group(2) for m in _SUBMITTED.finditer(out)), "")
     if res != 0 or not job_id:
         raise FlinkpulseError(f"submitting {job} failed: {_failure(cfg, job, cmd, out)}")
     from flinkpulse import jobstate
@@ -200,6 +198,20 @@ def submit_jobs(cfg: Config, jobs: list[str], wait_running: bool = True) -> dict
     if len(together) > 1:
         ids.update(_submit_together(cfg, together, wait_running))
     return {job: ids[job] for job in jobs}
+
+
+def start_missing(cfg: Config, jobs: list[str]) -> list[tuple[str, str, bool]]:
+    """Start those of `jobs` not running yet, together (submit_jobs); returns, in `jobs`'
+    order, (job, job id, whether it was already running). What `jobs submit all` and the demo
+    do: a job already running is kept, not an error."""
+    rest = FlinkRest(cfg)
+    running = {job: rest.running(job_name(cfg, job)) for job in jobs}
+    missing = [job for job in jobs if not running[job]]
+    started = submit_jobs(cfg, missing) if missing else {}
+    return [
+        (job, started[job], False) if job in started else (job, running[job][0]["jid"], True)
+        for job in jobs
+    ]
 
 
 def _submit_together(cfg: Config, jobs: list[str], wait_running: bool) -> dict[str, str]:
@@ -244,7 +256,7 @@ def _check_can_run(cfg: Config, rest: FlinkRest, names: dict[str, str]) -> None:
     need = cfg.flink.parallelism * len(names)
     # the slots of a job cancelled just before are freed a moment later: wait a little
     deadline = time.monotonic() + SLOT_WAIT_S
-    while (free := rest.call("GET", "/overview").get("slots-available", 0)) < need:
+    while (free := rest.overview().get("slots-available", 0)) < need:
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -160,7 +160,7 @@ def _wait_slots(rest: Any, needed: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     free = 0
     while time.monotonic() < deadline:
-        free = int(rest.call("GET", "/overview").get("slots-available", 0))
+        free = int(rest.overview().get("slots-available", 0))
         if free >= needed:
             return
         time.sleep(2)

@@ -64,8 +64,7 @@ def select_jobs(name: str, extra: tuple[str, ...] = ("archive",)) -> list[str]:
 
 
 def _submit(cfg: Config, args: argparse.Namespace) -> int:
-    from flinkpulse.flinkrest import FlinkRest, job_name
-    from flinkpulse.flinkrun import run_bounded, submit, submit_jobs
+    from flinkpulse.flinkrun import run_bounded, start_missing, submit
     from flinkpulse.topics import ensure_topics
 
     jobs = select_jobs(args.job)
@@ -89,17 +88,9 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
         job_id = submit(cfg, jobs[0], savepoint=args.savepoint)
         print(f"{jobs[0]:<16} running as {job_id}", flush=True)
         return 0
-    # `all` starts what is missing, with one client for all of them (flinkrun.submit_jobs)
-    rest = FlinkRest(cfg)
-    missing = []
-    for job in jobs:
-        running = rest.running(job_name(cfg, job))
-        if running:
-            print(f"{job:<16} already running as {running[0]['jid']}", flush=True)
-        else:
-            missing.append(job)
-    for job, job_id in (submit_jobs(cfg, missing) if missing else {}).items():
-        print(f"{job:<16} running as {job_id}", flush=True)
+    # `all` starts what is missing, with one client for all of them
+    for job, job_id, already in start_missing(cfg, jobs):
+        print(f"{job:<16} {'already running' if already else 'running'} as {job_id}", flush=True)
     return 0
 
 

@@ -79,11 +79,17 @@ def test_a_busy_jobmanager_is_asked_again_and_a_missing_one_is_unreachable() -> 
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # accepts, never answers
     port = silent.getsockname()[1]
-    rest = FlinkRest(load_config(overrides=[f"flink.jobmanager=127.0.0.1:{port}"]), timeout=0.3)
+    cfg = load_config(overrides=[f"flink.jobmanager=127.0.0.1:{port}"])
+    rest = FlinkRest(cfg, timeout=0.3, busy_retry_s=0.7)
     with pytest.raises(FlinkBusy, match="did not answer GET /jobs/x within 0s"):
         rest.call("GET", "/jobs/x")
     with pytest.raises(FlinkBusy):  # retried until the deadline, then given up
         rest.wait_state("x", ("RUNNING",), timeout=0.2)
+    # one-shot reads (the job list the submission checks use) also ask again, for busy_retry_s
+    t0 = time.monotonic()
+    with pytest.raises(FlinkBusy, match="GET /jobs/overview"):
+        rest.jobs()
+    assert 0.7 <= time.monotonic() - t0 < 5
     silent.close()
     threading.Event().wait(0.1)
     gone = FlinkRest(load_config(overrides=[f"flink.jobmanager=127.0.0.1:{port}"]))
