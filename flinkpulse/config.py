@@ -47,6 +47,9 @@ class StackConfig:
     flink_rpc_port: int = 6123
     flink_jm_memory: str = "1024m"
     flink_tm_memory: str = "4096m"
+    #: share of a TaskManager's Flink memory that is managed (off-heap): only batch operators
+    #: (a backfill) and RocksDB use it here, the Python workers do not; the rest is heap
+    flink_managed_fraction: float = 0.25
     flink_slots: int = 12
     #: TaskManager JVMs `stack up` starts (tests use 2, so failover is a real cluster's)
     taskmanagers: int = 1

@@ -104,7 +104,7 @@ class Flink(Component):
             # real cluster, so one TaskManager's loss is a partial failure of the job)
             "taskmanager.memory.process.size": s.flink_tm_memory,
             "taskmanager.load-balance.mode": "SLOTS",
-            "taskmanager.memory.managed.fraction": 0.25,
+            "taskmanager.memory.managed.fraction": s.flink_managed_fraction,
             # every job loads the connector jars into its own classloader: room for as many
             # jobs as slots (1024m at the default 12 slots; less for smaller TaskManagers)
             "taskmanager.memory.jvm-metaspace.size": f"{min(1024, 256 + 64 * s.flink_slots)}m",
