@@ -168,8 +168,11 @@ def _submit_locked(
     res, out, cmd = _flink_run(
         cfg, script, ["--config", str(conf_file), *(extra_args or [])], savepoint
     )
-    # every job's main (flink_jobs.common.run_job) prints `submitted <job>: job id <id>`
-    job_id = next((m.group(2) for m in _SUBMITTED.finditer(out)), "")
+    # a streaming job's main (flink_jobs.common.run_job) prints `submitted <job>: job id <id>`;
+    # a bounded run (replay, backfill) does not, and Flink's client prints its JobID line
+    found = [m.group(2) for m in _SUBMITTED.finditer(out)]
+    found += [ln.strip().split()[-1] for ln in out.splitlines() if "JobID" in ln]
+    job_id = found[0] if found else ""
     if res != 0 or not job_id:
         raise FlinkpulseError(f"submitting {job} failed: {_failure(cfg, job, cmd, out)}")
     from flinkpulse import jobstate
