@@ -168,11 +168,7 @@ def _submit_locked(
     res, out, cmd = _flink_run(
         cfg, script, ["--config", str(conf_file), *(extra_args or [])], savepoint
     )
-    # a streaming job's main (flink_jobs.common.run_job) prints `submitted <job>: job id <id>`;
-    # a bounded run (replay, backfill) does not, and Flink's client prints its JobID line
-    found = [m.group(2) for m in _SUBMITTED.finditer(out)]
-    found += [ln.strip().split()[-1] for ln in out.splitlines() if "JobID" in ln]
-    job_id = found[0] if found else ""
+    job_id = submitted_job_id(out)
     if res != 0 or not job_id:
         raise FlinkpulseError(f"submitting {job} failed: {_failure(cfg, job, cmd, out)}")
     from flinkpulse import jobstate
@@ -185,6 +181,21 @@ def _submit_locked(
 
 #: what flink_jobs/several.py (and each job's main) prints for a job it submitted
 _SUBMITTED = re.compile(r"submitted (\w+): job id ([0-9a-f]{32})")
+#: what Flink's client prints for a job it submitted
+_FLINK_JOB_ID = re.compile(r"JobID\W+([0-9a-f]{32})")
+
+
+def submitted_job_id(out: str) -> str:
+    """The id of the job a `flink run` output says it submitted, or "" if it names none.
+
+    A streaming job's main (flink_jobs.common.run_job) prints `submitted <job>: job id <id>`,
+    which is taken first; a bounded run (replay, backfill) does not, and then Flink's client
+    line `Job has been submitted with JobID <id>` gives it."""
+    ours = _SUBMITTED.search(out)
+    if ours:
+        return ours.group(2)
+    flinks = _FLINK_JOB_ID.search(out)
+    return flinks.group(1) if flinks else ""
 
 
 def submit_jobs(cfg: Config, jobs: list[str], wait_running: bool = True) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """`flinkrun.exclusive`, the per-job-name lock of `flinkpulse jobs submit`: one holder at a time
-across processes, and no lock file left behind (there were ~300 on a dev machine)."""
+across processes, and no lock file left behind (there were ~300 on a dev machine); and how
+`submit()` reads the id of the job it submitted."""
 
 from __future__ import annotations
 
@@ -45,3 +46,20 @@ def test_the_lock_file_is_gone_after_an_exception(tmp_path: Path) -> None:
     assert not lock.exists()
     with exclusive(lock):  # and it can be taken again
         assert lock.exists()
+
+
+def test_the_job_id_is_ours_first_then_flinks_line() -> None:
+    """`submit()` reads the job id from the `flink run` output: a streaming job's own line, else
+    (a bounded replay or backfill prints none) Flink's client line; no id is "" (an error)."""
+    from flinkpulse.flinkrun import submitted_job_id
+
+    ours, flinks = "a" * 32, "0123456789abcdef" * 2
+    streaming = (
+        f"Job has been submitted with JobID {flinks}\nsubmitted player_stats: job id {ours}\n"
+    )
+    assert submitted_job_id(streaming) == ours
+    bounded = f"some log line\nJob has been submitted with JobID {flinks}\n"
+    assert submitted_job_id(bounded) == flinks
+    assert submitted_job_id("Traceback (most recent call last):\n  ...\n") == ""
+    # a line that mentions a JobID but gives none (an exception message) is no id
+    assert submitted_job_id("Missing JobID. Specify a JobID to cancel a job.\n") == ""
