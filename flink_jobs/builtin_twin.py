@@ -21,11 +21,11 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from flink_jobs import common
-from flink_jobs.common import JobContext, Validator
+from flink_jobs.common import JobContext, Needs, Sources
 from flinkpulse import topics
 from flinkpulse.schemas import latest_schema
 
@@ -90,8 +90,9 @@ def replace_udfs(sql: str) -> str:
     return sql
 
 
-def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
-    """`view`: the topic through Flink's avro-confluent format, watermarked, on-time rows."""
+def _source(ctx: JobContext, logical_topic: str, view: str, needs: Needs | None = None) -> None:
+    """`view`: the topic through Flink's avro-confluent format, watermarked, on-time rows (with
+    `needs`: its fields and records only, as the UDF job's, so the ratio stays fair)."""
     from pyflink.table import DataTypes, Schema
 
     from flink_jobs.decoding import flink_type
@@ -109,11 +110,15 @@ def _source(ctx: JobContext, logical_topic: str, view: str) -> None:
     b = b.watermark("event_time", f"event_time - INTERVAL '{delay:.3f}' SECOND")
     d = common._source(ctx, ctx.topic(logical_topic))
     ctx.t_env.create_temporary_table(f"{view}_all", _avro(ctx, d, b, schema))
+    wanted = ""
+    if needs is not None:
+        names = needs.columns(logical_topic, names)
+        wanted = f" AND ({needs.where})" if needs.where else ""
     cols = ", ".join(f"`{n}`" for n in names)
     on_time = ctx.t_env.sql_query(
         f"SELECT {cols}, src_partition, src_offset FROM {view}_all "
-        "WHERE CURRENT_WATERMARK(event_time) IS NULL "
-        "OR event_time >= CURRENT_WATERMARK(event_time)"
+        "WHERE (CURRENT_WATERMARK(event_time) IS NULL "
+        f"OR event_time >= CURRENT_WATERMARK(event_time)){wanted}"
     )
     if not ctx.cfg.flink.dedup:
         ctx.t_env.create_temporary_view(view, on_time)
@@ -163,17 +168,20 @@ def _versioned_source(ctx: JobContext, logical_topic: str, view: str) -> None:
 
 def twin_wire(
     ctx: JobContext,
-    sources: Sequence[tuple[str, str, Validator | None, bool]],
+    sources: Sources,
     sql_file: str,
     params: dict[str, Any],
     outputs: list[str],
+    *,
+    needs: Mapping[str, Needs] | None = None,
 ) -> JobContext:
     """`common.wire` without Python: avro-confluent sources, UDF calls replaced, same sinks."""
+    wanted = common.source_needs(ctx.cfg, needs)
     for logical_topic, view, _validate, _owner in sources:
         if logical_topic in topics.VERSIONED:
             _versioned_source(ctx, logical_topic, view)
             continue
-        _source(ctx, logical_topic, view)
+        _source(ctx, logical_topic, view, wanted.get(view))
     common.versioned_tables(ctx, [t for t, *_ in sources])
     common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the

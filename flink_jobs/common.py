@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flinkpulse import topics
 from flinkpulse.config import Config, add_config_args, config_from_args
@@ -394,8 +394,10 @@ def decoded_source(
     view: str,
     validate: Callable[[dict[str, Any]], str | None] | None = None,
     side_outputs: bool = True,
+    needs: Needs | None = None,
 ) -> None:
-    """Register `view` (event-time, watermarked, on-time records of `logical_topic`).
+    """Register `view` (event-time, watermarked, on-time records of `logical_topic`; with
+    `needs`, only its fields and the records its predicate keeps, see `Needs`).
 
     Undecodable records go to dlq.<topic>, records behind the watermark to late.<topic>, later
     copies of an on-time event (``flink.dedup``) to dup.<topic>, all with the raw bytes, the
@@ -413,11 +415,15 @@ def decoded_source(
     raw = f"{view}_raw"
     raw_table(ctx, raw, topic, source=True)
     fn_name = f"decode_{view}"
-    t_env.create_temporary_function(
-        fn_name, decode_function(record, ctx.cfg.registry.url, validate, ctx.vectorized_decode)
-    )
     fields = reader_fields(record)
+    if needs is not None:
+        keep = needs.columns(logical_topic, [n for n, _ in fields])
+        fields = [(n, t) for n, t in fields if n in keep]
     names = [n for n, _ in fields]
+    t_env.create_temporary_function(
+        fn_name,
+        decode_function(record, ctx.cfg.registry.url, validate, ctx.vectorized_decode, names),
+    )
     millis = timestamp_fields(record)
     decoded = t_env.from_path(raw).select(
         col("k"),
@@ -442,7 +448,7 @@ def decoded_source(
         "'future: event_time ' || CAST(" + event + " AS STRING) || ' is more than "
         f"{f.future_tolerance_s:g} s ahead of the Kafka timestamp ' || CAST({kafka_time} AS STRING)"
     )
-    flat = t_env.sql_query(
+    flat_sql = (
         "SELECT k, v, src_topic, src_partition, src_offset, "
         f"{kafka_time} AS kafka_time, "
         f"d.ok AND NOT COALESCE({future}, FALSE) AS ok, "
@@ -450,6 +456,12 @@ def decoded_source(
         + ", ".join(_decoded_column(n, n in millis) for n in names)
         + f" FROM {view}_decoded"
     )
+    wanted = f" AND ({needs.where})" if needs is not None and needs.where else ""
+    if wanted and not side_outputs:
+        # nothing else reads this topic's records here: drop the unwanted ones before they
+        # cross into the DataStream and back (the ok and late checks below still apply)
+        flat_sql = f"SELECT * FROM ({flat_sql}) WHERE ok{wanted}"
+    flat = t_env.sql_query(flat_sql)
     ds = t_env.to_data_stream(flat)
     b = Schema.new_builder()
     for n, t in [
@@ -486,7 +498,7 @@ def decoded_source(
         )
         ctx.inserts.append((late, behind))
     cols = ", ".join(f"`{n}`" for n in names)
-    where = f"FROM {view}_all WHERE ok AND NOT COALESCE({is_late}, FALSE)"
+    where = f"FROM {view}_all WHERE ok AND NOT COALESCE({is_late}, FALSE){wanted}"
     if not f.dedup:
         t_env.create_temporary_view(
             view, t_env.sql_query(f"SELECT {cols}, src_partition, src_offset {where}")
@@ -703,28 +715,70 @@ def _headers_sql(reason_expr: str) -> str:
 
 
 Validator = Callable[[dict[str, Any]], str | None]
+#: a job's sources: (logical topic, view, validator, owns the topic's dlq./late./dup. outputs)
+Sources = Sequence[tuple[str, str, Validator | None, bool]]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a job reads of one of its sources (``wire(..., needs={view: Needs(...)})``), so that
+    the rest is dropped as early as it can be (``flink.source_needs``): security_alerts reads
+    three other jobs' topics for a handful of rules.
+
+    * `fields`: the decoded fields its SQL uses; the decode UDF returns only these (fewer
+      values cross from Python to Java), plus ``event_time`` and the dedup key (topics.DEDUP_KEYS).
+    * `where`: a SQL predicate over those fields; only matching records go on to deduplication
+      and the job's SQL (its state and its work are those records'). It must keep every record
+      the job's SQL can use: the SQL keeps its own WHERE, so a too-wide `where` costs speed only.
+
+    Dead-lettering is not affected: a job that owns the topic still judges every record.
+    """
+
+    fields: tuple[str, ...]
+    where: str | None = None
+
+    def columns(self, logical_topic: str, all_fields: Sequence[str]) -> list[str]:
+        """The decoded fields to keep of `logical_topic` (order of `all_fields`, the record's)."""
+        keep = {*self.fields, "event_time", *topics.DEDUP_KEYS.get(logical_topic, ())}
+        unknown = sorted(keep - set(all_fields))
+        if unknown:
+            raise UsageError(
+                f"{logical_topic}: no field {', '.join(unknown)} in its record "
+                f"(fields: {', '.join(all_fields)})"
+            )
+        return [n for n in all_fields if n in keep]
+
+
+def source_needs(cfg: Config, needs: Mapping[str, Needs] | None) -> Mapping[str, Needs]:
+    """A job's `needs` per view, or none when ``flink.source_needs`` is off (every field of
+    every record, as before; the bench lever ``all_source_fields``)."""
+    return (needs or {}) if cfg.flink.source_needs else {}
 
 
 def wire(
     ctx: JobContext,
-    sources: Sequence[tuple[str, str, Validator | None, bool]],
+    sources: Sources,
     sql_file: str,
     params: dict[str, Any],
     outputs: list[str],
     rewrite: Callable[[str], str] | None = None,
+    needs: Mapping[str, Needs] | None = None,
 ) -> JobContext:
-    """The common body of every `build()`: UDFs, decoded sources, the job's SQL (each statement
-    through `rewrite` first: a diagnostic variant, flink_jobs/no_joins.py), the sinks."""
+    """The common body of every `build()`: UDFs, decoded sources (only what `needs` says the
+    job reads of a view, with ``flink.source_needs``), the job's SQL (each statement through
+    `rewrite` first: a diagnostic variant, flink_jobs/no_joins.py), the sinks."""
     from udfs.flink import register_all
 
     register_all(ctx.t_env)
+    wanted = source_needs(ctx.cfg, needs)
     for logical_topic, view, validate, owner in sources:
         # a backfill re-reads records the stream already dead-lettered: it writes results only
         owns = owner and ctx.backfill is None
         if logical_topic in topics.VERSIONED:
             versioned_source(ctx, logical_topic, view, side_outputs=owns)
             continue
-        decoded_source(ctx, logical_topic, view, validate, side_outputs=owns)
+        need = wanted.get(view)
+        decoded_source(ctx, logical_topic, view, validate, side_outputs=owns, needs=need)
     versioned_tables(ctx, [t for t, *_ in sources])
     run_sql_file(ctx, sql_file, params, rewrite=rewrite)
     for view in outputs:
@@ -783,10 +837,17 @@ def execute(env: Any, ctx: JobContext, wait: bool = False) -> Any:
 
 #: how a job's `build()` turns its declaration (sources, SQL file, params, outputs) into a
 #: pipeline: `wire` here; the built-in twin passes its own (flink_jobs/builtin_twin.py)
-Wire = Callable[
-    [JobContext, Sequence[tuple[str, str, Validator | None, bool]], str, dict[str, Any], list[str]],
-    JobContext,
-]
+class Wire(Protocol):
+    def __call__(
+        self,
+        ctx: JobContext,
+        sources: Sources,
+        sql_file: str,
+        params: dict[str, Any],
+        outputs: list[str],
+        *,
+        needs: Mapping[str, Needs] | None = None,
+    ) -> JobContext: ...
 
 
 def variant_name(job: str, suffix: str) -> str:

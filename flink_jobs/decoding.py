@@ -10,7 +10,7 @@ by default: Flink's Arrow operator can shut a TaskManager down on failover, conf
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -125,8 +125,10 @@ def decode_function(
     registry_url: str,
     validate: Callable[[dict[str, Any]], str | None] | None = None,
     vectorized: bool = False,
+    names: Sequence[str] | None = None,
 ) -> Any:
-    """A Flink UDF decoding Confluent Avro of `record` (newest .avsc as reader schema).
+    """A Flink UDF decoding Confluent Avro of `record` (newest .avsc as reader schema), returning
+    the fields `names` (default: all; a job that reads only some, common.Needs).
 
     `vectorized` (``flink.vectorized_decode``): a pandas UDF, called once per Arrow batch of
     values (``flink.arrow_batch_size``) instead of once per record, so that records cross
@@ -137,7 +139,9 @@ def decode_function(
     from pyflink.table.udf import ScalarFunction, udf
 
     fields = reader_fields(record)
-    names = [n for n, _ in fields]
+    if names is not None:
+        fields = [(n, t) for n, t in fields if n in set(names)]
+    out = [n for n, _ in fields]
     millis = timestamp_fields(record)
     reader = latest_schema(record)
     # timestamps leave Python as epoch milliseconds (BIGINT) and become TIMESTAMP(3) in SQL
@@ -160,7 +164,7 @@ def decode_function(
         def eval(self, value: bytes | None) -> Any:
             from pyflink.common import Row
 
-            return Row(*decoded_row(self.registry, self.reader, value, names, millis, validate))
+            return Row(*decoded_row(self.registry, self.reader, value, out, millis, validate))
 
     if not vectorized:
         return udf(DecodeConfluentAvro(), result_type=row_type)
@@ -169,7 +173,7 @@ def decode_function(
         def eval(self, values: Any) -> Any:
             import pandas as pd
 
-            cols = decode_batch(self.registry, self.reader, values, names, millis, validate)
+            cols = decode_batch(self.registry, self.reader, values, out, millis, validate)
             return pd.DataFrame(
                 {n: pd.Series(v, dtype=_PANDAS_DTYPES.get(n, object)) for n, v in cols.items()}
             )

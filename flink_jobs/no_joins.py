@@ -55,14 +55,13 @@ def column_types(t_env: Any, table: str) -> dict[str, str]:
     return out
 
 
-def no_joins_wire(ctx: JobContext, *args: Any) -> JobContext:
+def no_joins_wire(ctx: JobContext, *args: Any, **kwargs: Any) -> JobContext:
     """`common.wire` (same arguments) with the temporal joins of the job's SQL dropped."""
 
     def rewrite(stmt: str) -> str:
         return drop_temporal_joins(stmt, lambda table: column_types(ctx.t_env, table))
 
-    sources, sql_file, params, outputs = args
-    return common.wire(ctx, sources, sql_file, params, outputs, rewrite=rewrite)
+    return common.wire(ctx, *args, **{**kwargs, "rewrite": rewrite})
 
 
 def main(argv: list[str] | None = None) -> None:

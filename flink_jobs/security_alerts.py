@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from flink_jobs import validation
-from flink_jobs.common import JobContext, Wire, job_params, run_job, wire
+from flink_jobs.common import JobContext, Needs, Wire, job_params, run_job, wire
 from flinkpulse.config import Config
 from flinkpulse.topics import RULES_TOPIC
 
@@ -25,6 +25,21 @@ DEFAULTS: dict[str, Any] = {
     "incident_escalate_after": 3,
 }
 OUTPUTS = ["alerts", "security_events"]
+#: what the rules read of the topics other jobs own (flink.source_needs): these fields, and only
+#: the records the rule views of security_alerts.sql select (login attempts, kills, power
+#: readings), so the rest is never deduplicated or kept in state here
+NEEDS = {
+    "access_logs": Needs(
+        ("client_ip", "user_id", "method", "path", "status"),
+        "`method` = 'POST' AND path LIKE '/login%'",
+    ),
+    "player_events": Needs(
+        ("player_id", "match_id", "weapon", "headshot", "event_type"), "event_type = 'KILL'"
+    ),
+    "sensor_readings": Needs(
+        ("home_id", "device_id", "sensor_type", "value"), "sensor_type = 'POWER'"
+    ),
+}
 
 
 def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = wire) -> JobContext:
@@ -39,7 +54,8 @@ def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = w
         # live rule parameters: the versioned table `rules` of the SQL (common.rules_source)
         (RULES_TOPIC, "rule_changes", None, True),
     ]
-    return wire(ctx, sources, "security_alerts.sql", job_params(cfg, JOB, DEFAULTS), OUTPUTS)
+    params = job_params(cfg, JOB, DEFAULTS)
+    return wire(ctx, sources, "security_alerts.sql", params, OUTPUTS, needs=NEEDS)
 
 
 def main(argv: list[str] | None = None) -> None:

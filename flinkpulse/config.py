@@ -292,6 +292,10 @@ class FlinkConfig:
     #: the single-source jobs (bench/README.md). The workers then live outside Flink's managed
     #: memory, which only they would use here (the state backend is on the heap)
     python_worker_per_operator: bool = True
+    #: decode only the fields a job reads of a source, and let only the records it can use
+    #: reach its deduplication and SQL (the job's `Needs`, flink_jobs/common.py): security_alerts
+    #: reads three other jobs' topics for a few rules; off = every field of every record
+    source_needs: bool = True
     bundle_size: int = 10000
     bundle_time_ms: int = 200
     arrow_batch_size: int = 10000

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flink_jobs.common import JobContext, deduplicate, run_sql_file
+from flink_jobs.common import JobContext, Needs, deduplicate, run_sql_file
 from flink_jobs.decoding import reader_fields
+from flinkpulse import topics
 from flinkpulse.config import Config
+
+#: the source topic of each record type (common.Needs adds that topic's dedup key)
+SOURCE_OF_RECORD = {record: topic for topic, record in topics.SOURCE_RECORDS.items()}
 
 
 def make_env(parallelism: int = 1) -> Any:
@@ -34,14 +38,20 @@ def register_input(
     dedup: Sequence[str] | None = None,
     time_field: str = "event_time",
     dedup_state: str = "ttl",
+    needs: Needs | None = None,
 ) -> None:
     """Register `rows` as the source view `view` (fields of `record`, rowtime `time_field`).
     With `dedup` (key fields), through the jobs' deduplication (`dedup_state`: how long a key
-    is remembered): later copies of a key leave `view` and are in `<view>_duplicates`."""
+    is remembered): later copies of a key leave `view` and are in `<view>_duplicates`. With
+    `needs` (a job's common.Needs for `view`), only its fields and the rows its predicate
+    keeps, as the job's source gives them (after the watermark, before deduplication)."""
     from pyflink.common import Row
     from pyflink.table import Schema
 
     fields = reader_fields(record)
+    if needs is not None:
+        keep = needs.columns(SOURCE_OF_RECORD[record], [n for n, _ in fields])
+        fields = [(n, t) for n, t in fields if n in keep]
     names = [n for n, _ in fields]
     # in event-time order, as from one partition: the watermark trails the newest row by 1 s,
     # so a row listed after a much newer one would be late and dropped, silently
@@ -61,6 +71,9 @@ def register_input(
         b = b.column(n, t)
     b = b.watermark(time_field, f"`{time_field}` - INTERVAL '1' SECOND")
     table = t_env.from_data_stream(ds, b.build())
+    if needs is not None and needs.where:
+        t_env.create_temporary_view(f"{view}_all", table)
+        table = t_env.sql_query(f"SELECT * FROM {view}_all WHERE {needs.where}")
     if dedup is None:
         t_env.create_temporary_view(view, table)
         return

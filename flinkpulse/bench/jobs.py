@@ -83,6 +83,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "sink_batching": {
         "sink_properties": ("linger.ms=20", "batch.size=262144", "compression.type=lz4")
     },
+    # every field of every record of every source, as before `flink.source_needs` (2026-12-03:
+    # security_alerts decodes three other jobs' topics for a few rules)
+    "all_source_fields": {"source_needs": False},
     # diagnostic: the UDF job without its event-time temporal joins (flink_jobs/no_joins.py)
     "no_join": {},
     # the job as configured, with the archive job running alongside over the same topics

@@ -55,7 +55,7 @@ def test_each_job_checks_a_source_with_the_validator_its_topic_has() -> None:
     for job in ("device_stats", "player_stats", "web_traffic", "security_alerts"):
         mod = importlib.import_module(f"flink_jobs.{job}")
 
-        def record(ctx: Any, sources: Any, *_: Any, job: str = job) -> Any:
+        def record(ctx: Any, sources: Any, *_: Any, job: str = job, **__: Any) -> Any:
             seen[job] = {s[0]: s[2] for s in sources if s[0] in SOURCE_RECORDS}
             return ctx
 

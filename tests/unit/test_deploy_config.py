@@ -59,7 +59,13 @@ def job_specs() -> dict[str, dict[str, Any]]:
         seen: dict[str, Any] = {}
 
         def record(
-            ctx: Any, sources: Any, sql_file: str, params: Any, outputs: Any, seen: Any = seen
+            ctx: Any,
+            sources: Any,
+            sql_file: str,
+            params: Any,
+            outputs: Any,
+            seen: Any = seen,
+            needs: Any = None,
         ) -> Any:
             seen.update(
                 sources=[(s[0], s[3]) for s in sources], outputs=list(outputs), sql=sql_file

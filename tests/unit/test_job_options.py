@@ -92,3 +92,27 @@ def test_submitted_line_of_several_jobs_is_what_submit_jobs_reads() -> None:
 
     out = "noise\nsubmitted web_traffic: job id " + "ab" * 16 + "\nJob has been submitted"
     assert [m.groups() for m in _SUBMITTED.finditer(out)] == [("web_traffic", "ab" * 16)]
+
+
+def test_a_jobs_needs_keep_event_time_and_the_dedup_key_and_refuse_an_unknown_field() -> None:
+    """common.Needs: the fields a job reads of a source, in the record's order, always with
+    event_time and the source's dedup key (topics.DEDUP_KEYS); a field the record has not is
+    refused at build time in one line, not left to a planner error."""
+    from flink_jobs.common import Needs, source_needs
+    from flinkpulse.errors import UsageError
+
+    record = ["device_id", "home_id", "room", "sensor_type", "value", "unit", "event_time"]
+    kept = Needs(("value", "home_id")).columns("iot.sensor-readings", record)
+    assert kept == ["device_id", "home_id", "sensor_type", "value", "event_time"]
+    assert Needs(("user_id",)).columns(
+        "web.access-logs", ["event_id", "user_id", "event_time"]
+    ) == [
+        "event_id",
+        "user_id",
+        "event_time",
+    ]
+    with pytest.raises(UsageError, match="iot.sensor-readings: no field watts in its record"):
+        Needs(("watts",)).columns("iot.sensor-readings", record)
+    needs = {"sensor_readings": Needs(("value",), "sensor_type = 'POWER'")}
+    assert source_needs(load_config(overrides=[]), needs) == needs
+    assert source_needs(load_config(overrides=["flink.source_needs=false"]), needs) == {}

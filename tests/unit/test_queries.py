@@ -326,8 +326,8 @@ def se(
     )
 
 
-@pytest.mark.parametrize("parallelism", [1, 2])
-def test_alert_rules_fire_once_and_never_on_benign_traffic(parallelism: int) -> None:
+def scripted_alerts_input() -> dict[str, list[dict[str, Any]]]:
+    """Every rule's scripted incident and benign traffic of the same shape, per source view."""
     sec = [
         # h1: armed, door opens -> door_open_while_armed once; then motion -> motion_while_away once
         se(1, 0, "h1", "ARM_AWAY"),
@@ -358,11 +358,28 @@ def test_alert_rules_fire_once_and_never_on_benign_traffic(parallelism: int) -> 
     power = [sr(t, "oven-1", "h3", "POWER", 5000.0, "oven") for t in range(0, 60, 10)]
     power += [sr(t, "heat-1", "h3", "POWER", 3000.0, "heater") for t in range(0, 60, 10)]
     power += [sr(t, "oven-2", "h4", "POWER", 5000.0, "oven") for t in range(0, 60, 10)]  # under
+    # what the rules must not see as theirs: other event types, pages, methods and sensors
+    games += [pe(300 + i, i * 0.5, "medic", "red", "ASSIST", "v", 0.0) for i in range(12)]
+    web += [al(60 + i, i * 2, "6.6.6.6", "/login", 401) for i in range(6)]  # GET /login
+    web += [al(70, 14, "6.6.6.6", "/login", 200)]
+    web += [al(80 + i, i * 2, "4.4.4.4", "/api/login", 401, method="POST") for i in range(6)]
+    web += [al(90, 14, "4.4.4.4", "/api/login", 200, method="POST")]
+    power += [sr(t, "oven-1", "h3", "TEMPERATURE", 9000.0, "oven") for t in range(0, 60, 10)]
+    return {
+        "security_events_in": sec,
+        "access_logs": web,
+        "player_events": games,
+        "sensor_readings": power,
+    }
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_alert_rules_fire_once_and_never_on_benign_traffic(parallelism: int) -> None:
+    inputs = scripted_alerts_input()
+    sec = inputs["security_events_in"]
     t_env = make_env(parallelism)
-    register_input(t_env, "security_events_in", "flinkpulse.iot.SecurityEvent", sec)
-    register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", web)
-    register_input(t_env, "player_events", "flinkpulse.gaming.PlayerEvent", games)
-    register_input(t_env, "sensor_readings", "flinkpulse.iot.SensorReading", power)
+    for view, rows in inputs.items():
+        register_input(t_env, view, ALERT_SOURCES[view], rows)
     register_rules(t_env, [])
     register_devices(t_env, [])
     out = run_views(
@@ -426,6 +443,31 @@ def test_alerts_view_is_the_alert_contract() -> None:
         n for n, t in zip(contract, schema.get_field_data_types(), strict=True) if t._nullable
     ]
     assert nullable == []
+
+
+def test_what_security_alerts_reads_of_other_jobs_topics_gives_the_same_alerts() -> None:
+    """`security_alerts.NEEDS` (flink.source_needs): with only those fields of the three other
+    jobs' sources, and only the records their predicates keep, the SQL still plans and every
+    alert of the scripted incidents is the same, field for field."""
+    inputs = scripted_alerts_input()
+    out = {}
+    for pruned in (False, True):
+        t_env = make_env()
+        for view, rows in inputs.items():
+            needs = security_alerts.NEEDS.get(view) if pruned else None
+            register_input(t_env, view, ALERT_SOURCES[view], rows, needs=needs)
+        register_rules(t_env, [])
+        register_devices(t_env, [])
+        params = dict(security_alerts.DEFAULTS)
+        alerts = run_views(t_env, "security_alerts.sql", params, ["alerts"])["alerts"]
+        # every field but detected_at, the wall-clock time the alert was made
+        out[pruned] = sorted(
+            ({k: v for k, v in a.items() if k != "detected_at"} for a in alerts),
+            key=lambda a: a["alert_id"],
+        )
+    assert len(out[False]) == 5
+    assert out[True] == out[False]
+    assert set(security_alerts.NEEDS) == {"access_logs", "player_events", "sensor_readings"}
 
 
 def register_rules(t_env: Any, rows: list[dict[str, Any]]) -> None:
