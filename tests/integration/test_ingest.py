@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -338,7 +339,17 @@ def test_kill_bridge_during_qos1_stream_loses_nothing(
             seen.setdefault(i, []).append(m.value())
         return len(seen) == n
 
-    r.until(complete, 120, f"all {n} messages")
+    try:
+        r.until(complete, 120, f"all {n} messages")
+    except AssertionError as e:  # say which ones and where: a loss must be traceable
+        missing = sorted(set(range(n)) - set(seen))
+        per_partition = Counter(m.partition() for m in r.msgs)
+        status = mqtt.status_file.read_text()  # type: ignore[attr-defined]
+        raise AssertionError(
+            f"{e}: missing values {missing[:20]} ({len(missing)}), records per partition "
+            f"{dict(sorted(per_partition.items()))}, unacked at the kill {unacked}, "
+            f"new bridge {status}"
+        ) from None
     r.settle(3)
     complete(r)
     missing = n - len(seen)
