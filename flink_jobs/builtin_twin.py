@@ -113,7 +113,7 @@ def _source(ctx: JobContext, logical_topic: str, view: str, needs: Needs | None 
     wanted = ""
     if needs is not None:
         names = needs.columns(logical_topic, names)
-        wanted = f" AND ({needs.where})" if needs.where else ""
+        wanted = needs.conjunct()
     cols = ", ".join(f"`{n}`" for n in names)
     on_time = ctx.t_env.sql_query(
         f"SELECT {cols}, src_partition, src_offset FROM {view}_all "

@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from flinkpulse import topics
 from flinkpulse.config import Config, add_config_args, config_from_args
@@ -54,6 +54,9 @@ SQL_DIR = ROOT / "sql" / "flink"
 
 #: source topics (logical names) -> Avro record, from the topology
 SOURCE_TOPICS = dict(topics.SOURCE_RECORDS)
+
+#: a type the caller chooses (Needs.select keeps it with each field name)
+T = TypeVar("T")
 
 #: the values of ``flink.dedup_state`` (`deduplicate`)
 DEDUP_STATES = ("ttl", "watermark")
@@ -417,8 +420,7 @@ def decoded_source(
     fn_name = f"decode_{view}"
     fields = reader_fields(record)
     if needs is not None:
-        keep = needs.columns(logical_topic, [n for n, _ in fields])
-        fields = [(n, t) for n, t in fields if n in keep]
+        fields = needs.select(logical_topic, fields)
     names = [n for n, _ in fields]
     t_env.create_temporary_function(
         fn_name,
@@ -456,7 +458,7 @@ def decoded_source(
         + ", ".join(_decoded_column(n, n in millis) for n in names)
         + f" FROM {view}_decoded"
     )
-    wanted = f" AND ({needs.where})" if needs is not None and needs.where else ""
+    wanted = needs.conjunct() if needs is not None else ""
     if wanted and not side_outputs:
         # nothing else reads this topic's records here: drop the unwanted ones before they
         # cross into the DataStream and back (the ok and late checks below still apply)
@@ -747,6 +749,15 @@ class Needs:
                 f"(fields: {', '.join(all_fields)})"
             )
         return [n for n in all_fields if n in keep]
+
+    def select(self, logical_topic: str, fields: Sequence[tuple[str, T]]) -> list[tuple[str, T]]:
+        """The (name, type) pairs of `fields` that `columns` keeps, in their order."""
+        keep = set(self.columns(logical_topic, [n for n, _ in fields]))
+        return [(n, t) for n, t in fields if n in keep]
+
+    def conjunct(self) -> str:
+        """`` AND (<where>)``, to append to a WHERE clause; "" when every record is needed."""
+        return f" AND ({self.where})" if self.where else ""
 
 
 def source_needs(cfg: Config, needs: Mapping[str, Needs] | None) -> Mapping[str, Needs]:

@@ -140,7 +140,8 @@ def decode_function(
 
     fields = reader_fields(record)
     if names is not None:
-        fields = [(n, t) for n, t in fields if n in set(names)]
+        wanted = set(names)
+        fields = [(n, t) for n, t in fields if n in wanted]
     out = [n for n, _ in fields]
     millis = timestamp_fields(record)
     reader = latest_schema(record)

@@ -50,8 +50,7 @@ def register_input(
 
     fields = reader_fields(record)
     if needs is not None:
-        keep = needs.columns(SOURCE_OF_RECORD[record], [n for n, _ in fields])
-        fields = [(n, t) for n, t in fields if n in keep]
+        fields = needs.select(SOURCE_OF_RECORD[record], fields)
     names = [n for n, _ in fields]
     # in event-time order, as from one partition: the watermark trails the newest row by 1 s,
     # so a row listed after a much newer one would be late and dropped, silently

@@ -113,6 +113,17 @@ def test_a_jobs_needs_keep_event_time_and_the_dedup_key_and_refuse_an_unknown_fi
     ]
     with pytest.raises(UsageError, match="iot.sensor-readings: no field watts in its record"):
         Needs(("watts",)).columns("iot.sensor-readings", record)
+    # the same choice over (name, type) pairs, types carried along; the predicate as a conjunct
+    typed = [(n, f"T{i}") for i, n in enumerate(record)]
+    assert Needs(("value", "home_id")).select("iot.sensor-readings", typed) == [
+        ("device_id", "T0"),
+        ("home_id", "T1"),
+        ("sensor_type", "T3"),
+        ("value", "T4"),
+        ("event_time", "T6"),
+    ]
+    assert Needs(("value",), "value > 0").conjunct() == " AND (value > 0)"
+    assert Needs(("value",)).conjunct() == ""
     needs = {"sensor_readings": Needs(("value",), "sensor_type = 'POWER'")}
     assert source_needs(load_config(overrides=[]), needs) == needs
     assert source_needs(load_config(overrides=["flink.source_needs=false"]), needs) == {}
