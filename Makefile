@@ -45,8 +45,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,notebook]' --config-settings editable_mode=compat
 	@touch $@
 
+# the broker's classpath is exactly what the pom resolves: a jar an older pom left behind can
+# shadow a class (log4j-slf4j2-impl next to log4j-slf4j-impl stopped Kafka from starting)
 $(JARS)/.resolved: deploy/pom.xml
 	@command -v mvn >/dev/null || { echo "Maven is required to fetch the jars (apt-get install maven)"; exit 1; }
+	rm -rf $(JARS)/kafka
 	mvn -q -B -f deploy/pom.xml -Djars.dir=$(abspath $(JARS)) process-resources
 	@touch $@
 

@@ -144,6 +144,10 @@ def test_up_twice_status_tools_down_after_taskmanager_kill(tmp_path: Path) -> No
             timeout=120,
         )
         assert ls.returncode == 0 and "lifecycle.check" in ls.stdout.split(), ls.stdout + ls.stderr
+        # the broker's own log (log4j behind SLF4J; it was empty once): its start, the topic
+        logs = _fp(env, "stack", "logs", "kafka", "-n", "5000")
+        assert "Kafka Server started" in logs.stdout, logs.stdout[-2000:]
+        assert "Created log for partition lifecycle.check-1" in logs.stdout, logs.stdout[-2000:]
         pids = [int(p) for ln in lines.values() for p in ln.split()[1].split(",")]
         assert len(pids) == 4  # broker, jobmanager, 2 taskmanagers
         assert "taskmanagers: 2" in lines["flink"], lines["flink"]
