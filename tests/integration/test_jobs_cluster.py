@@ -89,7 +89,8 @@ def test_result_topics_carry_correct_avro_within_a_minute(deployed: Config) -> N
     assert ds and all(_le(r["min_value"], r["avg_value"], r["max_value"]) for r in ds)
     assert all(r["min_value"] <= r["last_value"] <= r["max_value"] for r in ds)
     eu = _records(deployed, "results.energy-usage")
-    assert eu and all(r["kwh"] >= 0 and r["max_power_w"] >= r["avg_power_w"] for r in eu)
+    # the same AVG as device-stats': a window of equal readings can average one ulp past them
+    assert eu and all(r["kwh"] >= 0 and _le(r["avg_power_w"], r["max_power_w"]) for r in eu)
     wt = _records(deployed, "results.web-traffic")
     assert wt and all(r["error_rate"] == r["errors"] / r["requests"] for r in wt)
     assert all(r["latency_p50"] <= r["latency_p95"] for r in wt)
