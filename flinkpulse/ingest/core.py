@@ -13,8 +13,10 @@ a Kafka topic prefix (one broker, several sites or test runs). The ingest tier's
 
 from __future__ import annotations
 
+import collections
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -29,6 +31,8 @@ from flinkpulse.avro import Registry, RegistryError
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
 from flinkpulse.topics import SOURCE_KEYS, SOURCE_RECORDS, SOURCE_TOPICS, dlq_topic, ensure_topics
+
+log = logging.getLogger("flinkpulse.ingest")
 
 #: a namespace (Kafka topic prefix without its dot; MQTT: the first topic level)
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -219,7 +223,9 @@ class Ingestor:
             **(producer_conf or {}),
         }
         self.producer = Producer(conf)
-        self.counts = {"records": 0, "dead_letters": 0, "failed": 0}
+        self.counts = {"records": 0, "dead_letters": 0, "failed": 0, "rewritten": 0}
+        #: produce() calls to make again from the poll thread (see `_produce`)
+        self._again: collections.deque[dict[str, Any]] = collections.deque()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
@@ -227,6 +233,12 @@ class Ingestor:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.producer.poll(0.05)
+            while self._again:  # never blocks here: only this thread serves the callbacks
+                try:
+                    self.producer.produce(**self._again[0])
+                except BufferError:
+                    break
+                self._again.popleft()
 
     def check_kafka(self, timeout: float = 10.0) -> None:
         """ServiceUnreachable unless the brokers answer."""
@@ -338,14 +350,27 @@ class Ingestor:
                 self.counts["failed"] += 1
                 done(Delivered(topic, -1, -1, ts, reason, str(err)))
                 return
+            offset = msg.offset()
+            if offset is None or offset < 0:
+                # "delivered" without an offset: the idempotent producer took the broker's
+                # DUPLICATE_SEQUENCE_NUMBER as success. Seen for the first records of a partition
+                # just created, and those records were not in the partition: write it again (at
+                # worst a duplicate, which at-least-once allows), acknowledge only a real offset
+                self.counts["rewritten"] += 1
+                log.warning("Kafka reported %s [%d] delivered without an offset; writing it again",
+                            topic, msg.partition())  # fmt: skip
+                self._again.append(kwargs)
+                return
             self.counts["dead_letters" if reason else "records"] += 1
-            done(Delivered(topic, msg.partition(), msg.offset(), ts, reason))
+            done(Delivered(topic, msg.partition(), offset, ts, reason))
 
+        kwargs: dict[str, Any] = {
+            "topic": topic, "value": value, "key": key, "on_delivery": delivered,
+            "timestamp": ts, "headers": headers,
+        }  # fmt: skip
         while True:
             try:
-                self.producer.produce(
-                    topic, value, key, on_delivery=delivered, timestamp=ts, headers=headers
-                )
+                self.producer.produce(**kwargs)
                 return
             except BufferError:  # local queue full: the poller drains it
                 time.sleep(0.01)
