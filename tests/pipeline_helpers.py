@@ -81,6 +81,11 @@ class Writer:
 
         def done(err: Any, msg: Any) -> None:
             assert err is None, err
+            if msg.offset() is None or msg.offset() < 0:
+                # "delivered" without an offset, and not in the partition (the first records of a
+                # new partition; flinkpulse/ingest/core.py): write it again, flush() waits for it
+                self.p.produce(topic, key=key, value=value, on_delivery=done, timestamp=timestamp)
+                return
             self.cases[(msg.topic(), msg.partition(), msg.offset())] = case
 
         self.p.produce(topic, key=key, value=value, on_delivery=done, timestamp=timestamp)
