@@ -17,7 +17,7 @@ from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit_jobs
 from flinkpulse.schemas import latest_schema
-from flinkpulse.topics import ensure_topics
+from flinkpulse.topics import ensure_topics, written
 
 RECORDS = {
     "gaming.player-events": "flinkpulse.gaming.PlayerEvent",
@@ -81,9 +81,7 @@ class Writer:
 
         def done(err: Any, msg: Any) -> None:
             assert err is None, err
-            if msg.offset() is None or msg.offset() < 0:
-                # "delivered" without an offset, and not in the partition (the first records of a
-                # new partition; flinkpulse/ingest/core.py): write it again, flush() waits for it
+            if not written(msg):  # flush() waits for the new copy too
                 self.p.produce(topic, key=key, value=value, on_delivery=done, timestamp=timestamp)
                 return
             self.cases[(msg.topic(), msg.partition(), msg.offset())] = case

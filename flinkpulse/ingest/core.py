@@ -30,7 +30,14 @@ import fastavro
 from flinkpulse.avro import Registry, RegistryError
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
-from flinkpulse.topics import SOURCE_KEYS, SOURCE_RECORDS, SOURCE_TOPICS, dlq_topic, ensure_topics
+from flinkpulse.topics import (
+    SOURCE_KEYS,
+    SOURCE_RECORDS,
+    SOURCE_TOPICS,
+    dlq_topic,
+    ensure_topics,
+    written,
+)
 
 log = logging.getLogger("flinkpulse.ingest")
 
@@ -223,7 +230,7 @@ class Ingestor:
             **(producer_conf or {}),
         }
         self.producer = Producer(conf)
-        self.counts = {"records": 0, "dead_letters": 0, "failed": 0, "rewritten": 0}
+        self.counts = {"records": 0, "dead_letters": 0, "failed": 0}
         #: produce() calls to make again from the poll thread (see `_produce`)
         self._again: collections.deque[dict[str, Any]] = collections.deque()
         self._stop = threading.Event()
@@ -350,19 +357,13 @@ class Ingestor:
                 self.counts["failed"] += 1
                 done(Delivered(topic, -1, -1, ts, reason, str(err)))
                 return
-            offset = msg.offset()
-            if offset is None or offset < 0:
-                # "delivered" without an offset: the idempotent producer took the broker's
-                # DUPLICATE_SEQUENCE_NUMBER as success. Seen for the first records of a partition
-                # just created, and those records were not in the partition: write it again (at
-                # worst a duplicate, which at-least-once allows), acknowledge only a real offset
-                self.counts["rewritten"] += 1
+            if not written(msg):  # write it again (at worst a duplicate: at-least-once)
                 log.warning("Kafka reported %s [%d] delivered without an offset; writing it again",
                             topic, msg.partition())  # fmt: skip
                 self._again.append(kwargs)
                 return
             self.counts["dead_letters" if reason else "records"] += 1
-            done(Delivered(topic, msg.partition(), offset, ts, reason))
+            done(Delivered(topic, msg.partition(), msg.offset(), ts, reason))
 
         kwargs: dict[str, Any] = {
             "topic": topic, "value": value, "key": key, "on_delivery": delivered,
