@@ -131,10 +131,10 @@ def change(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Set (or with value None remove) a rule's parameter for a scope; the record written."""
-    from confluent_kafka import Producer
     from fastavro import parse_schema, schemaless_writer
 
     from flinkpulse.avro import Registry
+    from flinkpulse.producer import Producer
 
     check(rule, scope, value=value)
     before = history(cfg).get(rule_key(rule, scope))

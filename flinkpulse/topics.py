@@ -300,15 +300,6 @@ def already_exists(e: Exception) -> bool:
     return isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS
 
 
-def written(msg: Any) -> bool:
-    """Whether a successful delivery report's record is in its partition: it has an offset.
-    librdkafka's idempotent producer also reports a record delivered, with no offset, when it
-    reads the broker's DUPLICATE_SEQUENCE_NUMBER as success; for the first records of a
-    partition just created those were not in the partition. Write such a record again."""
-    offset = msg.offset()
-    return offset is not None and offset >= 0
-
-
 def delete_prefixed(cfg: Config, timeout: float = 30) -> list[str]:
     """Delete every topic named with `cfg`'s topic prefix (a bench run's or a test's own, all
     of it); returns their names. Best effort: a Kafka that cannot be reached deletes nothing.

@@ -127,7 +127,7 @@ class AvroKafkaProducer:
         create_topics: bool = True,
     ) -> None:
         """`topics` are logical names; `schemas` overrides the writer schema per logical topic."""
-        from confluent_kafka import Producer
+        from flinkpulse.producer import Producer
 
         self.cfg = cfg
         self.stats = Stats()

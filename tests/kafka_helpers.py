@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from flinkpulse.producer import Producer
 
 
 def create_topics(bootstrap: str, topics: list[str], partitions: int = 1) -> None:

@@ -30,9 +30,8 @@ def _produce(cfg: Config, rows: int) -> tuple[str, list[bytes]]:
     """`rows` player_stats records into the (fresh) results topic; (topic, values)."""
     if str(ROOT) not in sys.path:  # the record shapes are shared with the loader tests
         sys.path.insert(0, str(ROOT))
-    from confluent_kafka import Producer
-
     from flinkpulse.bench.records import PLAYER_STATS, Encoder, player_row, register
+    from flinkpulse.producer import Producer
     from flinkpulse.topics import ensure_topics
 
     topic = cfg.kafka.topic("results.player-stats")

@@ -13,7 +13,6 @@ a Kafka topic prefix (one broker, several sites or test runs). The ingest tier's
 
 from __future__ import annotations
 
-import collections
 import io
 import json
 import logging
@@ -36,7 +35,6 @@ from flinkpulse.topics import (
     SOURCE_TOPICS,
     dlq_topic,
     ensure_topics,
-    written,
 )
 
 log = logging.getLogger("flinkpulse.ingest")
@@ -212,7 +210,7 @@ class Ingestor:
     """
 
     def __init__(self, cfg: Config, producer_conf: dict[str, Any] | None = None) -> None:
-        from confluent_kafka import Producer
+        from flinkpulse.producer import Producer
 
         self.cfg = cfg
         self._schemas: dict[Target, _Schema] = {}
@@ -231,21 +229,13 @@ class Ingestor:
         }
         self.producer = Producer(conf)
         self.counts = {"records": 0, "dead_letters": 0, "failed": 0}
-        #: produce() calls to make again from the poll thread (see `_produce`)
-        self._again: collections.deque[dict[str, Any]] = collections.deque()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.producer.poll(0.05)
-            while self._again:  # never blocks here: only this thread serves the callbacks
-                try:
-                    self.producer.produce(**self._again[0])
-                except BufferError:
-                    break
-                self._again.popleft()
+            self.producer.poll(0.05)  # also writes again what Kafka gave no offset
 
     def check_kafka(self, timeout: float = 10.0) -> None:
         """ServiceUnreachable unless the brokers answer."""
@@ -356,11 +346,6 @@ class Ingestor:
             if err is not None:
                 self.counts["failed"] += 1
                 done(Delivered(topic, -1, -1, ts, reason, str(err)))
-                return
-            if not written(msg):  # write it again (at worst a duplicate: at-least-once)
-                log.warning("Kafka reported %s [%d] delivered without an offset; writing it again",
-                            topic, msg.partition())  # fmt: skip
-                self._again.append(kwargs)
                 return
             self.counts["dead_letters" if reason else "records"] += 1
             done(Delivered(topic, msg.partition(), msg.offset(), ts, reason))

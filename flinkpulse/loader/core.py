@@ -242,8 +242,9 @@ class Loader:
     # -- setup --------------------------------------------------------------------------------
 
     def _setup_kafka(self) -> None:
-        from confluent_kafka import Consumer, Producer
+        from confluent_kafka import Consumer
 
+        from flinkpulse.producer import Producer
         from flinkpulse.topics import ensure_topics
 
         cfg = self.target.cfg

@@ -126,7 +126,7 @@ class Log:
 
     def append(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
         """Write one record and wait until Kafka acknowledged it."""
-        from confluent_kafka import Producer
+        from flinkpulse.producer import Producer
 
         if self._producer is None:
             self._producer = Producer(

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from flinkpulse.alerts import Webhook, notify
 from flinkpulse.bench.records import ALERT, Encoder, register
 from flinkpulse.clickhouse.migrate import MIGRATIONS_DIR, client, migrate
 from flinkpulse.config import Config
 from flinkpulse.paths import ROOT
+from flinkpulse.producer import Producer
 from flinkpulse.schemas import latest_schema
 from flinkpulse.topics import ensure_topics
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from flinkpulse.bench.records import (
     ALERT,
@@ -35,6 +35,7 @@ from flinkpulse.clickhouse.migrate import client, discover, migrate
 from flinkpulse.config import Config
 from flinkpulse.loader.core import Loader
 from flinkpulse.paths import ROOT
+from flinkpulse.producer import Producer
 from flinkpulse.topics import ensure_topics
 
 pytestmark = pytest.mark.integration

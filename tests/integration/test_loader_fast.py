@@ -7,11 +7,10 @@ exactly those records and load the others exactly once.
 
 from __future__ import annotations
 
-from confluent_kafka import Producer
-
 from flinkpulse.bench.records import PLAYER_STATS, Encoder, player_row, register
 from flinkpulse.config import Config
 from flinkpulse.loader.core import Loader
+from flinkpulse.producer import Producer
 from tests.integration.test_loader import _assert_exactly, _dlq, lcfg  # noqa: F401
 
 

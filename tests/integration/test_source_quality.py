@@ -52,7 +52,7 @@ def qcfg(ensure_stack: Any, cfg: Config, prefix: str) -> Any:
             produce(bootstrap, names[1], [(b"k%d" % i, b"v") for i in range(late)])
         if future or other:
             dlq = names[2]
-            from confluent_kafka import Producer
+            from flinkpulse.producer import Producer
 
             p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
             for i in range(future):
