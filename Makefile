@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,notebook]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e '.[dev,notebook]'
 	@touch $@
 
 # the broker's classpath is exactly what the pom resolves: a jar an older pom left behind can
