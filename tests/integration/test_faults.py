@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -45,7 +46,7 @@ from flinkpulse.stack.flink import Flink
 from producers import streams
 from producers.base import TimeConfig
 from tests.conftest import SessionStack
-from tests.pipeline_helpers import Writer, deployment, wait
+from tests.pipeline_helpers import Reader, Writer, deployment, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -119,7 +120,10 @@ class FaultPipe:
 
     def reconcile(self, tag: str, ids: list[str], timeout: float = 240) -> dict[str, int]:
         """Wait for every id in ClickHouse, let it settle, then count missing and duplicated."""
-        wait(lambda: len(self.rows(tag)) >= len(ids), timeout, f"{len(ids)} rows of {tag}", 1.0)
+        try:
+            wait(lambda: len(self.rows(tag)) >= len(ids), timeout, f"{len(ids)} rows of {tag}", 1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {self.shortfall(tag, ids)}") from None
         time.sleep(6)  # one more checkpoint + loader flush: a duplicate would show up now
         got = self.rows(tag)
         want = set(ids)
@@ -130,6 +134,30 @@ class FaultPipe:
             "duplicated": sum(n - 1 for n in got.values() if n > 1),
             "unexpected": len(set(got) - want),
         }
+
+    def shortfall(self, tag: str, ids: list[str]) -> str:
+        """Where the ids missing from ClickHouse are: in the source topic, in the job's results
+        topic (committed records), or in neither; and the job's state. A timeout's message."""
+        try:
+            pattern = re.compile(re.escape(tag).encode() + rb"-(\d+)")
+
+            def found(logical: str) -> set[str]:
+                r = Reader(self.cfg, logical)
+                r.poll(8.0)
+                r.close()
+                return {f"{tag}-{int(m[1])}" for v in r.values for m in pattern.finditer(v)}
+
+            missing = set(ids) - set(self.rows(tag))
+            source, results = found(SEC), found("results.security-events")
+            states = [j["state"] for j in FlinkRest(self.cfg).running(job_name(self.cfg, JOB))]
+            first = sorted(missing, key=lambda i: int(i.rsplit("-", 1)[1]))[:5]
+            return (
+                f"{len(ids) - len(missing)} of {len(ids)} in ClickHouse; of the {len(missing)} "
+                f"missing, {len(missing & source)} are in {SEC} and {len(missing & results)} in "
+                f"results.security-events (committed); job {states}; first missing {first}"
+            )
+        except Exception as e:  # noqa: BLE001 - a diagnosis must not hide the failure
+            return f"(no diagnosis: {e})"
 
     def job_running(self) -> None:
         rest = FlinkRest(self.cfg)
