@@ -104,19 +104,19 @@ class Producer(confluent_kafka.Producer):  # type: ignore[misc]
 
         return report
 
-    def again(self) -> int:
-        """Produce the records to write again, as far as the local queue takes them; how many
-        are still waiting. :meth:`poll` and :meth:`flush` call it."""
+    def again(self) -> None:
+        """Produce the records to write again, as far as the local queue takes them (the rest
+        wait for the next call). :meth:`poll` and :meth:`flush` call it."""
         while True:
             try:
                 args, report = self._again.popleft()
             except IndexError:
-                return 0
+                return
             try:
                 self._send(args, report)
             except BufferError:  # full: the next poll() or flush() goes on
                 self._again.appendleft((args, report))
-                return len(self._again)
+                return
 
     def poll(self, timeout: float = -1) -> int:
         """Serve delivery callbacks, then write again what they found unwritten."""

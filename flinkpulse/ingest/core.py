@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 import threading
 import time
@@ -29,15 +28,7 @@ import fastavro
 from flinkpulse.avro import Registry, RegistryError
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
-from flinkpulse.topics import (
-    SOURCE_KEYS,
-    SOURCE_RECORDS,
-    SOURCE_TOPICS,
-    dlq_topic,
-    ensure_topics,
-)
-
-log = logging.getLogger("flinkpulse.ingest")
+from flinkpulse.topics import SOURCE_KEYS, SOURCE_RECORDS, SOURCE_TOPICS, dlq_topic, ensure_topics
 
 #: a namespace (Kafka topic prefix without its dot; MQTT: the first topic level)
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -350,13 +341,11 @@ class Ingestor:
             self.counts["dead_letters" if reason else "records"] += 1
             done(Delivered(topic, msg.partition(), msg.offset(), ts, reason))
 
-        kwargs: dict[str, Any] = {
-            "topic": topic, "value": value, "key": key, "on_delivery": delivered,
-            "timestamp": ts, "headers": headers,
-        }  # fmt: skip
         while True:
             try:
-                self.producer.produce(**kwargs)
+                self.producer.produce(
+                    topic, value, key, on_delivery=delivered, timestamp=ts, headers=headers
+                )
                 return
             except BufferError:  # local queue full: the poller drains it
                 time.sleep(0.01)
