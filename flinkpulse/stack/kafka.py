@@ -25,6 +25,17 @@ logger.raft.level = WARN
 """
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes in URL-safe base64, never starting with "-".
+
+    Kafka's own ``random-uuid`` avoids a leading "-" too, since tools read it as an option.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 class Kafka(Component):
     name = "kafka"
 
@@ -91,22 +102,30 @@ class Kafka(Component):
         if not (self.dir / "data" / "meta.properties").exists():
             import subprocess
 
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            cmd = self.java(
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(props),
-                "--standalone",
-                "--ignore-formatted",
+            res = subprocess.run(
+                self.format_command(new_cluster_id()), capture_output=True, text=True
             )
-            res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
                 from flinkpulse.errors import FlinkpulseError
 
-                raise FlinkpulseError(f"formatting Kafka storage failed: {res.stdout}{res.stderr}")
+                raise FlinkpulseError(
+                    f"formatting Kafka storage failed: {(res.stderr or res.stdout).strip()}"
+                )
+
+    def format_command(self, cluster_id: str) -> list[str]:
+        """The StorageTool command that formats the data dir for ``cluster_id``.
+
+        A random id starts with "-" one time in 64; as a separate argument the tool's
+        parser takes it for an option, so the id is joined to its flag with "=".
+        """
+        return self.java(
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            f"--config={self.dir / 'server.properties'}",
+            "--standalone",
+            "--ignore-formatted",
+        )
 
     def procs(self) -> list[Proc]:
         heap = self.cfg.stack.kafka_heap
