@@ -45,7 +45,10 @@ class StackConfig:
     kafka_heap: str = "512m"
     flink_rest_port: int = 8081
     flink_rpc_port: int = 6123
-    flink_jm_memory: str = "1024m"
+    #: the JobManager's whole process. Its heap is what is left after the 512 MB metaspace,
+    #: 128 MB off-heap and 192 MB overhead: at 1024m that was 192 MB, and eight jobs at once (two
+    #: event-time runs of the four jobs) ran it out of heap, then out of the cluster. 704 MB here
+    flink_jm_memory: str = "1536m"
     flink_tm_memory: str = "4096m"
     #: share of a TaskManager's Flink memory that is managed (off-heap): only batch operators
     #: (a backfill) and RocksDB use it here, the Python workers do not; the rest is heap
