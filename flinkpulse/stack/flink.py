@@ -131,6 +131,12 @@ class Flink(Component):
             # `stack up` restart jobs from them (jobstate.py; there is no HA in a session cluster)
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "state.backend.type": "hashmap",
+            # for a job that turns on `state.changelog.enabled` (the bench lever `changelog`):
+            # its state changes go to files here. The default storage, "memory", sends them
+            # with every checkpoint acknowledgement, which outgrew Pekko's 10 MB frame and lost
+            # the TaskManager (bench/README.md, 2026-12-02)
+            "state.changelog.storage": "filesystem",
+            "state.changelog.dstl.dfs.base-path": f"file://{self.dir / 'changelog'}",
             "restart-strategy.type": "exponential-delay",
             "restart-strategy.exponential-delay.initial-backoff": "1 s",
             "restart-strategy.exponential-delay.max-backoff": "10 s",

@@ -47,7 +47,8 @@ def test_lever_options_reach_the_job_through_its_shipped_config(tmp_path: Path) 
 
 
 def test_sink_and_state_levers_survive_the_shipped_config(tmp_path: Path) -> None:
-    """`sink_batching` reaches every sink's producer, `rocksdb` the job's options."""
+    """`sink_batching` reaches every sink's producer, `rocksdb` and `changelog` the job's
+    options."""
     cfg = lever_cfg(load_config(env={}), "udf+sink_batching")
     path = tmp_path / "job.toml"
     path.write_text(to_toml(cfg.to_dict()))
@@ -62,6 +63,20 @@ def test_sink_and_state_levers_survive_the_shipped_config(tmp_path: Path) -> Non
         "state.backend.type": "rocksdb",
         "execution.checkpointing.incremental": "true",
     }
+    log = lever_cfg(load_config(env={}), "twin+changelog").flink
+    assert log.pairs(log.extra_options) == {"state.changelog.enabled": "true"}
+
+
+def test_the_local_cluster_keeps_a_jobs_state_changes_in_files(tmp_path: Path) -> None:
+    """`changelog` needs the cluster's changelog storage to be files, not Flink's default
+    "memory", which sends the changes with each checkpoint acknowledgement (over 10 MB)."""
+    from flinkpulse.stack.flink import Flink
+
+    base = load_config(env={})
+    cfg = base.derive(stack={"state_dir": str(tmp_path)})
+    conf = Flink(cfg).flink_conf()
+    assert conf["state.changelog.storage"] == "filesystem"
+    assert conf["state.changelog.dstl.dfs.base-path"] == f"file://{tmp_path}/flink/changelog"
 
 
 def test_decode_and_dedup_levers_survive_the_shipped_config(tmp_path: Path) -> None:
