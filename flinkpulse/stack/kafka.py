@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from pathlib import Path
 
 from flinkpulse.stack.base import Component, Proc
 from flinkpulse.stack.java import jars_dir, java_bin
@@ -62,6 +63,11 @@ class Kafka(Component):
             *args,
         ]
 
+    @property
+    def props_file(self) -> Path:
+        """The broker's server.properties, written by prepare()."""
+        return self.dir / "server.properties"
+
     def server_properties(self) -> str:
         s = self.cfg.stack
         h = s.host
@@ -97,8 +103,7 @@ class Kafka(Component):
 
     def prepare(self) -> None:
         (self.dir / "log4j2.properties").write_text(_LOG4J2)
-        props = self.dir / "server.properties"
-        props.write_text(self.server_properties())
+        self.props_file.write_text(self.server_properties())
         if not (self.dir / "data" / "meta.properties").exists():
             import subprocess
 
@@ -122,14 +127,14 @@ class Kafka(Component):
             "kafka.tools.StorageTool",
             "format",
             f"--cluster-id={cluster_id}",
-            f"--config={self.dir / 'server.properties'}",
+            f"--config={self.props_file}",
             "--standalone",
             "--ignore-formatted",
         )
 
     def procs(self) -> list[Proc]:
         heap = self.cfg.stack.kafka_heap
-        cmd = self.java("kafka.Kafka", str(self.dir / "server.properties"), heap=heap)
+        cmd = self.java("kafka.Kafka", str(self.props_file), heap=heap)
         cmd.insert(1, f"-Xms{heap}")
         return [Proc("kafka", cmd)]
 

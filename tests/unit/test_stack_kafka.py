@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import pytest
 from flinkpulse.config import load_config
 from flinkpulse.stack.kafka import Kafka, new_cluster_id
 
-JARS = Path(__file__).resolve().parents[2] / ".flinkpulse" / "jars" / "kafka"
+#: the jars `make setup` resolved, wherever the default config keeps them
+JARS = load_config(env={}).stack.jars_path()
 
 
 def test_new_cluster_ids_never_start_with_a_dash() -> None:
@@ -21,17 +21,17 @@ def test_new_cluster_ids_never_start_with_a_dash() -> None:
     assert all(len(i) == 22 for i in ids)
 
 
-@pytest.mark.skipif(not any(JARS.glob("*.jar")), reason="no Kafka jars: run `make setup`")
+@pytest.mark.skipif(
+    not any((JARS / "kafka").glob("*.jar")), reason="no Kafka jars: run `make setup`"
+)
 def test_storage_formats_with_an_id_that_looks_like_an_option(tmp_path: Path) -> None:
     # One random id in 64 starts with "-": CI once failed with "--cluster-id: expected one
     # argument" when the id was passed as a separate argument.
-    (tmp_path / "jars").symlink_to(JARS.parent)
-    base = load_config()
-    cfg = dataclasses.replace(base, stack=dataclasses.replace(base.stack, state_dir=str(tmp_path)))
+    cfg = load_config(env={}).derive(stack={"state_dir": str(tmp_path), "jars_dir": str(JARS)})
     kafka = Kafka(cfg)
     kafka.dir.mkdir(parents=True)
     (kafka.dir / "log4j2.properties").write_text("")
-    (kafka.dir / "server.properties").write_text(kafka.server_properties())
+    kafka.props_file.write_text(kafka.server_properties())
     res = subprocess.run(
         kafka.format_command("-Uo5ZJ1iQDyVfP4xoZv1bg"), capture_output=True, text=True
     )
