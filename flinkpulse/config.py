@@ -325,6 +325,16 @@ class FlinkConfig:
         """`extra_options` / `source_properties` / `sink_properties` as a dict (the text before the first `=`)."""
         return option_pairs(items, "flink")
 
+    def claim_mode(self) -> str:
+        """How a job takes over the checkpoint or savepoint it restores (`flink run
+        --claimMode`). Flink's default, no_claim, never touches that snapshot but forces a full
+        first checkpoint, which the changelog state backend cannot take: its job restored, then
+        failed every checkpoint and restarted from the same snapshot forever (FLINK-40476). So
+        claim with the changelog backend on: the job owns the snapshot and deletes it once
+        newer checkpoints subsume it."""
+        on = self.pairs(self.extra_options).get("state.changelog.enabled", "false")
+        return "claim" if on.strip().lower() == "true" else "no_claim"
+
 
 @dataclass(frozen=True)
 class ArchiveConfig:

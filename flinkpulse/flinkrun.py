@@ -300,7 +300,7 @@ def _flink_run(
         str(source_zip(cfg)),
     ]
     if savepoint:
-        cmd += ["-s", savepoint]
+        cmd += ["-s", savepoint, "--claimMode", cfg.flink.claim_mode()]
     cmd += ["-py", str(script), *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=flink_env(cfg), cwd=ROOT)
     return res.returncode, res.stdout + res.stderr, cmd

@@ -127,3 +127,14 @@ def test_a_jobs_needs_keep_event_time_and_the_dedup_key_and_refuse_an_unknown_fi
     needs = {"sensor_readings": Needs(("value",), "sensor_type = 'POWER'")}
     assert source_needs(load_config(overrides=[]), needs) == needs
     assert source_needs(load_config(overrides=["flink.source_needs=false"]), needs) == {}
+
+
+def test_a_restore_claims_its_snapshot_only_with_the_changelog_state_backend() -> None:
+    """Flink's default no_claim forces a full first checkpoint after a restore, which the
+    changelog backend cannot take: the resumed job failed every checkpoint (FLINK-40476). With
+    the backend on, `flink run` gets --claimMode claim; otherwise the snapshot is left alone."""
+    assert load_config(overrides=[], env={}).flink.claim_mode() == "no_claim"
+    on = load_config(overrides=["flink.extra_options=state.changelog.enabled=true"], env={})
+    assert on.flink.claim_mode() == "claim"
+    off = load_config(overrides=["flink.extra_options=state.changelog.enabled=false"], env={})
+    assert off.flink.claim_mode() == "no_claim"
