@@ -314,7 +314,9 @@ def _deployment(
     first submission to the last job running)."""
     from flink_jobs.builtin_twin import TWIN_PREFIX, TWIN_SUFFIX
     from flink_jobs.common import variant_name
+    from flinkpulse import jobstate
     from flinkpulse.clickhouse.migrate import client, migrate
+    from flinkpulse.errors import FlinkpulseError
     from flinkpulse.flinkrest import FlinkRest, job_name
     from flinkpulse.flinkrun import submit
     from flinkpulse.loader.core import Loader
@@ -351,6 +353,10 @@ def _deployment(
             rest.cancel(jid)
         loader.stop()
         lt.join(30)
+        for jid in jids:  # throwaway jobs: their retained checkpoints only fill the disk
+            with contextlib.suppress(FlinkpulseError):
+                rest.wait_state(jid, ("CANCELED", "FAILED", "FINISHED"), 60)
+                jobstate.discard(cfg, jid)
         try:
             ch.command(f"DROP DATABASE IF EXISTS `{cfg.clickhouse.database}`")
         finally:

@@ -95,3 +95,23 @@ def test_a_busy_jobmanager_is_asked_again_and_a_missing_one_is_unreachable() -> 
     gone = FlinkRest(load_config(overrides=[f"flink.jobmanager=127.0.0.1:{port}"]))
     with pytest.raises(ServiceUnreachable, match=f"not reachable at http://127.0.0.1:{port}"):
         gone.call("GET", "/jobs/x")
+
+
+def test_discard_deletes_one_jobs_checkpoints_and_state_changes_only(tmp_path: Path) -> None:
+    """A benchmark's cancelled jobs keep their retained checkpoints and changelog files
+    (2.9 GB after two soaks); `discard` deletes one job's, and nothing of another job."""
+    cfg = _cfg(tmp_path)
+    flink = tmp_path / "flink"
+    gone, kept = "a" * 32, "b" * 32
+    for jid in (gone, kept):
+        _metadata(flink / "checkpoints" / jid / "chk-3", time.time())
+        (flink / "changelog" / jid / "dstl").mkdir(parents=True)
+        (flink / "changelog" / jid / "dstl" / "f").write_bytes(b"x")
+    jobstate.discard(cfg, gone)
+    jobstate.discard(cfg, "c" * 32)  # nothing there: nothing to do
+    assert not (flink / "checkpoints" / gone).exists()
+    assert not (flink / "changelog" / gone).exists()
+    assert (flink / "checkpoints" / kept / "chk-3" / "_metadata").is_file()
+    assert (flink / "changelog" / kept / "dstl" / "f").is_file()
+    with pytest.raises(ValueError, match="not a Flink job id"):
+        jobstate.discard(cfg, "../" + gone)
