@@ -82,6 +82,7 @@ def growth(points: list[tuple[int, int]]) -> dict[str, float] | None:
 
 
 def stream_run(cfg: Config, job: str, events: int, timeout: float) -> dict[str, Any]:
+    from flinkpulse import jobstate
     from flinkpulse.flinkrest import FlinkRest
     from flinkpulse.flinkrun import submit
 
@@ -117,6 +118,7 @@ def stream_run(cfg: Config, job: str, events: int, timeout: float) -> dict[str, 
     finally:
         rest.cancel(jid)
         rest.wait_state(jid, ("CANCELED", "FINISHED", "FAILED"))
+        jobstate.discard(cfg, jid)  # a throwaway prefix: nothing resumes it
     srcs = [v for v in info["vertices"] if v["name"].startswith("Source:")]
     start = min(v["start-time"] for v in srcs) / 1000
     row: dict[str, Any] = {"mode": "stream", "job_id": jid, "events": events}

@@ -187,6 +187,7 @@ def run_variant(
 ) -> dict[str, Any]:
     """One bounded run of `job` (or its twin) over the filled range; its rate from the REST API.
     `on_submit(job id)` is called once the job is submitted (the profiler watches it)."""
+    from flinkpulse import jobstate
     from flinkpulse.flinkrest import FlinkRest
     from flinkpulse.flinkrun import submit
 
@@ -228,10 +229,12 @@ def run_variant(
         if state not in ("FINISHED", "FAILED", "CANCELED"):
             rest.cancel(jid)
             rest.wait_state(jid, ("CANCELED", "FINISHED", "FAILED"))
+        jobstate.discard(cfg, jid)  # a throwaway run: its retained checkpoints only fill the disk
         read_alongside = {name: source_reads(rest, other) for name, other in others.items()}
         for other in others.values():
             rest.cancel(other)
             rest.wait_state(other, ("CANCELED", "FINISHED", "FAILED"))
+            jobstate.discard(cfg, other)
     row: dict[str, Any] = {
         "job": job,
         "variant": variant,
