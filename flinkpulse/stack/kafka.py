@@ -96,7 +96,13 @@ class Kafka(Component):
                 "transaction.max.timeout.ms=3600000",
                 "message.max.bytes=4194304",
                 "auto.create.topics.enable=true",
-                "log.retention.hours=24",
+                # Retention by size, not time: Kafka deletes a segment once its newest record
+                # timestamp is older than retention.ms, and simulated-clock data (backfills,
+                # scripted scenarios, the tests' fixed dates) carries past timestamps, so a
+                # time limit deleted it minutes after it was written. 1 GiB per partition.
+                "log.retention.ms=-1",
+                "log.retention.bytes=1073741824",
+                "log.segment.bytes=134217728",
                 "",
             ]
         )
