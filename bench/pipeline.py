@@ -2,10 +2,12 @@
 
     .venv/bin/python -u bench/pipeline.py [--steps 5000,10000,20000,50000] [--step-seconds 120]
 
-On the running stack (kafka, registry, clickhouse, flink), as configured (no setting changed),
-on topics and a ClickHouse database of its own. The background producer sends all three
-domains at each step's rate; a step holds when the producer kept the rate and the summed lag
-of the four jobs and the loader did not grow (flinkpulse/bench/e2e.py, `pipeline`). The full
+On the running stack (kafka, registry, clickhouse, flink), as configured (no setting changed
+but the loader's flush interval, at most 0.5 s as in the latency run), on topics and a
+ClickHouse database of its own. The background producer sends all three domains at each
+step's rate; a step holds when the producer kept the rate and the summed lag of the four jobs
+and the loader shows no upward trend over the step's second half (a least-squares fit: the
+lag saws with each window's results; flinkpulse/bench/e2e.py, `pipeline`). The full
 `flinkpulse bench` runs the same as part of its e2e section. Prints one line per step as it
 ends (its lag and every job's latest checkpoint), then a summary line.
 """

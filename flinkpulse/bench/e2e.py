@@ -375,6 +375,23 @@ def _sustained(cfg: Config, steps: list[float], step_s: float) -> dict[str, Any]
     )
 
 
+def lag_slope(samples: list[tuple[float, int]], since_s: float) -> float:
+    """The trend of the summed lag in records/s: the least-squares slope of the samples
+    (seconds into the step, lag) taken from `since_s` on; 0 with fewer than 3. The lag is
+    bursty (a HOP slide ends, the loader gets its results at once), so the first and last
+    sample alone could land on a trough and a peak of a flat sawtooth and say "growing"."""
+    pts = [(t, lg) for t, lg in samples if t >= since_s]
+    if len(pts) < 3:
+        return 0.0
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    ml = sum(lg for _, lg in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    if var == 0:
+        return 0.0
+    return sum((t - mt) * (lg - ml) for t, lg in pts) / var
+
+
 def _steps(
     cfg: Config,
     steps: list[float],
@@ -405,14 +422,12 @@ def _steps(
             last = lags()
             samples.append((round(time.time() - t_step, 1), sum(last.values())))
             time.sleep(max(2.0, cfg.flink.checkpoint_interval_s))
-        half = [lg for ts, lg in samples if ts >= step_s / 2]
-        growing = len(half) >= 2 and half[-1] > half[0] + max(
-            r * 2 * cfg.flink.checkpoint_interval_s, 1000
-        )
+        slope = lag_slope(samples, step_s / 2)
+        growing = slope * step_s / 2 > max(r * 2 * cfg.flink.checkpoint_interval_s, 1000)
         kept = res.get("rate", 0) >= 0.95 * r
         row = {"target": r, "achieved": round(res.get("rate", 0)), "lag": samples,
-               "lag_last": last, "lag_growing": growing, "producer_kept_rate": kept,
-               "sustained": kept and not growing}  # fmt: skip
+               "lag_last": last, "lag_slope_per_s": round(slope, 1), "lag_growing": growing,
+               "producer_kept_rate": kept, "sustained": kept and not growing}  # fmt: skip
         if probe is not None:
             row.update(probe())
         step_rows.append(row)
