@@ -9,7 +9,7 @@ step's rate; a step holds when the producer kept the rate and the summed lag of 
 and the loader shows no upward trend over the step's second half (a least-squares fit: the
 lag saws with each window's results; flinkpulse/bench/e2e.py, `pipeline`). The full
 `flinkpulse bench` runs the same as part of its e2e section. Prints one line per step as it
-ends (its lag and every job's latest checkpoint), then a summary line.
+ends (its lag samples, their trend and every job's latest checkpoint), then a summary line.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         steps,
         a.step_seconds,
         tuple(a.twin),
-        on_step=lambda s: print(json.dumps({k: v for k, v in s.items() if k != "lag"}), flush=True),
+        on_step=lambda s: print(json.dumps(s), flush=True),  # with its lag samples
     )
     print(json.dumps({k: v for k, v in res.items() if k != "steps"}))
     return 0
