@@ -380,16 +380,12 @@ def lag_slope(samples: list[tuple[float, int]], since_s: float) -> float:
     (seconds into the step, lag) taken from `since_s` on; 0 with fewer than 3. The lag is
     bursty (a HOP slide ends, the loader gets its results at once), so the first and last
     sample alone could land on a trough and a peak of a flat sawtooth and say "growing"."""
+    import statistics
+
     pts = [(t, lg) for t, lg in samples if t >= since_s]
-    if len(pts) < 3:
+    if len(pts) < 3 or len({t for t, _ in pts}) < 2:
         return 0.0
-    n = len(pts)
-    mt = sum(t for t, _ in pts) / n
-    ml = sum(lg for _, lg in pts) / n
-    var = sum((t - mt) ** 2 for t, _ in pts)
-    if var == 0:
-        return 0.0
-    return sum((t - mt) * (lg - ml) for t, lg in pts) / var
+    return statistics.linear_regression([t for t, _ in pts], [lg for _, lg in pts]).slope
 
 
 def _steps(
