@@ -398,7 +398,10 @@ def _steps(
 ) -> dict[str, Any]:
     """Steps of `step_s` seconds at rising rates until the producer falls behind or the summed
     `lags` (per consumer) grow; each step keeps the lag samples and the last ones per consumer,
-    plus what `probe` says at its end, and is passed to `on_step` as soon as it is done."""
+    plus what `probe` says at its end and the CPU each role of the host used over its second
+    half (flinkpulse/bench/cpu.py), and is passed to `on_step` as soon as it is done."""
+    from flinkpulse.bench import cpu
+
     out: dict[str, Any] = {}
     step_rows = []
     for i, r in enumerate(steps):
@@ -414,16 +417,20 @@ def _steps(
         th.start()
         samples: list[tuple[float, int]] = []
         last: dict[str, int] = {}
+        half: cpu.Snapshot | None = None
         while th.is_alive():
             last = lags()
             samples.append((round(time.time() - t_step, 1), sum(last.values())))
+            if half is None and samples[-1][0] >= step_s / 2:
+                half = cpu.snapshot()
             time.sleep(max(2.0, cfg.flink.checkpoint_interval_s))
         slope = lag_slope(samples, step_s / 2)
         growing = slope * step_s / 2 > max(r * 2 * cfg.flink.checkpoint_interval_s, 1000)
         kept = res.get("rate", 0) >= 0.95 * r
         row = {"target": r, "achieved": round(res.get("rate", 0)), "lag": samples,
                "lag_last": last, "lag_slope_per_s": round(slope, 1), "lag_growing": growing,
-               "producer_kept_rate": kept, "sustained": kept and not growing}  # fmt: skip
+               "producer_kept_rate": kept, "sustained": kept and not growing,
+               "cpu": cpu.cores(half, cpu.snapshot()) if half else None}  # fmt: skip
         if probe is not None:
             row.update(probe())
         step_rows.append(row)

@@ -247,13 +247,25 @@ def pipeline_markdown(pl: dict[str, Any] | None) -> list[str]:
         "", f"Whole pipeline ({', '.join(pl['jobs'])} and a loader of every table, as "
         f"configured{'; as built-in twins: ' + ', '.join(pl['twins']) if pl.get('twins') else ''}"
         f"), {pl['step_s']:.0f} s per step:", "",
-        "| target events/s | achieved | lag growing | sustained | last lag per consumer |",
-        "|---:|---:|---|---|---|",
+        "| target events/s | achieved | lag growing | sustained | last lag per consumer "
+        "| CPU cores used, second half |",
+        "|---:|---:|---|---|---|---|",
         *[f"| {s['target']:,.0f} | {s['achieved']:,} | {s['lag_growing']} | {s['sustained']} | "
-          + ", ".join(f"{k} {v:,}" for k, v in s.get("lag_last", {}).items()) + " |"
+          + ", ".join(f"{k} {v:,}" for k, v in s.get("lag_last", {}).items()) + " | "
+          + cpu_summary(s.get("cpu")) + " |"
           for s in pl["steps"]],
         "", f"Highest sustained: {_n(pl.get('max_sustained_rate'))} events/s.",
     ]  # fmt: skip
+
+
+def cpu_summary(c: dict[str, Any] | None) -> str:
+    """A step's CPU (flinkpulse/bench/cpu.py) in one cell: the total, then the roles that used
+    at least 0.05 of a core, then the TaskManager's threads by group."""
+    if not c:
+        return "—"
+    roles = ", ".join(f"{r} {v:.2f}" for r, v in c["roles"].items() if v >= 0.05)
+    tm = ", ".join(f"{g} {v:.2f}" for g, v in c["taskmanager_threads"].items() if v >= 0.05)
+    return f"{c['total']:.2f}: {roles}" + (f" (TaskManager: {tm})" if tm else "")
 
 
 def goals(res: dict[str, Any]) -> list[dict[str, Any]]:

@@ -282,13 +282,20 @@ def test_the_whole_pipeline_steps_and_goal() -> None:
             {"target": 5000.0, "achieved": 4998, "lag_growing": False, "sustained": True,
              "lag_last": {"player_stats": 12, "loader": 0}},
             {"target": 10000.0, "achieved": 9990, "lag_growing": True, "sustained": False,
-             "lag_last": {"player_stats": 81234, "loader": 5}},
+             "lag_last": {"player_stats": 81234, "loader": 5},
+             "cpu": {"wall_s": 60.0, "total": 1.47, "roles": {"taskmanager": 1.03, "kafka": 0.09,
+                                                               "registry": 0.0},
+                     "taskmanager_threads": {"gc": 0.72, "jit": 0.02}}},
         ],
         "max_sustained_rate": 5000.0,
     }  # fmt: skip
     lines = pipeline_markdown(pl)
-    assert "| 5,000 | 4,998 | False | True | player_stats 12, loader 0 |" in lines
-    assert "| 10,000 | 9,990 | True | False | player_stats 81,234, loader 5 |" in lines
+    assert "| 5,000 | 4,998 | False | True | player_stats 12, loader 0 | — |" in lines
+    # a step's CPU (flinkpulse/bench/cpu.py): roles under 0.05 of a core are left out
+    assert (
+        "| 10,000 | 9,990 | True | False | player_stats 81,234, loader 5 | 1.47: taskmanager "
+        "1.03, kafka 0.09 (TaskManager: gc 0.72) |" in lines
+    )
     assert lines[-1] == "Highest sustained: 5,000 events/s."
     res = {"producers": {}, "jobs": {}, "loader": {}, "e2e": {"pipeline": pl}}
     g = goals(res)[-1]
