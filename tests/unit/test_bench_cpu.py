@@ -76,4 +76,5 @@ def test_a_snapshot_sees_this_process_burn_cpu_as_the_bench() -> None:
     while os.times().user + os.times().system < (a.procs[os.getpid()][1] + 0.3):
         x += 1
     got = cores(a, snapshot())
-    assert got["roles"]["bench"] > 0.5
+    # CPU seconds, not cores: on a loaded host the loop's wall time stretches (CI: 0.47 cores)
+    assert got["roles"]["bench"] * got["wall_s"] >= 0.25
