@@ -70,23 +70,22 @@ class Snapshot:
     tm_threads: dict[int, tuple[str, float]]
 
 
-def snapshot(bench_pid: int | None = None) -> Snapshot:
-    """Every process's CPU seconds so far; `bench_pid` (this process by default) is "bench"
-    (the producer and the loader, when they run in it)."""
+def snapshot() -> Snapshot:
+    """Every process's CPU seconds so far; this process is "bench" (the producer and the
+    loader, when they run in it)."""
     import time
 
-    me = os.getpid() if bench_pid is None else bench_pid
+    from flinkpulse.stack.base import cmdline
+
+    me = os.getpid()
     procs: dict[int, tuple[str, float]] = {}
     tm_threads: dict[int, tuple[str, float]] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         pid = int(d.name)
-        try:
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if not cmd:  # kernel threads
+        cmd = cmdline(pid)
+        if not cmd:  # gone, or a kernel thread
             continue
         role = "bench" if pid == me else role_of(cmd)
         procs[pid] = (role, _ticks(d / "stat"))
@@ -114,11 +113,14 @@ def cores(before: Snapshot, after: Snapshot) -> dict[str, object]:
     return {
         "wall_s": round(wall, 1),
         "total": round(sum(roles.values()) / wall, 2),
-        "roles": {r: round(v / wall, 2) for r, v in sorted(roles.items(), key=lambda kv: -kv[1])},
-        "taskmanager_threads": {
-            g: round(v / wall, 2) for g, v in sorted(threads.items(), key=lambda kv: -kv[1])
-        },
+        "roles": _per_wall_second(roles, wall),
+        "taskmanager_threads": _per_wall_second(threads, wall),
     }
+
+
+def _per_wall_second(used: dict[str, float], wall: float) -> dict[str, float]:
+    """CPU seconds per label as cores over `wall` seconds, the busiest first."""
+    return {k: round(v / wall, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1])}
 
 
 def _used(
