@@ -53,6 +53,10 @@ class StackConfig:
     #: share of a TaskManager's Flink memory that is managed (off-heap): only batch operators
     #: (a backfill) and RocksDB use it here, the Python workers do not; the rest is heap
     flink_managed_fraction: float = 0.25
+    #: the TaskManagers' garbage collector: "serial" (one thread, stop-the-world; the smallest
+    #: footprint), "parallel" (stop-the-world on every core) or "g1". The other JVMs of the stack
+    #: keep SerialGC (bench/README.md, "The TaskManager's collector and heap")
+    flink_tm_gc: str = "serial"
     flink_slots: int = 12
     #: TaskManager JVMs `stack up` starts (tests use 2, so failover is a real cluster's)
     taskmanagers: int = 1
