@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=2)
     a = p.parse_args(argv)
+    from flinkpulse.bench import stop_on_sigterm
+
+    stop_on_sigterm()  # a killed run cancels its jobs
     res = ab(load_config(), a.job, a.variants, a.events, a.rounds)
     keep = ("round", "variant", "state", "startup_s", "events_per_s", "steady_events_per_s",
             "alongside_read")  # fmt: skip

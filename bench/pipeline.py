@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         help="run this job as its built-in twin (diagnostic; repeatable)",
     )
     a = p.parse_args(argv)
+    from flinkpulse.bench import stop_on_sigterm
+
+    stop_on_sigterm()  # a killed run cancels its jobs
     try:
         steps = [float(x) for x in a.steps.split(",") if x]
     except ValueError:

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-events", type=int, default=50_000)
     p.add_argument("--out", type=Path, default=Path("/tmp/flinkpulse-profile"))
     a = p.parse_args(argv)
+    from flinkpulse.bench import stop_on_sigterm
+
+    stop_on_sigterm()  # a killed run cancels its jobs
     cfg = load_config()
     cfg = cfg.with_prefix(f"{cfg.kafka.topic_prefix}prof{uuid.uuid4().hex[:6]}.")
     domains = tuple(sorted({t.split(".")[0] for t in JOB_TOPICS[a.job]}))

@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _run(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse.bench import stop_on_sigterm
     from flinkpulse.bench.runner import ALL_SECTIONS, Profile, quick_profile, run
     from flinkpulse.errors import UsageError
 
@@ -47,6 +48,7 @@ def _run(cfg: Config, args: argparse.Namespace) -> int:
     if sections:
         for s in sections:
             prof.skip.pop(s, None)
+    stop_on_sigterm()  # a killed run cancels its jobs
     js, md = run(cfg, prof, sections or None, args.out, quick=args.quick)
     print(f"bench: results {js}\nbench: summary {md}")
     return 0
