@@ -1,6 +1,7 @@
 """The whole pipeline's sustained rate: the four jobs and a loader of every table (issue 17).
 
     .venv/bin/python -u bench/pipeline.py [--steps 5000,10000,20000,50000] [--step-seconds 120]
+        [--heap]
 
 On the running stack (kafka, registry, clickhouse, flink), as configured (no setting changed
 but the loader's flush interval, at most 0.5 s as in the latency run), on topics and a
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=list(JOBS),
         help="run this job as its built-in twin (diagnostic; repeatable)",
     )
+    p.add_argument(
+        "--heap",
+        action="store_true",
+        help="at each step's end, the TaskManagers' live objects by class (jcmd; a full GC)",
+    )
     a = p.parse_args(argv)
     from flinkpulse.bench import stop_on_sigterm
 
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         a.step_seconds,
         tuple(a.twin),
         on_step=lambda s: print(json.dumps(s), flush=True),  # with its lag samples
+        heap=a.heap,
     )
     print(json.dumps({k: v for k, v in res.items() if k != "steps"}))
     return 0

@@ -214,6 +214,7 @@ def pipeline(
     step_s: float,
     twins: tuple[str, ...] = (),
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    heap: bool = False,
 ) -> dict[str, Any]:
     """The whole pipeline as configured: the four jobs and a loader of every table, on topics
     and a database of their own, under the background producer's rising steps. A step holds
@@ -221,7 +222,8 @@ def pipeline(
     the loader (its status file) did not grow. Jobs in `twins` run as their built-in twin (a
     diagnostic: what decoding them in the JVM would leave; their results are not loaded).
     Each step also records every job's latest checkpoint (size, duration: the state grows with
-    the uptime) and goes to `on_step` when done."""
+    the uptime), with `heap` each TaskManager's live objects by class (flinkpulse/bench/heap.py;
+    a full collection, so a diagnostic), and goes to `on_step` when done."""
     import json
     import tempfile
     from pathlib import Path
@@ -249,10 +251,15 @@ def pipeline(
             names = {j: job_name(dcfg, runs_as[j]) for j in JOBS}
 
             def probe() -> dict[str, Any]:
-                return {
+                row = {
                     "checkpoints": latest_checkpoints(rest, names),
                     "taskmanagers": taskmanager_memory(rest),
                 }
+                if heap:
+                    from flinkpulse.bench import heap as live
+
+                    row["heap"] = [live.histogram(pid) for pid in live.taskmanager_pids()]
+                return row
 
             res = _steps(dcfg, steps, step_s, lags, probe, on_step)
     return {"jobs": list(JOBS), "twins": list(twins), "submit_to_running_s": running_s, **res}
