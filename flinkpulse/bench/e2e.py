@@ -284,10 +284,12 @@ def latest_checkpoints(rest: Any, names: dict[str, str]) -> dict[str, dict[str, 
 
 
 #: the TaskManager metrics of `taskmanager_memory` (SerialGC: Copy is the young generation,
-#: MarkSweepCompact the full collections that stop the TaskManager)
+#: MarkSweepCompact the full collections that stop the TaskManager; All is every collector's
+#: time, whichever `stack.flink_tm_gc` chose)
 _TM_METRICS = {
     "Status.JVM.Memory.Heap.Used": "heap_used_mb",
     "Status.JVM.Memory.Heap.Max": "heap_max_mb",
+    "Status.JVM.GarbageCollector.All.Time": "gc_s",
     "Status.JVM.GarbageCollector.MarkSweepCompact.Time": "full_gc_s",
     "Status.JVM.GarbageCollector.Copy.Time": "young_gc_s",
 }
