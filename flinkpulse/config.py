@@ -55,7 +55,7 @@ class StackConfig:
     flink_managed_fraction: float = 0.25
     #: the TaskManagers' garbage collector: "serial" (one thread, stop-the-world; the smallest
     #: footprint), "parallel" (stop-the-world on every core) or "g1". The other JVMs of the stack
-    #: keep SerialGC (bench/README.md, "The TaskManager's collector and heap")
+    #: keep SerialGC (bench/README.md, "What fills the heap": parallel did not help)
     flink_tm_gc: str = "serial"
     flink_slots: int = 12
     #: TaskManager JVMs `stack up` starts (tests use 2, so failover is a real cluster's)

@@ -257,8 +257,10 @@ def pipeline(
                 }
                 if heap:
                     from flinkpulse.bench import heap as live
+                    from flinkpulse.stack.flink import Flink
 
-                    row["heap"] = [live.histogram(pid) for pid in live.taskmanager_pids()]
+                    tms = Flink(dcfg).taskmanager_pids().values()
+                    row["heap"] = [live.histogram(pid) for pid in tms]
                 return row
 
             res = _steps(dcfg, steps, step_s, lags, probe, on_step)

@@ -15,8 +15,6 @@ import shutil
 import subprocess
 from typing import Any
 
-from flinkpulse.bench.cpu import snapshot
-
 #: one row of the histogram: "   1:   1234   56789  [B (java.base@17.0.15)"
 _ROW = re.compile(r"^\s*\d+:\s+(\d+)\s+(\d+)\s+(\S+)")
 
@@ -41,11 +39,6 @@ def summary(rows: list[tuple[str, int, int]], top: int = 12) -> dict[str, Any]:
             if n
         ],
     }
-
-
-def taskmanager_pids() -> list[int]:
-    """The pids of this host's TaskManager JVMs (by command line, as `cpu.ROLES` names them)."""
-    return sorted(pid for pid, (role, _) in snapshot().procs.items() if role == "taskmanager")
 
 
 def histogram(pid: int, top: int = 12, timeout_s: float = 120) -> dict[str, Any]:

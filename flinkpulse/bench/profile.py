@@ -336,7 +336,7 @@ def profile_job(
     jid = submitted[0]
     flink = Flink(vcfg)
     tm_ids = _job_taskmanagers(rest, jid)
-    tms = {n: p for n, p in flink.pids().items() if n in flink.taskmanagers()}
+    tms = flink.taskmanager_pids()
     tms = {n: p for n, p in tms.items() if n in tm_ids} or tms
     workers = [pid for pid, tm in flink.python_workers().items() if tm in tms]
     stem = f"{job}-{variant}"

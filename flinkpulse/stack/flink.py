@@ -249,10 +249,15 @@ class Flink(Component):
         """Process names (and Flink resource ids) of the TaskManagers."""
         return [f"flink-taskmanager-{i}" for i in range(1, max(1, self.cfg.stack.taskmanagers) + 1)]
 
+    def taskmanager_pids(self) -> dict[str, int]:
+        """The live TaskManager JVMs of this stack, by process name (its script execs the JVM,
+        so the recorded pid is the JVM's)."""
+        return {n: pid for n, pid in self.pids().items() if n in self.taskmanagers()}
+
     def python_workers(self) -> dict[int, str | None]:
         """Process-mode Python UDF workers (beam_boot) of this stack -> the TaskManager they run
         under, None for an orphan."""
-        tms = {pid: name for name, pid in self.pids().items() if name in self.taskmanagers()}
+        tms = {pid: name for name, pid in self.taskmanager_pids().items()}
         out: dict[int, str | None] = {}
         for pid in self.descendants():
             if BOOT_MODULE in cmdline(pid):
