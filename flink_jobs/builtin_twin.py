@@ -21,7 +21,7 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from flink_jobs import common
@@ -90,9 +90,16 @@ def replace_udfs(sql: str) -> str:
     return sql
 
 
-def _source(ctx: JobContext, logical_topic: str, view: str, needs: Needs | None = None) -> None:
+def _source(
+    ctx: JobContext,
+    logical_topic: str,
+    view: str,
+    needs: Needs | None = None,
+    immediate: bool = True,
+) -> None:
     """`view`: the topic through Flink's avro-confluent format, watermarked, on-time rows (with
-    `needs`: its fields and records only, as the UDF job's, so the ratio stays fair)."""
+    `needs`: its fields and records only, as the UDF job's, so the ratio stays fair; deduplicated
+    as the UDF job's, `immediate` as in `common.wire`)."""
     from pyflink.table import DataTypes, Schema
 
     from flink_jobs.decoding import flink_type
@@ -134,6 +141,7 @@ def _source(ctx: JobContext, logical_topic: str, view: str, needs: Needs | None 
         key,
         [*names, "src_partition", "src_offset"],
         ctx.cfg.flink.dedup_state,
+        immediate,
     )
 
 
@@ -174,6 +182,7 @@ def twin_wire(
     outputs: list[str],
     *,
     needs: Mapping[str, Needs] | None = None,
+    immediate: Collection[str] = (),
 ) -> JobContext:
     """`common.wire` without Python: avro-confluent sources, UDF calls replaced, same sinks."""
     wanted = common.source_needs(ctx.cfg, needs)
@@ -181,7 +190,7 @@ def twin_wire(
         if logical_topic in topics.VERSIONED:
             _versioned_source(ctx, logical_topic, view)
             continue
-        _source(ctx, logical_topic, view, wanted.get(view))
+        _source(ctx, logical_topic, view, wanted.get(view), view in immediate)
     common.versioned_tables(ctx, [t for t, *_ in sources])
     common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the

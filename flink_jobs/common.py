@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -58,8 +58,8 @@ SOURCE_TOPICS = dict(topics.SOURCE_RECORDS)
 #: a type the caller chooses (Needs.select keeps it with each field name)
 T = TypeVar("T")
 
-#: the values of ``flink.dedup_state`` (`deduplicate`)
-DEDUP_STATES = ("ttl", "watermark")
+#: the values of ``flink.dedup_state`` (`dedup_state_of`, `deduplicate`)
+DEDUP_STATES = ("auto", "ttl", "watermark")
 
 #: result views (defined in the jobs' SQL) -> result topic and Kafka key column
 RESULT_TOPICS = topics.RESULTS
@@ -398,9 +398,11 @@ def decoded_source(
     validate: Callable[[dict[str, Any]], str | None] | None = None,
     side_outputs: bool = True,
     needs: Needs | None = None,
+    immediate: bool = True,
 ) -> None:
     """Register `view` (event-time, watermarked, on-time records of `logical_topic`; with
-    `needs`, only its fields and the records its predicate keeps, see `Needs`).
+    `needs`, only its fields and the records its predicate keeps, see `Needs`). `immediate`:
+    some of its rows reach an output without a window or pattern (`dedup_state_of`).
 
     Undecodable records go to dlq.<topic>, records behind the watermark to late.<topic>, later
     copies of an on-time event (``flink.dedup``) to dup.<topic>, all with the raw bytes, the
@@ -514,7 +516,7 @@ def decoded_source(
     )
     key = topics.DEDUP_KEYS[logical_topic]
     dups = deduplicate(
-        t_env, on_time, view, key, [*names, "src_partition", "src_offset"], f.dedup_state
+        t_env, on_time, view, key, [*names, "src_partition", "src_offset"], f.dedup_state, immediate
     )
     if side_outputs:
         # later copies -> dup.<topic>: kept byte for byte and counted (flinkpulse.quality)
@@ -629,6 +631,23 @@ def versioned_tables(ctx: JobContext, read: Sequence[str]) -> None:
             run_sql_file(ctx, spec.sql, {})
 
 
+def dedup_state_of(state: str, immediate: bool) -> str:
+    """How long a source's identities are remembered, for ``flink.dedup_state`` = `state`.
+
+    ``auto`` is ``watermark`` where the source's rows wait for the watermark anyway (every output
+    they reach is a window or a pattern: the state stays flat) and ``ttl`` where some reach an
+    output as they arrive (`immediate`, e.g. security_alerts' raw security events): held until
+    the watermark passes, those would wait the watermark delay, and on a quiet topic until its
+    next record (docs/techniques.md#deduplication)."""
+    if state not in DEDUP_STATES:
+        raise UsageError(
+            f"flink.dedup_state: expected one of {', '.join(DEDUP_STATES)}, got {state!r}"
+        )
+    if state != "auto":
+        return state
+    return "ttl" if immediate else "watermark"
+
+
 def deduplicate(
     t_env: Any,
     source: str,
@@ -636,12 +655,14 @@ def deduplicate(
     key: Sequence[str],
     columns: Sequence[str],
     state: str = "ttl",
+    immediate: bool = True,
 ) -> str:
     """Register `view`: the first copy of each `key` in `source` (its `columns`); return the name
     of the view of the later copies (all of `source`'s columns and `dedup_copy`, 2, 3, ...).
 
     `state` (``flink.dedup_state``) says how long a key is remembered, and so which copies are
-    recognised (docs/techniques.md#deduplication):
+    recognised (docs/techniques.md#deduplication); ``auto`` is one of the two by `immediate`
+    (`dedup_state_of`):
 
     * ``ttl``: a running count per key in arrival order (an OVER aggregate on processing time:
       append-only, the event-time attribute and its watermark pass through). Keys are kept for
@@ -655,10 +676,7 @@ def deduplicate(
 
     Copies of one record share its Kafka key, so they arrive in offset order at any parallelism.
     """
-    if state not in DEDUP_STATES:
-        raise UsageError(
-            f"flink.dedup_state: expected one of {', '.join(DEDUP_STATES)}, got {state!r}"
-        )
+    state = dedup_state_of(state, immediate)
     copies = f"{view}_copies"
     every = list(t_env.from_path(source).get_schema().get_field_names())
     if state == "ttl":
@@ -774,10 +792,14 @@ def wire(
     outputs: list[str],
     rewrite: Callable[[str], str] | None = None,
     needs: Mapping[str, Needs] | None = None,
+    immediate: Collection[str] = (),
 ) -> JobContext:
     """The common body of every `build()`: UDFs, decoded sources (only what `needs` says the
     job reads of a view, with ``flink.source_needs``), the job's SQL (each statement through
-    `rewrite` first: a diagnostic variant, flink_jobs/no_joins.py), the sinks."""
+    `rewrite` first: a diagnostic variant, flink_jobs/no_joins.py), the sinks. `immediate`: the
+    source views some of whose rows reach an output without a window or pattern; the others'
+    rows wait for the watermark in the SQL (how long ``flink.dedup_state=auto`` remembers their
+    identities: `dedup_state_of`)."""
     from udfs.flink import register_all
 
     register_all(ctx.t_env)
@@ -789,7 +811,7 @@ def wire(
             versioned_source(ctx, logical_topic, view, side_outputs=owns)
             continue
         need = wanted.get(view)
-        decoded_source(ctx, logical_topic, view, validate, side_outputs=owns, needs=need)
+        decoded_source(ctx, logical_topic, view, validate, owns, need, immediate=view in immediate)
     versioned_tables(ctx, [t for t, *_ in sources])
     run_sql_file(ctx, sql_file, params, rewrite=rewrite)
     for view in outputs:
@@ -858,6 +880,7 @@ class Wire(Protocol):
         outputs: list[str],
         *,
         needs: Mapping[str, Needs] | None = None,
+        immediate: Collection[str] = (),
     ) -> JobContext: ...
 
 

@@ -55,7 +55,16 @@ def build(t_env: Any, cfg: Config, ctx: JobContext | None = None, wire: Wire = w
         (RULES_TOPIC, "rule_changes", None, True),
     ]
     params = job_params(cfg, JOB, DEFAULTS)
-    return wire(ctx, sources, "security_alerts.sql", params, OUTPUTS, needs=NEEDS)
+    # the raw security events go on to `security_events` as they arrive, not after a window
+    return wire(
+        ctx,
+        sources,
+        "security_alerts.sql",
+        params,
+        OUTPUTS,
+        needs=NEEDS,
+        immediate=("security_events_in",),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

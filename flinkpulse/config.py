@@ -273,8 +273,12 @@ class FlinkConfig:
     #: ``state_ttl_s`` of processing time (exact copies and copies re-stamped with a later event
     #: time; the state grows with the event rate × the TTL), "watermark" until the watermark
     #: passes its event time (exact copies only; the state holds only the events not yet behind
-    #: the watermark). docs/techniques.md#deduplication
-    dedup_state: str = "ttl"
+    #: the watermark, but every row waits for it), "auto" watermark for the sources whose rows
+    #: wait for it anyway in windows and patterns, ttl for those that reach an output as they
+    #: arrive (security_alerts' raw security events, the archive). "auto" since 2026-12-04: the
+    #: ttl state filled the default TaskManager's heap at 4,000 events/s within 9 minutes
+    #: (bench/README.md). docs/techniques.md#deduplication
+    dedup_state: str = "auto"
     #: a partition of the rules topic (config.rules) or of a reference topic (iot.devices)
     #: without records for this long stops holding back the watermark of the events it is
     #: joined with (docs/event-time.md)

@@ -12,7 +12,7 @@ from typing import Any
 from flink_jobs.common import JobContext, Needs, deduplicate, run_sql_file
 from flink_jobs.decoding import reader_fields
 from flinkpulse import topics
-from flinkpulse.config import Config
+from flinkpulse.config import Config, FlinkConfig
 
 #: the source topic of each record type (common.Needs adds that topic's dedup key)
 SOURCE_OF_RECORD = {record: topic for topic, record in topics.SOURCE_RECORDS.items()}
@@ -37,12 +37,14 @@ def register_input(
     rows: list[dict[str, Any]],
     dedup: Sequence[str] | None = None,
     time_field: str = "event_time",
-    dedup_state: str = "ttl",
+    dedup_state: str = FlinkConfig.dedup_state,
     needs: Needs | None = None,
+    immediate: bool = False,
 ) -> None:
     """Register `rows` as the source view `view` (fields of `record`, rowtime `time_field`).
     With `dedup` (key fields), through the jobs' deduplication (`dedup_state`: how long a key
-    is remembered): later copies of a key leave `view` and are in `<view>_duplicates`. With
+    is remembered, the shipped default; `immediate` as in the jobs' `wire`): later copies of a
+    key leave `view` and are in `<view>_duplicates`. With
     `needs` (a job's common.Needs for `view`), only its fields and the rows its predicate
     keeps, as the job's source gives them (after the watermark, before deduplication)."""
     from pyflink.common import Row
@@ -77,7 +79,7 @@ def register_input(
         t_env.create_temporary_view(view, table)
         return
     t_env.create_temporary_view(f"{view}_in", table)
-    deduplicate(t_env, f"{view}_in", view, dedup, names, dedup_state)
+    deduplicate(t_env, f"{view}_in", view, dedup, names, dedup_state, immediate)
 
 
 def register_reference(

@@ -98,6 +98,6 @@ def test_decode_and_dedup_levers_survive_the_shipped_config(tmp_path: Path) -> N
     thread = lever_cfg(lever_cfg(load_config(env={}), "udf+vectorized_decode"), "udf_thread_mode")
     assert not JobContext(cfg=thread, t_env=None, job="x").vectorized_decode
     with pytest.raises(
-        UsageError, match="flink.dedup_state: expected one of ttl, watermark, got 'forever'"
+        UsageError, match="flink.dedup_state: expected one of auto, ttl, watermark, got 'forever'"
     ):
         deduplicate(None, "src", "view", ["event_id"], ["event_id"], "forever")

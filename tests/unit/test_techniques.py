@@ -67,7 +67,9 @@ def test_dedup_gives_the_windows_of_the_input_without_copies(
     sent = with_copies(events, 0.10)
     t_env = make_env(parallelism)
     key = DEDUP_KEYS["web.access-logs"]
-    register_input(t_env, "access_logs", "flinkpulse.web.AccessLog", sent, dedup=key)
+    register_input(
+        t_env, "access_logs", "flinkpulse.web.AccessLog", sent, dedup=key, dedup_state="ttl"
+    )
     params = {**web_traffic.DEFAULTS, "window_size_s": 20, "window_slide_s": 10}
     out = run_views(t_env, "web_traffic.sql", params, ["web_traffic", "access_logs_duplicates"])
     want: Counter[tuple[datetime, str, int]] = Counter()
