@@ -57,8 +57,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "no_dedup": {"dedup": False},
     # dedup state held until the watermark passes (exact copies only) instead of the state TTL
     "dedup_watermark": {"dedup_state": "watermark"},
-    # every source's dedup state for the state TTL, the default before `auto` (2026-12-04)
-    "dedup_ttl": {"dedup_state": "ttl"},
+    # the state TTL only where rows pass through, until the watermark elsewhere (opt-in)
+    "dedup_auto": {"dedup_state": "auto"},
     # the sources decoded per Arrow batch (a pandas UDF): 1.10-1.24x `udf` (2026-12-01), not the
     # default since its operator can take a TaskManager down on failover (config.py)
     "vectorized_decode": {"vectorized_decode": True},

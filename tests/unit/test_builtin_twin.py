@@ -52,18 +52,18 @@ def test_the_twin_deduplicates_by_the_topics_key_like_the_udf_job() -> None:
 
 
 def test_auto_dedup_waits_for_the_watermark_only_where_the_sql_does() -> None:
-    """The shipped ``flink.dedup_state = "auto"``: player_stats' events feed only windows, so
+    """``flink.dedup_state = "auto"``: player_stats' events feed only windows, so
     their identities are kept until the watermark passes (a window deduplication, flat state);
     security_alerts passes its raw security events on as they arrive, so those are kept for the
     state TTL (an OVER count), while its rule inputs wait for the watermark."""
-    plan, columns = _source(dedup=True)
+    plan, columns = _source(dedup=True, state="auto")
     assert WINDOW_DEDUP in plan
     assert "OverAggregate" not in plan
     assert columns == COLUMNS
-    plan, _ = _source(dedup=True, job=security_alerts, view="security_events_in")
+    plan, _ = _source(dedup=True, state="auto", job=security_alerts, view="security_events_in")
     assert DEDUP in plan
     assert "WindowDeduplicate" not in plan
-    plan, _ = _source(dedup=True, job=security_alerts, view="player_events")
+    plan, _ = _source(dedup=True, state="auto", job=security_alerts, view="player_events")
     assert WINDOW_DEDUP in plan
 
 

@@ -66,6 +66,7 @@ def job_specs() -> dict[str, dict[str, Any]]:
             outputs: Any,
             seen: Any = seen,
             needs: Any = None,
+            immediate: Any = (),
         ) -> Any:
             seen.update(
                 sources=[(s[0], s[3]) for s in sources], outputs=list(outputs), sql=sql_file
