@@ -186,11 +186,12 @@ def twin_wire(
 ) -> JobContext:
     """`common.wire` without Python: avro-confluent sources, UDF calls replaced, same sinks."""
     wanted = common.source_needs(ctx.cfg, needs)
+    passed_on = common.immediate_views(sources, immediate)
     for logical_topic, view, _validate, _owner in sources:
         if logical_topic in topics.VERSIONED:
             _versioned_source(ctx, logical_topic, view)
             continue
-        _source(ctx, logical_topic, view, wanted.get(view), view in immediate)
+        _source(ctx, logical_topic, view, wanted.get(view), view in passed_on)
     common.versioned_tables(ctx, [t for t, *_ in sources])
     common.run_sql_file(ctx, sql_file, params, rewrite=replace_udfs)
     # results go to `<prefix>twin.` topics: the twin's column types are NOT NULL where the

@@ -784,6 +784,20 @@ def source_needs(cfg: Config, needs: Mapping[str, Needs] | None) -> Mapping[str,
     return (needs or {}) if cfg.flink.source_needs else {}
 
 
+def immediate_views(sources: Sources, immediate: Collection[str]) -> frozenset[str]:
+    """`immediate` (a job's views some of whose rows reach an output without a window), checked
+    against its decoded sources: a misspelt view would silently hold its rows back under
+    ``flink.dedup_state=auto``, so it is an error when the job is built."""
+    decoded = {view for logical_topic, view, *_ in sources if logical_topic not in topics.VERSIONED}
+    unknown = sorted(set(immediate) - decoded)
+    if unknown:
+        raise ValueError(
+            f"immediate names {', '.join(unknown)}, not a decoded source view of the job "
+            f"({', '.join(sorted(decoded))})"
+        )
+    return frozenset(immediate)
+
+
 def wire(
     ctx: JobContext,
     sources: Sources,
@@ -804,14 +818,22 @@ def wire(
 
     register_all(ctx.t_env)
     wanted = source_needs(ctx.cfg, needs)
+    passed_on = immediate_views(sources, immediate)
     for logical_topic, view, validate, owner in sources:
         # a backfill re-reads records the stream already dead-lettered: it writes results only
         owns = owner and ctx.backfill is None
         if logical_topic in topics.VERSIONED:
             versioned_source(ctx, logical_topic, view, side_outputs=owns)
             continue
-        need = wanted.get(view)
-        decoded_source(ctx, logical_topic, view, validate, owns, need, immediate=view in immediate)
+        decoded_source(
+            ctx,
+            logical_topic,
+            view,
+            validate,
+            side_outputs=owns,
+            needs=wanted.get(view),
+            immediate=view in passed_on,
+        )
     versioned_tables(ctx, [t for t, *_ in sources])
     run_sql_file(ctx, sql_file, params, rewrite=rewrite)
     for view in outputs:
