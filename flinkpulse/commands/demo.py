@@ -25,8 +25,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _run(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import demo
+    from flinkpulse.config import load_config
     from flinkpulse.errors import UsageError
 
     if args.seconds <= 0 or args.rate <= 0:
         raise UsageError("--seconds and --rate must be positive")
+    # the stack's loader (a process of its own) and the dashboards read the topics of the config
+    # file and environment: a prefix given only here would produce results nothing loads
+    stack_prefix = load_config().kafka.topic_prefix
+    if cfg.kafka.topic_prefix != stack_prefix:
+        raise UsageError(
+            f"--topic-prefix {cfg.kafka.topic_prefix!r}: the demo's loader and dashboards read "
+            f"the stack's topics (prefix {stack_prefix!r}); run the demo without it, or set "
+            "FLINKPULSE_KAFKA__TOPIC_PREFIX for the stack too"
+        )
     return demo.run(cfg, seconds=args.seconds, rate=args.rate, timeout=args.timeout)

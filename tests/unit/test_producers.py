@@ -621,3 +621,23 @@ def test_gaming_reference_profiles_every_player_of_the_stream(
     assert (
         gaming.tier(0.0) == "bronze" and gaming.tier(0.3) == "gold" and gaming.tier(1) == "diamond"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--seconds", "0"], "--seconds and --rate must be positive"),
+        (["demo", "--topic-prefix", "me."], "the demo's loader and dashboards read the stack's"),
+        (["--topic-prefix", "me.", "demo"], "run the demo without it"),
+    ],
+)
+def test_bad_demo_arguments_exit_2_with_one_line_before_any_service(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prefix given to the demo only would produce results the stack's loader never reads: it
+    used to wait its whole timeout and then report no rows."""
+    from flinkpulse import cli
+
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
