@@ -47,11 +47,12 @@ def job_modules() -> list[str]:
 
 @cache
 def job_specs() -> dict[str, dict[str, Any]]:
-    """job -> {"sources": [(topic, owns dlq./late.)], "outputs": [result view]}, as build() wires
-    them (build() gets a recorder as its wire: nothing touches Flink)."""
+    """job -> {"sources": [(topic, owns dlq./late.)], "outputs": [result view], "immediate":
+    {view}}, as build() wires them (build() gets a recorder as its wire: nothing touches Flink;
+    its immediate views are checked as `wire` checks them)."""
     import importlib
 
-    from flink_jobs.common import JobContext
+    from flink_jobs.common import JobContext, immediate_views
 
     specs = {}
     for name in job_modules():
@@ -69,7 +70,10 @@ def job_specs() -> dict[str, dict[str, Any]]:
             immediate: Any = (),
         ) -> Any:
             seen.update(
-                sources=[(s[0], s[3]) for s in sources], outputs=list(outputs), sql=sql_file
+                sources=[(s[0], s[3]) for s in sources],
+                outputs=list(outputs),
+                sql=sql_file,
+                immediate=immediate_views(sources, immediate),
             )
             return ctx
 
@@ -390,3 +394,20 @@ def test_no_secret_is_written_in_a_config_file() -> None:
     for target in ("local", "compose", "k8s"):
         cfg = load_config(ROOT / "deploy" / "config" / f"{target}.toml", env={})
         assert cfg.kafka.sasl_password == "" and cfg.clickhouse.password == "", target
+
+
+def test_a_jobs_immediate_views_must_be_its_decoded_sources() -> None:
+    """Under flink.dedup_state=auto a misspelt `immediate` view would silently wait for the
+    watermark: every shipped job names real ones, and a wrong name stops the build."""
+    from flink_jobs.common import immediate_views
+
+    named = {job: spec["immediate"] for job, spec in job_specs().items()}
+    assert named["security_alerts"] == {"security_events_in"}
+    assert not any(v for job, v in named.items() if job != "security_alerts"), named
+    sources = [("iot.security-events", "security_events_in", None, True)]
+    with pytest.raises(ValueError, match="security_event_in, not a decoded source view"):
+        immediate_views(sources, ("security_event_in",))
+    # a versioned (compacted) topic is never deduplicated, so it cannot be immediate
+    rules = [*sources, ("config.rules", "rule_changes", None, True)]
+    with pytest.raises(ValueError, match="rule_changes"):
+        immediate_views(rules, ("rule_changes",))

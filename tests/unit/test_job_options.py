@@ -138,33 +138,3 @@ def test_a_restore_claims_its_snapshot_only_with_the_changelog_state_backend() -
     assert on.flink.claim_mode() == "claim"
     off = load_config(overrides=["flink.extra_options=state.changelog.enabled=false"], env={})
     assert off.flink.claim_mode() == "no_claim"
-
-
-def test_a_jobs_immediate_views_must_be_its_decoded_sources() -> None:
-    """Under flink.dedup_state=auto a misspelt `immediate` view would silently wait for the
-    watermark: every shipped job names real ones, and a wrong name stops the build."""
-    import importlib
-    from typing import Any
-
-    from flink_jobs import JOBS
-    from flink_jobs.common import JobContext, immediate_views
-
-    cfg = load_config(overrides=[])
-    named: dict[str, frozenset[str]] = {}
-    for name in JOBS:
-        mod = importlib.import_module(f"flink_jobs.{name}")
-
-        def check(ctx: Any, sources: Any, *_: Any, immediate: Any = (), **__: Any) -> Any:
-            named[ctx.job] = immediate_views(sources, immediate)
-            return ctx
-
-        mod.build(None, cfg, JobContext(cfg=cfg, t_env=None, job=mod.JOB), wire=check)
-    assert named["security_alerts"] == {"security_events_in"}
-    assert not any(v for job, v in named.items() if job != "security_alerts"), named
-    sources = [("iot.security-events", "security_events_in", None, True)]
-    with pytest.raises(ValueError, match="security_event_in, not a decoded source view"):
-        immediate_views(sources, ("security_event_in",))
-    # a versioned (compacted) topic is never deduplicated, so it cannot be immediate
-    rules = [*sources, ("config.rules", "rule_changes", None, True)]
-    with pytest.raises(ValueError, match="rule_changes"):
-        immediate_views(rules, ("rule_changes",))
