@@ -3,6 +3,8 @@
 Precedence: built-in defaults < config file (TOML) < environment < command-line flags.
 
 * File: ``--config PATH``, else ``$FLINKPULSE_CONFIG``, else ``./flinkpulse.toml`` if present.
+  The processes flinkpulse starts (jobs, the stack's loader and bridges) get the effective config
+  as a file of their own (`write_config_file`), so they read what their starter read.
   Sections mirror the dataclasses below (``[kafka]``, ``[stack]``, ``[jobs.player_stats]``...).
 * Environment: ``FLINKPULSE_<SECTION>__<KEY>`` (e.g. ``FLINKPULSE_STACK__KAFKA_PORT=19092``), plus
   the conventional ``KAFKA_BOOTSTRAP_SERVERS``, ``SCHEMA_REGISTRY_URL``, ``CLICKHOUSE_URL``,
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -531,7 +534,7 @@ def load_config(
     """Build the Config from defaults, file, environment and ``section.key=value`` overrides."""
     env = dict(os.environ) if env is None else env
     cfg: _Pending = {}
-    file = path or env.get("FLINKPULSE_CONFIG")
+    file = path or env.get(CONFIG_ENV)
     if file is None and Path("flinkpulse.toml").exists():
         file = "flinkpulse.toml"
     if file:
@@ -565,6 +568,45 @@ def load_config(
             raise UsageError(f"--set {item!r}: expected section.key=value")
         _set(cfg, section, key, v, f"--set {k}")
     return Config().derive(**cfg).finalize()
+
+
+#: the environment variable naming the config file (below ``--config``, above ./flinkpulse.toml)
+CONFIG_ENV = "FLINKPULSE_CONFIG"
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    """`Config.to_dict()` as TOML that `load_config` reads back to the same Config."""
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):  # tuple: the frozen config's list settings
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return json.dumps(str(v))
+
+    out: list[str] = []
+    for section, values in data.items():
+        if section == "jobs":
+            for job, params in values.items():
+                out.append(f"[jobs.{job}]")
+                out += [f"{k} = {val(v)}" for k, v in params.items()]
+            continue
+        out.append(f"[{section}]")
+        out += [f"{k} = {val(v)}" for k, v in values.items()]
+    return "\n".join(out) + "\n"
+
+
+def write_config_file(cfg: Config, path: Path) -> Path:
+    """Write the effective config to `path` (owner-only: it may carry credentials given by the
+    environment), for a process flinkpulse starts to read with ``--config`` or `CONFIG_ENV`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(to_toml(cfg.to_dict()))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
 
 
 #: the config flags every entry point takes besides --config/--set: flag -> (setting, help)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import subprocess
@@ -17,9 +16,8 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from flinkpulse.config import Config
+from flinkpulse.config import Config, write_config_file
 from flinkpulse.errors import FlinkpulseError, UsageError
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.paths import ROOT, pyflink_home
@@ -53,33 +51,7 @@ def source_zip(cfg: Config) -> Path:
 
 def write_config(cfg: Config, name: str) -> Path:
     """The effective config as TOML, handed to the job's main() with --config."""
-    path = cfg.stack.state_path() / "ship" / f"{name}.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_toml(cfg.to_dict()))
-    os.chmod(path, 0o600)  # may carry Kafka credentials given by env
-    return path
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, (list, tuple)):  # tuple: the frozen config's list settings
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return json.dumps(str(v))
-
-    out: list[str] = []
-    for section, values in data.items():
-        if section == "jobs":
-            for job, params in values.items():
-                out.append(f"[jobs.{job}]")
-                out += [f"{k} = {val(v)}" for k, v in params.items()]
-            continue
-        out.append(f"[{section}]")
-        out += [f"{k} = {val(v)}" for k, v in values.items()]
-    return "\n".join(out) + "\n"
+    return write_config_file(cfg, cfg.stack.state_path() / "ship" / f"{name}.toml")
 
 
 def client_opt_dir(cfg: Config) -> Path:

@@ -25,18 +25,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _run(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import demo
-    from flinkpulse.config import load_config
     from flinkpulse.errors import UsageError
+    from flinkpulse.loader.component import LoaderComponent
 
     if args.seconds <= 0 or args.rate <= 0:
         raise UsageError("--seconds and --rate must be positive")
-    # the stack's loader (a process of its own) and the dashboards read the topics of the config
-    # file and environment: a prefix given only here would produce results nothing loads
-    stack_prefix = load_config().kafka.topic_prefix
-    if cfg.kafka.topic_prefix != stack_prefix:
-        raise UsageError(
-            f"--topic-prefix {cfg.kafka.topic_prefix!r}: the demo's loader and dashboards read "
-            f"the stack's topics (prefix {stack_prefix!r}); run the demo without it, or set "
-            "FLINKPULSE_KAFKA__TOPIC_PREFIX for the stack too"
-        )
+    # the stack's loader is one process, which `stack up` reuses while it runs: one started with
+    # other topics or another database would never load what this demo produces
+    running = LoaderComponent(cfg).started_config()
+    if running is not None:
+        theirs = (running.kafka.topic_prefix, running.clickhouse.database)
+        ours = (cfg.kafka.topic_prefix, cfg.clickhouse.database)
+        if theirs != ours:
+            raise UsageError(
+                f"the stack's loader is running for topic prefix {theirs[0]!r} and database "
+                f"{theirs[1]!r}, this demo would use {ours[0]!r} and {ours[1]!r}: run it with "
+                "the same settings, or stop the loader first (`flinkpulse stack down loader`)"
+            )
     return demo.run(cfg, seconds=args.seconds, rate=args.rate, timeout=args.timeout)

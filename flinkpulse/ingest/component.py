@@ -60,6 +60,7 @@ def _fresh(doc: dict[str, Any] | None) -> bool:
 
 class Mqtt(Component):
     name = "mqtt"
+    reads_config = True
     start_timeout = 60.0
 
     @property
@@ -161,6 +162,7 @@ class Mqtt(Component):
 
 class HttpIngest(Component):
     name = "ingest"
+    reads_config = True
     start_timeout = 60.0
 
     @property

@@ -23,6 +23,7 @@ from flinkpulse.stack.base import Component, Proc
 
 class LoaderComponent(Component):
     name = "loader"
+    reads_config = True
     start_timeout = 90.0
 
     @property

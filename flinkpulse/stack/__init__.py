@@ -86,7 +86,14 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
         # (e.g. Flink's TaskManager) the others still answer health checks for a while
         if comp.complete() and comp.healthy():
             if log:
-                print(f"  {comp.name:<11} already running at {comp.address()}", flush=True)
+                drift = settings_drift(comp.started_config(), cfg)
+                note = (
+                    f" with other settings ({'; '.join(drift)}): `flinkpulse stack down "
+                    f"{comp.name}` and up again to apply these"
+                    if drift
+                    else ""
+                )
+                print(f"  {comp.name:<11} already running at {comp.address()}{note}", flush=True)
             continue
         t0 = time.monotonic()
         if log:
@@ -103,6 +110,22 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
             print(f" ready at {comp.address()} ({time.monotonic() - t0:.1f}s)", flush=True)
     if "flink" in (names or cfg.stack.components):
         _resume_jobs(cfg, log)
+
+
+def settings_drift(running: Config | None, wanted: Config, limit: int = 3) -> list[str]:
+    """What a running component was started with that differs from `wanted`, as
+    ``section.key=running (now wanted)``, at most `limit` of them (empty when unknown)."""
+    if running is None:
+        return []
+    old, new = running.to_dict(), wanted.to_dict()
+    out = [
+        f"{section}.{key}={old[section].get(key)!r} (now {value!r})"
+        for section, values in new.items()
+        if section != "jobs"
+        for key, value in values.items()
+        if old.get(section, {}).get(key) != value
+    ]
+    return out[:limit] + ([f"{len(out) - limit} more"] if len(out) > limit else [])
 
 
 def _resume_jobs(cfg: Config, log: bool) -> None:

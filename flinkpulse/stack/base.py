@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flinkpulse.config import Config
+from flinkpulse.config import CONFIG_ENV, Config, load_config, write_config_file
 from flinkpulse.errors import FlinkpulseError
 
 
@@ -40,6 +40,12 @@ class Component:
     name: str = ""
     #: seconds `up` waits for readiness before giving up
     start_timeout: float = 90.0
+    #: its processes run flinkpulse's own code, which loads the config: `start` hands them the
+    #: one this component was built with, as a file (`config_file`, named by $FLINKPULSE_CONFIG).
+    #: Without it they saw neither the flags nor the --config of `stack up`, nor
+    #: ./flinkpulse.toml (they run in the component's directory): `--topic-prefix X stack up`
+    #: started a loader of the unprefixed topics
+    reads_config: bool = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -77,6 +83,17 @@ class Component:
     # -- files --------------------------------------------------------------------------------
     def log_file(self, proc: str | None = None) -> Path:
         return self.state / "logs" / f"{proc or self.name}.log"
+
+    @property
+    def config_file(self) -> Path:
+        """The config its processes read (`reads_config`), as of their last start."""
+        return self.dir / "config.toml"
+
+    def started_config(self) -> Config | None:
+        """The config its running processes read, or None (not running, or not `reads_config`)."""
+        if not self.reads_config or not self.running() or not self.config_file.exists():
+            return None
+        return load_config(self.config_file, env={})
 
     def pid_file(self, proc: str) -> Path:
         return self.state / "run" / f"{proc}.pid"
@@ -120,11 +137,20 @@ class Component:
                 check_port_free(self.cfg.stack.host, port, self.name)
         self.prepare()
         procs = self.procs()  # again: argv and env may use what prepare() wrote (secrets)
+        given = {}
+        if self.reads_config:
+            given = {CONFIG_ENV: str(write_config_file(self.cfg, self.config_file))}
         for p in procs:
             if p.name in live:
                 continue
             log = self.log_file(p.name)
-            env = {**os.environ, **p.env, OWNER_ENV: str(self.state), COMPONENT_ENV: self.name}
+            env = {
+                **os.environ,
+                **given,
+                **p.env,
+                OWNER_ENV: str(self.state),
+                COMPONENT_ENV: self.name,
+            }
             with open(log, "ab") as fh:
                 fh.write(f"\n--- flinkpulse: starting {p.name} at {time.ctime()} ---\n".encode())
                 fh.flush()

@@ -30,6 +30,7 @@ def is_loopback(host: str) -> bool:
 
 class Jupyter(Component):
     name = "jupyter"
+    reads_config = True
     start_timeout = 120.0
 
     def __init__(self, cfg: Config, host: str | None = None, token: bool = True) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flinkpulse.bench.jobs import lever_cfg, split_startup
-from flinkpulse.config import load_config
-from flinkpulse.flinkrun import to_toml
+from flinkpulse.config import load_config, to_toml
 
 
 def test_steady_rate_counts_from_the_first_sample_past_warm_up() -> None:

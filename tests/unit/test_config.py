@@ -5,11 +5,16 @@ entry point (before or after the subcommand)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from flinkpulse.cli import build_parser
-from flinkpulse.config import Config, config_from_args, load_config
+from flinkpulse.config import Config, config_from_args, load_config, write_config_file
+from flinkpulse.stack import settings_drift
+from flinkpulse.stack.base import Component, Proc
 
 pytestmark = pytest.mark.unit
 
@@ -103,3 +108,66 @@ def test_a_job_main_takes_the_same_flags() -> None:
 
     cfg, args = parse_args("web_traffic", ["--topic-prefix", "j.", "--set", "flink.parallelism=3"])
     assert (cfg.kafka.topic_prefix, cfg.flink.parallelism) == ("j.", 3)
+
+
+def test_the_config_file_a_started_process_gets_reads_back_the_same(tmp_path: Path) -> None:
+    """What jobs and the stack's processes are handed (`write_config_file`): every setting,
+    lists and job parameters included, owner-only (it may carry credentials from the env)."""
+    cfg = load_config(
+        overrides=[
+            "kafka.topic_prefix=t.",
+            "stack.components=kafka, loader",
+            "flink.checkpoint_interval_s=2.5",
+            "flink.dedup=false",
+            "jobs.web_traffic.session_gap_s=30",
+            "clickhouse.password=not-in-the-repo",
+        ],
+        env=ENV,
+    )
+    path = write_config_file(cfg, tmp_path / "c" / "config.toml")
+    assert load_config(path, env={}) == cfg
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+class _Probe(Component):
+    """A stack component whose one process writes the config it loads, then waits."""
+
+    name = "probe"
+    reads_config = True
+
+    def procs(self) -> list[Proc]:
+        code = (
+            "import json, sys, time; from flinkpulse.config import load_config; "
+            "open(sys.argv[1], 'w').write(json.dumps(load_config().to_dict())); time.sleep(60)"
+        )
+        return [Proc(self.name, [sys.executable, "-c", code, str(self.dir / "seen.json")])]
+
+    def healthy(self) -> bool:
+        return (self.dir / "seen.json").exists()
+
+
+def test_stack_processes_read_the_config_the_stack_was_started_with(tmp_path: Path) -> None:
+    """Flags, --set and --config reach the loader, bridges and servers `stack up` starts: they
+    run in their component's directory (no ./flinkpulse.toml) and see no flags of their own, so
+    `--topic-prefix t. stack up` used to start a loader of the unprefixed topics."""
+    # the test process's environment too: the child sees it, as the parent did
+    cfg = load_config(
+        overrides=[f"stack.state_dir={tmp_path}", "kafka.topic_prefix=t.", "jobs.x.y=1"]
+    )
+    comp = _Probe(cfg)
+    comp.start()
+    try:
+        comp.wait_ready(30)
+        seen = json.loads((comp.dir / "seen.json").read_text())
+        assert seen == json.loads(json.dumps(cfg.to_dict()))
+        assert seen["kafka"]["topic_prefix"] == "t."
+        assert comp.started_config() == cfg
+        # `stack up` with other settings names what the running one was started with
+        assert settings_drift(comp.started_config(), cfg) == []
+        assert settings_drift(comp.started_config(), cfg.with_prefix("u.")) == [
+            "kafka.topic_prefix='t.' (now 'u.')"
+        ]
+    finally:
+        comp.stop()
+    assert comp.started_config() is None  # not running: nothing to compare with
+    assert settings_drift(None, cfg) == []
