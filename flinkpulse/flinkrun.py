@@ -146,6 +146,8 @@ def _submit_locked(
     from flinkpulse import jobstate
 
     jobstate.record_submit(cfg, job, name, job_id, conf_file)
+    if savepoint and cfg.flink.claim_mode() == "no_claim":
+        jobstate.prune(cfg, name, job_id, savepoint)  # earlier runs' checkpoints: never read again
     if wait_running:
         rest.wait_running_tasks(job_id)
     return job_id

@@ -10,6 +10,7 @@ job from its newest state: the latest completed checkpoint or savepoint, whichev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -91,6 +92,32 @@ def discard(cfg: Config, job_id: str) -> None:
         raise ValueError(f"not a Flink job id: {job_id!r}")
     for sub in ("checkpoints", "changelog"):
         shutil.rmtree(_flink_dir(cfg) / sub / job_id, ignore_errors=True)
+
+
+def prune(cfg: Config, name: str, new_id: str, restored: str) -> list[str]:
+    """After job `name` resumed as `new_id` from `restored` in ``no_claim`` mode, delete the
+    retained checkpoints (and state changes) of its earlier runs but the one it restored from.
+    Every `stack down`/`stack up` resumes each job as a new id, and each left a retained
+    checkpoint behind (~100 MB a job at 4,000 events/s) that nothing would read again: the
+    newest state is always the new run's or the restored one. ``no_claim``
+    only: the new run's first checkpoint is full, so it never reads another run's files; a
+    ``claim`` run's checkpoints may reference the snapshot it claimed and, through it, older
+    runs' files. Savepoints are kept (a user may have taken them to go back to). Returns the
+    ids whose files it deleted."""
+    root = _flink_dir(cfg)
+    owner = ""  # stays so for a savepoint, or state outside this stack
+    with contextlib.suppress(ValueError, IndexError):
+        owner = _path(restored).resolve().relative_to((root / "checkpoints").resolve()).parts[0]
+    ids = {e["job_id"] for e in entries(cfg) if e.get("name") == name and "job_id" in e}
+    pruned = sorted(
+        i
+        for i in ids - {new_id, owner}
+        if re.fullmatch(r"[0-9a-f]{32}", i)
+        and any((root / sub / i).exists() for sub in ("checkpoints", "changelog"))
+    )
+    for jid in pruned:
+        discard(cfg, jid)
+    return pruned
 
 
 def submitted_config(cfg: Config, name: str) -> tuple[str, Path] | None:

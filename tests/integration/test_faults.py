@@ -653,6 +653,13 @@ def test_stack_down_up_mid_stream_resumes_from_savepoint(fp: FaultPipe, reliabil
         e for e in jobstate.entries(fp.base) if e.get("name") == name and "savepoint" in e
     ]
     assert len(savepoints) == savepoints_before + 1
+    # restored from that savepoint, the resume deleted the earlier runs' retained checkpoints
+    ids = [
+        e["job_id"] for e in jobstate.entries(fp.base) if e.get("name") == name and "job_id" in e
+    ]
+    assert ids[-1] == FlinkRest(fp.cfg).running(name)[0]["jid"]
+    checkpoints = fp.base.stack.state_path() / "flink" / "checkpoints"
+    assert [jid for jid in ids[:-1] if (checkpoints / jid).exists()] == []
 
 
 def test_stack_down_right_after_taskmanager_kill_leaves_no_process(

@@ -115,3 +115,32 @@ def test_discard_deletes_one_jobs_checkpoints_and_state_changes_only(tmp_path: P
     assert (flink / "changelog" / kept / "dstl" / "f").is_file()
     with pytest.raises(ValueError, match="not a Flink job id"):
         jobstate.discard(cfg, "../" + gone)
+
+
+def test_a_resume_prunes_the_earlier_runs_but_the_one_it_restored(tmp_path: Path) -> None:
+    """Every `stack down`/`stack up` resumes a job as a new id; the earlier runs' retained
+    checkpoints were kept forever. After a resume, those of the same name go but the run it
+    restored from (and the new run); another job's and the savepoints stay."""
+    cfg = _cfg(tmp_path)
+    flink = tmp_path / "flink"
+    name = "flinkpulse-player_stats"
+    old, restored, new, other = "a" * 32, "b" * 32, "c" * 32, "d" * 32
+    for jid in (old, restored, new):
+        jobstate.record_submit(cfg, "player_stats", name, jid, Path("c"))
+    jobstate.record_submit(cfg, "web_traffic", "flinkpulse-web_traffic", other, Path("c"))
+    now = time.time()
+    for jid in (old, restored, other):
+        _metadata(flink / "checkpoints" / jid / "chk-3", now)
+        (flink / "changelog" / jid).mkdir(parents=True)
+    sp = _metadata(flink / "savepoints" / "savepoint-aaaaaa-1", now)
+    state = f"file://{flink / 'checkpoints' / restored / 'chk-3'}"
+    assert jobstate.prune(cfg, name, new, state) == [old]
+    assert not (flink / "checkpoints" / old).exists() and not (flink / "changelog" / old).exists()
+    for jid in (restored, other):
+        assert (flink / "checkpoints" / jid / "chk-3" / "_metadata").is_file()
+        assert (flink / "changelog" / jid).is_dir()
+    assert (sp / "_metadata").is_file()
+    # restored from a savepoint: no earlier run's checkpoints are needed
+    assert jobstate.prune(cfg, name, new, str(sp)) == [restored]
+    assert not (flink / "checkpoints" / restored).exists()
+    assert (flink / "checkpoints" / other / "chk-3" / "_metadata").is_file()
