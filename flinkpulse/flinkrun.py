@@ -146,8 +146,6 @@ def _submit_locked(
     from flinkpulse import jobstate
 
     jobstate.record_submit(cfg, job, name, job_id, conf_file)
-    if savepoint and cfg.flink.claim_mode() == "no_claim":
-        jobstate.prune(cfg, name, job_id, savepoint)  # earlier runs' checkpoints: never read again
     if wait_running:
         rest.wait_running_tasks(job_id)
     return job_id
@@ -302,12 +300,18 @@ def run_bounded(
 
 
 def resume(cfg: Config, job: str) -> tuple[str, str | None]:
-    """Submit `job` from its newest retained checkpoint/savepoint (fresh if it has none);
-    returns (job id, the state it restored or None)."""
+    """Submit `job` from its newest retained checkpoint/savepoint (fresh if it has none), and
+    then delete its earlier runs' retained checkpoints (`jobstate.prune`); returns (job id, the
+    state it restored or None)."""
     from flinkpulse import jobstate
 
-    state = jobstate.latest_state(cfg, job_name(cfg, job))
-    return submit(cfg, job, savepoint=state), state
+    name = job_name(cfg, job)
+    state = jobstate.latest_state(cfg, name)
+    job_id = submit(cfg, job, savepoint=state)
+    if state and cfg.flink.claim_mode() == "no_claim":
+        # the newest state is restored: the earlier runs' checkpoints are never read again
+        jobstate.prune(cfg, name, job_id, state)
+    return job_id, state
 
 
 def _first_cause(out: str) -> str:

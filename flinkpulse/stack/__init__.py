@@ -134,7 +134,7 @@ def _resume_jobs(cfg: Config, log: bool) -> None:
     from flinkpulse.config import load_config
     from flinkpulse.errors import FlinkpulseError
     from flinkpulse.flinkrest import FlinkRest
-    from flinkpulse.flinkrun import submit
+    from flinkpulse.flinkrun import resume
 
     for name in jobstate.take_resume(cfg):
         found = jobstate.submitted_config(cfg, name)
@@ -145,8 +145,7 @@ def _resume_jobs(cfg: Config, log: bool) -> None:
             job_cfg = load_config(conf_file, env={})
             if FlinkRest(job_cfg).running(name):
                 continue
-            state = jobstate.latest_state(cfg, name)
-            jid = submit(job_cfg, job, savepoint=state)
+            jid, state = resume(job_cfg, job)
             if log:
                 print(f"  {'job':<11} {name} resumed as {jid} from {state}", flush=True)
         except (FlinkpulseError, OSError) as e:
