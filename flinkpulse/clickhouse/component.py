@@ -30,7 +30,6 @@ def _write_private(path: Path, text: str) -> None:
 
 class ClickHouse(Component):
     name = "clickhouse"
-    reads_config = True
     start_timeout = 60.0
 
     @property

@@ -61,6 +61,7 @@ def _fresh(doc: dict[str, Any] | None) -> bool:
 class Mqtt(Component):
     name = "mqtt"
     reads_config = True
+    config_sections = ("kafka", "registry", "ingest")
     start_timeout = 60.0
 
     @property
@@ -163,6 +164,7 @@ class Mqtt(Component):
 class HttpIngest(Component):
     name = "ingest"
     reads_config = True
+    config_sections = ("kafka", "registry", "ingest")
     start_timeout = 60.0
 
     @property

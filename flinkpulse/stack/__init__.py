@@ -86,7 +86,7 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
         # (e.g. Flink's TaskManager) the others still answer health checks for a while
         if comp.complete() and comp.healthy():
             if log:
-                drift = settings_drift(comp.started_config(), cfg)
+                drift = settings_drift(comp.started_config(), cfg, comp.config_sections)
                 note = (
                     f" with other settings ({'; '.join(drift)}): `flinkpulse stack down "
                     f"{comp.name}` and up again to apply these"
@@ -112,16 +112,19 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
         _resume_jobs(cfg, log)
 
 
-def settings_drift(running: Config | None, wanted: Config, limit: int = 3) -> list[str]:
-    """What a running component was started with that differs from `wanted`, as
-    ``section.key=running (now wanted)``, at most `limit` of them (empty when unknown)."""
+def settings_drift(
+    running: Config | None, wanted: Config, sections: tuple[str, ...] = (), limit: int = 3
+) -> list[str]:
+    """What a running component was started with that differs from `wanted` in `sections`
+    (all when empty), as ``section.key=running (now wanted)``, at most `limit` of them (empty
+    when unknown)."""
     if running is None:
         return []
     old, new = running.to_dict(), wanted.to_dict()
     out = [
         f"{section}.{key}={old[section].get(key)!r} (now {value!r})"
         for section, values in new.items()
-        if section != "jobs"
+        if section != "jobs" and (not sections or section in sections)
         for key, value in values.items()
         if old.get(section, {}).get(key) != value
     ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flinkpulse.config import CONFIG_ENV, Config, load_config, write_config_file
-from flinkpulse.errors import FlinkpulseError
+from flinkpulse.errors import FlinkpulseError, UsageError
 
 
 @dataclass
@@ -46,6 +46,9 @@ class Component:
     #: ./flinkpulse.toml (they run in the component's directory): `--topic-prefix X stack up`
     #: started a loader of the unprefixed topics
     reads_config: bool = False
+    #: the config sections its processes use (all when empty): `stack up` says which of them
+    #: differ between a running component and the settings it was asked for
+    config_sections: tuple[str, ...] = ()
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -93,7 +96,10 @@ class Component:
         """The config its running processes read, or None (not running, or not `reads_config`)."""
         if not self.reads_config or not self.running() or not self.config_file.exists():
             return None
-        return load_config(self.config_file, env={})
+        try:
+            return load_config(self.config_file, env={})
+        except UsageError:  # written by another flinkpulse version: unknown
+            return None
 
     def pid_file(self, proc: str) -> Path:
         return self.state / "run" / f"{proc}.pid"

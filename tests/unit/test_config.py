@@ -167,6 +167,10 @@ def test_stack_processes_read_the_config_the_stack_was_started_with(tmp_path: Pa
         assert settings_drift(comp.started_config(), cfg.with_prefix("u.")) == [
             "kafka.topic_prefix='t.' (now 'u.')"
         ]
+        # only the sections the component's processes use count (the ClickHouse server's
+        # process reads none, a loader does not care about Flink's parallelism...)
+        other = cfg.derive(flink={"parallelism": 2})
+        assert settings_drift(comp.started_config(), other, ("kafka", "loader")) == []
     finally:
         comp.stop()
     assert comp.started_config() is None  # not running: nothing to compare with
