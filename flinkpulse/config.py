@@ -281,7 +281,8 @@ class FlinkConfig:
     #: arrive (security_alerts' raw security events, the archive). "auto" keeps the heap flat
     #: where ttl filled the default TaskManager's at 4,000 events/s within 9 minutes, but a CI
     #: demo with it sent 0.4-1.1 % of every source to late.* (< 0.1 % with ttl), not understood
-    #: yet (three demos since sent none), so it stays opt-in (bench/README.md).
+    #: yet (three demos since sent none, two whole-suite CIs of three passed), so it stays
+    #: opt-in (bench/README.md).
     #: docs/techniques.md#deduplication
     dedup_state: str = "ttl"
     #: a partition of the rules topic (config.rules) or of a reference topic (iot.devices)
