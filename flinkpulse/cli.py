@@ -63,14 +63,17 @@ def _leaves(p: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     return [leaf for a in subs for child in a.choices.values() for leaf in _leaves(child)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, cfg: Config | None = None) -> int:
+    """Run one command; `cfg`: an in-process caller's config (the demo's), used instead of what
+    the config flags, the environment and ./flinkpulse.toml give."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     try:
-        cfg: Config = config_from_args(args)
+        if cfg is None:
+            cfg = config_from_args(args)
         return int(args.func(cfg, args) or 0)
     except FlinkpulseError as e:
         print(f"flinkpulse: error: {e}", file=sys.stderr)

@@ -44,11 +44,12 @@ def _step(n: int, total: int, what: str) -> float:
     return time.monotonic()
 
 
-def _cli(*argv: str) -> None:
-    """Run a flinkpulse subcommand in-process; stop the demo on failure (message already shown)."""
+def _cli(cfg: Config, *argv: str) -> None:
+    """Run a flinkpulse subcommand in-process with the demo's config (its --config, --set and
+    --topic-prefix included); stop the demo on failure (message already shown)."""
     from flinkpulse.cli import main
 
-    rc = main(list(argv))
+    rc = main(list(argv), cfg=cfg)
     if rc != 0:
         raise FlinkpulseError(f"`flinkpulse {' '.join(argv)}` failed (exit {rc}); see above")
 
@@ -188,11 +189,11 @@ def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 
     )
     stack.up(cfg)
     _step(2, total, "registering Avro schemas")
-    _cli("schemas", "register")
+    _cli(cfg, "schemas", "register")
     _step(3, total, "creating ClickHouse tables")
-    _cli("clickhouse", "migrate")
+    _cli(cfg, "clickhouse", "migrate")
     _step(4, total, "importing Superset dashboards")
-    _cli("dashboards", "import")
+    _cli(cfg, "dashboards", "import")
     _step(5, total, "submitting the Flink jobs")
     ensure_topics(cfg)
     for job, job_id, already in start_missing(cfg, list(JOBS)):

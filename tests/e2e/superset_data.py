@@ -55,8 +55,8 @@ def ch_client(cfg: Config, role: str) -> Any:
 
 def prepare(cfg: Config) -> None:
     """Schemas registered and ClickHouse migrated (both idempotent), as `flinkpulse demo` does."""
-    demo._cli("schemas", "register")
-    demo._cli("clickhouse", "migrate")
+    demo._cli(cfg, "schemas", "register")
+    demo._cli(cfg, "clickhouse", "migrate")
 
 
 @dataclass

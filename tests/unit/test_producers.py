@@ -636,11 +636,15 @@ def test_bad_demo_arguments_exit_2_with_one_line_before_any_service(
 
 
 @pytest.mark.parametrize(
-    "args",
-    [["demo", "--topic-prefix", "me."], ["--topic-prefix", "me.", "demo"]],
+    ("args", "given"),
+    [
+        (["demo", "--topic-prefix", "me."], False),
+        (["--topic-prefix", "me.", "demo"], False),
+        (["demo"], True),  # an in-process caller's config (the demo's own commands) wins
+    ],
 )
 def test_a_demo_into_topics_the_running_loader_does_not_read_is_one_line_and_exit_2(
-    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    args: list[str], given: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The stack's loader, once running, keeps the topics it was started with: a demo with
     another prefix used to produce results it never loaded, and fail after its whole timeout
@@ -658,7 +662,10 @@ def test_a_demo_into_topics_the_running_loader_does_not_read_is_one_line_and_exi
     loader = Sleeper(load_config(overrides=[f"stack.state_dir={tmp_path}"]))
     loader.start()
     try:
-        assert cli.main([*state, *args]) == 2
+        if given:
+            assert cli.main(args, cfg=loader.cfg.with_prefix("me.")) == 2
+        else:
+            assert cli.main([*state, *args]) == 2
     finally:
         loader.stop()
     err = capsys.readouterr().err
