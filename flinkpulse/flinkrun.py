@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -275,25 +274,13 @@ def _flink_run(
     if savepoint:
         mode = cfg.flink.claim_mode()
         if mode == "claim":
-            savepoint = claimable(cfg, savepoint)
+            from flinkpulse import jobstate
+
+            savepoint = jobstate.claimable(cfg, savepoint)
         cmd += ["-s", savepoint, "--claimMode", mode]
     cmd += ["-py", str(script), *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=flink_env(cfg), cwd=ROOT)
     return res.returncode, res.stdout + res.stderr, cmd
-
-
-def claimable(cfg: Config, state: str) -> str:
-    """What a ``claim`` mode restore may own: a retained checkpoint of this stack as it is
-    (flinkpulse's own, subsumed by the new run's), anything else (a savepoint someone took to
-    go back to) as a copy. A claiming job deletes the snapshot it restored once newer
-    checkpoints replace it, and it used to delete the user's savepoint so."""
-    src = Path(state.removeprefix("file://").removeprefix("file:"))
-    checkpoints = cfg.stack.state_path() / "flink" / "checkpoints"
-    if src.resolve().is_relative_to(checkpoints.resolve()) or not src.is_dir():
-        return state
-    copy = cfg.stack.state_path() / "flink" / "savepoints" / f"claimed-{time.time_ns()}-{src.name}"
-    shutil.copytree(src, copy)
-    return str(copy)
 
 
 def _failure(cfg: Config, job: str, cmd: list[str], out: str) -> str:

@@ -83,12 +83,38 @@ def latest_state(cfg: Config, name: str) -> str | None:
     return str(max(found)[1])
 
 
+#: a Flink job id, as the retained checkpoints' directories are named
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def checkpoint_owner(cfg: Config, state: str) -> str:
+    """The id of the run whose retained checkpoint on this stack `state` is; "" for anything
+    else (a savepoint, state outside this stack)."""
+    with contextlib.suppress(ValueError, IndexError):
+        root = (_flink_dir(cfg) / "checkpoints").resolve()
+        return _path(state).resolve().relative_to(root).parts[0]
+    return ""
+
+
+def claimable(cfg: Config, state: str) -> str:
+    """What a ``claim`` mode restore may own: a retained checkpoint of this stack as it is
+    (flinkpulse's own, subsumed by the new run's), anything else (a savepoint someone took to
+    go back to) as a copy. A claiming job deletes the snapshot it restored once newer
+    checkpoints replace it, and it used to delete the user's savepoint so."""
+    src = _path(state)
+    if checkpoint_owner(cfg, state) or not src.is_dir():
+        return state
+    copy = _flink_dir(cfg) / "savepoints" / f"claimed-{time.time_ns()}-{src.name}"
+    shutil.copytree(src, copy)
+    return str(copy)
+
+
 def discard(cfg: Config, job_id: str) -> None:
     """Delete the retained checkpoints and state changes a stopped throwaway job (a benchmark's
     run) left on the local stack: RETAIN_ON_CANCELLATION keeps them for `jobs resume`, and
     nothing else ever deletes them (2.9 GB after two pipeline soaks). Never for a job that may
     be resumed, or whose snapshot a resumed job claimed."""
-    if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise ValueError(f"not a Flink job id: {job_id!r}")
     for sub in ("checkpoints", "changelog"):
         shutil.rmtree(_flink_dir(cfg) / sub / job_id, ignore_errors=True)
@@ -105,14 +131,11 @@ def prune(cfg: Config, name: str, new_id: str, restored: str) -> list[str]:
     runs' files. Savepoints are kept (a user may have taken them to go back to). Returns the
     ids whose files it deleted."""
     root = _flink_dir(cfg)
-    owner = ""  # stays so for a savepoint, or state outside this stack
-    with contextlib.suppress(ValueError, IndexError):
-        owner = _path(restored).resolve().relative_to((root / "checkpoints").resolve()).parts[0]
     ids = {e["job_id"] for e in entries(cfg) if e.get("name") == name and "job_id" in e}
     pruned = sorted(
         i
-        for i in ids - {new_id, owner}
-        if re.fullmatch(r"[0-9a-f]{32}", i)
+        for i in ids - {new_id, checkpoint_owner(cfg, restored)}
+        if _JOB_ID.fullmatch(i)
         and any((root / sub / i).exists() for sub in ("checkpoints", "changelog"))
     )
     for jid in pruned:

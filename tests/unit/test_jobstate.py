@@ -149,15 +149,13 @@ def test_a_resume_prunes_the_earlier_runs_but_the_one_it_restored(tmp_path: Path
 def test_a_claiming_restore_owns_a_copy_of_a_savepoint_not_the_savepoint(tmp_path: Path) -> None:
     """With the changelog backend a job restores in claim mode and deletes what it restored once
     subsumed: its own retained checkpoint is fine to give it, a savepoint is copied first."""
-    from flinkpulse.flinkrun import claimable
-
     cfg = _cfg(tmp_path)
     flink = tmp_path / "flink"
     chk = _metadata(flink / "checkpoints" / ("a" * 32) / "chk-3", time.time())
-    assert claimable(cfg, f"file://{chk}") == f"file://{chk}"
+    assert jobstate.claimable(cfg, f"file://{chk}") == f"file://{chk}"
     sp = _metadata(tmp_path / "elsewhere" / "savepoint-aaaaaa-1", time.time())
     (sp / "state").write_bytes(b"s")
-    copy = Path(claimable(cfg, f"file:{sp}"))
+    copy = Path(jobstate.claimable(cfg, f"file:{sp}"))
     assert copy.parent == flink / "savepoints" and copy.name.startswith("claimed-")
     assert (copy / "_metadata").read_bytes() == b"x" and (copy / "state").read_bytes() == b"s"
     assert (sp / "_metadata").is_file()  # the savepoint itself is untouched
