@@ -31,7 +31,7 @@ from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 from flinkpulse.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
 from flinkpulse.topics import ensure_topics
-from producers.base import Event, TimedEvent
+from producers.base import ClockStep, ClockSteps, Event, TimedEvent
 from producers.encoder import Encoder, compile_encoder
 
 #: kinds of malformed values --bad-fraction sends, in turn
@@ -57,6 +57,8 @@ class Stats:
     interrupted: bool = False
     per_topic: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)  # first few messages, for the summary
+    #: steps of the wall clock while sending (live timestamps are the wall clock's)
+    clock_steps: list[ClockStep] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -69,6 +71,11 @@ class Stats:
             f"{head}sent {self.sent:,} records ({topics}) in {self.elapsed:.1f}s = "
             f"{self.rate:,.0f}/s; delivered {self.delivered:,}, delivery errors {self.failed:,}, "
             f"invalid (not sent) {self.invalid:,}, malformed on purpose {self.bad:,}"
+            + (
+                f"; wall clock stepped {', '.join(map(str, self.clock_steps))}"
+                if self.clock_steps
+                else ""
+            )
         )
 
 
@@ -295,6 +302,11 @@ class AvroKafkaProducer:
         per_topic = st.per_topic
         send = self.send
         inline = self.bad_fraction <= 0
+        # the wall clock against the monotonic one: a step makes live events late in Kafka
+        # (stamped before it, sent after it), which the summary then says
+        clock = ClockSteps()
+        clock.observe(t0, time.time())
+        st.clock_steps = clock.steps
         try:
             for ev in events:
                 if count is not None and i >= count:
@@ -328,6 +340,12 @@ class AvroKafkaProducer:
                         per_topic[logical] += 1
                 if i % check_every == 0:
                     now = time.monotonic()
+                    step = clock.observe(now, time.time())
+                    if step is not None and progress is not None:
+                        progress.write(
+                            f"\n{label}the wall clock stepped {step}: events stamped before it "
+                            "reach Kafka after it, late (late.*)\n"
+                        )
                     if duration is not None and now - t0 >= duration:
                         break
                     if rate is not None:

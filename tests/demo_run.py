@@ -30,6 +30,7 @@ from flink_jobs import JOBS
 from flink_jobs.common import SOURCE_TOPICS, dlq_topic, late_topic
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
+from producers.base import ClockStep
 from tests.conftest import TEST_STACK
 from tests.e2e import superset_data
 
@@ -96,11 +97,68 @@ def dlq_reasons(cfg: Config, topic: str, start: list[int], n: int = 5) -> list[s
     return [dict(m.headers() or []).get("error", b"").decode() for m in msgs]
 
 
-#: `sent N records (topic=n, ...) in ...; delivered N, delivery errors N, invalid (not sent) N`
+#: `sent N records (topic=n, ...) in ...; delivered N, delivery errors N, invalid (not sent) N,
+#: malformed on purpose N[; wall clock stepped +26.0 s at 2026-12-05T03:16:07.580Z, ...]`
 SUMMARY = re.compile(
     r"sent (?P<sent>[\d,]+) records \((?P<topics>[^)]*)\).*delivery errors (?P<failed>[\d,]+), "
     r"invalid \(not sent\) (?P<invalid>[\d,]+), malformed on purpose (?P<bad>[\d,]+)"
+    r"(?:; wall clock stepped (?P<steps>.*))?"
 )
+STEP = re.compile(r"(?P<size>[-+][\d.]+) s at (?P<at>[\dT:.-]+)Z")
+#: `late: <event time> reached Kafka at <Kafka timestamp>` (flink_jobs.common, late.* headers)
+LATE = re.compile(r"late: (?P<event>[\d :.-]+) reached Kafka at (?P<kafka>[\d :.-]+)")
+#: slack (s) of a clock step's bounds: it is seen at the producer's next check of the clocks
+STEP_SLACK_S = 1.0
+
+
+def _epoch(text: str) -> float:
+    """Seconds since the epoch of a UTC time written `2026-12-05 03:16:07.580` (or with a T)."""
+    return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC).timestamp()
+
+
+def explained_by_step(steps: list[ClockStep], event: float, kafka: float, delay: float) -> bool:
+    """Whether a late record (event time, Kafka timestamp; epoch s) is one a step of the
+    producer's wall clock made late (producers.base.ClockStep): after a forward step, an event
+    stamped before it (or scheduled in the skipped span) that reached Kafka as the step ended;
+    after a backward step, one whose Kafka timestamp lies in the span the clock went back over,
+    behind the watermark the earlier timestamps set."""
+    for s in steps:
+        end = s.at + s.size
+        if s.size > 0:
+            if s.at - delay <= event < end and end - STEP_SLACK_S <= kafka <= end + delay:
+                return True
+        elif end - STEP_SLACK_S <= kafka <= s.at + STEP_SLACK_S:
+            return True
+    return False
+
+
+def late_times(cfg: Config, topic: str, start: list[int]) -> list[tuple[float, float]]:
+    """(event time, Kafka timestamp) in epoch s of every record of late.* `topic` after `start`,
+    from its `error` header (committed records only)."""
+    c = Consumer(
+        {
+            **cfg.kafka.client_conf(),
+            "group.id": f"late-{time.time_ns()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    out = []
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        at = dict(enumerate(start))
+        c.assign([TopicPartition(topic, p, at.get(p, 0)) for p in md.partitions])
+        while msgs := c.consume(1000, 5.0):
+            for m in msgs:
+                if m.error():
+                    continue
+                reason = dict(m.headers() or []).get("error", b"").decode()
+                hit = LATE.search(reason)
+                assert hit, f"{topic}: a late record without its reason: {reason!r}"
+                out.append((_epoch(hit["event"]), _epoch(hit["kafka"])))
+    finally:
+        c.close()
+    return out
 
 
 def produced(line: str) -> dict[str, Any]:
@@ -112,12 +170,17 @@ def produced(line: str) -> dict[str, Any]:
         return int(s.replace(",", ""))
 
     topics = dict(kv.split("=") for kv in m["topics"].split(", ") if kv)
+    steps = [
+        ClockStep(at=_epoch(s["at"]), size=float(s["size"]))
+        for s in STEP.finditer(m["steps"] or "")
+    ]
     return {
         "sent": n(m["sent"]),
         "failed": n(m["failed"]),
         "invalid": n(m["invalid"]),
         "bad": n(m["bad"]),
         "per_topic": {t: n(v) for t, v in topics.items()},
+        "clock_steps": steps,
     }
 
 

@@ -408,6 +408,74 @@ def test_the_first_live_event_carries_the_time_it_is_made_not_the_clock_s_creati
     assert 1_800_000_005_000 - 3000 <= clock.stamp(1_800_000_000_500) <= 1_800_000_005_000
 
 
+def test_a_step_of_the_wall_clock_is_seen_against_the_monotonic_clock() -> None:
+    """A virtual machine resumed after 26 s (2026-12-05: the wall clock moved, the monotonic
+    one did not): the producer sees the step and when it came; drift below a second is none."""
+    from producers.base import ClockStep, ClockSteps
+
+    steps = ClockSteps()
+    wall0 = 1_796_392_832.0
+    assert steps.observe(100.0, wall0 + 100.0) is None  # the first reading
+    assert steps.observe(101.0, wall0 + 101.4) is None  # slewed, not stepped
+    step = steps.observe(102.0, wall0 + 128.4)
+    assert step == ClockStep(at=wall0 + 101.4 + 1.0, size=26.0)
+    assert steps.observe(103.0, wall0 + 129.4) is None
+    back = steps.observe(104.0, wall0 + 124.4)  # and back by 6 s
+    assert back is not None and back.size == -6.0 and back.at == wall0 + 130.4
+    assert steps.steps == [step, back]
+    assert str(step) == "+26.0 s at 2026-12-04T14:02:14.400Z"
+
+
+def test_the_producer_summary_names_the_clock_steps_for_the_demo_test() -> None:
+    """The demo's `produced:` line carries the steps; the event-time test reads them back."""
+    from producers.base import ClockStep
+    from producers.kafka import Stats
+    from tests.demo_run import produced
+
+    st = Stats(sent=3, delivered=3, elapsed=1.0)
+    st.per_topic["web.access-logs"] = 3
+    assert "clock" not in st.summary()
+    assert produced(st.summary())["clock_steps"] == []
+    st.clock_steps = [ClockStep(1_796_440_567.58, 21.7), ClockStep(1_796_440_600.0, -6.2)]
+    summary = st.summary()
+    assert summary.endswith(
+        "; wall clock stepped +21.7 s at 2026-12-05T03:16:07.580Z, -6.2 s at 2026-12-05T03:16:40.000Z"
+    )
+    back = produced(summary)
+    assert back["sent"] == 3 and back["per_topic"] == {"web.access-logs": 3}
+    assert [(round(s.at, 3), s.size) for s in back["clock_steps"]] == [
+        (1_796_440_567.58, 21.7),
+        (1_796_440_600.0, -6.2),
+    ]
+
+
+def test_late_records_a_step_of_the_clock_explains() -> None:
+    """The records a 22 s step made late on 2026-12-05 (late.* reasons, read back), and ones it
+    does not explain: a record that waited on its own, and any lateness without a step."""
+    from producers.base import ClockStep
+    from tests.demo_run import _epoch, explained_by_step
+
+    def late(event: str, kafka: str, steps: list[ClockStep]) -> bool:
+        return explained_by_step(
+            steps, _epoch(f"2026-12-05 {event}"), _epoch(f"2026-12-05 {kafka}"), 5.0
+        )
+
+    forward = [ClockStep(at=_epoch("2026-12-05 03:16:07.600"), size=21.7)]  # to 03:16:29.300
+    # stamped just before the step, sent as it ended; scheduled in the skipped span
+    assert late("03:16:07.580", "03:16:29.186", forward)
+    assert late("03:16:24.629", "03:16:29.992", forward)
+    assert late("03:16:25.387", "03:16:30.630", forward)
+    # late for other reasons: waited well past the step, or stamped long before it
+    assert not late("03:16:28.000", "03:16:40.000", forward)
+    assert not late("03:15:50.000", "03:16:29.500", forward)
+    assert not late("03:16:07.580", "03:16:29.186", [])
+    # back by 6 s at 03:16:40: records stamped in the span gone over twice are behind the
+    # watermark of the first pass
+    backward = [ClockStep(at=_epoch("2026-12-05 03:16:40.000"), size=-6.0)]
+    assert late("03:16:34.100", "03:16:34.200", backward)
+    assert not late("03:16:20.000", "03:16:31.000", backward)
+
+
 def test_live_jitter_stays_within_the_watermark_delay_and_late_is_opt_in() -> None:
     import time
 
