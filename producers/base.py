@@ -129,6 +129,8 @@ class LiveClock(Clock):
 
 #: a change of the wall clock against the monotonic one at least this big (s) is a step
 CLOCK_STEP_S = 1.0
+#: a reading of both clocks is taken when the monotonic clock moved less than this across it
+CLOCK_READ_SLACK_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -151,19 +153,32 @@ class ClockSteps:
     """Steps of the wall clock seen between readings of both clocks (`observe`), kept in
     :attr:`steps`: a producer reports them, so lateness they caused has its reason."""
 
-    __slots__ = ("steps", "_offset")
+    __slots__ = ("steps", "_offset", "_monotonic", "_wall")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.steps: list[ClockStep] = []
         self._offset: float | None = None
+        self._monotonic = monotonic
+        self._wall = wall
 
-    def observe(self, monotonic: float, wall: float) -> ClockStep | None:
-        """Compare a reading of both clocks with the last; the step, if the wall clock made one."""
-        offset = wall - monotonic
+    def observe(self) -> ClockStep | None:
+        """Read both clocks and compare with the last reading; the step, if the wall clock made
+        one. A reading the thread was descheduled in the middle of (the monotonic clock moved
+        more than `CLOCK_READ_SLACK_S` across it: a starved machine) is no verdict."""
+        before = self._monotonic()
+        wall = self._wall()
+        after = self._monotonic()
+        if after - before > CLOCK_READ_SLACK_S:
+            return None
+        offset = wall - (before + after) / 2
         last, self._offset = self._offset, offset
         if last is None or abs(offset - last) < CLOCK_STEP_S:
             return None
-        step = ClockStep(at=monotonic + last, size=offset - last)
+        step = ClockStep(at=wall - (offset - last), size=offset - last)
         self.steps.append(step)
         return step
 

@@ -305,7 +305,7 @@ class AvroKafkaProducer:
         # the wall clock against the monotonic one: a step makes live events late in Kafka
         # (stamped before it, sent after it), which the summary then says
         clock = ClockSteps()
-        clock.observe(t0, time.time())
+        clock.observe()
         st.clock_steps = clock.steps
         try:
             for ev in events:
@@ -340,7 +340,7 @@ class AvroKafkaProducer:
                         per_topic[logical] += 1
                 if i % check_every == 0:
                     now = time.monotonic()
-                    step = clock.observe(now, time.time())
+                    step = clock.observe()
                     if step is not None and progress is not None:
                         progress.write(
                             f"\n{label}the wall clock stepped {step}: events stamped before it "

@@ -410,19 +410,26 @@ def test_the_first_live_event_carries_the_time_it_is_made_not_the_clock_s_creati
 
 def test_a_step_of_the_wall_clock_is_seen_against_the_monotonic_clock() -> None:
     """A virtual machine resumed after 26 s (2026-12-05: the wall clock moved, the monotonic
-    one did not): the producer sees the step and when it came; drift below a second is none."""
+    one did not): the producer sees the step and when it came; drift below a second is none,
+    and neither is a reading the thread was descheduled in the middle of."""
     from producers.base import ClockStep, ClockSteps
 
-    steps = ClockSteps()
     wall0 = 1_796_392_832.0
-    assert steps.observe(100.0, wall0 + 100.0) is None  # the first reading
-    assert steps.observe(101.0, wall0 + 101.4) is None  # slewed, not stepped
-    step = steps.observe(102.0, wall0 + 128.4)
-    assert step == ClockStep(at=wall0 + 101.4 + 1.0, size=26.0)
-    assert steps.observe(103.0, wall0 + 129.4) is None
-    back = steps.observe(104.0, wall0 + 124.4)  # and back by 6 s
-    assert back is not None and back.size == -6.0 and back.at == wall0 + 130.4
-    assert steps.steps == [step, back]
+    # (monotonic, wall, monotonic) per observe()
+    readings = iter([
+        (100.0, wall0 + 100.0, 100.0),  # the first reading
+        (101.0, wall0 + 101.4, 101.0),  # slewed, not stepped
+        (102.0, wall0 + 128.4, 102.0),  # stepped
+        (103.0, wall0 + 129.4, 103.0),
+        (104.0, wall0 + 129.5, 106.0),  # descheduled for 2 s between the readings
+        (107.0, wall0 + 127.4, 107.0),  # and back by 6 s
+    ])  # fmt: skip
+    flat = iter([x for r in readings for x in r])
+    steps = ClockSteps(monotonic=lambda: next(flat), wall=lambda: next(flat))
+    seen = [steps.observe() for _ in range(6)]
+    step = ClockStep(at=wall0 + 102.4, size=26.0)
+    assert seen == [None, None, step, None, None, ClockStep(at=wall0 + 133.4, size=-6.0)]
+    assert steps.steps == [step, seen[-1]]
     assert str(step) == "+26.0 s at 2026-12-04T14:02:14.400Z"
 
 
