@@ -27,11 +27,12 @@ from typing import Any, TextIO
 import fastavro
 
 from flinkpulse.avro import header
+from flinkpulse.clock import ClockStep, ClockSteps
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 from flinkpulse.schemas import TOPIC_RECORDS, latest_schema, schema_str, subject_for
 from flinkpulse.topics import ensure_topics
-from producers.base import ClockStep, ClockSteps, Event, TimedEvent
+from producers.base import Event, TimedEvent
 from producers.encoder import Encoder, compile_encoder
 
 #: kinds of malformed values --bad-fraction sends, in turn

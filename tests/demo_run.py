@@ -28,9 +28,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flink_jobs import JOBS
 from flink_jobs.common import SOURCE_TOPICS, dlq_topic, late_topic
+from flinkpulse.clock import ClockStep
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
-from producers.base import ClockStep
 from tests.conftest import TEST_STACK
 from tests.e2e import superset_data
 
@@ -118,7 +118,7 @@ def _epoch(text: str) -> float:
 
 def explained_by_step(steps: list[ClockStep], event: float, kafka: float, delay: float) -> bool:
     """Whether a late record (event time, Kafka timestamp; epoch s) is one a step of the
-    producer's wall clock made late (producers.base.ClockStep): after a forward step, an event
+    producer's wall clock made late (flinkpulse.clock.ClockStep): after a forward step, an event
     stamped before it (or scheduled in the skipped span) that reached Kafka as the step ended;
     after a backward step, one whose Kafka timestamp lies in the span the clock went back over,
     behind the watermark the earlier timestamps set."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -26,9 +27,12 @@ from typing import Any
 import fastavro
 
 from flinkpulse.avro import Registry, RegistryError
+from flinkpulse.clock import ClockSteps
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
 from flinkpulse.topics import SOURCE_KEYS, SOURCE_RECORDS, SOURCE_TOPICS, dlq_topic, ensure_topics
+
+log = logging.getLogger(__name__)
 
 #: a namespace (Kafka topic prefix without its dot; MQTT: the first topic level)
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -200,7 +204,13 @@ class Ingestor:
     the acknowledgements instead of failing them) and a thread that serves its callbacks.
     """
 
-    def __init__(self, cfg: Config, producer_conf: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        producer_conf: dict[str, Any] | None = None,
+        clock: ClockSteps | None = None,
+    ) -> None:
+        """`clock`: what watches this host's wall clock, which stamps the records."""
         from flinkpulse.producer import Producer
 
         self.cfg = cfg
@@ -219,7 +229,8 @@ class Ingestor:
             **(producer_conf or {}),
         }
         self.producer = Producer(conf)
-        self.counts = {"records": 0, "dead_letters": 0, "failed": 0}
+        self.counts = {"records": 0, "dead_letters": 0, "failed": 0, "clock_steps": 0}
+        self.clock = clock or ClockSteps()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
@@ -227,6 +238,14 @@ class Ingestor:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.producer.poll(0.05)  # also writes again what Kafka gave no offset
+            step = self.clock.observe()  # records are stamped with this host's wall clock
+            if step is not None:
+                self.counts["clock_steps"] += 1
+                log.warning(
+                    "the wall clock stepped %s: records are stamped with it, so those around "
+                    "the step are late (late.*) or ahead of their devices' event times",
+                    step,
+                )
 
     def check_kafka(self, timeout: float = 10.0) -> None:
         """ServiceUnreachable unless the brokers answer."""

@@ -175,6 +175,7 @@ class Bridge:
             "records": c["records"],
             "dead_letters": c["dead_letters"],
             "unacked": self.received - self.acked - self.unroutable,
+            "clock_steps": c["clock_steps"],
         }
 
     def run(self, max_seconds: float | None = None) -> int:

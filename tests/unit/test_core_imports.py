@@ -1,8 +1,8 @@
 """Dependencies flow one way: the core of flinkpulse imports nothing above it.
 
 The core is the configuration, the errors, the paths, the topology and topic creation
-(flinkpulse/topics.py), the schema files (flinkpulse/schemas.py) and the Confluent wire format
-(flinkpulse/avro.py). Jobs, UDFs, producers, the loader, the registry, the
+(flinkpulse/topics.py), the schema files (flinkpulse/schemas.py), the Confluent wire format
+(flinkpulse/avro.py) and the ingest tier's clock (flinkpulse/clock.py). Jobs, UDFs, producers, the loader, the registry, the
 commands and the stack build on it; none of them may be imported by the core, not even inside a
 function (every import statement of a module counts, wherever it is).
 """
@@ -24,6 +24,7 @@ CORE = {
     "flinkpulse.topics",
     "flinkpulse.schemas",
     "flinkpulse.avro",
+    "flinkpulse.clock",
 }
 #: what no module of the flinkpulse package may import: the product runs without its tests
 #: and benchmark scripts (the flinkpulse.bench package is the product's benchmark)

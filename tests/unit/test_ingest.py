@@ -102,3 +102,32 @@ def test_rate_limiter_bursts_then_refuses_per_client() -> None:
     lim = RateLimiter(5.0)
     assert [lim.allow("a") for _ in range(12)] == [True] * 10 + [False] * 2
     assert lim.allow("b")
+
+
+def test_the_bridges_warn_of_a_step_of_the_wall_clock_that_stamps_their_records(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The bridges stamp each record's Kafka timestamp with their host's wall clock: a step of
+    it (a VM resumed) makes device records late, so the log and the status say so. No broker
+    is needed: the producer only connects when it sends."""
+    import time
+
+    from flinkpulse.clock import ClockSteps
+    from flinkpulse.ingest.core import Ingestor
+
+    jump = [0.0]
+    clock = ClockSteps(wall=lambda: time.time() + jump[0])
+    ing = Ingestor(load_config(), clock=clock)
+    try:
+        time.sleep(0.3)
+        assert ing.counts["clock_steps"] == 0
+        with caplog.at_level("WARNING", logger="flinkpulse.ingest.core"):
+            jump[0] = 22.0
+            deadline = time.monotonic() + 5
+            while not ing.counts["clock_steps"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert ing.counts["clock_steps"] == 1
+        assert [round(s.size) for s in clock.steps] == [22]
+        assert "the wall clock stepped +22.0 s at" in caplog.text
+    finally:
+        ing.close(timeout=1)

@@ -412,7 +412,7 @@ def test_a_step_of_the_wall_clock_is_seen_against_the_monotonic_clock() -> None:
     """A virtual machine resumed after 26 s (2026-12-05: the wall clock moved, the monotonic
     one did not): the producer sees the step and when it came; drift below a second is none,
     and neither is a reading the thread was descheduled in the middle of."""
-    from producers.base import ClockStep, ClockSteps
+    from flinkpulse.clock import ClockStep, ClockSteps
 
     wall0 = 1_796_392_832.0
     # (monotonic, wall, monotonic) per observe()
@@ -435,7 +435,7 @@ def test_a_step_of_the_wall_clock_is_seen_against_the_monotonic_clock() -> None:
 
 def test_the_producer_summary_names_the_clock_steps_for_the_demo_test() -> None:
     """The demo's `produced:` line carries the steps; the event-time test reads them back."""
-    from producers.base import ClockStep
+    from flinkpulse.clock import ClockStep
     from producers.kafka import Stats
     from tests.demo_run import produced
 
@@ -459,7 +459,7 @@ def test_the_producer_summary_names_the_clock_steps_for_the_demo_test() -> None:
 def test_late_records_a_step_of_the_clock_explains() -> None:
     """The records a 22 s step made late on 2026-12-05 (late.* reasons, read back), and ones it
     does not explain: a record that waited on its own, and any lateness without a step."""
-    from producers.base import ClockStep
+    from flinkpulse.clock import ClockStep
     from tests.demo_run import _epoch, explained_by_step
 
     def late(event: str, kafka: str, steps: list[ClockStep]) -> bool:
