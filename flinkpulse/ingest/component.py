@@ -54,6 +54,12 @@ def _read_status(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _steps(doc: dict[str, Any]) -> str:
+    """The status's note of steps of the wall clock that stamps the records (flinkpulse.clock)."""
+    n = int(doc.get("clock_steps", 0) or 0)
+    return f"; the wall clock stepped {n} time(s): see its log" if n else ""
+
+
 def _fresh(doc: dict[str, Any] | None) -> bool:
     return doc is not None and time.time() - float(doc.get("updated", 0)) < 30
 
@@ -158,6 +164,7 @@ class Mqtt(Component):
             f"bridge {doc.get('state')}: {doc.get('rate', 0):.0f} msg/s, "
             f"{doc.get('received', 0)} received, {doc.get('records', 0)} records, "
             f"{doc.get('dead_letters', 0)} dead letters, {doc.get('unacked', 0)} unacked"
+            + _steps(doc)
         )
 
 
@@ -205,4 +212,5 @@ class HttpIngest(Component):
         return (
             f"{doc.get('rate', 0):.0f} records/s, {doc.get('records', 0)} records, "
             f"{doc.get('dead_letters', 0)} dead letters, refused {refused}; token in {where}"
+            + _steps(doc)
         )

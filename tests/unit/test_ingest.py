@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flinkpulse.config import load_config
@@ -131,3 +133,23 @@ def test_the_bridges_warn_of_a_step_of_the_wall_clock_that_stamps_their_records(
         assert "the wall clock stepped +22.0 s at" in caplog.text
     finally:
         ing.close(timeout=1)
+
+
+def test_stack_status_says_when_a_bridge_saw_its_clock_step(tmp_path: Path) -> None:
+    """`stack status` of the bridges: the steps their status counts, and nothing without one."""
+    import json
+    from dataclasses import replace
+
+    from flinkpulse.ingest.component import HttpIngest, Mqtt
+
+    base = load_config()
+    cfg = replace(base, stack=replace(base.stack, state_dir=str(tmp_path)))
+    for comp, doc in [
+        (Mqtt(cfg), {"state": "running", "received": 5, "records": 5}),
+        (HttpIngest(cfg), {"state": "running", "records": 5}),
+    ]:
+        comp.status_file.parent.mkdir(parents=True, exist_ok=True)
+        comp.status_file.write_text(json.dumps({**doc, "clock_steps": 0}))
+        assert "clock" not in comp.extra_status()
+        comp.status_file.write_text(json.dumps({**doc, "clock_steps": 2}))
+        assert comp.extra_status().endswith("; the wall clock stepped 2 time(s): see its log")
