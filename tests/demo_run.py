@@ -77,24 +77,32 @@ def uncommitted(cfg: Config, c: Any) -> dict[str, int]:
     return out
 
 
-def dlq_reasons(cfg: Config, topic: str, start: list[int], n: int = 5) -> list[str]:
-    """The first few dead-letter reasons (their `error` header) of `topic` after `start`."""
+def reasons(cfg: Config, topic: str, start: list[int], limit: int | None = None) -> list[str]:
+    """The `error` headers (why a record was dead-lettered, late, ...) of the committed records
+    of `topic` after `start` (end offsets per partition): the first `limit`, or all."""
     c = Consumer(
         {
             **cfg.kafka.client_conf(),
-            "group.id": f"dlq-{time.time_ns()}",
+            "group.id": f"reasons-{time.time_ns()}",
             "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
         }
     )
+    out: list[str] = []
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]
         at = dict(enumerate(start))
         c.assign([TopicPartition(topic, p, at.get(p, 0)) for p in md.partitions])
-        msgs = [m for m in c.consume(n, 10.0) if not m.error()]
+        while limit is None or len(out) < limit:
+            msgs = c.consume(1000 if limit is None else limit - len(out), 10.0)
+            if not msgs:
+                break
+            out += [
+                dict(m.headers() or []).get("error", b"").decode() for m in msgs if not m.error()
+            ]
     finally:
         c.close()
-    return [dict(m.headers() or []).get("error", b"").decode() for m in msgs]
+    return out
 
 
 #: `sent N records (topic=n, ...) in ...; delivered N, delivery errors N, invalid (not sent) N,
@@ -134,30 +142,12 @@ def explained_by_step(steps: list[ClockStep], event: float, kafka: float, delay:
 
 def late_times(cfg: Config, topic: str, start: list[int]) -> list[tuple[float, float]]:
     """(event time, Kafka timestamp) in epoch s of every record of late.* `topic` after `start`,
-    from its `error` header (committed records only)."""
-    c = Consumer(
-        {
-            **cfg.kafka.client_conf(),
-            "group.id": f"late-{time.time_ns()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
+    from its reason (committed records only)."""
     out = []
-    try:
-        md = c.list_topics(topic, timeout=10).topics[topic]
-        at = dict(enumerate(start))
-        c.assign([TopicPartition(topic, p, at.get(p, 0)) for p in md.partitions])
-        while msgs := c.consume(1000, 5.0):
-            for m in msgs:
-                if m.error():
-                    continue
-                reason = dict(m.headers() or []).get("error", b"").decode()
-                hit = LATE.search(reason)
-                assert hit, f"{topic}: a late record without its reason: {reason!r}"
-                out.append((_epoch(hit["event"]), _epoch(hit["kafka"])))
-    finally:
-        c.close()
+    for reason in reasons(cfg, topic, start):
+        hit = LATE.search(reason)
+        assert hit, f"{topic}: a late record without its reason: {reason!r}"
+        out.append((_epoch(hit["event"]), _epoch(hit["kafka"])))
     return out
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from flink_jobs.common import SOURCE_TOPICS, dlq_topic, late_topic
 from flinkpulse.config import Config
-from tests.demo_run import dlq_reasons, explained_by_step, late_times, produced
+from tests.demo_run import explained_by_step, late_times, produced, reasons
 from tests.e2e import superset_data
 
 pytestmark = pytest.mark.integration
@@ -69,9 +69,9 @@ def test_fresh_demo_leaves_under_a_thousandth_of_any_source_in_late(
         f"late share per topic: {share} ({late}), wall clock steps {steps}; "
         f"late for another reason, e.g. {unexplained}"
     )
-    reasons = {
-        t: dlq_reasons(base_cfg, topic(dlq_topic(t)), demo_run.start_offsets[topic(dlq_topic(t))])
+    why = {
+        t: reasons(base_cfg, topic(dlq_topic(t)), demo_run.start_offsets[topic(dlq_topic(t))], 5)
         for t, k in dead.items()
         if k
     }
-    assert not any(dead.values()), f"dead-lettered: {dead}, e.g. {reasons}"
+    assert not any(dead.values()), f"dead-lettered: {dead}, e.g. {why}"

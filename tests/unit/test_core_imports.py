@@ -2,9 +2,10 @@
 
 The core is the configuration, the errors, the paths, the topology and topic creation
 (flinkpulse/topics.py), the schema files (flinkpulse/schemas.py), the Confluent wire format
-(flinkpulse/avro.py) and the ingest tier's clock (flinkpulse/clock.py). Jobs, UDFs, producers, the loader, the registry, the
-commands and the stack build on it; none of them may be imported by the core, not even inside a
-function (every import statement of a module counts, wherever it is).
+(flinkpulse/avro.py) and the ingest tier's clock (flinkpulse/clock.py). Jobs, UDFs, producers,
+the loader, the registry, the commands and the stack build on it; none of them may be imported
+by the core, not even inside a function (every import statement of a module counts, wherever it
+is).
 """
 
 from __future__ import annotations
