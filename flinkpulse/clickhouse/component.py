@@ -30,6 +30,7 @@ def _write_private(path: Path, text: str) -> None:
 
 class ClickHouse(Component):
     name = "clickhouse"
+    settings = ("stack.host", "stack.clickhouse_port")
     start_timeout = 60.0
 
     @property

@@ -67,7 +67,7 @@ def _fresh(doc: dict[str, Any] | None) -> bool:
 class Mqtt(Component):
     name = "mqtt"
     reads_config = True
-    config_sections = ("kafka", "registry", "ingest")
+    settings = ("kafka", "registry", "ingest", "stack.host", "stack.mqtt_port")
     start_timeout = 60.0
 
     @property
@@ -171,7 +171,7 @@ class Mqtt(Component):
 class HttpIngest(Component):
     name = "ingest"
     reads_config = True
-    config_sections = ("kafka", "registry", "ingest")
+    settings = ("kafka", "registry", "ingest", "stack.host", "stack.ingest_port")
     start_timeout = 60.0
 
     @property

@@ -24,7 +24,7 @@ from flinkpulse.stack.base import Component, Proc
 class LoaderComponent(Component):
     name = "loader"
     reads_config = True
-    config_sections = ("kafka", "registry", "clickhouse", "loader")
+    settings = ("kafka", "registry", "clickhouse", "loader")
     start_timeout = 90.0
 
     @property

@@ -7,6 +7,7 @@ logic: add a line there and list the name in ``stack.components``.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import subprocess
 import sys
@@ -86,7 +87,7 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
         # (e.g. Flink's TaskManager) the others still answer health checks for a while
         if comp.complete() and comp.healthy():
             if log:
-                drift = settings_drift(comp.started_config(), cfg, comp.config_sections)
+                drift = settings_drift(comp.started_config(), cfg, comp.settings)
                 note = (
                     f" with other settings ({'; '.join(drift)}): `flinkpulse stack down "
                     f"{comp.name}` and up again to apply these"
@@ -113,20 +114,22 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
 
 
 def settings_drift(
-    running: Config | None, wanted: Config, sections: tuple[str, ...] = (), limit: int = 3
+    running: Config | None, wanted: Config, settings: tuple[str, ...] = (), limit: int = 3
 ) -> list[str]:
-    """What a running component was started with that differs from `wanted` in `sections`
-    (all when empty), as ``section.key=running (now wanted)``, at most `limit` of them (empty
-    when unknown)."""
+    """What a running component was started with that differs from `wanted` among `settings`
+    (`Component.settings`: sections, keys or globs; all when empty), as
+    ``section.key=running (now wanted)``, at most `limit` of them (empty when unknown)."""
     if running is None:
         return []
+    globs = [p if "." in p else f"{p}.*" for p in settings]
     old, new = running.to_dict(), wanted.to_dict()
     out = [
         f"{section}.{key}={old[section].get(key)!r} (now {value!r})"
         for section, values in new.items()
-        if section != "jobs" and (not sections or section in sections)
+        if section != "jobs"
         for key, value in values.items()
-        if old.get(section, {}).get(key) != value
+        if (not globs or any(fnmatch.fnmatchcase(f"{section}.{key}", g) for g in globs))
+        and old.get(section, {}).get(key) != value
     ]
     return out[:limit] + ([f"{len(out) - limit} more"] if len(out) > limit else [])
 

@@ -41,14 +41,15 @@ class Component:
     #: seconds `up` waits for readiness before giving up
     start_timeout: float = 90.0
     #: its processes run flinkpulse's own code, which loads the config: `start` hands them the
-    #: one this component was built with, as a file (`config_file`, named by $FLINKPULSE_CONFIG).
+    #: one this component was built with, as a file (`settings_file`, named by $FLINKPULSE_CONFIG).
     #: Without it they saw neither the flags nor the --config of `stack up`, nor
     #: ./flinkpulse.toml (they run in the component's directory): `--topic-prefix X stack up`
     #: started a loader of the unprefixed topics
     reads_config: bool = False
-    #: the config sections its processes use (all when empty): `stack up` says which of them
-    #: differ between a running component and the settings it was asked for
-    config_sections: tuple[str, ...] = ()
+    #: the settings that shape its processes, as `section` (all of it), `section.key` or a
+    #: glob such as `stack.flink_*` (every setting when empty): `stack up` names those that
+    #: differ between the running component and the config it was asked to start with
+    settings: tuple[str, ...] = ()
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -88,16 +89,18 @@ class Component:
         return self.state / "logs" / f"{proc or self.name}.log"
 
     @property
-    def config_file(self) -> Path:
-        """The config its processes read (`reads_config`), as of their last start."""
+    def settings_file(self) -> Path:
+        """The flinkpulse config it was last started with (what its processes read, when
+        `reads_config`)."""
         return self.dir / "config.toml"
 
     def started_config(self) -> Config | None:
-        """The config its running processes read, or None (not running, or not `reads_config`)."""
-        if not self.reads_config or not self.running() or not self.config_file.exists():
+        """The config its running processes were started with, or None (not running, or
+        started by a flinkpulse that kept none)."""
+        if not self.running() or not self.settings_file.exists():
             return None
         try:
-            return load_config(self.config_file, env={})
+            return load_config(self.settings_file, env={})
         except UsageError:  # written by another flinkpulse version: unknown
             return None
 
@@ -145,7 +148,11 @@ class Component:
         procs = self.procs()  # again: argv and env may use what prepare() wrote (secrets)
         given = {}
         if self.reads_config:
-            given = {CONFIG_ENV: str(write_config_file(self.cfg, self.config_file))}
+            given = {CONFIG_ENV: str(write_config_file(self.cfg, self.settings_file))}
+        elif not live:
+            # what it was started with, for `stack up` to compare (stack.settings_drift); a
+            # partial restart keeps it: the processes still alive run with the old settings
+            write_config_file(self.cfg, self.settings_file)
         for p in procs:
             if p.name in live:
                 continue

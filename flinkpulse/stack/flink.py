@@ -75,6 +75,8 @@ _JAVA_OPENS = " ".join(
 
 class Flink(Component):
     name = "flink"
+    #: its config.yaml comes from these (the jobs' own flink.* settings travel with each job)
+    settings = ("stack.host", "stack.flink_*", "stack.taskmanagers")
     start_timeout = 120.0
 
     @property

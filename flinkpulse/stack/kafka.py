@@ -39,6 +39,7 @@ def new_cluster_id() -> str:
 
 class Kafka(Component):
     name = "kafka"
+    settings = ("stack.host", "stack.kafka_*")
 
     def ports(self) -> list[int]:
         return [self.cfg.stack.kafka_port, self.cfg.stack.kafka_controller_port]

@@ -10,6 +10,15 @@ from flinkpulse.stack.base import Component, Proc
 
 class Registry(Component):
     name = "registry"
+    settings = (
+        "stack.host",
+        "stack.registry_port",
+        "registry.topic",
+        "kafka.bootstrap_servers",
+        "kafka.security_protocol",
+        "kafka.sasl_*",
+        "kafka.ssl_*",
+    )
     start_timeout = 60.0
 
     def ports(self) -> list[int]:

@@ -64,6 +64,7 @@ DEFAULT_RELATIVE_END_TIME = "now"
 
 class Superset(Component):
     name = "superset"
+    settings = ("stack.host", "stack.superset_*")
     start_timeout = 180.0
 
     # -- paths ----------------------------------------------------------------------------------

@@ -94,6 +94,17 @@ def test_up_twice_status_tools_down_after_taskmanager_kill(tmp_path: Path) -> No
         second = _fp(env, "stack", "up")
         assert second.returncode == 0, second.stdout + second.stderr
         assert second.stdout.count("already running") == 2
+        assert "other settings" not in second.stdout, second.stdout
+        # a JVM component keeps the settings it was started with, and `stack up` says so
+        # for it alone (Kafka's settings did not change)
+        third = _fp({**env, "FLINKPULSE_STACK__FLINK_SLOTS": "3"}, "stack", "up")
+        assert third.returncode == 0, third.stdout + third.stderr
+        flink_line = next(ln for ln in third.stdout.splitlines() if ln.split()[:1] == ["flink"])
+        assert flink_line.endswith(
+            "with other settings (stack.flink_slots=2 (now 3)): `flinkpulse stack down flink` "
+            "and up again to apply these"
+        ), third.stdout
+        assert "other settings" not in third.stdout.replace(flink_line, ""), third.stdout
 
         status = _fp(env, "stack", "status")
         assert status.returncode == 0, status.stdout + status.stderr

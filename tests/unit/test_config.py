@@ -175,3 +175,74 @@ def test_stack_processes_read_the_config_the_stack_was_started_with(tmp_path: Pa
         comp.stop()
     assert comp.started_config() is None  # not running: nothing to compare with
     assert settings_drift(None, cfg) == []
+
+
+class _Jvm(Component):
+    """A component whose processes read no flinkpulse config (as Kafka's or Flink's JVMs):
+    two processes that only wait."""
+
+    name = "jvm"
+    settings = ("stack.host", "stack.flink_*")
+
+    def procs(self) -> list[Proc]:
+        sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+        return [Proc(f"{self.name}-1", sleep), Proc(f"{self.name}-2", sleep)]
+
+    def healthy(self) -> bool:
+        return self.complete()
+
+
+def test_a_component_that_reads_no_config_keeps_what_it_was_started_with(tmp_path: Path) -> None:
+    """`stack up` compares a running JVM component with the config it was started with, among
+    its own settings: `stack.flink_slots` shows for Flink, Kafka's port does not. A partial
+    restart (one process died) keeps the snapshot: the survivor still runs the old settings."""
+    import os
+    import signal
+
+    from flinkpulse.stack.flink import Flink
+    from flinkpulse.stack.kafka import Kafka
+
+    cfg = load_config(overrides=[f"stack.state_dir={tmp_path}", "stack.flink_slots=2"])
+    comp = _Jvm(cfg)
+    comp.start()
+    try:
+        comp.wait_ready(30)
+        assert comp.started_config() == cfg
+        port = cfg.stack.kafka_port
+        other = cfg.derive(stack={"flink_slots": 3, "kafka_port": port + 1})
+        assert settings_drift(comp.started_config(), other, comp.settings) == [
+            "stack.flink_slots=2 (now 3)"
+        ]
+        assert settings_drift(comp.started_config(), other, Flink.settings) == [
+            "stack.flink_slots=2 (now 3)"
+        ]
+        assert settings_drift(comp.started_config(), other, Kafka.settings) == [
+            f"stack.kafka_port={port} (now {port + 1})"
+        ]
+        os.kill(comp.pids()["jvm-2"], signal.SIGKILL)
+        _Jvm(other).start()
+        assert settings_drift(comp.started_config(), other, comp.settings) == [
+            "stack.flink_slots=2 (now 3)"
+        ]
+    finally:
+        comp.stop()
+    assert comp.started_config() is None
+
+
+def test_every_component_s_settings_name_real_settings_and_its_snapshot_is_its_own() -> None:
+    """Each pattern of a component's `settings` matches a setting (a typo would hide drift), and
+    no component uses the snapshot's path for a file of its own (Superset's `config_file`, its
+    superset_config.py, once was that name)."""
+    import fnmatch
+
+    from flinkpulse.stack import COMPONENTS, component
+
+    cfg = load_config()
+    keys = [f"{sec}.{k}" for sec, vals in cfg.to_dict().items() if sec != "jobs" for k in vals]
+    for name in COMPONENTS:
+        comp = component(cfg, name)
+        for pattern in comp.settings:
+            glob = pattern if "." in pattern else f"{pattern}.*"
+            assert fnmatch.filter(keys, glob), (name, pattern)
+        assert type(comp).settings_file is Component.settings_file, name
+        assert comp.settings_file == comp.dir / "config.toml"
