@@ -34,6 +34,7 @@ from flinkpulse.loader.errors import (
     Control,
     DeadLettersUnacknowledged,
     InsertsStillRunning,
+    PositionAhead,
     Stop,
     TableMissing,
     TopicUnavailable,
@@ -51,6 +52,7 @@ from flinkpulse.loader.exactly_once import (
 )
 from flinkpulse.loader.insert import InsertWorker
 from flinkpulse.loader.status import Progress, Reporter, Stats, high_watermarks, lag, positions
+from flinkpulse.topics import end_offsets
 
 __all__ = ["Loader", "Stats", "Stop", "install_signal_handlers"]
 
@@ -186,9 +188,8 @@ class Loader:
         targets: dict[Key, int] | None = None
         try:
             self._resume()
-            consumer = self.clients.consumer
             if once:
-                targets = high_watermarks(consumer, self.position.partitions, cached=False)
+                targets = end_offsets(self.target.cfg, self.position.partitions)
                 until_idle = until_idle or 5.0
             last_msg = time.monotonic()
             next_meta = time.monotonic() + 30.0
@@ -233,7 +234,7 @@ class Loader:
         consumer = self.clients.consumer
         return lag(
             parts,
-            high_watermarks(consumer, parts, cached=True),
+            high_watermarks(consumer, parts),
             positions(consumer, parts, self.position.start),
             {k: self.batcher.buffered_of(k) for k in parts},
             self.progress.inflight(),
@@ -297,6 +298,7 @@ class Loader:
                 log.warning("ClickHouse not ready: %s; retrying in %.1fs", first_line(e), delay)
                 self.reporter.write(self.stats)
                 self.control.sleep(delay)
+        self._check_positions()
         self.ledger.resumed(pos.start, pos.partitions)
         self.clients.consumer.assign(
             [
@@ -311,6 +313,23 @@ class Loader:
         )
         log.info("consuming from ClickHouse's positions: %s", described)
         self.reporter.write(self.stats)
+
+    def _check_positions(self) -> None:
+        """Refuse to resume past a partition's end (PositionAhead): Kafka's offsets of a topic
+        never go back, so rows beyond them are another topic's. Without the check, Kafka's
+        reset to the earliest offset surfaced only later, as an overlap in `check_insert`.
+        Kafka unreachable: nothing to compare, consuming waits for it as before."""
+        pos = self.position
+        asked = [k for k in pos.partitions if k in pos.start]
+        ends = end_offsets(self.target.cfg, asked)
+        ahead = [
+            (t, p, pos.start[(t, p)], ends[(t, p)], pos.specs[self.target.topics[t][1]].qualified)
+            for t, p in asked
+            if (t, p) in ends and pos.start[(t, p)] > ends[(t, p)]
+        ]
+        if ahead:
+            ch = self.target.cfg.clickhouse
+            raise PositionAhead(ch.url, ch.user, ahead)
 
     def _read_positions(self) -> None:
         """One attempt: migrate, wait for our earlier inserts, read tables and positions."""

@@ -28,6 +28,27 @@ class LoaderError(Exception):
     """A failure the loader recovers from by resuming from ClickHouse (see exactly_once)."""
 
 
+class PositionAhead(FlinkpulseError):
+    """ClickHouse holds rows of a partition past that partition's end in Kafka: they came from
+    an earlier topic of that name (deleted and recreated, or Kafka's data reset). Resuming
+    there would skip the new topic's records, or load them over the old rows' offsets: the
+    loader stops and says how to start over (not retried)."""
+
+    def __init__(self, url: str, user: str, ahead: list[tuple[str, int, int, int, str]]) -> None:
+        topic, partition, start, high, table = ahead[0]
+        as_user = f"-u {user} " if user else ""
+        more = f" (and {len(ahead) - 1} more partition(s))" if len(ahead) > 1 else ""
+        base = f"curl {as_user}'{url.rstrip('/')}/' --data-binary"
+        drops = " && ".join(f"{base} 'TRUNCATE TABLE {t}'" for t in sorted({t for *_, t in ahead}))
+        super().__init__(
+            f"{topic}[{partition}]{more}: ClickHouse holds rows of it up to offset {start - 1} "
+            f"({table}), but the partition ends at offset {high} in Kafka: the topic was "
+            "recreated, or Kafka's data reset, after those rows were loaded. The loader stops "
+            "rather than skip records or load them twice. To load the topics as they are now, "
+            f"drop the old rows (`{drops}`) or load into another database (`--database`)"
+        )
+
+
 class TableMissing(FlinkpulseError):
     """A table the loader fills does not exist: the user must migrate (not retried)."""
 

@@ -61,14 +61,15 @@ class Progress:
             return self.stats.rows
 
 
-def high_watermarks(consumer: Any, partitions: list[Key], cached: bool = True) -> dict[Key, int]:
-    """(topic, partition) -> Kafka's high watermark (partitions it cannot tell are left out)."""
+def high_watermarks(consumer: Any, partitions: list[Key]) -> dict[Key, int]:
+    """(topic, partition) -> the high watermark the consumer's fetches last saw (partitions it
+    cannot tell are left out); topics.end_offsets asks Kafka."""
     from confluent_kafka import TopicPartition
 
     out = {}
     for t, p in partitions:
         try:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=5, cached=cached)
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=5, cached=True)
         except Exception:
             continue
         if hi >= 0:

@@ -240,6 +240,59 @@ def test_loads_exact_rows_and_dead_letters(lcfg: Config) -> None:
     _assert_exactly(lcfg, n)
 
 
+def test_a_recreated_topic_stops_the_loader_and_it_says_how_to_start_over(lcfg: Config) -> None:
+    """Kafka's offsets of a topic never go back, so rows in ClickHouse past a partition's end
+    came from an earlier topic of that name (deleted and recreated here; a Kafka whose data
+    directory was reset alike). `flinkpulse load` refuses to resume there, in one line that
+    says how to start over; after the SQL it gives, the new topic loads exactly once. (Without
+    the check Kafka reset the consumer to offset 0 and the loader died on an overlap.)"""
+    from flinkpulse.topics import delete_topics
+
+    only = ["results.player-stats"]
+    ensure_topics(lcfg, only)  # 3 partitions, as after recreating it
+    _produce_players(lcfg, range(3000))
+    assert Loader(lcfg, only).run(once=True).rows == 3000
+    topic = lcfg.kafka.topic("results.player-stats")
+    assert delete_topics(lcfg, lambda name: name == topic) == [topic]
+    deadline = time.monotonic() + 60
+    while True:  # the broker finishes a deletion in the background
+        try:
+            ensure_topics(lcfg, ["results.player-stats"])
+            _produce_players(lcfg, range(300))
+            break
+        except Exception:
+            assert time.monotonic() < deadline, "the topic was not recreated within 60 s"
+            time.sleep(1)
+
+    argv = [
+        sys.executable, "-m", "flinkpulse.cli",
+        "--set", f"kafka.topic_prefix={lcfg.kafka.topic_prefix}",
+        "--set", f"clickhouse.database={lcfg.clickhouse.database}",
+        "--set", f"clickhouse.url={lcfg.clickhouse.url}",
+        "load", "--once", "--topic", "results.player-stats",
+    ]  # fmt: skip
+    if lcfg.clickhouse.user:
+        argv[3:3] = ["--set", f"clickhouse.user={lcfg.clickhouse.user}"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 1, res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"flinkpulse: error: {topic}["), line
+    assert "(and 2 more partition(s))" in line and "but the partition ends at offset" in line
+    db = lcfg.clickhouse.database
+    sql = f"TRUNCATE TABLE `{db}`.`player_stats`"
+    url = lcfg.clickhouse.url.rstrip("/")
+    user = lcfg.clickhouse.user
+    assert f"`curl {f'-u {user} ' if user else ''}'{url}/' --data-binary '{sql}'`" in line, line
+    _assert_exactly(lcfg, 3000)  # nothing was loaded over the old rows
+
+    # the remedy as given (what its curl sends), then the new topic loads exactly
+    auth = (user, lcfg.clickhouse.password) if user else None
+    r = requests.post(f"{url}/", data=sql, auth=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert Loader(lcfg, only).run(once=True).rows == 300
+    _assert_exactly(lcfg, 300)
+
+
 # -- crashes ------------------------------------------------------------------------------------
 
 
