@@ -113,6 +113,11 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
         _resume_jobs(cfg, log)
 
 
+def setting_globs(settings: tuple[str, ...]) -> list[str]:
+    """`Component.settings` as fnmatch globs over ``section.key`` (a bare section: all its keys)."""
+    return [p if "." in p else f"{p}.*" for p in settings]
+
+
 def settings_drift(
     running: Config | None, wanted: Config, settings: tuple[str, ...] = (), limit: int = 3
 ) -> list[str]:
@@ -121,7 +126,7 @@ def settings_drift(
     ``section.key=running (now wanted)``, at most `limit` of them (empty when unknown)."""
     if running is None:
         return []
-    globs = [p if "." in p else f"{p}.*" for p in settings]
+    globs = setting_globs(settings)
     old, new = running.to_dict(), wanted.to_dict()
     out = [
         f"{section}.{key}={old[section].get(key)!r} (now {value!r})"

@@ -257,7 +257,7 @@ def test_a_recreated_topic_stops_the_loader_and_it_says_how_to_start_over(lcfg: 
     deadline = time.monotonic() + 60
     while True:  # the broker finishes a deletion in the background
         try:
-            ensure_topics(lcfg, ["results.player-stats"])
+            ensure_topics(lcfg, only)
             _produce_players(lcfg, range(300))
             break
         except Exception:

@@ -235,14 +235,13 @@ def test_every_component_s_settings_name_real_settings_and_its_snapshot_is_its_o
     superset_config.py, once was that name)."""
     import fnmatch
 
-    from flinkpulse.stack import COMPONENTS, component
+    from flinkpulse.stack import COMPONENTS, component, setting_globs
 
     cfg = load_config()
     keys = [f"{sec}.{k}" for sec, vals in cfg.to_dict().items() if sec != "jobs" for k in vals]
     for name in COMPONENTS:
         comp = component(cfg, name)
-        for pattern in comp.settings:
-            glob = pattern if "." in pattern else f"{pattern}.*"
+        for pattern, glob in zip(comp.settings, setting_globs(comp.settings), strict=True):
             assert fnmatch.filter(keys, glob), (name, pattern)
         assert type(comp).settings_file is Component.settings_file, name
         assert comp.settings_file == comp.dir / "config.toml"
