@@ -364,3 +364,26 @@ def end_offsets(
         except Exception:  # noqa: BLE001 - this partition unknown (deleted, no leader...)
             continue
     return out
+
+
+def topic_ids(cfg: Config, names: list[str], timeout: float = 10) -> dict[str, str]:
+    """Topic name -> Kafka's topic ID, in one DescribeTopics request (topics Kafka does not
+    know are left out; {} when it cannot be reached). A topic deleted and created again, or a
+    Kafka whose data was reset, has the same name and a new ID: the loader compares them."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AdminClient
+
+    if not names:
+        return {}
+    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
+    try:
+        futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+    except Exception:  # noqa: BLE001 - cannot ask: nothing known
+        return {}
+    out = {}
+    for name, f in futures.items():
+        try:
+            out[name] = str(f.result(timeout).topic_id)
+        except Exception:  # noqa: BLE001 - this topic unknown (deleted, not yet created...)
+            continue
+    return out

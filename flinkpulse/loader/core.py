@@ -37,6 +37,7 @@ from flinkpulse.loader.errors import (
     PositionAhead,
     Stop,
     TableMissing,
+    TopicRecreated,
     TopicUnavailable,
     clickhouse_error_name,
     first_line,
@@ -47,12 +48,14 @@ from flinkpulse.loader.exactly_once import (
     check_consumer_conf,
     consumer_conf,
     query_id_prefix,
+    record_topic_ids,
+    recorded_topic_ids,
     resume_positions,
     session_id,
 )
 from flinkpulse.loader.insert import InsertWorker
 from flinkpulse.loader.status import Progress, Reporter, Stats, high_watermarks, lag, positions
-from flinkpulse.topics import end_offsets
+from flinkpulse.topics import end_offsets, topic_ids
 
 __all__ = ["Loader", "Stats", "Stop", "install_signal_handlers"]
 
@@ -106,6 +109,8 @@ class Position:
     partitions: list[Key] = field(default_factory=list)
     start: dict[Key, int] = field(default_factory=dict)
     specs: dict[str, TableSpec] = field(default_factory=dict)  # table -> its columns
+    #: topic -> the Kafka topic ID its rows came from (loader_topics); None: no such table
+    recorded: dict[str, str] | None = None
     migrated: bool = False
 
 
@@ -298,7 +303,7 @@ class Loader:
                 log.warning("ClickHouse not ready: %s; retrying in %.1fs", first_line(e), delay)
                 self.reporter.write(self.stats)
                 self.control.sleep(delay)
-        self._check_positions()
+        self._check_topics()
         self.ledger.resumed(pos.start, pos.partitions)
         self.clients.consumer.assign(
             [
@@ -314,22 +319,46 @@ class Loader:
         log.info("consuming from ClickHouse's positions: %s", described)
         self.reporter.write(self.stats)
 
-    def _check_positions(self) -> None:
-        """Refuse to resume past a partition's end (PositionAhead): Kafka's offsets of a topic
-        never go back, so rows beyond them are another topic's. Without the check, Kafka's
-        reset to the earliest offset surfaced only later, as an overlap in `check_insert`.
+    def _check_topics(self) -> None:
+        """Refuse to resume from rows of an earlier topic of the same name (exactly_once, 3):
+        one whose recorded topic ID is not Kafka's (TopicRecreated), or whose position is past
+        its partition's end (PositionAhead: Kafka's offsets of a topic never go back; catches
+        rows loaded before IDs were recorded). Then record the IDs of the topics without rows.
         Kafka unreachable: nothing to compare, consuming waits for it as before."""
-        pos = self.position
+        pos, cfg = self.position, self.target.cfg
+        ch = cfg.clickhouse
+        table = {t: pos.specs[self.target.topics[t][1]].qualified for t in self.target.topics}
+        held = {t for t, _ in pos.start}
+        ids = topic_ids(cfg, sorted(self.target.topics))
+        recorded = pos.recorded or {}
+        changed = [
+            (t, table[t], recorded[t], ids[t])
+            for t in sorted(held & set(ids) & set(recorded))
+            if recorded[t] != ids[t]
+        ]
+        if changed:
+            raise TopicRecreated(ch.url, ch.user, changed)
         asked = [k for k in pos.partitions if k in pos.start]
-        ends = end_offsets(self.target.cfg, asked)
+        ends = end_offsets(cfg, asked)
         ahead = [
-            (t, p, pos.start[(t, p)], ends[(t, p)], pos.specs[self.target.topics[t][1]].qualified)
+            (t, p, pos.start[(t, p)], ends[(t, p)], table[t])
             for t, p in asked
             if (t, p) in ends and pos.start[(t, p)] > ends[(t, p)]
         ]
         if ahead:
-            ch = self.target.cfg.clickhouse
             raise PositionAhead(ch.url, ch.user, ahead)
+        if pos.recorded is None:
+            return
+        new = {
+            t: i
+            for t, i in ids.items()
+            if (t not in held or t not in recorded) and recorded.get(t) != i
+        }
+        try:
+            record_topic_ids(self.clients.ch, self.target.database, new)
+            pos.recorded = {**recorded, **new}
+        except Exception as e:  # noqa: BLE001 - recorded at the next resume
+            log.warning("could not record the topics' IDs in ClickHouse: %s", first_line(e))
 
     def _read_positions(self) -> None:
         """One attempt: migrate, wait for our earlier inserts, read tables and positions."""
@@ -350,6 +379,7 @@ class Loader:
             self.clients.ch,
             {topic: pos.specs[table].qualified for topic, (_, table) in self.target.topics.items()},
         )
+        pos.recorded = recorded_topic_ids(self.clients.ch, db)
 
     def _wait_no_inflight(self) -> None:
         """Block while an insert of ours is still running in ClickHouse (exactly_once, 4)."""

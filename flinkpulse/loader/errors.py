@@ -28,6 +28,18 @@ class LoaderError(Exception):
     """A failure the loader recovers from by resuming from ClickHouse (see exactly_once)."""
 
 
+def _start_over(url: str, user: str, tables: set[str]) -> str:
+    """The end of a PositionAhead or TopicRecreated line: how to load the topics as they are."""
+    as_user = f"-u {user} " if user else ""
+    base = f"curl {as_user}'{url.rstrip('/')}/' --data-binary"
+    drops = " && ".join(f"{base} 'TRUNCATE TABLE {t}'" for t in sorted(tables))
+    return (
+        "The loader stops rather than skip records or load them twice. To load the topics as "
+        f"they are now, drop the old rows (`{drops}`) or load into another database "
+        "(`--database`)"
+    )
+
+
 class PositionAhead(FlinkpulseError):
     """ClickHouse holds rows of a partition past that partition's end in Kafka: they came from
     an earlier topic of that name (deleted and recreated, or Kafka's data reset). Resuming
@@ -36,16 +48,28 @@ class PositionAhead(FlinkpulseError):
 
     def __init__(self, url: str, user: str, ahead: list[tuple[str, int, int, int, str]]) -> None:
         topic, partition, start, high, table = ahead[0]
-        as_user = f"-u {user} " if user else ""
         more = f" (and {len(ahead) - 1} more partition(s))" if len(ahead) > 1 else ""
-        base = f"curl {as_user}'{url.rstrip('/')}/' --data-binary"
-        drops = " && ".join(f"{base} 'TRUNCATE TABLE {t}'" for t in sorted({t for *_, t in ahead}))
         super().__init__(
             f"{topic}[{partition}]{more}: ClickHouse holds rows of it up to offset {start - 1} "
             f"({table}), but the partition ends at offset {high} in Kafka: the topic was "
-            "recreated, or Kafka's data reset, after those rows were loaded. The loader stops "
-            "rather than skip records or load them twice. To load the topics as they are now, "
-            f"drop the old rows (`{drops}`) or load into another database (`--database`)"
+            "recreated, or Kafka's data reset, after those rows were loaded. "
+            + _start_over(url, user, {t for *_, t in ahead})
+        )
+
+
+class TopicRecreated(FlinkpulseError):
+    """ClickHouse holds rows of a topic whose Kafka topic ID changed since they were loaded
+    (deleted and recreated, or Kafka's data reset): its offsets started over, so resuming from
+    the rows would skip the new topic's first records (not retried)."""
+
+    def __init__(self, url: str, user: str, changed: list[tuple[str, str, str, str]]) -> None:
+        topic, table, was, now = changed[0]
+        more = f" (and {len(changed) - 1} more topic(s))" if len(changed) > 1 else ""
+        super().__init__(
+            f"{topic}{more}: ClickHouse holds rows of it ({table}) loaded from the topic with ID "
+            f"{was}, but Kafka's topic of that name has ID {now}: the topic was recreated, or "
+            "Kafka's data reset, after those rows were loaded. "
+            + _start_over(url, user, {t for _, t, *_ in changed})
         )
 
 

@@ -28,6 +28,11 @@ holds nothing of that partition). Why no record is lost or loaded twice:
    dead-lettered records and, in a compacted topic (iot.devices), records the log cleaner
    removed before the loader read them. The "commit" of a record's position is its row: the two cannot
    part. (:meth:`Ledger.resumed` restarts the checks of 1 from M + 1.)
+   Offsets are a topic's: a topic deleted and created again (or a Kafka whose data was reset)
+   starts over at 0 under the same name. Before it resumes, the loader compares the topic ID
+   recorded for each topic it holds rows of (``loader_topics``: :func:`recorded_topic_ids`)
+   with Kafka's, and each M with the partition's end; either mismatch stops it with how to
+   start over (TopicRecreated, PositionAhead) instead of skipping the new topic's records.
 4. *In-flight inserts.* An insert whose outcome the loader did not see (timeout, kill -9) may
    still be running in ClickHouse when the loader resumes; reading M then would let it load
    the same records again. Every insert has a query id made by :func:`insert_query_id`,
@@ -164,3 +169,35 @@ class Ledger:
         self.last[key] = max(self.last[key], top)
         if key in self.acked:
             self.acked[key] = {o for o in self.acked[key] if o > top}
+
+
+#: per database: the Kafka topic ID of each topic whose records it holds (point 3)
+TOPIC_IDS_TABLE = "loader_topics"
+
+
+def recorded_topic_ids(ch: Any, database: str) -> dict[str, str] | None:
+    """Topic -> the Kafka topic ID recorded for it (point 3); None without the table (a
+    database not migrated since it was added): nothing to compare."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    try:
+        rows = ch.query(
+            f"SELECT topic, argMax(topic_id, recorded_at) FROM `{database}`.{TOPIC_IDS_TABLE} "
+            "GROUP BY topic"
+        ).result_rows
+    except DatabaseError as e:
+        if getattr(e, "name", None) == "UNKNOWN_TABLE":
+            return None
+        raise
+    return {str(t): str(i) for t, i in rows}
+
+
+def record_topic_ids(ch: Any, database: str, ids: Mapping[str, str]) -> None:
+    """Record each topic's current Kafka topic ID (done for topics the database holds no rows
+    of, before any is loaded, so the IDs recorded are those of the rows' topics)."""
+    if ids:
+        ch.insert(
+            f"`{database}`.{TOPIC_IDS_TABLE}",
+            [[t, i] for t, i in sorted(ids.items())],
+            column_names=["topic", "topic_id"],
+        )

@@ -162,7 +162,7 @@ def test_migrate_twice_is_a_noop(lcfg: Config) -> None:
     assert {
         "player_stats", "team_stats", "leaderboard", "device_stats", "energy_usage",
         "web_traffic", "client_activity", "alerts", "security_events", "energy_hogs",
-        "schema_migrations", "web_traffic_hourly", "alerts_hourly",
+        "schema_migrations", "web_traffic_hourly", "alerts_hourly", "loader_topics",
     } <= tables  # fmt: skip
     assert ch.command(f"SELECT count() FROM `{db}`.schema_migrations") == len(first)
     ch.close()
@@ -240,55 +240,91 @@ def test_loads_exact_rows_and_dead_letters(lcfg: Config) -> None:
     _assert_exactly(lcfg, n)
 
 
-def test_a_recreated_topic_stops_the_loader_and_it_says_how_to_start_over(lcfg: Config) -> None:
-    """Kafka's offsets of a topic never go back, so rows in ClickHouse past a partition's end
-    came from an earlier topic of that name (deleted and recreated here; a Kafka whose data
-    directory was reset alike). `flinkpulse load` refuses to resume there, in one line that
-    says how to start over; after the SQL it gives, the new topic loads exactly once. (Without
-    the check Kafka reset the consumer to offset 0 and the loader died on an overlap.)"""
+def _recreate(cfg: Config, only: list[str], rows: range) -> None:
+    """Delete the topic of `only`, create it again, and fill it with `rows`."""
     from flinkpulse.topics import delete_topics
 
-    only = ["results.player-stats"]
-    ensure_topics(lcfg, only)  # 3 partitions, as after recreating it
-    _produce_players(lcfg, range(3000))
-    assert Loader(lcfg, only).run(once=True).rows == 3000
-    topic = lcfg.kafka.topic("results.player-stats")
-    assert delete_topics(lcfg, lambda name: name == topic) == [topic]
+    topic = cfg.kafka.topic(only[0])
+    assert delete_topics(cfg, lambda name: name == topic) == [topic]
     deadline = time.monotonic() + 60
     while True:  # the broker finishes a deletion in the background
         try:
-            ensure_topics(lcfg, only)
-            _produce_players(lcfg, range(300))
-            break
+            ensure_topics(cfg, only)
+            _produce_players(cfg, rows)
+            return
         except Exception:
             assert time.monotonic() < deadline, "the topic was not recreated within 60 s"
             time.sleep(1)
 
+
+def _load_once_fails(cfg: Config) -> str:
+    """`flinkpulse load --once` of results.player-stats: exit 1; its error line."""
     argv = [
         sys.executable, "-m", "flinkpulse.cli",
-        "--set", f"kafka.topic_prefix={lcfg.kafka.topic_prefix}",
-        "--set", f"clickhouse.database={lcfg.clickhouse.database}",
-        "--set", f"clickhouse.url={lcfg.clickhouse.url}",
+        "--set", f"kafka.topic_prefix={cfg.kafka.topic_prefix}",
+        "--set", f"clickhouse.database={cfg.clickhouse.database}",
+        "--set", f"clickhouse.url={cfg.clickhouse.url}",
         "load", "--once", "--topic", "results.player-stats",
     ]  # fmt: skip
-    if lcfg.clickhouse.user:
-        argv[3:3] = ["--set", f"clickhouse.user={lcfg.clickhouse.user}"]
+    if cfg.clickhouse.user:
+        argv[3:3] = ["--set", f"clickhouse.user={cfg.clickhouse.user}"]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 1, res.stderr
-    line = res.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"flinkpulse: error: {topic}["), line
-    assert "(and 2 more partition(s))" in line and "but the partition ends at offset" in line
-    db = lcfg.clickhouse.database
-    sql = f"TRUNCATE TABLE `{db}`.`player_stats`"
-    url = lcfg.clickhouse.url.rstrip("/")
-    user = lcfg.clickhouse.user
-    assert f"`curl {f'-u {user} ' if user else ''}'{url}/' --data-binary '{sql}'`" in line, line
-    _assert_exactly(lcfg, 3000)  # nothing was loaded over the old rows
+    return res.stderr.strip().splitlines()[-1]
 
-    # the remedy as given (what its curl sends), then the new topic loads exactly
-    auth = (user, lcfg.clickhouse.password) if user else None
+
+def _start_over(cfg: Config, line: str) -> None:
+    """The error line gives the curl that empties player_stats: check it, and send it."""
+    sql = f"TRUNCATE TABLE `{cfg.clickhouse.database}`.`player_stats`"
+    url, user = cfg.clickhouse.url.rstrip("/"), cfg.clickhouse.user
+    assert f"`curl {f'-u {user} ' if user else ''}'{url}/' --data-binary '{sql}'`" in line, line
+    auth = (user, cfg.clickhouse.password) if user else None
     r = requests.post(f"{url}/", data=sql, auth=auth, timeout=30)
     assert r.status_code == 200, r.text
+
+
+def test_a_recreated_topic_stops_the_loader_and_it_says_how_to_start_over(lcfg: Config) -> None:
+    """A topic deleted and created again (a Kafka whose data directory was reset alike) keeps
+    its name and starts its offsets over, so the rows of the old one would make the loader skip
+    the new one's first records. `flinkpulse load` refuses to resume there, in one line that
+    says how to start over; after the SQL it gives, the new topic loads exactly once.
+
+    * Refilled past the old offsets: told by the topic ID recorded with the rows.
+    * Rows loaded before IDs were recorded (loader_topics emptied here): told by a position
+      past the partition's end (without that check Kafka reset the consumer to offset 0 and
+      the loader died on an overlap)."""
+    from flinkpulse.topics import topic_ids
+
+    only = ["results.player-stats"]
+    topic = lcfg.kafka.topic(only[0])
+    ensure_topics(lcfg, only)  # 3 partitions, as after recreating it
+    _produce_players(lcfg, range(300))
+    assert Loader(lcfg, only).run(once=True).rows == 300
+    old_id = topic_ids(lcfg, [topic])[topic]
+    _recreate(lcfg, only, range(3000))
+    new_id = topic_ids(lcfg, [topic])[topic]
+    assert new_id != old_id
+    line = _load_once_fails(lcfg)
+    assert line.startswith(
+        f"flinkpulse: error: {topic}: ClickHouse holds rows of it "
+        f"(`{lcfg.clickhouse.database}`.`player_stats`) loaded from the topic with ID {old_id}, "
+        f"but Kafka's topic of that name has ID {new_id}"
+    ), line
+    _assert_exactly(lcfg, 300)  # nothing was loaded over the old rows
+    _start_over(lcfg, line)
+    assert Loader(lcfg, only).run(once=True).rows == 3000
+    _assert_exactly(lcfg, 3000)
+
+    # a database loaded before the IDs were recorded: the positions past the ends tell
+    ch = client(lcfg)
+    ch.command(f"TRUNCATE TABLE `{lcfg.clickhouse.database}`.loader_topics")
+    ch.close()
+    _recreate(lcfg, only, range(300))
+    line = _load_once_fails(lcfg)
+    assert line.startswith(f"flinkpulse: error: {topic}["), line
+    assert "(and 2 more partition(s))" in line and "but the partition ends at offset" in line
+    _assert_exactly(lcfg, 3000)
+    _start_over(lcfg, line)
     assert Loader(lcfg, only).run(once=True).rows == 300
     _assert_exactly(lcfg, 300)
 
