@@ -14,8 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "backfill",
         help="recompute a job's windows and alerts for a closed time range",
-        description="Re-runs JOB's .sql file in batch mode (security_alerts: a bounded "
-        "streaming run, its incidents follow arrival order) over the records of [FROM, TO) "
+        description="Re-runs JOB's .sql file (web_traffic in batch mode; the others as a "
+        "bounded streaming run: temporal joins, incidents in arrival order) over the records "
+        "of [FROM, TO) "
         "(a bounded Kafka read) and writes the windows wholly inside the range, and the alerts "
         "whose incident started in it, to the job's result topics. The loader's "
         "ReplacingMergeTree tables keep one row per window (read them with FINAL). "

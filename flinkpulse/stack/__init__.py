@@ -75,7 +75,7 @@ def check_bind(cfg: Config) -> None:
     raise UsageError(
         f"stack.host={host} would expose Kafka, the registry, Flink and ClickHouse without "
         "credentials: keep 127.0.0.1, or configure kafka.security_protocol=SASL_SSL with "
-        "kafka.sasl_username/sasl_password (see README, Security)"
+        "kafka.sasl_username/sasl_password (see docs/reliability-and-security.md)"
     )
 
 

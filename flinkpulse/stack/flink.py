@@ -10,8 +10,8 @@ process mode each one exits when its TaskManager's JVM is gone (flinkpulse.stack
 Beam's gRPC servers for process-mode workers listen on the wildcard address, not loopback: the
 Java side builds them with ``ServerFactory.createDefault()`` -> ``NettyServerBuilder.forPort``
 (Beam's ``ProcessEnvironmentFactory.Provider`` offers no other server factory and PyFlink no
-option for it). They are ephemeral ports of the TaskManager JVM; firewall them (README, Security)
-or use ``python.execution-mode: thread``, which opens no port.
+option for it). They are ephemeral ports of the TaskManager JVM; firewall them
+(docs/reliability-and-security.md) or use ``python.execution-mode: thread``, which opens no port.
 """
 
 from __future__ import annotations

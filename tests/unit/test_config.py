@@ -245,3 +245,12 @@ def test_every_component_s_settings_name_real_settings_and_its_snapshot_is_its_o
             assert fnmatch.filter(keys, glob), (name, pattern)
         assert type(comp).settings_file is Component.settings_file, name
         assert comp.settings_file == comp.dir / "config.toml"
+
+
+def test_cli_docs_name_every_environment_alias() -> None:
+    """docs/cli.md names every plain environment variable the config reads (config._ENV_ALIASES)."""
+    from flinkpulse.config import _ENV_ALIASES
+    from flinkpulse.paths import ROOT
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert [v for v in _ENV_ALIASES if f"`{v}`" not in text] == []

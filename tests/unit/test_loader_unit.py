@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from flink_jobs.common import RESULT_TOPICS as FLINK_RESULTS
@@ -9,6 +11,7 @@ from flinkpulse.alerts import format_line, to_json
 from flinkpulse.clickhouse.migrate import discover, statements
 from flinkpulse.loader import TOPIC_TABLES
 from flinkpulse.loader.columns import TableSpec, arrow_type, build
+from flinkpulse.paths import ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -20,6 +23,13 @@ def test_every_flink_result_view_has_a_table_of_its_name() -> None:
         **{topic: view for view, (topic, _) in FLINK_RESULTS.items()},
         "iot.devices": "device_assignments",
     } == TOPIC_TABLES
+
+
+def test_the_loader_docs_table_lists_every_loaded_topic_and_its_table() -> None:
+    """docs/loader.md's topic -> table table is TOPIC_TABLES, row for row, in its order."""
+    text = (ROOT / "docs" / "loader.md").read_text()
+    rows = re.findall(r"^\| `([a-z.-]+)` \| `([a-z_]+)` \|", text, re.MULTILINE)
+    assert rows == list(TOPIC_TABLES.items())
 
 
 def test_migrations_are_numbered_and_create_every_loaded_table() -> None:
