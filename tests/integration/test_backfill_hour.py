@@ -5,8 +5,9 @@ The input runs on a simulated clock: an hour (and five minutes either side) of s
 one every 10 s per device, and scripted security incidents spread over the hour, with Kafka
 timestamps equal to event time two to three hours ago, written in seconds. device_stats and
 security_alerts stream over it (an hour of event time takes seconds of wall time); then
-`backfill` recomputes the hour [t0, t0 + 1 h) with each job's SQL (device_stats in batch mode,
-security_alerts as a bounded streaming run) next to the running stream.
+`backfill` recomputes the hour [t0, t0 + 1 h) with each job's SQL (both as bounded streaming
+runs: device_stats for its temporal join, security_alerts for arrival order) next to the
+running stream.
 """
 
 from __future__ import annotations
