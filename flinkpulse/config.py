@@ -61,6 +61,9 @@ class StackConfig:
     #: keep SerialGC (bench/README.md, "What fills the heap": parallel did not help)
     flink_tm_gc: str = "serial"
     flink_slots: int = 12
+    #: keep a warm PyFlink client next to the cluster (process flink-submitter): a new
+    #: streaming job is built and submitted in 3-5 s instead of a `flink run`'s 20-30 s
+    flink_submitter: bool = True
     #: TaskManager JVMs `stack up` starts (tests use 2, so failover is a real cluster's)
     taskmanagers: int = 1
     registry_port: int = 8085

@@ -1,7 +1,8 @@
 """Submitting flinkpulse jobs with Flink's own CLI: `flink run -d -py flink_jobs/<job>.py` with the
 repository's Python packages shipped as one zip (-pyfs), the effective config as a TOML file, and
-the environment Flink's client scripts need. Watching and stopping jobs is the REST client's
-(flinkpulse.flinkrest).
+the environment Flink's client scripts need; a new streaming job goes to the local stack's warm
+client instead when it runs (flinkpulse.submitter). Watching and stopping jobs is the REST
+client's (flinkpulse.flinkrest).
 """
 
 from __future__ import annotations
@@ -28,16 +29,26 @@ from flinkpulse.paths import ROOT, pyflink_home
 SHIPPED = ["flinkpulse", "flink_jobs", "udfs", "avro_schemas", "sql"]
 
 
-def source_zip(cfg: Config) -> Path:
-    """Zip the Python packages and data the workers need (rebuilt when sources change)."""
-    out = cfg.stack.state_path() / "ship" / "flinkpulse-src.zip"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    files = [
+def shipped_files() -> list[Path]:
+    """The files of SHIPPED (no bytecode)."""
+    return [
         p
         for d in SHIPPED
         for p in (ROOT / d).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc",)
     ]
+
+
+def source_zip_path(cfg: Config) -> Path:
+    """Where `source_zip` writes the zip."""
+    return cfg.stack.state_path() / "ship" / "flinkpulse-src.zip"
+
+
+def source_zip(cfg: Config) -> Path:
+    """Zip the Python packages and data the workers need (rebuilt when sources change)."""
+    out = source_zip_path(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = shipped_files()
     newest = max((p.stat().st_mtime for p in files), default=0)
     if out.exists() and out.stat().st_mtime >= newest:
         return out
@@ -138,7 +149,7 @@ def _submit_locked(
     _check_can_run(cfg, rest, {job: name})
     conf_file = write_config(cfg, name)
     res, out, cmd = _flink_run(
-        cfg, script, ["--config", str(conf_file), *(extra_args or [])], savepoint
+        cfg, script, ["--config", str(conf_file), *(extra_args or [])], savepoint, not extra_args
     )
     job_id = submitted_job_id(out)
     if res != 0 or not job_id:
@@ -210,7 +221,7 @@ def _submit_together(cfg: Config, jobs: list[str], wait_running: bool) -> dict[s
         _check_can_run(cfg, rest, names)
         confs = {job: write_config(cfg, name) for job, name in names.items()}
         args = ["--jobs", ",".join(jobs), "--config", str(confs[jobs[0]])]
-        res, out, cmd = _flink_run(cfg, ROOT / "flink_jobs" / "several.py", args, None)
+        res, out, cmd = _flink_run(cfg, ROOT / "flink_jobs" / "several.py", args, None, True)
         ids = {m.group(1): m.group(2) for m in _SUBMITTED.finditer(out) if m.group(1) in names}
         from flinkpulse import jobstate
 
@@ -255,9 +266,24 @@ def _check_can_run(cfg: Config, rest: FlinkRest, names: dict[str, str]) -> None:
 
 
 def _flink_run(
-    cfg: Config, script: Path, args: list[str], savepoint: str | None
+    cfg: Config, script: Path, args: list[str], savepoint: str | None, warm: bool = False
 ) -> tuple[int, str, list[str]]:
-    """`flink run -d -py script args` against cfg's cluster: (exit code, output, command)."""
+    """`flink run -d -py script args` against cfg's cluster: (exit code, output, command).
+    `warm`: a new streaming job, which the stack's warm client builds when it runs and takes
+    it (flinkpulse.submitter: the same client, without starting one)."""
+    if (
+        warm
+        and cfg.stack.flink_submitter
+        and savepoint is None
+        and script.parent == ROOT / "flink_jobs"
+    ):
+        from flinkpulse import submitter
+
+        module = f"flink_jobs.{script.stem}"
+        source_zip(cfg)  # what the client ships, as `flink run -pyfs` would: up to date
+        done = submitter.submit(cfg.stack.state_path(), cfg.flink.jobmanager, module, args)
+        if done is not None:
+            return done[0], done[1], [submitter.PROC, "-py", str(script), *args]
     cmd = [
         str(pyflink_home() / "bin" / "flink"),
         "run",

@@ -160,11 +160,12 @@ def test_up_twice_status_tools_down_after_taskmanager_kill(tmp_path: Path) -> No
         assert "Kafka Server started" in logs.stdout, logs.stdout[-2000:]
         assert "Created log for partition lifecycle.check-1" in logs.stdout, logs.stdout[-2000:]
         pids = [int(p) for ln in lines.values() for p in ln.split()[1].split(",")]
-        assert len(pids) == 4  # broker, jobmanager, 2 taskmanagers
+        assert len(pids) == 5  # broker, jobmanager, the warm job client, 2 taskmanagers
         assert "taskmanagers: 2" in lines["flink"], lines["flink"]
 
         # a TaskManager's JVM dies alone (OOM killer), something of Flink's outlives it
-        tm = int(lines["flink"].split()[1].split(",")[1])
+        tm = int((state / "run" / "flink-taskmanager-1.pid").read_text().split()[0])
+        assert tm in pids
         os.kill(tm, signal.SIGKILL)
         orphan = _orphan(state, "flink")
         assert is_ours(orphan, state)
