@@ -292,8 +292,9 @@ class Loader:
                 raise Stop
             try:
                 self._read_positions()
+                self._check_topics()
                 break
-            except (Stop, TableMissing):
+            except (Stop, TableMissing, TopicRecreated, PositionAhead):
                 raise
             except Exception as e:
                 self.clients.close_ch()
@@ -303,7 +304,6 @@ class Loader:
                 log.warning("ClickHouse not ready: %s; retrying in %.1fs", first_line(e), delay)
                 self.reporter.write(self.stats)
                 self.control.sleep(delay)
-        self._check_topics()
         self.ledger.resumed(pos.start, pos.partitions)
         self.clients.consumer.assign(
             [
@@ -324,7 +324,8 @@ class Loader:
         one whose recorded topic ID is not Kafka's (TopicRecreated), or whose position is past
         its partition's end (PositionAhead: Kafka's offsets of a topic never go back; catches
         rows loaded before IDs were recorded). Then record the IDs of the topics without rows.
-        Kafka unreachable: nothing to compare, consuming waits for it as before."""
+        Kafka unreachable: nothing to compare, consuming waits for it as before. Runs in
+        `_resume`'s retry loop: a ClickHouse error recording the IDs is retried."""
         pos, cfg = self.position, self.target.cfg
         ch = cfg.clickhouse
         table = {t: pos.specs[self.target.topics[t][1]].qualified for t in self.target.topics}
@@ -354,11 +355,10 @@ class Loader:
             for t, i in ids.items()
             if (t not in held or t not in recorded) and recorded.get(t) != i
         }
-        try:
-            record_topic_ids(self.clients.ch, self.target.database, new)
-            pos.recorded = {**recorded, **new}
-        except Exception as e:  # noqa: BLE001 - recorded at the next resume
-            log.warning("could not record the topics' IDs in ClickHouse: %s", first_line(e))
+        # before any row of these topics is loaded, or not at all: a failure is retried
+        # with the resume (a row loaded without its topic's ID could not be told apart later)
+        record_topic_ids(self.clients.ch, self.target.database, new)
+        pos.recorded = {**recorded, **new}
 
     def _read_positions(self) -> None:
         """One attempt: migrate, wait for our earlier inserts, read tables and positions."""
