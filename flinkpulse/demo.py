@@ -17,6 +17,7 @@ from typing import Any
 
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
+from flinkpulse.paths import cli_command
 
 TABLES = [
     "player_stats",
@@ -228,6 +229,8 @@ def run(cfg: Config, seconds: float = 120, rate: float = 1500, timeout: float = 
         f"{s.state_path() / 'secrets' / 'superset-admin.password'})"
     )
     print(f"  ClickHouse   {cfg.clickhouse.url}  (database {cfg.clickhouse.database})")
-    print("  Alerts       flinkpulse alerts tail")
-    print("  SQL client   flinkpulse sql")
+    fp = cli_command()
+    print(f"  Alerts       {fp} alerts tail")
+    print(f"  SQL client   {fp} sql")
+    print(f"  Stop         {fp} stack down  (the stack keeps running until then)")
     return 0

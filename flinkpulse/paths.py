@@ -19,6 +19,21 @@ def venv_bin() -> Path:
     return Path(sys.executable).parent
 
 
+def cli_command(cwd: Path | None = None) -> str:
+    """How to run this flinkpulse from `cwd` (default: here), for the hints it prints:
+    `flinkpulse` when that is the one on PATH, else its path (`.venv/bin/flinkpulse` after
+    `make setup`, which does not put the venv on PATH)."""
+    import os
+    import shutil
+
+    exe = venv_bin() / "flinkpulse"
+    found = shutil.which("flinkpulse")
+    if found and Path(found).resolve() == exe.resolve():
+        return "flinkpulse"
+    rel = os.path.relpath(exe, cwd or Path.cwd())
+    return rel if not rel.startswith("..") else str(exe)
+
+
 def site_packages() -> Path:
     """site-packages of the running interpreter (pemja must be importable from it in thread mode)."""
     import sysconfig
