@@ -562,7 +562,7 @@ def load_config(
         if env.get(name):
             _set(cfg, section, key, env[name], f"${name}")
     for name, value in sorted(env.items()):
-        if name.startswith("FLINKPULSE_") and "__" in name:
+        if _is_override(name):
             section, _, key = name[len("FLINKPULSE_") :].lower().partition("__")
             _set(cfg, section, key.replace("__", "."), value, f"${name}")
     for item in overrides or []:
@@ -576,6 +576,18 @@ def load_config(
 
 #: the environment variable naming the config file (below ``--config``, above ./flinkpulse.toml)
 CONFIG_ENV = "FLINKPULSE_CONFIG"
+
+
+def sets_config(name: str) -> bool:
+    """Whether the environment variable `name` changes the config `load_config` builds: an
+    alias (``KAFKA_BOOTSTRAP_SERVERS``...), ``FLINKPULSE_<SECTION>__<KEY>`` or the file's
+    name (CONFIG_ENV)."""
+    return name in _ENV_ALIASES or name == CONFIG_ENV or _is_override(name)
+
+
+def _is_override(name: str) -> bool:
+    """``FLINKPULSE_<SECTION>__<KEY>``: one setting."""
+    return name.startswith("FLINKPULSE_") and "__" in name
 
 
 def to_toml(data: Mapping[str, Any]) -> str:

@@ -74,7 +74,8 @@ def client_opt_dir(cfg: Config) -> Path:
     for jar in jars:
         link = opt / jar.name
         if not link.exists():
-            link.symlink_to(jar)
+            with contextlib.suppress(FileExistsError):  # another process made it just now
+                link.symlink_to(jar)
     return opt
 
 

@@ -38,12 +38,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from flinkpulse.config import sets_config
 from flinkpulse.errors import FlinkpulseError
 
 #: process name in the `flink` component (its pid file, log file and socket are named after it)
 PROC = "flink-submitter"
 #: longest wait for one job's build and submission (a cold planner on a loaded machine)
 REPLY_TIMEOUT_S = 900.0
+#: longest wait for the gateway JVM to start
+GATEWAY_START_S = 120.0
 
 
 def socket_path(state: Path) -> Path:
@@ -123,22 +126,32 @@ def alive(state: Path) -> bool:
 # -- server -------------------------------------------------------------------------------------
 
 
-def newest_source_mtime() -> float:
-    """The newest modification time of the code a job's client runs (flinkrun.SHIPPED)."""
+def source_fingerprint() -> str:
+    """The code a job's client runs (flinkrun.SHIPPED), as each file's path, size and
+    modification time: any edit, new, removed or renamed file changes it."""
+    import hashlib
+
     from flinkpulse.flinkrun import shipped_files
 
-    return max((p.stat().st_mtime for p in shipped_files()), default=0.0)
+    h = hashlib.sha256()
+    for p in sorted(shipped_files()):
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 class Server:
     """Serves one request at a time; the gateway JVM starts in the background."""
 
-    def __init__(self, path: Path, jobmanager: str) -> None:
+    def __init__(self, path: Path, jobmanager: str, package: str = "flink_jobs") -> None:
         self.path = path
+        #: the only modules it runs: the jobs'
+        self.package = package
         self.jobmanager = jobmanager_address(jobmanager)
-        self.started_code = newest_source_mtime()
+        self.started_code = source_fingerprint()
         self.gateway_ready = threading.Event()
         self.gateway_error: str | None = None
+        self.gateway: Any = None  # the `flink run` process of the gateway JVM
 
     def start_gateway(self) -> None:
         """PyFlink's gateway through `flink run` (``SUBMIT_ARGS`` in our environment), its
@@ -151,11 +164,14 @@ class Server:
             env = {**os.environ, "_PYFLINK_CONN_INFO_PATH": str(info)}
             args = ["-c", "org.apache.flink.client.python.PythonGatewayServer"]
             proc = launch_gateway_server_process(env, args + shlex.split(env["SUBMIT_ARGS"]))
+            self.gateway = proc
             threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()
-            while proc.poll() is None and not info.is_file():
+            deadline = time.monotonic() + GATEWAY_START_S
+            while proc.poll() is None and not info.is_file() and time.monotonic() < deadline:
                 time.sleep(0.1)
             if not info.is_file():
-                raise RuntimeError(f"the gateway JVM exited with {proc.returncode}")
+                proc.kill()
+                raise RuntimeError(f"no gateway JVM within {GATEWAY_START_S:.0f} s ({proc.wait()})")
             time.sleep(0.1)  # the launcher writes 4 bytes: let them land
             port = struct.unpack("!I", info.read_bytes()[:4])[0]
             info.unlink()
@@ -177,14 +193,21 @@ class Server:
             return {"ok": True}, False
         if request.get("jobmanager") != self.jobmanager:
             return {"refused": f"this submitter serves {self.jobmanager}"}, False
-        if newest_source_mtime() > self.started_code:
+        if source_fingerprint() != self.started_code:
             # its modules were imported before the change: `flink run` builds this job with
             # the new code, and the submitter starts afresh (main)
             return {"refused": "the code changed since the submitter started"}, True
-        self.gateway_ready.wait(300)
-        if not self.gateway_ready.is_set() or self.gateway_error:
-            return {"refused": f"no gateway ({self.gateway_error or 'not ready'})"}, False
         module, args = str(request["module"]), [str(a) for a in request["args"]]
+        if not module.startswith(f"{self.package}."):
+            return {"refused": f"{module} is not a module of {self.package}"}, False
+        self.gateway_ready.wait(GATEWAY_START_S + 30)
+        if not self.gateway_ready.is_set():
+            return {"refused": "no gateway yet"}, False
+        if self.gateway_error:  # `flink run` for this job; the next start tries again
+            return {"refused": f"no gateway ({self.gateway_error})"}, True
+        if self.gateway is not None and self.gateway.poll() is not None:
+            # its JVM died (killed, out of memory): `flink run` for this job, then afresh
+            return {"refused": f"the gateway JVM exited ({self.gateway.returncode})"}, True
         t0 = time.monotonic()
         rc, out = run_main(module, args)
         print(f"{module} {shlex.join(args)}: exit {rc} in {time.monotonic() - t0:.1f}s", flush=True)
@@ -196,8 +219,11 @@ class Server:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(str(self.path))
-        os.chmod(self.path, 0o600)
+        umask = os.umask(0o077)  # the socket is ours alone from the start
+        try:
+            s.bind(str(self.path))
+        finally:
+            os.umask(umask)
         s.listen(16)
         if gateway:
             threading.Thread(target=self.start_gateway, daemon=True).start()
@@ -209,11 +235,25 @@ class Server:
                 with conn:
                     stop = self._one(conn)
                 if stop:
-                    print("the code changed since start: starting afresh", flush=True)
+                    print("starting afresh (code changed, or no gateway JVM)", flush=True)
+                    self._refuse_queued(s)
                     return
         finally:
             s.close()
             self.path.unlink(missing_ok=True)
+
+    def _refuse_queued(self, s: socket.socket) -> None:
+        """Refuse the requests already waiting, so their callers use `flink run` (closed
+        unanswered, they would not know whether their job was submitted)."""
+        self.path.unlink(missing_ok=True)  # no new ones
+        s.settimeout(0.2)
+        while True:
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(json.dumps({"refused": "starting afresh"}).encode() + b"\n")
 
     def _one(self, conn: socket.socket) -> bool:
         buf = b""
@@ -225,8 +265,8 @@ class Server:
                     return False
                 buf += chunk
             answer, stop = self.handle(json.loads(buf))
-        except (OSError, ValueError, KeyError) as e:
-            answer, stop = {"refused": f"bad request: {e}"}, False
+        except Exception as e:  # noqa: BLE001 - a bad request must not stop the submitter
+            answer, stop = {"refused": f"bad request: {type(e).__name__}: {e}"}, False
         with contextlib.suppress(OSError):
             conn.sendall(json.dumps(answer).encode() + b"\n")
         return stop
@@ -261,9 +301,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--socket", required=True, type=Path)
     p.add_argument("--jobmanager", required=True, help="host:port of the cluster's REST API")
     args = p.parse_args(argv)
-    Server(args.socket, args.jobmanager).serve()
-    # the code changed: the same process (pid, log) with the new code; the gateway JVM exits
-    # as its stdin, a pipe not inherited across exec, closes
+    # a job's config is its --config file, the caller's whole effective config: the settings
+    # in the environment `stack up` ran with must not override it (`flink run` runs in the
+    # caller's environment, which the file already reflects)
+    for name in [n for n in os.environ if sets_config(n)]:
+        del os.environ[name]
+    server = Server(args.socket, args.jobmanager)
+    server.serve()
+    # the code changed or the gateway JVM is gone: the same process (pid, log) afresh, after
+    # its JVM (which would notice only at its next call back into Python)
+    if server.gateway is not None:
+        server.gateway.kill()
+        server.gateway.wait(30)
+    time.sleep(2.0 if server.gateway_error is None else 10.0)  # no tight loop of failures
     os.execv(
         sys.executable, [sys.executable, "-m", "flinkpulse.submitter", *(argv or sys.argv[1:])]
     )

@@ -4,6 +4,9 @@ streaming jobs go through it, and `flink run` takes over when it is turned off."
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import time
 import uuid
 from collections.abc import Callable
 
@@ -13,6 +16,7 @@ from flinkpulse import stack, submitter
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit_jobs
+from flinkpulse.stack.base import cmdline
 from flinkpulse.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -38,6 +42,43 @@ def test_a_job_goes_through_the_warm_client_and_flink_run_takes_over_when_it_is_
         # the same jobs either way: named, and running, as `flink run` submits them
         for job, jid in (("web_traffic", warm), ("device_stats", cold)):
             assert [j["jid"] for j in rest.running(job_name(cfg, job))] == [jid]
+    finally:
+        for job in ("web_traffic", "device_stats"):
+            for j in rest.running(job_name(cfg, job)):
+                with contextlib.suppress(Exception):
+                    rest.cancel(j["jid"])
+
+
+def test_a_dead_gateway_jvm_means_flink_run_then_a_fresh_client(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """The client's JVM killed (as the OOM killer would): the next job goes through `flink
+    run`, the submitter starts afresh in the same process, and serves the job after."""
+    ensure_stack("kafka", "registry", "flink")
+    state = base_cfg.stack.state_path()
+    flink = stack.component(base_cfg, "flink")
+    log = flink.log_file(submitter.PROC)
+    pid = flink.pids()[submitter.PROC]
+    jvms = [p for p in flink.descendants() if "PythonGatewayServer" in cmdline(p)]
+    assert len(jvms) == 1, jvms
+    seen = len(log.read_text())
+    os.kill(jvms[0], signal.SIGKILL)
+    cfg = base_cfg.with_prefix(f"warm{uuid.uuid4().hex[:6]}.")
+    ensure_topics(cfg)
+    rest = FlinkRest(cfg)
+    try:
+        submit_jobs(cfg, ["web_traffic"])
+        deadline = time.monotonic() + 120
+        while "gateway ready" not in log.read_text()[seen:]:
+            assert time.monotonic() < deadline, log.read_text()[seen:]
+            time.sleep(0.5)
+        submit_jobs(cfg, ["device_stats"])
+        served = log.read_text()[seen:]
+        assert "the gateway JVM exited" not in served  # the refusal goes to the caller
+        assert "flink_jobs.web_traffic" not in served and "flink_jobs.device_stats" in served
+        assert flink.pids()[submitter.PROC] == pid and submitter.alive(state)
+        for job in ("web_traffic", "device_stats"):
+            assert len(rest.running(job_name(cfg, job))) == 1
     finally:
         for job in ("web_traffic", "device_stats"):
             for j in rest.running(job_name(cfg, job)):

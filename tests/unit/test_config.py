@@ -254,3 +254,15 @@ def test_cli_docs_name_every_environment_alias() -> None:
 
     text = (ROOT / "docs" / "cli.md").read_text()
     assert [v for v in _ENV_ALIASES if f"`{v}`" not in text] == []
+
+
+def test_the_environment_names_that_set_the_config() -> None:
+    """What the warm job client drops from the environment `stack up` ran in: a job's config
+    is its --config file (flinkpulse.submitter); the stack's own markers stay."""
+    from flinkpulse.config import sets_config
+    from flinkpulse.stack.base import COMPONENT_ENV, OWNER_ENV
+
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "FLINKPULSE_KAFKA__TOPIC_PREFIX", "FLINKPULSE_CONFIG"):
+        assert sets_config(name), name
+    for name in (OWNER_ENV, COMPONENT_ENV, "PATH", "FLINK_CONF_DIR", "SUBMIT_ARGS"):
+        assert not sets_config(name), name

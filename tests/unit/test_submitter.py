@@ -31,28 +31,32 @@ def main(argv):
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, submitter.Server]]:
     """A submitter of cluster 127.0.0.1:18081 (no gateway) under the state dir `tmp_path`,
-    and a job module `fakejob` to run."""
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "fakejob.py").write_text(JOB)
+    and a job module `fakejobs.fakejob` to run (its package: the only one it runs)."""
+    (tmp_path / "mods" / "fakejobs").mkdir(parents=True)
+    (tmp_path / "mods" / "fakejobs" / "fakejob.py").write_text(JOB)
     sys.path.insert(0, str(tmp_path / "mods"))
-    server = submitter.Server(submitter.socket_path(tmp_path), "http://127.0.0.1:18081")
+    server = submitter.Server(
+        submitter.socket_path(tmp_path), "http://127.0.0.1:18081", package="fakejobs"
+    )
     t = threading.Thread(target=server.serve, args=(False,), daemon=True)
     t.start()
     while not submitter.alive(tmp_path):
         assert t.is_alive()
     yield tmp_path, server
     sys.path.remove(str(tmp_path / "mods"))
-    sys.modules.pop("fakejob", None)
+    sys.modules.pop("fakejobs.fakejob", None)
+    sys.modules.pop("fakejobs", None)
 
 
 def test_it_runs_a_jobs_main_and_returns_its_output_and_exit_code(
     served: tuple[Path, submitter.Server],
 ) -> None:
     state, _ = served
-    done = submitter.submit(state, "127.0.0.1:18081", "fakejob", ["--config", "x.toml"])
+    job = "fakejobs.fakejob"
+    done = submitter.submit(state, "127.0.0.1:18081", job, ["--config", "x.toml"])
     assert done == (0, f"submitted fakejob: job id {'a' * 32} (--config x.toml)\n")
-    assert submitter.submit(state, "http://127.0.0.1:18081/", "fakejob", ["--bad"]) == (2, "")
-    rc, out = submitter.submit(state, "127.0.0.1:18081", "fakejob", ["--boom"]) or (-1, "")
+    assert submitter.submit(state, "http://127.0.0.1:18081/", job, ["--bad"]) == (2, "")
+    rc, out = submitter.submit(state, "127.0.0.1:18081", job, ["--boom"]) or (-1, "")
     assert rc == 1 and out.strip().endswith("RuntimeError: no such table: events"), out
 
 
@@ -63,9 +67,10 @@ def test_it_refuses_another_cluster_and_code_changed_since_it_started(
     start: refused, and the server stops (its modules are the old ones; main() then starts the
     process afresh)."""
     state, server = served
-    assert submitter.submit(state, "127.0.0.1:9999", "fakejob", []) is None
-    server.started_code = 0.0  # as if every file had changed since
-    assert submitter.submit(state, "127.0.0.1:18081", "fakejob", []) is None
+    assert submitter.submit(state, "127.0.0.1:9999", "fakejobs.fakejob", []) is None
+    assert submitter.submit(state, "127.0.0.1:18081", "os", []) is None  # not a job module
+    server.started_code = "before"  # as if a file had changed since
+    assert submitter.submit(state, "127.0.0.1:18081", "fakejobs.fakejob", []) is None
     deadline = time.monotonic() + 10  # it answers, then stops listening
     while submitter.socket_path(state).exists():
         assert time.monotonic() < deadline, "the submitter did not exit"
