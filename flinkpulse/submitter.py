@@ -187,6 +187,21 @@ class Server:
         finally:
             self.gateway_ready.set()
 
+    def gateway_alive(self) -> bool:
+        """The gateway JVM runs and answers (a process just killed is not reaped yet, so its
+        exit alone is not enough: ask it something)."""
+        if self.gateway is None:
+            return True  # no JVM of ours (tests of the protocol)
+        if self.gateway.poll() is not None:
+            return False
+        try:
+            from pyflink.java_gateway import get_gateway
+
+            get_gateway().jvm.java.lang.System.currentTimeMillis()
+        except Exception:  # noqa: BLE001 - py4j's network errors: the JVM is gone
+            return False
+        return True
+
     def handle(self, request: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """(answer, whether to stop serving afterwards)."""
         if request.get("ping"):
@@ -205,9 +220,9 @@ class Server:
             return {"refused": "no gateway yet"}, False
         if self.gateway_error:  # `flink run` for this job; the next start tries again
             return {"refused": f"no gateway ({self.gateway_error})"}, True
-        if self.gateway is not None and self.gateway.poll() is not None:
+        if not self.gateway_alive():
             # its JVM died (killed, out of memory): `flink run` for this job, then afresh
-            return {"refused": f"the gateway JVM exited ({self.gateway.returncode})"}, True
+            return {"refused": "the gateway JVM is gone"}, True
         t0 = time.monotonic()
         rc, out = run_main(module, args)
         print(f"{module} {shlex.join(args)}: exit {rc} in {time.monotonic() - t0:.1f}s", flush=True)

@@ -9,6 +9,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,10 @@ def test_a_dead_gateway_jvm_means_flink_run_then_a_fresh_client(
     assert len(jvms) == 1, jvms
     seen = len(log.read_text())
     os.kill(jvms[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30  # dead (a zombie until the submitter reaps it) or gone
+    while Path(f"/proc/{jvms[0]}").exists() and " Z " not in _stat(jvms[0]):
+        assert time.monotonic() < deadline, "the gateway JVM did not die"
+        time.sleep(0.05)
     cfg = base_cfg.with_prefix(f"warm{uuid.uuid4().hex[:6]}.")
     ensure_topics(cfg)
     rest = FlinkRest(cfg)
@@ -74,7 +79,7 @@ def test_a_dead_gateway_jvm_means_flink_run_then_a_fresh_client(
             time.sleep(0.5)
         submit_jobs(cfg, ["device_stats"])
         served = log.read_text()[seen:]
-        assert "the gateway JVM exited" not in served  # the refusal goes to the caller
+        assert "the gateway JVM is gone" not in served  # the refusal goes to the caller
         assert "flink_jobs.web_traffic" not in served and "flink_jobs.device_stats" in served
         assert flink.pids()[submitter.PROC] == pid and submitter.alive(state)
         for job in ("web_traffic", "device_stats"):
@@ -84,3 +89,11 @@ def test_a_dead_gateway_jvm_means_flink_run_then_a_fresh_client(
             for j in rest.running(job_name(cfg, job)):
                 with contextlib.suppress(Exception):
                     rest.cancel(j["jid"])
+
+
+def _stat(pid: int) -> str:
+    """/proc/<pid>/stat after the command name ("" once the process is gone)."""
+    try:
+        return " " + Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+    except OSError:
+        return ""
