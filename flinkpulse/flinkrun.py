@@ -266,12 +266,27 @@ def _check_can_run(cfg: Config, rest: FlinkRest, names: dict[str, str]) -> None:
         )
 
 
+def jobmanager_address(url: str) -> str:
+    """`host:port` of a JobManager URL, as `flink run -m` takes it."""
+    return url.removeprefix("http://").removeprefix("https://").rstrip("/")
+
+
+def client_args(jobmanager: str, source_zip: Path) -> list[str]:
+    """The options of `flink run` for a job of ours on the cluster at `jobmanager`: detached,
+    this interpreter on both sides, the sources shipped (the warm client's too)."""
+    return [
+        "-d", "-m", jobmanager_address(jobmanager), "-pyexec", sys.executable,
+        "-pyclientexec", sys.executable, "-pyfs", str(source_zip),
+    ]  # fmt: skip
+
+
 def _flink_run(
     cfg: Config, script: Path, args: list[str], savepoint: str | None, warm: bool = False
 ) -> tuple[int, str, list[str]]:
     """`flink run -d -py script args` against cfg's cluster: (exit code, output, command).
     `warm`: a new streaming job, which the stack's warm client builds when it runs and takes
     it (flinkpulse.submitter: the same client, without starting one)."""
+    zip_ = source_zip(cfg)  # what the client ships (-pyfs), either client: up to date
     if (
         warm
         and cfg.stack.flink_submitter
@@ -281,23 +296,10 @@ def _flink_run(
         from flinkpulse import submitter
 
         module = f"flink_jobs.{script.stem}"
-        source_zip(cfg)  # what the client ships, as `flink run -pyfs` would: up to date
         done = submitter.submit(cfg.stack.state_path(), cfg.flink.jobmanager, module, args)
         if done is not None:
             return done[0], done[1], [submitter.PROC, "-py", str(script), *args]
-    cmd = [
-        str(pyflink_home() / "bin" / "flink"),
-        "run",
-        "-d",
-        "-m",
-        cfg.flink.jobmanager.removeprefix("http://"),
-        "-pyexec",
-        sys.executable,
-        "-pyclientexec",
-        sys.executable,
-        "-pyfs",
-        str(source_zip(cfg)),
-    ]
+    cmd = [str(pyflink_home() / "bin" / "flink"), "run", *client_args(cfg.flink.jobmanager, zip_)]
     if savepoint:
         mode = cfg.flink.claim_mode()
         if mode == "claim":

@@ -40,6 +40,7 @@ from typing import Any
 
 from flinkpulse.config import sets_config
 from flinkpulse.errors import FlinkpulseError
+from flinkpulse.flinkrun import client_args, jobmanager_address, shipped_files
 
 #: process name in the `flink` component (its pid file, log file and socket are named after it)
 PROC = "flink-submitter"
@@ -54,18 +55,10 @@ def socket_path(state: Path) -> Path:
     return state / "run" / f"{PROC}.sock"
 
 
-def jobmanager_address(url: str) -> str:
-    """`host:port` of a JobManager URL, as `flink run -m` takes it."""
-    return url.removeprefix("http://").removeprefix("https://").rstrip("/")
-
-
-def submit_args(jobmanager: str, source_zip: Path, python: str = sys.executable) -> str:
+def submit_args(jobmanager: str, source_zip: Path) -> str:
     """PyFlink's ``SUBMIT_ARGS`` for a client JVM that submits to `jobmanager` as `flink run
-    -d -py` does (detached, our interpreter on both sides, the sources shipped)."""
-    return shlex.join(
-        ["remote", "-d", "-m", jobmanager_address(jobmanager),
-         "-pyexec", python, "-pyclientexec", python, "-pyfs", str(source_zip)]
-    )  # fmt: skip
+    -d -py` does (flinkrun.client_args)."""
+    return shlex.join(["remote", *client_args(jobmanager, source_zip)])
 
 
 # -- client -------------------------------------------------------------------------------------
@@ -130,8 +123,6 @@ def source_fingerprint() -> str:
     """The code a job's client runs (flinkrun.SHIPPED), as each file's path, size and
     modification time: any edit, new, removed or renamed file changes it."""
     import hashlib
-
-    from flinkpulse.flinkrun import shipped_files
 
     h = hashlib.sha256()
     for p in sorted(shipped_files()):

@@ -297,9 +297,9 @@ class Flink(Component):
         """The warm job client (flinkpulse.submitter): a `flink run` client of this cluster
         that stays up, with `flink run`'s environment (flinkrun.flink_env)."""
         from flinkpulse import submitter
-        from flinkpulse.flinkrun import flink_env, source_zip_path
+        from flinkpulse.flinkrun import flink_env, jobmanager_address, source_zip_path
 
-        address = f"{self.cfg.stack.host}:{self.cfg.stack.flink_rest_port}"
+        address = jobmanager_address(self.address())
         argv = [
             sys.executable, "-m", "flinkpulse.submitter",
             "--socket", str(submitter.socket_path(self.state)), "--jobmanager", address,

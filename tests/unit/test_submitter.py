@@ -85,10 +85,9 @@ def test_no_submitter_means_flink_run(tmp_path: Path) -> None:
 
 def test_its_client_jvm_submits_as_flink_run_d_py_would() -> None:
     zip_ = Path("/s/flinkpulse-src.zip")
-    args = submitter.submit_args("http://127.0.0.1:8081", zip_, "/v/python")
-    assert args == (
-        "remote -d -m 127.0.0.1:8081 -pyexec /v/python -pyclientexec /v/python -pyfs " + str(zip_)
-    )
+    args = submitter.submit_args("http://127.0.0.1:8081", zip_)
+    py = sys.executable
+    assert args == f"remote -d -m 127.0.0.1:8081 -pyexec {py} -pyclientexec {py} -pyfs {zip_}"
 
 
 def test_the_flink_component_runs_it_unless_turned_off(tmp_path: Path) -> None:
