@@ -11,8 +11,10 @@ import contextlib
 import fcntl
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -137,6 +139,32 @@ def exclusive(lock: Path) -> Iterator[None]:
         fh.close()
 
 
+@contextlib.contextmanager
+def interrupt_after(what: str) -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt; a second one
+    raises at once. A job the block submits is then recorded before the command stops: the
+    warm client keeps building a job its caller left, and `jobs resume` cannot find the
+    checkpoints of a job nobody recorded (jobstate)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+        print(f"flinkpulse: {what}; Ctrl-C again to stop waiting", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _submit_locked(
     cfg: Config,
     job: str,
@@ -149,15 +177,20 @@ def _submit_locked(
     rest = FlinkRest(cfg)
     _check_can_run(cfg, rest, {job: name})
     conf_file = write_config(cfg, name)
-    res, out, cmd = _flink_run(
-        cfg, script, ["--config", str(conf_file), *(extra_args or [])], savepoint, not extra_args
-    )
-    job_id = submitted_job_id(out)
-    if res != 0 or not job_id:
-        raise FlinkpulseError(f"submitting {job} failed: {_failure(cfg, job, cmd, out)}")
     from flinkpulse import jobstate
 
-    jobstate.record_submit(cfg, job, name, job_id, conf_file)
+    with interrupt_after(f"finishing the submission of {job}, to record it"):
+        res, out, cmd = _flink_run(
+            cfg,
+            script,
+            ["--config", str(conf_file), *(extra_args or [])],
+            savepoint,
+            not extra_args,
+        )
+        job_id = submitted_job_id(out)
+        if res != 0 or not job_id:
+            raise FlinkpulseError(f"submitting {job} failed: {_failure(cfg, job, cmd, out)}")
+        jobstate.record_submit(cfg, job, name, job_id, conf_file)
     if wait_running:
         rest.wait_running_tasks(job_id)
     return job_id
@@ -222,12 +255,13 @@ def _submit_together(cfg: Config, jobs: list[str], wait_running: bool) -> dict[s
         _check_can_run(cfg, rest, names)
         confs = {job: write_config(cfg, name) for job, name in names.items()}
         args = ["--jobs", ",".join(jobs), "--config", str(confs[jobs[0]])]
-        res, out, cmd = _flink_run(cfg, ROOT / "flink_jobs" / "several.py", args, None, True)
-        ids = {m.group(1): m.group(2) for m in _SUBMITTED.finditer(out) if m.group(1) in names}
         from flinkpulse import jobstate
 
-        for job, job_id in ids.items():
-            jobstate.record_submit(cfg, job, names[job], job_id, confs[job])
+        with interrupt_after(f"finishing the submission of {', '.join(jobs)}, to record them"):
+            res, out, cmd = _flink_run(cfg, ROOT / "flink_jobs" / "several.py", args, None, True)
+            ids = {m.group(1): m.group(2) for m in _SUBMITTED.finditer(out) if m.group(1) in names}
+            for job, job_id in ids.items():
+                jobstate.record_submit(cfg, job, names[job], job_id, confs[job])
         missing = [j for j in jobs if j not in ids]
         if res != 0 or missing:
             ran = f"; {', '.join(ids)} were submitted and run" if ids else ""

@@ -215,6 +215,7 @@ class Server:
             # its JVM died (killed, out of memory): `flink run` for this job, then afresh
             return {"refused": "the gateway JVM is gone"}, True
         t0 = time.monotonic()
+        print(f"{module} {shlex.join(args)}: building", flush=True)
         rc, out = run_main(module, args)
         print(f"{module} {shlex.join(args)}: exit {rc} in {time.monotonic() - t0:.1f}s", flush=True)
         return {"rc": rc, "out": out}, False

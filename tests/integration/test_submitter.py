@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -13,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from flinkpulse import stack, submitter
+from flinkpulse import jobstate, stack, submitter
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit_jobs
 from flinkpulse.stack.base import cmdline
 from flinkpulse.topics import ensure_topics
+from tests.conftest import TEST_STACK
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +92,48 @@ def test_a_dead_gateway_jvm_means_flink_run_then_a_fresh_client(
             for j in rest.running(job_name(cfg, job)):
                 with contextlib.suppress(Exception):
                     rest.cancel(j["jid"])
+
+
+def test_a_ctrl_c_while_the_warm_client_builds_the_job_waits_until_it_is_recorded(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """Ctrl-C once the client builds the job: the command waits for it, records it in the
+    ledger (what `jobs resume` finds its checkpoints by), says so, then stops with 130."""
+    ensure_stack("kafka", "registry", "flink")
+    log = stack.component(base_cfg, "flink").log_file(submitter.PROC)
+    seen = len(log.read_text())
+    prefix = f"warm{uuid.uuid4().hex[:6]}."
+    cfg = base_cfg.with_prefix(prefix)
+    ensure_topics(cfg)
+    rest = FlinkRest(cfg)
+    name = job_name(cfg, "web_traffic")
+    env = {
+        **os.environ,
+        **{f"FLINKPULSE_STACK__{k.upper()}": str(v) for k, v in TEST_STACK.items()},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flinkpulse", "--topic-prefix", prefix, "jobs", "submit", "web_traffic"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "flink_jobs.web_traffic --config " not in log.read_text()[seen:]:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[seen:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # the job is being built in the client
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (out, err)
+        assert "finishing the submission of web_traffic, to record it" in err, err
+        running = [j["jid"] for j in rest.running(name)]
+        assert len(running) == 1, (running, out, err)
+        recorded = [e["job_id"] for e in jobstate.entries(cfg) if e.get("name") == name]
+        assert recorded == running
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for j in rest.running(name):
+            with contextlib.suppress(Exception):
+                rest.cancel(j["jid"])
 
 
 def _stat(pid: int) -> str:

@@ -1,14 +1,19 @@
 """`flinkrun.exclusive`, the per-job-name lock of `flinkpulse jobs submit`: one holder at a time
 across processes, and no lock file left behind (there were ~300 on a dev machine); and how
-`submit()` reads the id of the job it submitted."""
+`submit()` reads the id of the job it submitted; and that a Ctrl-C waits for the job to be
+recorded."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import time
 from pathlib import Path
 
-from flinkpulse.flinkrun import exclusive
+import pytest
+
+from flinkpulse.flinkrun import exclusive, interrupt_after
 
 
 def _add(lock: Path, counter: Path, times: int) -> None:
@@ -63,3 +68,31 @@ def test_the_job_id_is_ours_first_then_flinks_line() -> None:
     assert submitted_job_id("Traceback (most recent call last):\n  ...\n") == ""
     # a line that mentions a JobID but gives none (an exception message) is no id
     assert submitted_job_id("Missing JobID. Specify a JobID to cancel a job.\n") == ""
+
+
+def test_a_ctrl_c_during_a_submission_waits_for_it_and_a_second_one_does_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`interrupt_after`: the first SIGINT is held until the block (submit, then record) ends,
+    and then raised; a second one raises at once, for a user who would rather not wait."""
+    done = []
+    what = "finishing the submission of x, to record it"
+    with pytest.raises(KeyboardInterrupt), interrupt_after(what):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
+        done.append("recorded")
+    assert done == ["recorded"]
+    assert "finishing the submission of x, to record it; Ctrl-C again" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    with pytest.raises(KeyboardInterrupt), interrupt_after("y"):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        done.append("not reached")
+    assert done == ["recorded"]
+
+    with interrupt_after("z"):  # no Ctrl-C: nothing raised
+        done.append("quiet")
+    assert done == ["recorded", "quiet"]
