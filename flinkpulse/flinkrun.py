@@ -342,8 +342,29 @@ def _flink_run(
             savepoint = jobstate.claimable(cfg, savepoint)
         cmd += ["-s", savepoint, "--claimMode", mode]
     cmd += ["-py", str(script), *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=flink_env(cfg), cwd=ROOT)
-    return res.returncode, res.stdout + res.stderr, cmd
+    rc, out = _run_client(cmd, flink_env(cfg))
+    return rc, out, cmd
+
+
+def _run_client(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run a `flink run` to its end: (exit code, output). In a session of its own, so that a
+    Ctrl-C at the terminal reaches only us (interrupt_after lets it finish and be recorded);
+    stopped with its Python driver if we are (a second Ctrl-C)."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        for sig, wait_s in ((signal.SIGINT, 10.0), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(wait_s)
+                break
+        raise
+    return proc.returncode, out + err
 
 
 def _failure(cfg: Config, job: str, cmd: list[str], out: str) -> str:

@@ -19,7 +19,7 @@ from flinkpulse import jobstate, stack, submitter
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit_jobs
-from flinkpulse.stack.base import cmdline
+from flinkpulse.stack.base import ancestors, cmdline
 from flinkpulse.topics import ensure_topics
 from tests.conftest import TEST_STACK
 
@@ -94,15 +94,17 @@ def test_a_dead_gateway_jvm_means_flink_run_then_a_fresh_client(
                     rest.cancel(j["jid"])
 
 
-def test_a_ctrl_c_while_the_warm_client_builds_the_job_waits_until_it_is_recorded(
-    ensure_stack: Callable[..., Config], base_cfg: Config
+@pytest.mark.parametrize("warm", [True, False], ids=["warm_client", "flink_run"])
+def test_a_ctrl_c_while_the_job_is_built_waits_until_it_is_recorded(
+    ensure_stack: Callable[..., Config], base_cfg: Config, warm: bool
 ) -> None:
-    """Ctrl-C once the client builds the job: the command waits for it, records it in the
-    ledger (what `jobs resume` finds its checkpoints by), says so, then stops with 130."""
+    """Ctrl-C (at the terminal: the whole foreground process group) while the client builds
+    the job, the warm one or `flink run`: the command waits for it, records it in the ledger
+    (what `jobs resume` finds its checkpoints by), says so, then stops with 130."""
     ensure_stack("kafka", "registry", "flink")
     log = stack.component(base_cfg, "flink").log_file(submitter.PROC)
     seen = len(log.read_text())
-    prefix = f"warm{uuid.uuid4().hex[:6]}."
+    prefix = f"intr{uuid.uuid4().hex[:6]}."
     cfg = base_cfg.with_prefix(prefix)
     ensure_topics(cfg)
     rest = FlinkRest(cfg)
@@ -111,17 +113,29 @@ def test_a_ctrl_c_while_the_warm_client_builds_the_job_waits_until_it_is_recorde
         **os.environ,
         **{f"FLINKPULSE_STACK__{k.upper()}": str(v) for k, v in TEST_STACK.items()},
     }
+    env["FLINKPULSE_STACK__FLINK_SUBMITTER"] = str(warm).lower()
     proc = subprocess.Popen(
         [sys.executable, "-m", "flinkpulse", "--topic-prefix", prefix, "jobs", "submit", "web_traffic"],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,  # a process group of its own, as a terminal gives a command
     )  # fmt: skip
+
+    def building() -> bool:
+        if warm:
+            return "flink_jobs.web_traffic --config " in log.read_text()[seen:]
+        return any(
+            proc.pid in ancestors(int(p.name)) and "CliFrontend" in cmdline(int(p.name))
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit()
+        )
+
     try:
         deadline = time.monotonic() + 60
-        while "flink_jobs.web_traffic --config " not in log.read_text()[seen:]:
+        while not building():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[seen:]
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)  # the job is being built in the client
-        out, err = proc.communicate(timeout=120)
+        os.killpg(proc.pid, signal.SIGINT)  # the job is being built
+        out, err = proc.communicate(timeout=180)
         assert proc.returncode == 130, (out, err)
         assert "finishing the submission of web_traffic, to record it" in err, err
         running = [j["jid"] for j in rest.running(name)]
