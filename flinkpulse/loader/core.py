@@ -152,6 +152,8 @@ class Loader:
             cfg, database, {cfg.kafka.topic(t): (t, TOPIC_TABLES[t]) for t in logical}
         )
         self.position = Position()
+        #: every partition's end offset when the last resume checked them (_check_topics)
+        self.ends_at_resume: dict[Key, int] = {}
         self.clients = Clients()
         self.control = Control()
         self.progress = Progress()
@@ -194,7 +196,10 @@ class Loader:
         try:
             self._resume()
             if once:
-                targets = end_offsets(self.target.cfg, self.position.partitions)
+                # the ends the resume just read (Kafka unreachable then: ask now)
+                targets = self.ends_at_resume or end_offsets(
+                    self.target.cfg, self.position.partitions
+                )
                 until_idle = until_idle or 5.0
             last_msg = time.monotonic()
             next_meta = time.monotonic() + 30.0
@@ -339,8 +344,8 @@ class Loader:
         ]
         if changed:
             raise TopicRecreated(ch.url, ch.user, changed)
+        ends = self.ends_at_resume = end_offsets(cfg, pos.partitions)
         asked = [k for k in pos.partitions if k in pos.start]
-        ends = end_offsets(cfg, asked)
         ahead = [
             (t, p, pos.start[(t, p)], ends[(t, p)], table[t])
             for t, p in asked
