@@ -156,9 +156,17 @@ def interrupt_after(what: str) -> Iterator[None]:
         caught.append(signum)
         print(f"flinkpulse: {what}; Ctrl-C again to stop waiting", file=sys.stderr, flush=True)
 
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = signal.getsignal(signal.SIGINT)
     try:
+        signal.signal(signal.SIGINT, hold)
         yield
+    except BaseException as e:
+        if caught and not isinstance(e, KeyboardInterrupt):
+            # the user's stop still wins (a caller that goes on after an error must not swallow
+            # it), after the error that ended the block is told
+            print(f"flinkpulse: error: {e}", file=sys.stderr, flush=True)
+            raise KeyboardInterrupt from e
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     if caught:
@@ -262,11 +270,11 @@ def _submit_together(cfg: Config, jobs: list[str], wait_running: bool) -> dict[s
             ids = {m.group(1): m.group(2) for m in _SUBMITTED.finditer(out) if m.group(1) in names}
             for job, job_id in ids.items():
                 jobstate.record_submit(cfg, job, names[job], job_id, confs[job])
-        missing = [j for j in jobs if j not in ids]
-        if res != 0 or missing:
-            ran = f"; {', '.join(ids)} were submitted and run" if ids else ""
-            reason = _failure(cfg, missing[0] if missing else jobs[-1], cmd, out)
-            raise FlinkpulseError(f"submitting {', '.join(missing)} failed: {reason}{ran}")
+            missing = [j for j in jobs if j not in ids]
+            if res != 0 or missing:
+                ran = f"; {', '.join(ids)} were submitted and run" if ids else ""
+                reason = _failure(cfg, missing[0] if missing else jobs[-1], cmd, out)
+                raise FlinkpulseError(f"submitting {', '.join(missing)} failed: {reason}{ran}")
     if wait_running:
         for job_id in ids.values():
             rest.wait_running_tasks(job_id)
@@ -350,19 +358,32 @@ def _run_client(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run a `flink run` to its end: (exit code, output). In a session of its own, so that a
     Ctrl-C at the terminal reaches only us (interrupt_after lets it finish and be recorded);
     stopped with its Python driver if we are (a second Ctrl-C)."""
+    # off the main thread nothing holds a Ctrl-C for it (interrupt_after): the terminal's
+    # SIGINT must still reach the client, as it always did
+    own_session = threading.current_thread() is threading.main_thread()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-        start_new_session=True,
+        start_new_session=own_session,
     )  # fmt: skip
     try:
         out, err = proc.communicate()
     except BaseException:
-        for sig, wait_s in ((signal.SIGINT, 10.0), (signal.SIGKILL, 10.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(wait_s)
-                break
+        if own_session:
+            # no further Ctrl-C may cut this short: the terminal cannot stop the client itself
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the leader's children too
+                proc.communicate()
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        else:
+            proc.kill()
+            proc.communicate()
         raise
     return proc.returncode, out + err
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from flinkpulse.errors import FlinkpulseError
 from flinkpulse.flinkrun import exclusive, interrupt_after
 
 
@@ -96,3 +97,20 @@ def test_a_ctrl_c_during_a_submission_waits_for_it_and_a_second_one_does_not(
     with interrupt_after("z"):  # no Ctrl-C: nothing raised
         done.append("quiet")
     assert done == ["recorded", "quiet"]
+
+
+def test_an_error_after_a_held_ctrl_c_is_told_and_the_stop_still_wins(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A caller that goes on after an error (`stack up` resuming jobs one by one) must not
+    swallow the user's Ctrl-C: the error is printed, then KeyboardInterrupt raised from it."""
+    with pytest.raises(KeyboardInterrupt) as stopped, interrupt_after("z"):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        raise FlinkpulseError("submitting x failed: no slots")
+    assert isinstance(stopped.value.__cause__, FlinkpulseError)
+    assert "flinkpulse: error: submitting x failed: no slots" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    with pytest.raises(FlinkpulseError), interrupt_after("quiet"):  # no Ctrl-C: the error
+        raise FlinkpulseError("submitting y failed")
