@@ -196,10 +196,12 @@ class Loader:
         try:
             self._resume()
             if once:
-                # the ends the resume just read (Kafka unreachable then: ask now)
-                targets = self.ends_at_resume or end_offsets(
-                    self.target.cfg, self.position.partitions
-                )
+                # the ends the resume just read; those it could not (Kafka unreachable, a
+                # partition without a leader) are asked for now
+                targets = dict(self.ends_at_resume)
+                unknown = [k for k in self.position.partitions if k not in targets]
+                if unknown:
+                    targets.update(end_offsets(self.target.cfg, unknown))
                 until_idle = until_idle or 5.0
             last_msg = time.monotonic()
             next_meta = time.monotonic() + 30.0
