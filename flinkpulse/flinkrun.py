@@ -410,13 +410,23 @@ def run_bounded(
 
 
 def resume(cfg: Config, job: str) -> tuple[str, str | None]:
-    """Submit `job` from its newest retained checkpoint/savepoint (fresh if it has none), and
+    """Submit `job` from its newest retained checkpoint/savepoint (fresh if it has none), with
+    the settings that choose its operators as it was submitted (`jobstate.submitted_plan`), and
     then delete its earlier runs' retained checkpoints (`jobstate.prune`); returns (job id, the
     state it restored or None)."""
     from flinkpulse import jobstate
 
     name = job_name(cfg, job)
     state = jobstate.latest_state(cfg, name)
+    if state:
+        cfg, kept = jobstate.submitted_plan(cfg, name)
+        if kept:
+            print(
+                f"flinkpulse: {job} resumes with {', '.join(kept)}, as it was submitted: its "
+                "snapshot holds the state of those operators (cancel and submit it to change them)",
+                file=sys.stderr,
+                flush=True,
+            )
     job_id = submit(cfg, job, savepoint=state)
     if state and cfg.flink.claim_mode() == "no_claim":
         # the newest state is restored: the earlier runs' checkpoints are never read again
@@ -424,8 +434,23 @@ def resume(cfg: Config, job: str) -> tuple[str, str | None]:
     return job_id, state
 
 
+#: failures whose line in Flink's output does not say what to do: (what the line holds, what to do)
+_KNOWN_CAUSES = (
+    (
+        "Cannot map checkpoint/savepoint state",
+        "the snapshot holds the state of operators the job no longer has (a flinkpulse upgrade "
+        "changed its SQL, or the snapshot is another job's): cancel the job and submit it afresh "
+        "(docs/jobs.md)",
+    ),
+)
+
+
 def _first_cause(out: str) -> str:
     """The most telling line of a Java/Python failure, instead of the whole trace."""
+    for needle, what_to_do in _KNOWN_CAUSES:
+        line = next((ln for ln in out.splitlines() if needle in ln), None)
+        if line is not None:
+            return f"{what_to_do}; Flink: {line[line.index(needle) :][:200]}"
     generic = (
         "Python process exits",
         "ProgramAbortException",

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flinkpulse.config import Config
+from flinkpulse.config import PLAN_SETTINGS, Config, load_config, plan_of
+from flinkpulse.errors import FlinkpulseError
 
 #: jobs `stack down` stopped with a savepoint, for `stack up` to resubmit
 RESUME_FILE = "resume.json"
@@ -149,6 +150,30 @@ def submitted_config(cfg: Config, name: str) -> tuple[str, Path] | None:
         if e.get("name") == name and "config" in e:
             return str(e["job"]), Path(e["config"])
     return None
+
+
+def submitted_plan(cfg: Config, name: str) -> tuple[Config, list[str]]:
+    """`cfg` with the settings that choose the operators (`config.PLAN_SETTINGS`) as job `name`
+    was last submitted with, and those that differ (``section.key=value``). A resume restores
+    the job's snapshot onto the operators it had; a changed setting (or a changed default, as
+    ``flink.dedup_state`` on 2026-12-05) would leave state that maps to no operator, and Flink
+    refuses the restore. `cfg` as it is when the submission is not known."""
+    found = submitted_config(cfg, name)
+    if found is None:
+        return cfg, []
+    try:
+        then = plan_of(load_config(found[1], env={}))
+    except (OSError, FlinkpulseError):
+        return cfg, []
+    now = plan_of(cfg)
+    kept = {k: v for k, v in then.items() if now[k] != v}
+    if not kept:
+        return cfg, []
+    changes: dict[str, dict[str, Any]] = {}
+    for section, key in PLAN_SETTINGS:
+        if f"{section}.{key}" in kept:
+            changes.setdefault(section, {})[key] = kept[f"{section}.{key}"]
+    return cfg.derive(**changes), [f"{k}={v!r}" for k, v in kept.items()]
 
 
 def write_resume(cfg: Config, names: list[str]) -> None:

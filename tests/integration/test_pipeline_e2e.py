@@ -278,14 +278,18 @@ def test_cheater_and_energy_spike_are_one_incident_each(pipeline: Pipeline) -> N
 
 
 def test_stop_with_savepoint_and_resume_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
-    """Through the CLI: `jobs cancel --savepoint`, then `jobs resume` picks that savepoint."""
+    """Through the CLI: `jobs cancel --savepoint`, then `jobs resume` picks that savepoint,
+    with the deduplication the job was submitted with though the config now says otherwise
+    (as when a default changes under a running job): Flink would refuse the restore else."""
     cfg = pipeline.cfg
+    err: list[str] = []
 
-    def cli(*args: str) -> str:
-        argv = [sys.executable, "-m", "flinkpulse.cli", "jobs", *args, "player_stats",
+    def cli(*args: str, sets: tuple[str, ...] = ()) -> str:
+        argv = [sys.executable, "-m", "flinkpulse.cli", *sets, "jobs", *args, "player_stats",
                 "--topic-prefix", cfg.kafka.topic_prefix]  # fmt: skip
         res = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert res.returncode == 0, res.stdout + res.stderr
+        err.append(res.stderr)
         return res.stdout
 
     out = cli("cancel", "--savepoint")
@@ -294,8 +298,11 @@ def test_stop_with_savepoint_and_resume_loses_and_duplicates_nothing(pipeline: P
     # while the job is down: a second match, later in event time
     t1 = T0 + 20 * MINUTE
     pipeline.send(match_events(t1, "m2") + sentinel(t1 + 10 * MINUTE))
-    out = cli("resume")
+    submitted = cfg.flink.dedup_state
+    other = "ttl" if submitted != "ttl" else "watermark"
+    out = cli("resume", sets=("--set", f"flink.dedup_state={other}"))
     assert f"from {savepoint.removeprefix('file:')}" in out, out
+    assert f"resumes with flink.dedup_state={submitted!r}, as it was submitted" in err[-1]
     n = pipeline.load_until(
         "SELECT count() FROM {db}.player_stats FINAL WHERE match_id IN ('m1', 'm2')", 24
     )

@@ -138,3 +138,20 @@ def test_a_restore_claims_its_snapshot_only_with_the_changelog_state_backend() -
     assert on.flink.claim_mode() == "claim"
     off = load_config(overrides=["flink.extra_options=state.changelog.enabled=false"], env={})
     assert off.flink.claim_mode() == "no_claim"
+
+
+def test_a_restore_onto_other_operators_says_what_to_do() -> None:
+    """Flink's first exception line is a generic FlinkException; the line that tells is deeper."""
+    from flinkpulse.flinkrun import _first_cause
+
+    out = (
+        "org.apache.flink.util.FlinkException: Failed to execute job 'flinkpulse-player_stats'.\n"
+        "Caused by: java.lang.IllegalStateException: Failed to rollback to checkpoint/savepoint "
+        "file:/x. Cannot map checkpoint/savepoint state for operator a440efd1 to the new "
+        "program, because the operator is not available in the new program.\n"
+    )
+    cause = _first_cause(out)
+    assert cause.startswith("the snapshot holds the state of operators the job no longer has")
+    assert "cancel the job and submit it afresh" in cause
+    assert "Flink: Cannot map checkpoint/savepoint state for operator a440efd1" in cause
+    assert _first_cause("java.io.IOException: disk full\n") == "IOException: disk full"

@@ -159,3 +159,29 @@ def test_a_claiming_restore_owns_a_copy_of_a_savepoint_not_the_savepoint(tmp_pat
     assert copy.parent == flink / "savepoints" and copy.name.startswith("claimed-")
     assert (copy / "_metadata").read_bytes() == b"x" and (copy / "state").read_bytes() == b"s"
     assert (sp / "_metadata").is_file()  # the savepoint itself is untouched
+
+
+def test_a_resume_keeps_the_operators_the_job_was_submitted_with(tmp_path: Path) -> None:
+    """A job submitted before a default changed (``flink.dedup_state`` was ``ttl``) resumes
+    with it: its snapshot holds that deduplication's state. What only tunes it is today's."""
+    from flinkpulse.config import write_config_file
+
+    then = _cfg(tmp_path).derive(
+        flink={"dedup_state": "ttl", "source_needs": False, "checkpoint_interval_s": 9.0}
+    )
+    conf = write_config_file(then, tmp_path / "ship" / "flinkpulse-player_stats.toml")
+    now = _cfg(tmp_path).derive(flink={"checkpoint_interval_s": 2.0})
+    jobstate.record_submit(now, "player_stats", "flinkpulse-player_stats", "a" * 32, conf)
+    cfg, kept = jobstate.submitted_plan(now, "flinkpulse-player_stats")
+    assert kept == ["flink.dedup_state='ttl'", "flink.source_needs=False"]
+    assert (cfg.flink.dedup_state, cfg.flink.source_needs) == ("ttl", False)
+    assert cfg.flink.checkpoint_interval_s == 2.0
+
+
+def test_a_resume_of_an_unknown_submission_takes_the_config_as_it_is(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path).derive(flink={"dedup_state": "watermark"})
+    assert jobstate.submitted_plan(cfg, "flinkpulse-player_stats") == (cfg, [])
+    jobstate.record_submit(
+        cfg, "player_stats", "flinkpulse-player_stats", "a" * 32, tmp_path / "gone.toml"
+    )
+    assert jobstate.submitted_plan(cfg, "flinkpulse-player_stats") == (cfg, [])
