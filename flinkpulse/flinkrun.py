@@ -139,13 +139,19 @@ def exclusive(lock: Path) -> Iterator[None]:
         fh.close()
 
 
+def holds_ctrl_c() -> bool:
+    """Whether `interrupt_after` holds a Ctrl-C here: Python runs signal handlers on the main
+    thread only. `_run_client` puts `flink run` in a session of its own exactly then."""
+    return threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def interrupt_after(what: str) -> Iterator[None]:
     """Hold a Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt; a second one
     raises at once. A job the block submits is then recorded before the command stops: the
     warm client keeps building a job its caller left, and `jobs resume` cannot find the
     checkpoints of a job nobody recorded (jobstate)."""
-    if threading.current_thread() is not threading.main_thread():
+    if not holds_ctrl_c():
         yield
         return
     caught: list[int] = []
@@ -358,9 +364,9 @@ def _run_client(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run a `flink run` to its end: (exit code, output). In a session of its own, so that a
     Ctrl-C at the terminal reaches only us (interrupt_after lets it finish and be recorded);
     stopped with its Python driver if we are (a second Ctrl-C)."""
-    # off the main thread nothing holds a Ctrl-C for it (interrupt_after): the terminal's
-    # SIGINT must still reach the client, as it always did
-    own_session = threading.current_thread() is threading.main_thread()
+    # where nothing holds a Ctrl-C for it (off the main thread) the terminal's SIGINT must
+    # still reach the client, as it always did
+    own_session = holds_ctrl_c()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         start_new_session=own_session,
