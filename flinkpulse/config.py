@@ -286,7 +286,7 @@ class FlinkConfig:
     #: events/s within 9 minutes, and held twice ttl's rate (bench/README.md). A job keeps the
     #: value it was submitted with when it resumes (`PLAN_SETTINGS`).
     #: docs/techniques.md#deduplication
-    dedup_state: str = "ttl"
+    dedup_state: str = "auto"
     #: a partition of the rules topic (config.rules) or of a reference topic (iot.devices)
     #: without records for this long stops holding back the watermark of the events it is
     #: joined with (docs/event-time.md)

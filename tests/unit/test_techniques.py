@@ -63,6 +63,9 @@ def hop_windows(t: datetime, size_s: int, slide_s: int) -> list[datetime]:
 def test_dedup_gives_the_windows_of_the_input_without_copies(
     parallelism: int, reliability: Any
 ) -> None:
+    """``flink.dedup_state = "ttl"`` (what the default ``auto`` uses where rows reach an output
+    as they arrive): an identity is remembered for the state TTL, so exact copies and copies
+    re-stamped ten minutes later are both dropped."""
     events = web_requests(400)
     sent = with_copies(events, 0.10)
     t_env = make_env(parallelism)
@@ -87,7 +90,8 @@ def test_dedup_gives_the_windows_of_the_input_without_copies(
     assert sorted(d["event_id"] for d in dups) == sorted(e["event_id"] for e in sent[400:])
     reliability(
         "bad input",
-        f"web.access-logs: 10 % sent twice, half of the copies 10 min later (p{parallelism})",
+        "web.access-logs: 10 % sent twice, half of the copies 10 min later, "
+        f"flink.dedup_state=ttl (p{parallelism})",
         "first copy into the windows, later copies dropped and counted (dup.<topic>); windows "
         "exactly those of the input without copies",
         {"produced": len(sent), "accepted": len(events), "duplicates": len(dups)},
