@@ -57,8 +57,11 @@ LEVERS: dict[str, dict[str, Any]] = {
     "no_dedup": {"dedup": False},
     # dedup state held until the watermark passes (exact copies only) instead of the state TTL
     "dedup_watermark": {"dedup_state": "watermark"},
-    # the state TTL only where rows pass through, until the watermark elsewhere (opt-in)
+    # the state TTL only where rows pass through, until the watermark elsewhere (the default
+    # since 2026-12-05; kept for the commands of bench/README.md)
     "dedup_auto": {"dedup_state": "auto"},
+    # the state TTL for every source, the default until 2026-12-05
+    "dedup_ttl": {"dedup_state": "ttl"},
     # the sources decoded per Arrow batch (a pandas UDF): 1.10-1.24x `udf` (2026-12-01), not the
     # default since its operator can take a TaskManager down on failover (config.py)
     "vectorized_decode": {"vectorized_decode": True},
