@@ -458,11 +458,6 @@ PLAN_SETTINGS = (
 )
 
 
-def plan_of(cfg: Config) -> dict[str, Any]:
-    """The `PLAN_SETTINGS` of `cfg`, as ``{"section.key": value}``."""
-    return {f"{s}.{k}": getattr(getattr(cfg, s), k) for s, k in PLAN_SETTINGS}
-
-
 #: section name -> its dataclass (every Config field but ``jobs``)
 _SECTIONS: dict[str, type] = {
     f.name: typing.get_type_hints(Config)[f.name]

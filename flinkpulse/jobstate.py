@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flinkpulse.config import PLAN_SETTINGS, Config, load_config, plan_of
+from flinkpulse.config import PLAN_SETTINGS, Config, load_config
 from flinkpulse.errors import FlinkpulseError
 
 #: jobs `stack down` stopped with a savepoint, for `stack up` to resubmit
@@ -162,18 +162,17 @@ def submitted_plan(cfg: Config, name: str) -> tuple[Config, list[str]]:
     if found is None:
         return cfg, []
     try:
-        then = plan_of(load_config(found[1], env={}))
+        then = load_config(found[1], env={})
     except (OSError, FlinkpulseError):
         return cfg, []
-    now = plan_of(cfg)
-    kept = {k: v for k, v in then.items() if now[k] != v}
-    if not kept:
-        return cfg, []
     changes: dict[str, dict[str, Any]] = {}
+    kept = []
     for section, key in PLAN_SETTINGS:
-        if f"{section}.{key}" in kept:
-            changes.setdefault(section, {})[key] = kept[f"{section}.{key}"]
-    return cfg.derive(**changes), [f"{k}={v!r}" for k, v in kept.items()]
+        value = getattr(getattr(then, section), key)
+        if getattr(getattr(cfg, section), key) != value:
+            changes.setdefault(section, {})[key] = value
+            kept.append(f"{section}.{key}={value!r}")
+    return (cfg.derive(**changes), kept) if kept else (cfg, [])
 
 
 def write_resume(cfg: Config, names: list[str]) -> None:
