@@ -449,13 +449,16 @@ class Config:
 
 #: the settings that choose a job's operators, not just how they run: Flink maps a snapshot's
 #: state to operators by ids derived from the plan, so a job resumes with the values it was
-#: submitted with (`jobstate.submitted_plan`), whatever the config says now
-PLAN_SETTINGS = (
-    ("flink", "dedup"),
-    ("flink", "dedup_state"),
-    ("flink", "source_needs"),
-    ("flink", "vectorized_decode"),
-)
+#: submitted with (`jobstate.submitted_plan`), whatever the config says now. Each maps to what
+#: the jobs did before the setting existed, for a submission whose config file lacks it (an
+#: older flinkpulse): today's default would be the wrong plan. A new setting that swaps
+#: operators goes here, with the behaviour it replaces.
+PLAN_SETTINGS: dict[tuple[str, str], Any] = {
+    ("flink", "dedup"): False,  # 2026-11-30: no deduplication before
+    ("flink", "dedup_state"): "ttl",  # 2026-12-01: the OVER count was the only one
+    ("flink", "source_needs"): False,  # 2026-12-03: every field of every record
+    ("flink", "vectorized_decode"): False,  # 2026-12-01: one Python call per record
+}
 
 
 #: section name -> its dataclass (every Config field but ``jobs``)

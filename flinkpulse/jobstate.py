@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -157,18 +158,22 @@ def submitted_plan(cfg: Config, name: str) -> tuple[Config, list[str]]:
     was last submitted with, and those that differ (``section.key=value``). A resume restores
     the job's snapshot onto the operators it had; a changed setting (or a changed default, as
     ``flink.dedup_state`` on 2026-12-05) would leave state that maps to no operator, and Flink
-    refuses the restore. `cfg` as it is when the submission is not known."""
+    refuses the restore. A setting the submission's config file lacks (an older flinkpulse) is
+    what the jobs did before it existed (`PLAN_SETTINGS`), not today's default. `cfg` as it is
+    when the submission is not known."""
     found = submitted_config(cfg, name)
     if found is None:
         return cfg, []
     try:
         then = load_config(found[1], env={})
-    except (OSError, FlinkpulseError):
+        written = tomllib.loads(found[1].read_text())
+    except (OSError, FlinkpulseError, tomllib.TOMLDecodeError):
         return cfg, []
     changes: dict[str, dict[str, Any]] = {}
     kept = []
-    for section, key in PLAN_SETTINGS:
-        value = getattr(getattr(then, section), key)
+    for (section, key), before in PLAN_SETTINGS.items():
+        kept_then = key in written.get(section, {})
+        value = getattr(getattr(then, section), key) if kept_then else before
         if getattr(getattr(cfg, section), key) != value:
             changes.setdefault(section, {})[key] = value
             kept.append(f"{section}.{key}={value!r}")

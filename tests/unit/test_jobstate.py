@@ -178,6 +178,28 @@ def test_a_resume_keeps_the_operators_the_job_was_submitted_with(tmp_path: Path)
     assert cfg.flink.checkpoint_interval_s == 2.0
 
 
+def test_a_submission_from_before_a_setting_resumes_with_what_the_jobs_did_then(
+    tmp_path: Path,
+) -> None:
+    """An older flinkpulse wrote no ``flink.dedup_state`` nor ``flink.source_needs``: its jobs
+    counted copies in an OVER aggregate and read every field, and their snapshots hold those
+    operators' state. Today's defaults (``auto``, needs on) would not map onto them."""
+    import re
+
+    from flinkpulse.config import to_toml
+
+    now = _cfg(tmp_path)
+    text = to_toml(now.to_dict())
+    text = re.sub(r"(?m)^(dedup_state|source_needs) = .*\n", "", text)
+    conf = tmp_path / "ship" / "flinkpulse-player_stats.toml"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(text)
+    jobstate.record_submit(now, "player_stats", "flinkpulse-player_stats", "a" * 32, conf)
+    cfg, kept = jobstate.submitted_plan(now, "flinkpulse-player_stats")
+    assert kept == ["flink.dedup_state='ttl'", "flink.source_needs=False"]
+    assert (cfg.flink.dedup, cfg.flink.vectorized_decode) == (now.flink.dedup, False)
+
+
 def test_a_resume_of_an_unknown_submission_takes_the_config_as_it_is(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path).derive(flink={"dedup_state": "watermark"})
     assert jobstate.submitted_plan(cfg, "flinkpulse-player_stats") == (cfg, [])
