@@ -452,7 +452,8 @@ class Config:
 #: submitted with (`jobstate.submitted_plan`), whatever the config says now. Each maps to what
 #: the jobs did before the setting existed, for a submission whose config file lacks it (an
 #: older flinkpulse): today's default would be the wrong plan. A new setting that swaps
-#: operators goes here, with the behaviour it replaces.
+#: operators, or changes the rows they keep, goes here with the behaviour it replaces;
+#: tests/unit/test_plan_settings.py checks that no other ``flink.*`` choice changes a job's graph.
 PLAN_SETTINGS: dict[tuple[str, str], Any] = {
     ("flink", "dedup"): False,  # 2026-11-30: no deduplication before
     ("flink", "dedup_state"): "ttl",  # 2026-12-01: the OVER count was the only one
