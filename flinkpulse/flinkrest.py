@@ -116,7 +116,13 @@ class FlinkRest:
             ):
                 return
             time.sleep(0.5)
-        raise FlinkpulseError(f"job {job_id} tasks not running after {timeout:.0f}s")
+        # e.g. a restore that fails in the tasks (state of another type) restarts the job over
+        # and over: Flink's cause says why, not the timeout
+        cause = self.exception(job_id)
+        raise FlinkpulseError(
+            f"job {job_id} tasks not running after {timeout:.0f}s"
+            + (f"; its last failure: {cause}" if cause else "")
+        )
 
     def exception(self, job_id: str) -> str:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,6 +96,35 @@ def test_a_busy_jobmanager_is_asked_again_and_a_missing_one_is_unreachable() -> 
     gone = FlinkRest(load_config(overrides=[f"flink.jobmanager=127.0.0.1:{port}"]))
     with pytest.raises(ServiceUnreachable, match=f"not reachable at http://127.0.0.1:{port}"):
         gone.call("GET", "/jobs/x")
+
+
+def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None:
+    """A resumed job whose tasks fail to restore restarts over and over: the wait for its
+    tasks ends with Flink's innermost cause, not just the timeout."""
+    from flinkpulse.errors import FlinkpulseError
+    from flinkpulse.flinkrest import FlinkRest
+
+    trace = (
+        "org.apache.flink.runtime.JobException: Recovery is suppressed\n"
+        "Caused by: java.lang.RuntimeException: restore failed\n"
+        "Caused by: org.apache.flink.util.StateMigrationException: The new state serializer "
+        "must not be incompatible with the old state serializer"
+    )
+
+    class Restarting(FlinkRest):
+        def call(self, method: str, path: str, body: Any = None, timeout: Any = None) -> Any:
+            if path.endswith("/exceptions"):
+                return {"exceptionHistory": {"entries": [{"stacktrace": trace}]}}
+            return {"state": "RESTARTING", "vertices": [{"status": "INITIALIZING"}]}
+
+    rest = Restarting(load_config())
+    with pytest.raises(FlinkpulseError) as e:
+        rest.wait_running_tasks("j1", timeout=0.6)
+    assert str(e.value) == (
+        "job j1 tasks not running after 1s; its last failure: org.apache.flink.util."
+        "StateMigrationException: The new state serializer must not be incompatible with the "
+        "old state serializer"
+    )
 
 
 def test_discard_deletes_one_jobs_checkpoints_and_state_changes_only(tmp_path: Path) -> None:
