@@ -172,8 +172,8 @@ def submitted_plan(cfg: Config, name: str) -> tuple[Config, list[str]]:
     changes: dict[str, dict[str, Any]] = {}
     kept = []
     for (section, key), before in PLAN_SETTINGS.items():
-        kept_then = key in written.get(section, {})
-        value = getattr(getattr(then, section), key) if kept_then else before
+        in_file = key in written.get(section, {})
+        value = getattr(getattr(then, section), key) if in_file else before
         if getattr(getattr(cfg, section), key) != value:
             changes.setdefault(section, {})[key] = value
             kept.append(f"{section}.{key}={value!r}")
