@@ -878,12 +878,18 @@ def backfill_read_range(cfg: Config, span: tuple[int, int]) -> tuple[int, int]:
 # -- running ----------------------------------------------------------------------------------
 
 
-def execute(env: Any, ctx: JobContext, wait: bool = False) -> Any:
-    """Submit every collected INSERT as ONE Flink job (sources read once)."""
+def attach_inserts(ctx: JobContext) -> None:
+    """Add every collected INSERT to the job's stream graph, as ONE pipeline (sources read
+    once): what `execute` submits, and what a test reads of it (``get_execution_plan``)."""
     ss = ctx.t_env.create_statement_set()
     for sink, table in ctx.inserts:
         ss.add_insert(sink, table)
     ss.attach_as_datastream()
+
+
+def execute(env: Any, ctx: JobContext, wait: bool = False) -> Any:
+    """Submit every collected INSERT as ONE Flink job (sources read once)."""
+    attach_inserts(ctx)
     name = ctx.t_env.get_config().get("pipeline.name", ctx.job)
     if wait:
         return env.execute(name)

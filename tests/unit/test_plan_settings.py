@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.flink_local]
 pytest.importorskip("pyflink.table")
 
 from flink_jobs import JOBS  # noqa: E402
-from flink_jobs.common import JobContext, create_env  # noqa: E402
+from flink_jobs.common import JobContext, attach_inserts, create_env  # noqa: E402
 from flinkpulse.config import PLAN_SETTINGS, FlinkConfig, load_config  # noqa: E402
 
 #: a changed value of each flink.* setting that is not a plan setting and that chooses between
@@ -54,10 +54,7 @@ def _plan(job: str, flink: dict[str, Any]) -> list[tuple[str, str, list[tuple[in
     env, t_env = create_env(cfg, job)
     ctx = JobContext(cfg=cfg, t_env=t_env, job=job)
     importlib.import_module(f"flink_jobs.{job}").build(t_env, cfg, ctx)
-    statements = t_env.create_statement_set()
-    for sink, table in ctx.inserts:
-        statements.add_insert(sink, table)
-    statements.attach_as_datastream()  # as `execute` submits it
+    attach_inserts(ctx)  # as `execute` submits it
     return _shape(env.get_execution_plan())
 
 
