@@ -19,6 +19,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,10 @@ log = logging.getLogger("flinkpulse.loader")
 
 #: longest wait between two attempts to reach ClickHouse
 MAX_BACKOFF_S = 5.0
+#: how often a running loader looks at Kafka's metadata (new partitions, a topic recreated
+#: under it), and how long a look may hold up the loop when Kafka does not answer
+METADATA_S = 10.0
+METADATA_TIMEOUT_S = 2.0
 
 
 def consumer_settings(cfg: Config, database: str) -> dict[str, Any]:
@@ -204,7 +209,7 @@ class Loader:
                     targets.update(end_offsets(self.target.cfg, unknown))
                 until_idle = until_idle or 5.0
             last_msg = time.monotonic()
-            next_meta = time.monotonic() + 30.0
+            next_meta = time.monotonic() + METADATA_S
             while not self.control.stop.is_set():
                 if failed.is_set():
                     self._recover()
@@ -219,8 +224,10 @@ class Loader:
                 if self.reporter.due(now):
                     self._report()
                 if now >= next_meta:
-                    next_meta = now + 30.0
-                    if self._new_partitions():
+                    next_meta = now + METADATA_S
+                    if self._new_partitions() or self._recreated(self.target.topics):
+                        # a recreated topic the database holds rows of stops the resume
+                        # (TopicRecreated); one it holds none of is consumed from its start
                         self._drain()
                         self._resume()
                 if targets is not None and self._reached(targets) and self._idle():
@@ -339,11 +346,7 @@ class Loader:
         held = {t for t, _ in pos.start}
         ids = topic_ids(cfg, sorted(self.target.topics))
         recorded = pos.recorded or {}
-        changed = [
-            (t, table[t], recorded[t], ids[t])
-            for t in sorted(held & set(ids) & set(recorded))
-            if recorded[t] != ids[t]
-        ]
+        changed = self._changed_ids(ids, held)
         if changed:
             raise TopicRecreated(ch.url, ch.user, changed)
         ends = self.ends_at_resume = end_offsets(cfg, pos.partitions)
@@ -366,6 +369,26 @@ class Loader:
         # with the resume (a row loaded without its topic's ID could not be told apart later)
         record_topic_ids(self.clients.ch, self.target.database, new)
         pos.recorded = {**recorded, **new}
+
+    def _changed_ids(
+        self, ids: dict[str, str], topics: Iterable[str]
+    ) -> list[tuple[str, str, str, str]]:
+        """(topic, its table, recorded ID, Kafka's ID) of those of `topics` whose ID in `ids`
+        (Kafka's) is not the one recorded with their rows."""
+        pos = self.position
+        recorded = pos.recorded or {}
+        return [
+            (t, pos.specs[self.target.topics[t][1]].qualified, recorded[t], ids[t])
+            for t in sorted(set(topics) & set(ids) & set(recorded))
+            if recorded[t] != ids[t]
+        ]
+
+    def _recreated(self, topics: Iterable[str]) -> list[tuple[str, str, str, str]]:
+        """Those of `topics` deleted and created again while the loader ran (exactly_once, 3),
+        as :meth:`_changed_ids`. The consumer goes on at its offsets in the new topic: where it
+        has grown past them, without a word, skipping the new topic's first records."""
+        names = sorted(topics)
+        return self._changed_ids(topic_ids(self.target.cfg, names, METADATA_TIMEOUT_S), names)
 
     def _read_positions(self) -> None:
         """One attempt: migrate, wait for our earlier inserts, read tables and positions."""
@@ -467,6 +490,13 @@ class Loader:
         if dead:
             self._dead_letter(batch, dead)
         offsets = ins.offsets if ins is not None else []
+        if self.ledger.overlaps(batch.key, first):
+            # Kafka reset the consumer to the start of a topic recreated under it (shorter than
+            # the old one): say that, rather than the overlap check_insert refuses below
+            changed = self._recreated([batch.topic])
+            if changed:
+                ch = self.target.cfg.clickhouse
+                raise TopicRecreated(ch.url, ch.user, changed)
         self.ledger.check_insert(batch.key, first, offsets, [m.offset() for m, _ in dead])
         if ins is not None:
             self.worker.put(ins)

@@ -33,6 +33,8 @@ holds nothing of that partition). Why no record is lost or loaded twice:
    recorded for each topic it holds rows of (``loader_topics``: :func:`recorded_topic_ids`)
    with Kafka's, and each M with the partition's end; either mismatch stops it with how to
    start over (TopicRecreated, PositionAhead) instead of skipping the new topic's records.
+   A running loader compares the IDs again every few seconds, and before it refuses an
+   overlap (a consumer Kafka reset to the start of a shorter new topic).
 4. *In-flight inserts.* An insert whose outcome the loader did not see (timeout, kill -9) may
    still be running in ClickHouse when the loader resumes; reading M then would let it load
    the same records again. Every insert has a query id made by :func:`insert_query_id`,
@@ -139,6 +141,11 @@ class Ledger:
         """Consumption restarts at `start` (absent: the beginning); forget what was queued."""
         self.last = {k: start.get(k, 0) - 1 for k in partitions}
         self.acked.clear()
+
+    def overlaps(self, key: Key, first: int) -> bool:
+        """A batch of `key` from offset `first` would cover what was queued already (point 1:
+        an insert refused by :meth:`check_insert`)."""
+        return key in self.last and first <= self.last[key]
 
     def dead_letters_acked(self, key: Key, offsets: Iterable[int]) -> None:
         """Kafka acknowledged the dead letters of these offsets (point 5)."""

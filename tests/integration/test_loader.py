@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -327,6 +328,53 @@ def test_a_recreated_topic_stops_the_loader_and_it_says_how_to_start_over(lcfg: 
     _start_over(lcfg, line)
     assert Loader(lcfg, only).run(once=True).rows == 300
     _assert_exactly(lcfg, 300)
+
+
+@pytest.mark.parametrize("refill", [3000, 30], ids=["past-the-old-offsets", "short-of-them"])
+def test_a_topic_recreated_under_a_running_loader_stops_it(lcfg: Config, refill: int) -> None:
+    """A running loader's consumer goes on at its offsets in a topic recreated under it. Grown
+    past them, it went on without a word and skipped the new topic's first records (its 300
+    first, here); short of them, Kafka reset it to offset 0 and the loader stopped on an overlap
+    it took for a bug of its own. Now it stops with the recreated topic's line within
+    METADATA_S; rows of the new topic it loaded by then go with the old ones at the start over,
+    after which the new topic loads exactly once."""
+    from flinkpulse.loader.core import METADATA_S
+    from flinkpulse.loader.errors import TopicRecreated
+    from flinkpulse.topics import topic_ids
+
+    only = ["results.player-stats"]
+    topic = lcfg.kafka.topic(only[0])
+    ensure_topics(lcfg, only)
+    _produce_players(lcfg, range(300))
+    loader, ended = Loader(lcfg, only), {}
+
+    def run() -> None:
+        try:
+            loader.run()
+        except TopicRecreated as e:
+            ended["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: _count(lcfg) == 300, 60, "the first 300 rows")
+        old_id = topic_ids(lcfg, [topic])[topic]
+        _recreate(lcfg, only, range(refill))
+        thread.join(METADATA_S + 30)
+        assert not thread.is_alive(), "the loader went on in the recreated topic"
+    finally:
+        loader.stop()
+        thread.join(30)
+    new_id = topic_ids(lcfg, [topic])[topic]
+    line = f"flinkpulse: error: {ended.get('error')}"
+    assert line.startswith(
+        f"flinkpulse: error: {topic}: ClickHouse holds rows of it "
+        f"(`{lcfg.clickhouse.database}`.`player_stats`) loaded from the topic with ID {old_id}, "
+        f"but Kafka's topic of that name has ID {new_id}"
+    ), line
+    _start_over(lcfg, line)
+    assert Loader(lcfg, only).run(once=True).rows == refill
+    _assert_exactly(lcfg, refill)
 
 
 # -- crashes ------------------------------------------------------------------------------------
