@@ -70,7 +70,8 @@ class LoaderComponent(Component):
 
     def healthy(self) -> bool:
         doc = self.status()
-        if not self.running() or doc is None:
+        # the loader itself: loader-quality alone (alive after the loader stopped) is not one
+        if "loader" not in self.pids() or doc is None:
             return False
         stale = time.time() - float(doc.get("updated", 0))
         return stale < max(60.0, 3 * self.cfg.loader.stats_interval_s)
@@ -78,6 +79,11 @@ class LoaderComponent(Component):
     def ready(self) -> bool:
         doc = self.status()
         return self.healthy() and doc is not None and doc.get("state") == "running"
+
+    def failure(self) -> str:
+        doc = self.status()
+        state = str((doc or {}).get("state", ""))
+        return state if state.startswith("failed: ") and "loader" not in self.pids() else ""
 
     def extra_status(self) -> str:
         doc = self.status()

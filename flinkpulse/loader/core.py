@@ -198,6 +198,7 @@ class Loader:
         self.worker.start()
         failed = self.control.failed
         targets: dict[Key, int] | None = None
+        failure: Exception | None = None
         try:
             self._resume()
             if once:
@@ -242,8 +243,16 @@ class Loader:
                 self._drain()
         except Stop:
             pass
+        except Exception as e:
+            failure = e
+            raise
         finally:
             self._shutdown()
+            if failure is not None:
+                # what `stack status` shows of a loader stopped by an error (its log has it all)
+                self.reporter.state = f"failed: {first_line(failure)}"
+                with contextlib.suppress(Exception):
+                    self.reporter.write(self.stats)
         self._report(final=True)
         return self.stats
 

@@ -191,21 +191,40 @@ def down(
 
 
 def status_rows(cfg: Config, names: list[str] | None = None) -> list[dict[str, str]]:
-    rows = []
-    for comp in selected(cfg, names):
-        pids = comp.pids()
-        healthy = bool(pids) and _safe_healthy(comp)
-        rows.append(
-            {
-                "component": comp.name,
-                "pid": ",".join(str(p) for p in pids.values()) or "-",
-                "address": comp.address(),
-                "health": "healthy" if healthy else ("unhealthy" if pids else "stopped"),
-                "log": str(comp.log_file(comp.procs()[0].name if pids else None)),
-                "info": comp.extra_status() if healthy else "",
-            }
-        )
-    return rows
+    return [status_row(comp) for comp in selected(cfg, names)]
+
+
+def status_row(comp: Component) -> dict[str, str]:
+    """One component's row of `stack status`. Healthy needs every process alive, as `up` does:
+    one still running (the loader's quality sampler after the loader stopped) is not enough."""
+    pids = comp.pids()
+    gone = [p.name for p in comp.procs() if p.name not in pids] if pids else []
+    healthy = bool(pids) and not gone and _safe_healthy(comp)
+    return {
+        "component": comp.name,
+        "pid": ",".join(str(p) for p in pids.values()) or "-",
+        "address": comp.address(),
+        "health": "healthy" if healthy else ("unhealthy" if pids else "stopped"),
+        "log": str(comp.log_file((gone or [comp.procs()[0].name])[0] if pids else None)),
+        "info": _gone(gone, comp) if gone else comp.extra_status() if healthy else "",
+    }
+
+
+#: how much of a stopped process's own words `stack status` shows (its log has the rest)
+FAILURE_CHARS = 100
+
+
+def _gone(names: list[str], comp: Component) -> str:
+    """The info of a component some of whose processes stopped: which, why if it said."""
+    try:
+        why = comp.failure()
+    except Exception:  # noqa: BLE001 - status only: the log says why
+        why = ""
+    if len(why) > FAILURE_CHARS:
+        why = why[: FAILURE_CHARS - 1] + "…"
+    if why:
+        return f"{', '.join(names)} not running ({why}): its log says how to go on"
+    return f"{', '.join(names)} not running: `flinkpulse stack up` starts it again"
 
 
 def _safe_healthy(comp: Component) -> bool:

@@ -84,6 +84,11 @@ class Component:
         """A short free-text column for `stack status` (e.g. loader lag)."""
         return ""
 
+    def failure(self) -> str:
+        """Why a process of the component stopped, when it said so (e.g. the loader's error);
+        `stack status` shows it for a component some of whose processes are gone."""
+        return ""
+
     # -- files --------------------------------------------------------------------------------
     def log_file(self, proc: str | None = None) -> Path:
         return self.state / "logs" / f"{proc or self.name}.log"

@@ -7,6 +7,7 @@ content: the rows in ClickHouse are compared, as a multiset, with the records pr
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -331,22 +332,26 @@ def test_a_recreated_topic_stops_the_loader_and_it_says_how_to_start_over(lcfg: 
 
 
 @pytest.mark.parametrize("refill", [3000, 30], ids=["past-the-old-offsets", "short-of-them"])
-def test_a_topic_recreated_under_a_running_loader_stops_it(lcfg: Config, refill: int) -> None:
+def test_a_topic_recreated_under_a_running_loader_stops_it(
+    lcfg: Config, refill: int, tmp_path: Path
+) -> None:
     """A running loader's consumer goes on at its offsets in a topic recreated under it. Grown
     past them, it went on without a word and skipped the new topic's first records (its 300
     first, here); short of them, Kafka reset it to offset 0 and the loader stopped on an overlap
     it took for a bug of its own. Now it stops with the recreated topic's line within
-    METADATA_S; rows of the new topic it loaded by then go with the old ones at the start over,
-    after which the new topic loads exactly once."""
+    METADATA_S, its status file (what `stack status` shows) saying why; rows of the new topic
+    it loaded by then go with the old ones at the start over, after which the new topic loads
+    exactly once."""
     from flinkpulse.loader.core import METADATA_S
-    from flinkpulse.loader.errors import TopicRecreated
+    from flinkpulse.loader.errors import TopicRecreated, first_line
     from flinkpulse.topics import topic_ids
 
     only = ["results.player-stats"]
     topic = lcfg.kafka.topic(only[0])
     ensure_topics(lcfg, only)
     _produce_players(lcfg, range(300))
-    loader, ended = Loader(lcfg, only), {}
+    status = tmp_path / "status.json"
+    loader, ended = Loader(lcfg, only, status_file=status), {}
 
     def run() -> None:
         try:
@@ -372,6 +377,8 @@ def test_a_topic_recreated_under_a_running_loader_stops_it(lcfg: Config, refill:
         f"(`{lcfg.clickhouse.database}`.`player_stats`) loaded from the topic with ID {old_id}, "
         f"but Kafka's topic of that name has ID {new_id}"
     ), line
+    state = json.loads(status.read_text())["state"]
+    assert state == f"failed: {first_line(ended['error'])}", state
     _start_over(lcfg, line)
     assert Loader(lcfg, only).run(once=True).rows == refill
     _assert_exactly(lcfg, refill)
