@@ -396,6 +396,8 @@ class Loader:
         """Those of `topics` deleted and created again while the loader ran (exactly_once, 3),
         as :meth:`_changed_ids`. The consumer goes on at its offsets in the new topic: where it
         has grown past them, without a word, skipping the new topic's first records."""
+        if not self.position.recorded:
+            return []  # no IDs recorded (loader_topics missing): nothing to compare with
         names = sorted(topics)
         return self._changed_ids(topic_ids(self.target.cfg, names, METADATA_TIMEOUT_S), names)
 
