@@ -885,31 +885,6 @@ def attach_inserts(ctx: JobContext) -> None:
     for sink, table in ctx.inserts:
         ss.add_insert(sink, table)
     ss.attach_as_datastream()
-    if ctx.cfg.flink.source_task:
-        _sources_as_tasks(ctx)
-
-
-def _sources_as_tasks(ctx: JobContext) -> None:
-    """Start a new chain at each Python operator that reads a source (``flink.source_task``):
-    a decoder that falls behind backpressures its source, which pauses Flink's idleness clock,
-    instead of blocking the source's thread, which does not. The chaining is part of the
-    operator ids: a plan setting."""
-    from pyflink.java_gateway import get_gateway
-
-    head = get_gateway().jvm.org.apache.flink.streaming.api.operators.ChainingStrategy.HEAD
-    seen: set[int] = set()
-    todo = list(ctx.t_env._j_tenv.execEnv().getTransformations())
-    while todo:
-        t = todo.pop()
-        if t.getId() in seen:
-            continue
-        seen.add(t.getId())
-        inputs = list(t.getInputs())
-        todo += inputs
-        if str(t.getName()).startswith("PythonCalc") and any(
-            i.getClass().getSimpleName() == "SourceTransformation" for i in inputs
-        ):
-            t.setChainingStrategy(head)
 
 
 def execute(env: Any, ctx: JobContext, wait: bool = False) -> Any:

@@ -268,16 +268,10 @@ class FlinkConfig:
     #: as "future" and never moves a watermark
     future_tolerance_s: float = 5.0
     #: a source partition without records for this long (processing time) stops holding the
-    #: watermark back; shorter closes windows sooner on quiet ones (docs/event-time.md)
+    #: watermark back. Longer is safer when a job catches up a backlog on a busy machine (the
+    #: source thread, blocked in its chained Python decoder, polls nothing for a while and its
+    #: partitions count as idle: docs/event-time.md), shorter closes windows sooner on quiet ones
     idle_timeout_s: float = 10.0
-    #: each Kafka source runs as a task of its own, not chained to its Python decoder: a
-    #: decoder that falls behind then backpressures the source, and backpressure pauses Flink's
-    #: idleness clock. Chained, the source thread's time blocked in the decoder counted as
-    #: idleness: a job catching up a backlog marked partitions with unread records idle and
-    #: sent their records to late.* (1,027 and 31-37k of 178k readings; none as a task of its
-    #: own: bench/README.md, "The source as a task of its own"). ~0.92x player_stats' UDF rate.
-    #: A job keeps the value it was submitted with when it resumes (`PLAN_SETTINGS`)
-    source_task: bool = True
     #: drop later copies of a source record (same event id, topics.DEDUP_KEYS) before any
     #: window; a copy is recognised while the first is in state: ``state_ttl_s``
     dedup: bool = True
@@ -465,7 +459,6 @@ PLAN_SETTINGS: dict[tuple[str, str], Any] = {
     ("flink", "dedup_state"): "ttl",  # 2026-12-01: the OVER count was the only one
     ("flink", "source_needs"): False,  # 2026-12-03: every field of every record
     ("flink", "vectorized_decode"): False,  # 2026-12-01: one Python call per record
-    ("flink", "source_task"): False,  # 2026-12-06: each source chained to its decoder
 }
 
 

@@ -53,8 +53,6 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     "no_chaining": {"extra_options": ("pipeline.operator-chaining.enabled=false",)},
     "checkpoint_30s": {"checkpoint_interval_s": 30.0},
-    # each source chained to its Python decoder, as before flink.source_task (2026-12-06)
-    "chained_source": {"source_task": False},
     # diagnostic, not a tuning: both the UDF job and its twin without deduplication
     "no_dedup": {"dedup": False},
     # dedup state held until the watermark passes (exact copies only) instead of the state TTL

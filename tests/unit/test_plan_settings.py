@@ -49,25 +49,13 @@ def _shape(plan: str) -> list[tuple[str, str, list[tuple[int, str]]]]:
     ]
 
 
-def _env(job: str, flink: dict[str, Any]) -> Any:
-    """The job's environment as `execute` submits it, built with `flink` changed."""
+def _plan(job: str, flink: dict[str, Any]) -> list[tuple[str, str, list[tuple[int, str]]]]:
     cfg = load_config().derive(flink=flink)
     env, t_env = create_env(cfg, job)
     ctx = JobContext(cfg=cfg, t_env=t_env, job=job)
     importlib.import_module(f"flink_jobs.{job}").build(t_env, cfg, ctx)
-    attach_inserts(ctx)
-    return env
-
-
-def _plan(job: str, flink: dict[str, Any]) -> list[tuple[str, str, list[tuple[int, str]]]]:
-    return _shape(_env(job, flink).get_execution_plan())
-
-
-def _source_tasks(env: Any) -> list[str]:
-    """The names of the job graph's tasks that read a source (chained operators: `a -> b`)."""
-    graph = env._generate_stream_graph(clear_transformations=False).getJobGraph()
-    names = [str(v.getName()) for v in graph.getVerticesSortedTopologicallyFromSources()]
-    return [n for n in names if n.startswith("Source: ")]
+    attach_inserts(ctx)  # as `execute` submits it
+    return _shape(env.get_execution_plan())
 
 
 def test_every_other_flink_setting_is_either_a_plan_setting_or_listed_here() -> None:
@@ -86,12 +74,8 @@ def test_every_other_flink_setting_is_either_a_plan_setting_or_listed_here() -> 
 def test_no_other_setting_changes_a_jobs_operators(job: str) -> None:
     """All of OTHER_SETTINGS changed at once (a build is ~2 s; one at a time only to name the
     culprit of a failure)."""
-    env = _env(job, {})
-    shape = _shape(env.get_execution_plan())
+    shape = _plan(job, {})
     assert any(kind == "Data Source" for kind, _, _ in shape) and len(shape) > 10
-    # flink.source_task: each source is a task of its own (its decoder starts the next one)
-    sources = _source_tasks(env)
-    assert sources and all(" -> " not in name for name in sources), sources
     if _plan(job, OTHER_SETTINGS) != shape:
         changed = [n for n, v in OTHER_SETTINGS.items() if _plan(job, {n: v}) != shape]
         pytest.fail(f"{job}: these settings change its operators: {changed or 'together'}")
@@ -103,10 +87,3 @@ def test_thread_mode_keeps_the_vectorized_decoders_operators() -> None:
     job = JOBS[0]
     vectorized = _plan(job, {"vectorized_decode": True})
     assert _plan(job, {"vectorized_decode": True, "python_execution_mode": "thread"}) == vectorized
-
-
-def test_before_source_task_each_source_was_chained_to_its_decoder() -> None:
-    """What a job submitted before ``flink.source_task`` resumes with (PLAN_SETTINGS): the
-    source and its Python decoder in one task, the ids its snapshot holds."""
-    sources = _source_tasks(_env(JOBS[0], {"source_task": False}))
-    assert sources and all(" -> PythonCalc" in name for name in sources), sources
