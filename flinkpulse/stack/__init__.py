@@ -198,7 +198,7 @@ def status_row(comp: Component) -> dict[str, str]:
     """One component's row of `stack status`. Healthy needs every process alive, as `up` does:
     one still running (the loader's quality sampler after the loader stopped) is not enough."""
     pids = comp.pids()
-    gone = [p.name for p in comp.procs() if p.name not in pids] if pids else []
+    gone = comp.missing() if pids else []
     healthy = bool(pids) and not gone and _safe_healthy(comp)
     return {
         "component": comp.name,

@@ -132,9 +132,14 @@ class Component:
     def running(self) -> bool:
         return bool(self.pids())
 
+    def missing(self) -> list[str]:
+        """The component's processes that are not alive (`up` restarts them)."""
+        live = self.pids()
+        return [p.name for p in self.procs() if p.name not in live]
+
     def complete(self) -> bool:
-        """Every process of the component is alive (`up` restarts the missing ones)."""
-        return {p.name for p in self.procs()} <= set(self.pids())
+        """Every process of the component is alive."""
+        return not self.missing()
 
     def start(self) -> None:
         """Start every process that is not already running (idempotent)."""
