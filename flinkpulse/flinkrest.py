@@ -23,6 +23,22 @@ LIVE_STATES = ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING", "RECONCILING"
 BUSY_RETRY_S = 30.0
 
 
+#: a job whose tasks failed to restore their state this many times in a row with one cause is
+#: reported by `wait_running_tasks` instead of waited for (Flink would retry forever)
+RESTORE_TRIES = 3
+#: how often that wait reads the job's exception history while the job restarts
+RESTORE_LOOK_S = 2.0
+#: what a task's stack trace says when it could not restore its operators' state
+RESTORE_FAILED = "Exception while creating StreamOperatorStateContext"
+
+
+def _innermost(trace: str) -> str:
+    """The innermost "Caused by" of a Java stack trace (what went wrong), else its first line."""
+    lines = trace.strip().splitlines()
+    causes = [ln.strip().removeprefix("Caused by: ") for ln in lines if "Caused by:" in ln]
+    return causes[-1] if causes else (lines[0] if lines else "")
+
+
 class FlinkBusy(FlinkpulseError):
     """The JobManager accepted the request but did not answer in time (a loaded machine)."""
 
@@ -103,8 +119,12 @@ class FlinkRest:
         )
 
     def wait_running_tasks(self, job_id: str, timeout: float = 120) -> None:
-        """Until every vertex of the job is RUNNING (the job can take and emit data)."""
+        """Until every vertex of the job is RUNNING (the job can take and emit data). A job
+        whose tasks fail to restore their state `RESTORE_TRIES` times in a row, with the same
+        cause, is reported then: Flink would restart it forever (exponential delay)."""
+        started_ms = time.time() * 1000
         deadline = time.monotonic() + timeout
+        looked = time.monotonic() - RESTORE_LOOK_S  # the first restart is looked at at once
         while time.monotonic() < deadline:
             info = self._poll(f"/jobs/{job_id}", deadline)
             if info["state"] in ("FAILED", "CANCELED", "FINISHED"):
@@ -115,6 +135,14 @@ class FlinkRest:
                 v["status"] in ("RUNNING", "FINISHED") for v in info["vertices"]
             ):
                 return
+            if info["state"] == "RESTARTING" and time.monotonic() - looked >= RESTORE_LOOK_S:
+                looked = time.monotonic()
+                cause = self.restore_failure(job_id, started_ms)
+                if cause:
+                    raise FlinkpulseError(
+                        f"job {job_id} cannot restore its state ({RESTORE_TRIES} tries in a "
+                        f"row): {cause}"
+                    )
             time.sleep(0.5)
         # e.g. a restore that fails in the tasks (state of another type) restarts the job over
         # and over: Flink's cause says why, not the timeout
@@ -124,17 +152,37 @@ class FlinkRest:
             + (f"; its last failure: {cause}" if cause else "")
         )
 
-    def exception(self, job_id: str) -> str:
+    def _exceptions(self, job_id: str) -> dict[str, Any]:
+        """The job's exceptions ({} when Flink cannot say)."""
         try:
-            ex = self.call("GET", f"/jobs/{job_id}/exceptions")
+            return dict(self.call("GET", f"/jobs/{job_id}/exceptions") or {})
         except FlinkpulseError:
+            return {}
+
+    @staticmethod
+    def _entries(ex: dict[str, Any]) -> list[dict[str, Any]]:
+        """The failures of an exceptions answer, newest first."""
+        return list((ex.get("exceptionHistory") or {}).get("entries") or [])
+
+    def restore_failure(self, job_id: str, since_ms: float) -> str:
+        """The innermost cause of the job's last `RESTORE_TRIES` failures when they all came
+        after `since_ms`, all failed to restore a task's state and all had that cause; else ""."""
+        last = self._entries(self._exceptions(job_id))[:RESTORE_TRIES]
+        if len(last) < RESTORE_TRIES or any(
+            e.get("timestamp", 0) < since_ms or RESTORE_FAILED not in e.get("stacktrace", "")
+            for e in last
+        ):
             return ""
-        root = (ex.get("exceptionHistory") or {}).get("entries") or []
-        text = root[0].get("stacktrace", "") if root else ex.get("root-exception", "") or ""
-        lines = text.strip().splitlines()
-        causes = [ln.strip().removeprefix("Caused by: ") for ln in lines if "Caused by:" in ln]
-        # the innermost cause says what went wrong; the outer lines only where
-        return causes[-1] if causes else (lines[0] if lines else "")
+        causes = {_innermost(e.get("stacktrace", "")) for e in last}
+        return causes.pop() if len(causes) == 1 else ""
+
+    def exception(self, job_id: str) -> str:
+        """The innermost cause of the job's last failure ("" when there is none)."""
+        ex = self._exceptions(job_id)
+        entries = self._entries(ex)
+        return _innermost(
+            entries[0].get("stacktrace", "") if entries else ex.get("root-exception") or ""
+        )
 
     def savepoint(self, job_id: str, target: str | None, stop: bool, timeout: float = 180) -> str:
         body: dict[str, Any] = {"cancel-job": False} if not stop else {"drain": False}

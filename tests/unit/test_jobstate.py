@@ -98,11 +98,38 @@ def test_a_busy_jobmanager_is_asked_again_and_a_missing_one_is_unreachable() -> 
         gone.call("GET", "/jobs/x")
 
 
+def _restore_trace(cause: str) -> str:
+    return (
+        "java.lang.Exception: Exception while creating StreamOperatorStateContext.\n"
+        "\tat org.apache.flink.streaming.api.operators.StreamTaskStateInitializerImpl\n"
+        f"Caused by: org.apache.flink.util.StateMigrationException: {cause}"
+    )
+
+
+class _Restarting:
+    """A JobManager whose job restarts over and over with `entries` as its history."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+
+    def rest(self) -> Any:
+        from flinkpulse.flinkrest import FlinkRest
+
+        entries = self.entries
+
+        class Rest(FlinkRest):
+            def call(self, method: str, path: str, body: Any = None, timeout: Any = None) -> Any:
+                if path.endswith("/exceptions"):
+                    return {"exceptionHistory": {"entries": entries}}
+                return {"state": "RESTARTING", "vertices": [{"status": "INITIALIZING"}]}
+
+        return Rest(load_config())
+
+
 def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None:
     """A resumed job whose tasks fail to restore restarts over and over: the wait for its
     tasks ends with Flink's innermost cause, not just the timeout."""
     from flinkpulse.errors import FlinkpulseError
-    from flinkpulse.flinkrest import FlinkRest
 
     trace = (
         "org.apache.flink.runtime.JobException: Recovery is suppressed\n"
@@ -111,13 +138,7 @@ def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None
         "must not be incompatible with the old state serializer"
     )
 
-    class Restarting(FlinkRest):
-        def call(self, method: str, path: str, body: Any = None, timeout: Any = None) -> Any:
-            if path.endswith("/exceptions"):
-                return {"exceptionHistory": {"entries": [{"stacktrace": trace}]}}
-            return {"state": "RESTARTING", "vertices": [{"status": "INITIALIZING"}]}
-
-    rest = Restarting(load_config())
+    rest = _Restarting([{"stacktrace": trace}]).rest()
     with pytest.raises(FlinkpulseError) as e:
         rest.wait_running_tasks("j1", timeout=0.6)
     assert str(e.value) == (
@@ -125,6 +146,53 @@ def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None
         "StateMigrationException: The new state serializer must not be incompatible with the "
         "old state serializer"
     )
+
+
+def test_a_job_whose_state_fails_to_restore_three_times_is_reported_at_once() -> None:
+    """Three restore failures in a row with one cause, after the wait began: Flink would
+    restart the job forever, so the wait says why without waiting out its timeout."""
+    from flinkpulse.errors import FlinkpulseError
+
+    now = time.time() * 1000 + 1000
+    why = "The new state serializer must not be incompatible with the old state serializer"
+    rest = _Restarting([{"timestamp": now, "stacktrace": _restore_trace(why)}] * 3).rest()
+    t0 = time.monotonic()
+    with pytest.raises(FlinkpulseError) as e:
+        rest.wait_running_tasks("j1", timeout=60)
+    assert time.monotonic() - t0 < 5
+    assert str(e.value) == (
+        f"job j1 cannot restore its state (3 tries in a row): org.apache.flink.util."
+        f"StateMigrationException: {why}"
+    )
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        # two tries only
+        [(1000, "restore", "a")] * 2,
+        # a failure before the wait began (a job that had restarted for another reason)
+        [(1000, "restore", "a"), (1000, "restore", "a"), (-60_000, "restore", "a")],
+        # not all of them restores
+        [(1000, "restore", "a"), (1000, "lost", "a"), (1000, "restore", "a")],
+        # not one cause
+        [(1000, "restore", "a"), (1000, "restore", "b"), (1000, "restore", "a")],
+    ],
+    ids=["two-tries", "an-older-failure", "a-lost-taskmanager", "two-causes"],
+)
+def test_other_restarts_are_waited_for(history: list[tuple[int, str, str]]) -> None:
+    """Anything else a restarting job shows (a TaskManager lost in a failover, too few tries,
+    mixed causes) is waited for: the wait ends at its timeout, with the last failure."""
+    from flinkpulse.errors import FlinkpulseError
+
+    now = time.time() * 1000
+    lost = "org.apache.flink.runtime.jobmaster.JobMasterException: TaskManager lost"
+    entries = [
+        {"timestamp": now + dt, "stacktrace": _restore_trace(c) if kind == "restore" else lost}
+        for dt, kind, c in history
+    ]
+    with pytest.raises(FlinkpulseError, match="tasks not running after 3s; its last failure"):
+        _Restarting(entries).rest().wait_running_tasks("j1", timeout=2.6)
 
 
 def test_discard_deletes_one_jobs_checkpoints_and_state_changes_only(tmp_path: Path) -> None:
