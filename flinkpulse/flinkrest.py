@@ -121,7 +121,7 @@ class FlinkRest:
     def wait_running_tasks(self, job_id: str, timeout: float = 120) -> None:
         """Until every vertex of the job is RUNNING (the job can take and emit data). A job
         whose tasks fail to restore their state `RESTORE_TRIES` times in a row, with the same
-        cause, is reported then: Flink would restart it forever (exponential delay)."""
+        cause, is cancelled and reported then: Flink would restart it forever."""
         started_ms = time.time() * 1000
         deadline = time.monotonic() + timeout
         looked = time.monotonic() - RESTORE_LOOK_S  # the first restart is looked at at once
@@ -139,9 +139,13 @@ class FlinkRest:
                 looked = time.monotonic()
                 cause = self.restore_failure(job_id, started_ms)
                 if cause:
+                    # it would restart forever, holding its slots: nothing of it ever ran
+                    with contextlib.suppress(FlinkpulseError):
+                        self.cancel(job_id)
                     raise FlinkpulseError(
                         f"job {job_id} cannot restore its state ({RESTORE_TRIES} tries in a "
-                        f"row): {cause}"
+                        f"row), so it was cancelled: {cause}. Submit the job afresh, or from "
+                        "another snapshot (docs/jobs.md)"
                     )
             time.sleep(0.5)
         # e.g. a restore that fails in the tasks (state of another type) restarts the job over

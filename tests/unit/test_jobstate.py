@@ -118,6 +118,11 @@ class _Restarting:
         entries = self.entries
 
         class Rest(FlinkRest):
+            cancelled: list[str] = []
+
+            def cancel(self, job_id: str) -> None:
+                self.cancelled.append(job_id)
+
             def call(self, method: str, path: str, body: Any = None, timeout: Any = None) -> Any:
                 if path.endswith("/exceptions"):
                     return {"exceptionHistory": {"entries": entries}}
@@ -161,9 +166,11 @@ def test_a_job_whose_state_fails_to_restore_three_times_is_reported_at_once() ->
         rest.wait_running_tasks("j1", timeout=60)
     assert time.monotonic() - t0 < 5
     assert str(e.value) == (
-        f"job j1 cannot restore its state (3 tries in a row): org.apache.flink.util."
-        f"StateMigrationException: {why}"
+        "job j1 cannot restore its state (3 tries in a row), so it was cancelled: "
+        f"org.apache.flink.util.StateMigrationException: {why}. Submit the job afresh, or from "
+        "another snapshot (docs/jobs.md)"
     )
+    assert rest.cancelled == ["j1"]
 
 
 @pytest.mark.parametrize(
