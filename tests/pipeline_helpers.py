@@ -112,6 +112,15 @@ class Writer:
         assert self.p.flush(30) == 0
 
 
+def kill_event(i: int, t: int, player: str) -> dict[str, Any]:
+    """A gaming.player-events KILL by `player` at event time `t`, event id ``k<i>``."""
+    return {
+        "event_id": f"k{i}", "match_id": "m1", "player_id": player, "team": "RED",
+        "event_type": "KILL", "target_player_id": "victim", "damage": 100.0, "headshot": False,
+        "weapon": "rifle", "event_time": t, "platform": None,
+    }  # fmt: skip
+
+
 _KEY = {
     "gaming.player-events": "player_id",
     "iot.sensor-readings": "device_id",

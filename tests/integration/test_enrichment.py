@@ -23,7 +23,7 @@ from flinkpulse.clickhouse.migrate import client
 from flinkpulse.config import Config
 from flinkpulse.loader.core import Loader
 from producers.kafka import AvroKafkaProducer
-from tests.pipeline_helpers import Reader, Writer, deployment, scoped
+from tests.pipeline_helpers import Reader, Writer, deployment, kill_event, scoped
 
 pytestmark = pytest.mark.integration
 
@@ -90,14 +90,6 @@ def test_a_device_moved_mid_stream_is_attributed_before_and_after_the_move(
     ]
 
 
-def _kill(i: int, t: int, player: str) -> dict[str, Any]:
-    return {
-        "event_id": f"k{i}", "match_id": "m1", "player_id": player, "team": "RED",
-        "event_type": "KILL", "target_player_id": "victim", "damage": 100.0, "headshot": False,
-        "weapon": "rifle", "event_time": t, "platform": None,
-    }  # fmt: skip
-
-
 def test_a_promoted_player_shows_the_new_tier_in_windows_ending_after_it(
     ensure_stack: Callable[..., Config], base_cfg: Config
 ) -> None:
@@ -119,8 +111,8 @@ def test_a_promoted_player_shows_the_new_tier_in_windows_ending_after_it(
         time.sleep(5)
         w = Writer(dep)
         for s in range(0, 180, 10):
-            w.avro("gaming.player-events", "ana", _kill(s, t0 + s * 1000, "ana"))
-        w.avro("gaming.player-events", "closer", _kill(999, t0 + 5 * MINUTE, "closer"))
+            w.avro("gaming.player-events", "ana", kill_event(s, t0 + s * 1000, "ana"))
+        w.avro("gaming.player-events", "closer", kill_event(999, t0 + 5 * MINUTE, "closer"))
         w.flush()
         stats = Reader(dep, "results.player-stats", avro=True)
         last = datetime.fromtimestamp((t0 + 2 * MINUTE) / 1000, UTC)

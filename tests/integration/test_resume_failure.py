@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,19 +17,11 @@ from flinkpulse.errors import FlinkpulseError
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit
 from flinkpulse.topics import job_group
-from tests.pipeline_helpers import Writer, deployment
+from tests.pipeline_helpers import Writer, deployment, kill_event
 
 pytestmark = pytest.mark.integration
 
 EVENTS = "gaming.player-events"
-
-
-def _kill(i: int, t: int) -> dict[str, Any]:
-    return {
-        "event_id": f"k{i}", "match_id": "m1", "player_id": f"p{i % 50}", "team": "RED",
-        "event_type": "KILL", "target_player_id": "victim", "damage": 100.0, "headshot": False,
-        "weapon": "rifle", "event_time": t, "platform": None,
-    }  # fmt: skip
 
 
 def test_a_savepoint_missing_its_state_files_is_reported_with_the_missing_file(
@@ -48,7 +39,7 @@ def test_a_savepoint_missing_its_state_files_is_reported_with_the_missing_file(
         w = Writer(cfg)
         t0 = int(time.time() * 1000) - 60_000
         for i in range(3000):
-            w.avro(EVENTS, "kill", _kill(i, t0 + i * 10))
+            w.avro(EVENTS, "kill", kill_event(i, t0 + i * 10, f"p{i % 50}"))
         w.flush()
         # read and checkpointed: the job's consumer group has committed every record
         deadline = time.monotonic() + 120

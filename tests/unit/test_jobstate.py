@@ -106,29 +106,23 @@ def _restore_trace(cause: str) -> str:
     )
 
 
-class _Restarting:
-    """A JobManager whose job restarts over and over with `entries` as its history."""
+def _restarting(entries: list[dict[str, Any]]) -> Any:
+    """A FlinkRest whose job restarts over and over with `entries` as its history; it records
+    the jobs it is asked to cancel in `cancelled`."""
+    from flinkpulse.flinkrest import FlinkRest
 
-    def __init__(self, entries: list[dict[str, Any]]) -> None:
-        self.entries = entries
+    class Restarting(FlinkRest):
+        def cancel(self, job_id: str) -> None:
+            self.cancelled.append(job_id)
 
-    def rest(self) -> Any:
-        from flinkpulse.flinkrest import FlinkRest
+        def call(self, method: str, path: str, body: Any = None, timeout: Any = None) -> Any:
+            if path.endswith("/exceptions"):
+                return {"exceptionHistory": {"entries": entries}}
+            return {"state": "RESTARTING", "vertices": [{"status": "INITIALIZING"}]}
 
-        entries = self.entries
-
-        class Rest(FlinkRest):
-            cancelled: list[str] = []
-
-            def cancel(self, job_id: str) -> None:
-                self.cancelled.append(job_id)
-
-            def call(self, method: str, path: str, body: Any = None, timeout: Any = None) -> Any:
-                if path.endswith("/exceptions"):
-                    return {"exceptionHistory": {"entries": entries}}
-                return {"state": "RESTARTING", "vertices": [{"status": "INITIALIZING"}]}
-
-        return Rest(load_config())
+    rest = Restarting(load_config())
+    rest.cancelled = []
+    return rest
 
 
 def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None:
@@ -143,7 +137,7 @@ def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None
         "must not be incompatible with the old state serializer"
     )
 
-    rest = _Restarting([{"stacktrace": trace}]).rest()
+    rest = _restarting([{"stacktrace": trace}])
     with pytest.raises(FlinkpulseError) as e:
         rest.wait_running_tasks("j1", timeout=0.6)
     assert str(e.value) == (
@@ -160,7 +154,7 @@ def test_a_job_whose_state_fails_to_restore_three_times_is_reported_at_once() ->
 
     now = time.time() * 1000 + 1000
     why = "The new state serializer must not be incompatible with the old state serializer"
-    rest = _Restarting([{"timestamp": now, "stacktrace": _restore_trace(why)}] * 3).rest()
+    rest = _restarting([{"timestamp": now, "stacktrace": _restore_trace(why)}] * 3)
     t0 = time.monotonic()
     with pytest.raises(FlinkpulseError) as e:
         rest.wait_running_tasks("j1", timeout=60)
@@ -199,7 +193,7 @@ def test_other_restarts_are_waited_for(history: list[tuple[int, str, str]]) -> N
         for dt, kind, c in history
     ]
     with pytest.raises(FlinkpulseError, match="tasks not running after 3s; its last failure"):
-        _Restarting(entries).rest().wait_running_tasks("j1", timeout=2.6)
+        _restarting(entries).wait_running_tasks("j1", timeout=2.6)
 
 
 def test_discard_deletes_one_jobs_checkpoints_and_state_changes_only(tmp_path: Path) -> None:
