@@ -159,7 +159,12 @@ class Flink(Component):
             "restart-strategy.type": "exponential-delay",
             "restart-strategy.exponential-delay.initial-backoff": "1 s",
             "restart-strategy.exponential-delay.max-backoff": "10 s",
-            "heartbeat.timeout": 20000,
+            # Flink's default (50 s). A dead TaskManager is noticed at once by the tasks that
+            # exchange data with it, and by the failing heartbeat calls
+            # (heartbeat.rpc-failure-threshold); the timeout is for one that is alive but
+            # silent, and a loaded 2-core machine stalled one for 11 s: at 20 s that failed
+            # every job on it over to a restart it did not need (docs/event-time.md)
+            "heartbeat.timeout": 50000,
             "python.executable": str(venv_python()),
             "python.client.executable": str(venv_python()),
             # thread mode embeds the interpreter via pemja: it must find site-packages
