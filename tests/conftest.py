@@ -131,7 +131,9 @@ def ensure_stack(base_cfg: Config, session_stack: SessionStack) -> Callable[...,
             if comp.running() and comp.healthy():
                 continue
             # a component that was up but unhealthy (someone else's) is repaired; it ran
-            # before the session, so it is left running at its end
+            # before the session, so it is left running at its end. "Unhealthy" is judged
+            # against TEST_STACK: a developer's Flink with one TaskManager gets a second one,
+            # which stays (docs/development.md, "Running tests")
             stack.up(base_cfg, [name], log=False)
         return base_cfg
 
