@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -28,8 +29,21 @@ BUSY_RETRY_S = 30.0
 RESTORE_TRIES = 3
 #: how often that wait reads the job's exception history while the job restarts
 RESTORE_LOOK_S = 2.0
-#: what a task's stack trace says when it could not restore its operators' state
-RESTORE_FAILED = "Exception while creating StreamOperatorStateContext"
+#: what a task's stack trace says when it could not restore its operators' state: the backend
+#: could not read the snapshot, or an operator that registers its state in `open()` found it of
+#: another type than the snapshot holds (a query edited so that its plan keeps its shape and a
+#: state's type changes: Flink 2.2 maps the state to the operator and then refuses it)
+RESTORE_FAILED = (
+    "Exception while creating StreamOperatorStateContext",
+    "org.apache.flink.util.StateMigrationException",
+)
+#: added to the report of a restore that failed on a state of another type
+STATE_TYPES_CHANGED = (
+    "The job's state no longer has the types its snapshot holds: its SQL, or a setting that "
+    "shapes it, changed since the snapshot was taken. "
+)
+#: a Java object's identity in a message (`RowDataSerializer@38bd102a`): new on every try
+_IDENTITY = re.compile(r"(?<=[\w$])@[0-9a-f]{1,8}\b")
 
 
 def _innermost(trace: str) -> str:
@@ -142,10 +156,11 @@ class FlinkRest:
                     # it would restart forever, holding its slots: nothing of it ever ran
                     with contextlib.suppress(FlinkpulseError):
                         self.cancel(job_id)
+                    hint = STATE_TYPES_CHANGED if RESTORE_FAILED[1] in cause else ""
                     raise FlinkpulseError(
                         f"job {job_id} cannot restore its state ({RESTORE_TRIES} tries in a "
-                        f"row), so it was cancelled: {cause}. Submit the job afresh, or from "
-                        "another snapshot (docs/jobs.md)"
+                        f"row), so it was cancelled: {cause.rstrip('.')}. {hint}Submit the "
+                        "job afresh, or from another snapshot (docs/jobs.md)"
                     )
             time.sleep(0.5)
         # e.g. a restore that fails in the tasks (state of another type) restarts the job over
@@ -173,11 +188,12 @@ class FlinkRest:
         after `since_ms`, all failed to restore a task's state and all had that cause; else ""."""
         last = self._entries(self._exceptions(job_id))[:RESTORE_TRIES]
         if len(last) < RESTORE_TRIES or any(
-            e.get("timestamp", 0) < since_ms or RESTORE_FAILED not in e.get("stacktrace", "")
+            e.get("timestamp", 0) < since_ms
+            or not any(m in e.get("stacktrace", "") for m in RESTORE_FAILED)
             for e in last
         ):
             return ""
-        causes = {_innermost(e.get("stacktrace", "")) for e in last}
+        causes = {_IDENTITY.sub("", _innermost(e.get("stacktrace", ""))) for e in last}
         return causes.pop() if len(causes) == 1 else ""
 
     def exception(self, job_id: str) -> str:

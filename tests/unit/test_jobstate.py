@@ -11,6 +11,7 @@ import pytest
 
 from flinkpulse import jobstate
 from flinkpulse.config import Config, load_config
+from flinkpulse.flinkrest import STATE_TYPES_CHANGED
 
 
 def _cfg(tmp_path: Path) -> Config:
@@ -125,10 +126,18 @@ def _restarting(entries: list[dict[str, Any]]) -> Any:
     return rest
 
 
+def _failure(rest: Any, timeout: float) -> str:
+    """What `rest.wait_running_tasks` raises for job j1 within `timeout` seconds."""
+    from flinkpulse.errors import FlinkpulseError
+
+    with pytest.raises(FlinkpulseError) as e:
+        rest.wait_running_tasks("j1", timeout=timeout)
+    return str(e.value)
+
+
 def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None:
     """A resumed job whose tasks fail to restore restarts over and over: the wait for its
     tasks ends with Flink's innermost cause, not just the timeout."""
-    from flinkpulse.errors import FlinkpulseError
 
     trace = (
         "org.apache.flink.runtime.JobException: Recovery is suppressed\n"
@@ -137,10 +146,7 @@ def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None
         "must not be incompatible with the old state serializer"
     )
 
-    rest = _restarting([{"stacktrace": trace}])
-    with pytest.raises(FlinkpulseError) as e:
-        rest.wait_running_tasks("j1", timeout=0.6)
-    assert str(e.value) == (
+    assert _failure(_restarting([{"stacktrace": trace}]), 0.6) == (
         "job j1 tasks not running after 1s; its last failure: org.apache.flink.util."
         "StateMigrationException: The new state serializer must not be incompatible with the "
         "old state serializer"
@@ -150,19 +156,48 @@ def test_a_job_whose_tasks_never_run_is_reported_with_its_last_failure() -> None
 def test_a_job_whose_state_fails_to_restore_three_times_is_reported_at_once() -> None:
     """Three restore failures in a row with one cause, after the wait began: Flink would
     restart the job forever, so the wait says why without waiting out its timeout."""
-    from flinkpulse.errors import FlinkpulseError
 
     now = time.time() * 1000 + 1000
     why = "The new state serializer must not be incompatible with the old state serializer"
     rest = _restarting([{"timestamp": now, "stacktrace": _restore_trace(why)}] * 3)
     t0 = time.monotonic()
-    with pytest.raises(FlinkpulseError) as e:
-        rest.wait_running_tasks("j1", timeout=60)
+    message = _failure(rest, 60)
     assert time.monotonic() - t0 < 5
-    assert str(e.value) == (
+    assert message == (
         "job j1 cannot restore its state (3 tries in a row), so it was cancelled: "
-        f"org.apache.flink.util.StateMigrationException: {why}. Submit the job afresh, or from "
-        "another snapshot (docs/jobs.md)"
+        f"org.apache.flink.util.StateMigrationException: {why}. {STATE_TYPES_CHANGED}Submit the "
+        "job afresh, or from another snapshot (docs/jobs.md)"
+    )
+    assert rest.cancelled == ["j1"]
+
+
+def test_a_state_of_another_type_found_when_an_operator_opens_is_reported_at_once() -> None:
+    """A query edited so that its plan keeps its shape but a state's type changes: Flink maps
+    the snapshot's state to the operator, which refuses it when it registers the state in
+    open(), on every restart (seen on 2026-12-06 with player_stats' kills counted by SUM
+    instead of COUNT). No "StreamOperatorStateContext" in that trace, and the serializers'
+    identities differ from try to try; the cause without them is reported, with what it means."""
+
+    now = time.time() * 1000 + 1000
+    entries = [
+        {
+            "timestamp": now,
+            "stacktrace": "java.lang.RuntimeException: Error while getting state\n"
+            "Caused by: org.apache.flink.util.StateMigrationException: For heap backends, the "
+            f"new state serializer (org.apache.flink.table.runtime.typeutils.RowDataSerializer@"
+            f"{new}) must not be incompatible with the old state serializer (org.apache.flink."
+            f"table.runtime.typeutils.RowDataSerializer@{old}).",
+        }
+        for new, old in (("38bd102a", "1eafd46d"), ("5c1a7e2", "77aa01b3"), ("1f2e3d4c", "6b5a4c3"))
+    ]
+    rest = _restarting(entries)
+    assert _failure(rest, 60) == (
+        "job j1 cannot restore its state (3 tries in a row), so it was cancelled: "
+        "org.apache.flink.util.StateMigrationException: For heap backends, the new state "
+        "serializer (org.apache.flink.table.runtime.typeutils.RowDataSerializer) must not be "
+        "incompatible with the old state serializer (org.apache.flink.table.runtime.typeutils."
+        f"RowDataSerializer). {STATE_TYPES_CHANGED}Submit the job afresh, or from another "
+        "snapshot (docs/jobs.md)"
     )
     assert rest.cancelled == ["j1"]
 
