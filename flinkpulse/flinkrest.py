@@ -33,10 +33,8 @@ RESTORE_LOOK_S = 2.0
 #: could not read the snapshot, or an operator that registers its state in `open()` found it of
 #: another type than the snapshot holds (a query edited so that its plan keeps its shape and a
 #: state's type changes: Flink 2.2 maps the state to the operator and then refuses it)
-RESTORE_FAILED = (
-    "Exception while creating StreamOperatorStateContext",
-    "org.apache.flink.util.StateMigrationException",
-)
+STATE_MIGRATION = "org.apache.flink.util.StateMigrationException"
+RESTORE_FAILED = ("Exception while creating StreamOperatorStateContext", STATE_MIGRATION)
 #: added to the report of a restore that failed on a state of another type
 STATE_TYPES_CHANGED = (
     "The job's state no longer has the types its snapshot holds: its SQL, or a setting that "
@@ -156,7 +154,7 @@ class FlinkRest:
                     # it would restart forever, holding its slots: nothing of it ever ran
                     with contextlib.suppress(FlinkpulseError):
                         self.cancel(job_id)
-                    hint = STATE_TYPES_CHANGED if RESTORE_FAILED[1] in cause else ""
+                    hint = STATE_TYPES_CHANGED if STATE_MIGRATION in cause else ""
                     raise FlinkpulseError(
                         f"job {job_id} cannot restore its state ({RESTORE_TRIES} tries in a "
                         f"row), so it was cancelled: {cause.rstrip('.')}. {hint}Submit the "

@@ -114,9 +114,10 @@ def _norm(v: Any) -> Any:
 def restarts(cfg: Config) -> int:
     """How often the four jobs of `cfg` have restarted (their numRestarts metrics)."""
     rest = FlinkRest(cfg)
+    names = {job_name(cfg, job) for job in JOBS}
     n = 0
-    for job in JOBS:
-        for j in rest.running(job_name(cfg, job)):
+    for j in rest.live():  # one job list for all four
+        if j["name"] in names:
             got = rest.call("GET", f"/jobs/{j['jid']}/metrics?get=numRestarts") or []
             n += sum(int(float(m["value"])) for m in got if m.get("id") == "numRestarts")
     return n
