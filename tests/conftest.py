@@ -126,15 +126,14 @@ def ensure_stack(base_cfg: Config, session_stack: SessionStack) -> Callable[...,
     What it started is stopped at the end of the session (`session_stack`)."""
 
     def ensure(*names: str) -> Config:
-        for name in names:
-            comp = stack.component(base_cfg, name)
-            if comp.running() and comp.healthy():
-                continue
-            # a component that was up but unhealthy (someone else's) is repaired; it ran
-            # before the session, so it is left running at its end. "Unhealthy" is judged
-            # against TEST_STACK: a developer's Flink with one TaskManager gets a second one,
-            # which stays (docs/development.md, "Running tests")
-            stack.up(base_cfg, [name], log=False)
+        # a component that was up but unhealthy (someone else's) is repaired; it ran before
+        # the session, so it is left running at its end. "Unhealthy" is judged against
+        # TEST_STACK: a developer's Flink with one TaskManager gets a second one, which stays
+        # (docs/development.md, "Running tests"). One `up` for all: they start side by side
+        comps = [stack.component(base_cfg, name) for name in names]
+        missing = [c.name for c in comps if not (c.running() and c.healthy())]
+        if missing:
+            stack.up(base_cfg, missing, log=False)
         return base_cfg
 
     return ensure

@@ -66,6 +66,7 @@ def _fresh(doc: dict[str, Any] | None) -> bool:
 
 class Mqtt(Component):
     name = "mqtt"
+    needs = ("kafka", "registry")
     reads_config = True
     settings = ("kafka", "registry", "ingest", "stack.host", "stack.mqtt_port")
     start_timeout = 60.0
@@ -170,6 +171,7 @@ class Mqtt(Component):
 
 class HttpIngest(Component):
     name = "ingest"
+    needs = ("kafka", "registry")
     reads_config = True
     settings = ("kafka", "registry", "ingest", "stack.host", "stack.ingest_port")
     start_timeout = 60.0

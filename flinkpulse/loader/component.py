@@ -23,6 +23,7 @@ from flinkpulse.stack.base import Component, Proc
 
 class LoaderComponent(Component):
     name = "loader"
+    needs = ("kafka", "registry", "clickhouse")
     reads_config = True
     settings = ("kafka", "registry", "clickhouse", "loader")
     start_timeout = 90.0

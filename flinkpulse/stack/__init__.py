@@ -11,11 +11,12 @@ import fnmatch
 import importlib
 import subprocess
 import sys
+import threading
 import time
 
 from flinkpulse.config import Config
-from flinkpulse.errors import UsageError
-from flinkpulse.stack.base import Component
+from flinkpulse.errors import FlinkpulseError, UsageError
+from flinkpulse.stack.base import Component, check_port_free
 
 #: component name -> "module:Class"; the order of `stack.components` is the start order
 COMPONENTS: dict[str, str] = {
@@ -82,6 +83,7 @@ def check_bind(cfg: Config) -> None:
 def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
     """Start the components (idempotent) and wait until each is really ready."""
     check_bind(cfg)
+    todo = []
     for comp in selected(cfg, names):
         # every process alive, not just one: after a kill -9 of one process of a component
         # (e.g. Flink's TaskManager) the others still answer health checks for a while
@@ -96,19 +98,13 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
                 )
                 print(f"  {comp.name:<11} already running at {comp.address()}{note}", flush=True)
             continue
-        t0 = time.monotonic()
-        if log:
-            print(f"  {comp.name:<11} starting ...", end="", flush=True)
-        try:
-            comp.start()
-            comp.wait_ready()
-        except BaseException:
-            if log:
-                print(" failed", flush=True)
-            raise
-        comp.after_start()
-        if log:
-            print(f" ready at {comp.address()} ({time.monotonic() - t0:.1f}s)", flush=True)
+        todo.append(comp)
+    for comp in todo:  # a taken port stops `up` before anything starts (as `start` checks)
+        if not comp.pids():
+            comp.reap_orphans()
+            for port in comp.ports():
+                check_port_free(cfg.stack.host, port, comp.name)
+    _start(todo, log)
     if "flink" in (names or cfg.stack.components):
         _resume_jobs(cfg, log)
 
@@ -137,6 +133,55 @@ def settings_drift(
         and old.get(section, {}).get(key) != value
     ]
     return out[:limit] + ([f"{len(out) - limit} more"] if len(out) > limit else [])
+
+
+def _start(comps: list[Component], log: bool) -> None:
+    """Start `comps` at once, each after those of them it `needs` are ready, and wait for all.
+    On two cores most of a start is waiting (a JVM's class loading, Superset's imports, health
+    polls), so one after the other added the waits up. Raises the first failure in start
+    order, once every start has ended; a component whose need failed is not started."""
+    if not comps:
+        return
+    by_name = {c.name: c for c in comps}
+    done = {c.name: threading.Event() for c in comps}
+    failed: dict[str, BaseException] = {}
+    say = threading.Lock()
+
+    def start(comp: Component) -> None:
+        try:
+            for need in comp.needs:
+                if need in done:
+                    done[need].wait()
+                    if need in failed:
+                        raise FlinkpulseError(f"{comp.name} not started: {need} did not start")
+            t0 = time.monotonic()
+            comp.start()
+            comp.wait_ready()
+            with say:
+                comp.after_start()
+                if log:
+                    took = time.monotonic() - t0
+                    print(f"  {comp.name:<11} ready at {comp.address()} ({took:.1f}s)", flush=True)
+        except BaseException as e:  # noqa: BLE001 - raised by `_start` below, in start order
+            failed[comp.name] = e
+            if log:
+                with say:
+                    print(f"  {comp.name:<11} failed", flush=True)
+        finally:
+            done[comp.name].set()
+
+    if log:
+        print(f"  starting {', '.join(by_name)} ...", flush=True)
+    threads = [threading.Thread(target=start, args=(c,), name=f"start-{c.name}") for c in comps]
+    for t in threads:
+        t.daemon = True  # a Ctrl-C of `stack up` ends the command, as it did between starts
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
+    for comp in comps:
+        if comp.name in failed:
+            raise failed[comp.name]
 
 
 def _resume_jobs(cfg: Config, log: bool) -> None:

@@ -40,6 +40,9 @@ class Component:
     name: str = ""
     #: seconds `up` waits for readiness before giving up
     start_timeout: float = 90.0
+    #: the components it talks to as it starts: `up` starts it once those of them it starts too
+    #: are ready, and the rest at once
+    needs: tuple[str, ...] = ()
     #: its processes run flinkpulse's own code, which loads the config: `start` hands them the
     #: one this component was built with, as a file (`settings_file`, named by $FLINKPULSE_CONFIG).
     #: Without it they saw neither the flags nor the --config of `stack up`, nor

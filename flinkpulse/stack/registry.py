@@ -10,6 +10,7 @@ from flinkpulse.stack.base import Component, Proc
 
 class Registry(Component):
     name = "registry"
+    needs = ("kafka",)
     settings = (
         "stack.host",
         "stack.registry_port",

@@ -206,11 +206,9 @@ class Superset(Component):
     def after_start(self) -> None:
         marker = self.dir / ".password-not-shown"
         if marker.exists():
-            # `stack up` has printed "superset starting ..." without a newline
             print(
-                f"\n  {self.name:<11} login {ADMIN_USER} / {self.password_file.read_text().strip()}"
-                f" (shown once; kept in {self.password_file})\n  {self.name:<11}",
-                end="",
+                f"  {self.name:<11} login {ADMIN_USER} / {self.password_file.read_text().strip()}"
+                f" (shown once; kept in {self.password_file})",
                 flush=True,
             )
             marker.unlink()
