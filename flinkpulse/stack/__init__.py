@@ -16,7 +16,7 @@ import time
 
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, UsageError
-from flinkpulse.stack.base import Component, check_port_free
+from flinkpulse.stack.base import Component
 
 #: component name -> "module:Class"; the order of `stack.components` is the start order
 COMPONENTS: dict[str, str] = {
@@ -99,11 +99,8 @@ def up(cfg: Config, names: list[str] | None = None, log: bool = True) -> None:
                 print(f"  {comp.name:<11} already running at {comp.address()}{note}", flush=True)
             continue
         todo.append(comp)
-    for comp in todo:  # a taken port stops `up` before anything starts (as `start` checks)
-        if not comp.pids():
-            comp.reap_orphans()
-            for port in comp.ports():
-                check_port_free(cfg.stack.host, port, comp.name)
+    for comp in todo:  # a taken port stops `up` before anything starts
+        comp.make_room(comp.pids())
     _start(todo, log)
     if "flink" in (names or cfg.stack.components):
         _resume_jobs(cfg, log)
@@ -142,7 +139,6 @@ def _start(comps: list[Component], log: bool) -> None:
     order, once every start has ended; a component whose need failed is not started."""
     if not comps:
         return
-    by_name = {c.name: c for c in comps}
     done = {c.name: threading.Event() for c in comps}
     failed: dict[str, BaseException] = {}
     say = threading.Lock()
@@ -171,7 +167,7 @@ def _start(comps: list[Component], log: bool) -> None:
             done[comp.name].set()
 
     if log:
-        print(f"  starting {', '.join(by_name)} ...", flush=True)
+        print(f"  starting {', '.join(done)} ...", flush=True)
     threads = [threading.Thread(target=start, args=(c,), name=f"start-{c.name}") for c in comps]
     for t in threads:
         t.daemon = True  # a Ctrl-C of `stack up` ends the command, as it did between starts

@@ -144,6 +144,14 @@ class Component:
         """Every process of the component is alive."""
         return not self.missing()
 
+    def make_room(self, live: dict[str, int]) -> None:
+        """Before a start: reap the orphans of an earlier run, and, if none of its processes
+        is `live`, refuse a port another process holds."""
+        self.reap_orphans()
+        if not live:
+            for port in self.ports():
+                check_port_free(self.cfg.stack.host, port, self.name)
+
     def start(self) -> None:
         """Start every process that is not already running (idempotent)."""
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -153,10 +161,7 @@ class Component:
         procs = self.procs()
         if all(p.name in live for p in procs):
             return
-        self.reap_orphans()
-        if not live:
-            for port in self.ports():
-                check_port_free(self.cfg.stack.host, port, self.name)
+        self.make_room(live)
         self.prepare()
         procs = self.procs()  # again: argv and env may use what prepare() wrote (secrets)
         given = {}
