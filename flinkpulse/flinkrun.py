@@ -54,11 +54,16 @@ def source_zip(cfg: Config) -> Path:
     newest = max((p.stat().st_mtime for p in files), default=0)
     if out.exists() and out.stat().st_mtime >= newest:
         return out
-    tmp = out.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in files:
-            z.write(p, p.relative_to(ROOT))
-    tmp.replace(out)
+    # a temporary name of its own: two submissions at once (two terminals, or threads) each
+    # build one and the last rename wins, where a shared name lost one of them the file
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for p in files:
+                z.write(p, p.relative_to(ROOT))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

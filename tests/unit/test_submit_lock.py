@@ -1,7 +1,7 @@
 """`flinkrun.exclusive`, the per-job-name lock of `flinkpulse jobs submit`: one holder at a time
 across processes, and no lock file left behind (there were ~300 on a dev machine); and how
 `submit()` reads the id of the job it submitted; and that a Ctrl-C waits for the job to be
-recorded."""
+recorded; and that submissions at once share the source zip they ship."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import multiprocessing
 import os
 import signal
 import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError
-from flinkpulse.flinkrun import exclusive, interrupt_after
+from flinkpulse.flinkrun import exclusive, interrupt_after, shipped_files, source_zip
 
 
 def _add(lock: Path, counter: Path, times: int) -> None:
@@ -114,3 +117,16 @@ def test_an_error_after_a_held_ctrl_c_is_told_and_the_stop_still_wins(
 
     with pytest.raises(FlinkpulseError), interrupt_after("quiet"):  # no Ctrl-C: the error
         raise FlinkpulseError("submitting y failed")
+
+
+def test_submissions_at_once_each_get_the_whole_source_zip(tmp_path: Path) -> None:
+    """Jobs submitted at once (threads here; two terminals alike) build the zip they ship at the
+    same time: each gets a complete one, and no temporary file is left. With one shared temporary
+    name, the second rename found nothing (FileNotFoundError; seen in the event-time test)."""
+    cfg = Config().derive(stack={"state_dir": str(tmp_path)})
+    with ThreadPoolExecutor(4) as pool:
+        zips = list(pool.map(lambda _: source_zip(cfg), range(4)))
+    assert len(set(zips)) == 1
+    with zipfile.ZipFile(zips[0]) as z:
+        assert z.testzip() is None and len(z.namelist()) == len(shipped_files())
+    assert sorted(p.name for p in zips[0].parent.iterdir()) == [zips[0].name]
