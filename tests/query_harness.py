@@ -101,13 +101,13 @@ def run_views(
     params: dict[str, Any],
     outputs: list[str],
 ) -> dict[str, list[dict[str, Any]]]:
+    from flink_jobs.no_joins import column_types
     from udfs.flink import register_all
 
     register_all(t_env)
     ctx = JobContext(cfg=Config().finalize(), t_env=t_env, job="test")
     run_sql_file(ctx, sql_file, params)
-    columns = {view: _columns(t_env, view) for view in outputs}
-    out: dict[str, list[dict[str, Any]]] = {view: [] for view in outputs}
+    columns = {view: column_types(t_env, view) for view in outputs}
     # one job for every view, as on the cluster (a job per view started a local cluster and
     # Python workers per view): the views side by side in one UNION ALL, each row tagged with
     # its view and NULL in the other views' columns, each column cast to its own type
@@ -115,28 +115,19 @@ def run_views(
     for i, view in enumerate(outputs):
         cells = [f"{i} AS qh_view"]
         for j, other in enumerate(outputs):
-            for k, (name, sql_type) in enumerate(columns[other]):
+            for k, (name, sql_type) in enumerate(columns[other].items()):
                 value = f"`{name}`" if j == i else "NULL"
                 cells.append(f"CAST({value} AS {sql_type}) AS qh_{j}_{k}")
         branches.append(f"SELECT {', '.join(cells)} FROM `{view}`")
-    table = t_env.sql_query(" UNION ALL ".join(branches))
-    offsets = [0]
+    # where each view's values sit in a row: (view, its column names, first cell, end)
+    layout, at = [], 1
     for view in outputs:
-        offsets.append(offsets[-1] + len(columns[view]))
-    with table.execute().collect() as results:
+        layout.append((view, list(columns[view]), at, at + len(columns[view])))
+        at += len(columns[view])
+    out: dict[str, list[dict[str, Any]]] = {view: [] for view in outputs}
+    with t_env.sql_query(" UNION ALL ".join(branches)).execute().collect() as results:
         for r in results:
             values = list(r)
-            i = values[0]
-            names = [n for n, _ in columns[outputs[i]]]
-            cells = values[1 + offsets[i] : 1 + offsets[i + 1]]
-            out[outputs[i]].append(dict(zip(names, cells, strict=True)))
+            view, names, first, end = layout[values[0]]
+            out[view].append(dict(zip(names, values[first:end], strict=True)))
     return out
-
-
-def _columns(t_env: Any, view: str) -> list[tuple[str, str]]:
-    """(name, nullable SQL type without time attribute) of each column of `view`."""
-    schema = t_env.from_path(view)._j_table.getResolvedSchema()
-    return [
-        (c.getName(), c.getDataType().getLogicalType().copy(True).asSerializableString())
-        for c in schema.getColumns()
-    ]
