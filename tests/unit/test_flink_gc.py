@@ -43,3 +43,14 @@ def test_an_unknown_collector_names_the_choices(tmp_path: Path) -> None:
         UsageError, match=r"stack.flink_tm_gc: expected one of serial, parallel, g1"
     ):
         _conf(tmp_path, "stack.flink_tm_gc=zgc")
+
+
+def test_only_the_taskmanagers_keep_the_optimizing_compiler(tmp_path: Path) -> None:
+    """The JobManager and the clients carry no records: C1 alone (half the JobManager's CPU
+    while jobs deploy). The TaskManagers' code is the hot path and keeps C2."""
+    conf = _conf(tmp_path)
+    c1 = "-XX:TieredStopAtLevel=1"
+    assert c1 in str(conf["env.java.opts.jobmanager"]).split()
+    assert c1 in str(conf["env.java.opts.client"]).split()
+    assert "TieredStopAtLevel" not in str(conf["env.java.opts.taskmanager"])
+    assert "TieredStopAtLevel" not in str(conf["env.java.opts.all"])
