@@ -101,6 +101,17 @@ def parse_args(job: str, argv: list[str] | None) -> tuple[Config, argparse.Names
         action="store_true",
         help="with --from/--to: batch mode, only the windows inside [from, to), no side outputs",
     )
+    p.add_argument(
+        "--restore",
+        metavar="PATH",
+        help="resume from this savepoint or retained checkpoint (what `flink run -s` does)",
+    )
+    p.add_argument(
+        "--claim-mode",
+        choices=CLAIM_MODES,
+        default="no_claim",
+        help="with --restore: Flink's claim mode (what `flink run --claimMode` does)",
+    )
     args, _flink_flags = p.parse_known_args(argv)
     return config_from_args(args), args
 
@@ -132,8 +143,17 @@ class JobContext:
         return f.vectorized_decode and f.python_execution_mode == "process"
 
 
-def create_env(cfg: Config, job: str, batch: bool = False) -> tuple[Any, Any]:
-    """A StreamExecutionEnvironment + StreamTableEnvironment configured from `cfg`."""
+#: Flink's claim modes for a restore (`flink run --claimMode`), as our settings spell them
+CLAIM_MODES = ("claim", "no_claim")
+
+
+def create_env(
+    cfg: Config, job: str, batch: bool = False, restore: tuple[str, str] | None = None
+) -> tuple[Any, Any]:
+    """A StreamExecutionEnvironment + StreamTableEnvironment configured from `cfg`; `restore`
+    (snapshot path, claim mode) starts the job from that savepoint or checkpoint. It is set on
+    this environment alone, so a client that builds several jobs (the warm client) restores
+    only this one."""
     from pyflink.common import Configuration
     from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
     from pyflink.datastream.execution_mode import RuntimeExecutionMode
@@ -143,6 +163,10 @@ def create_env(cfg: Config, job: str, batch: bool = False) -> tuple[Any, Any]:
     jars = connector_jars(cfg)
     if jars:
         conf.set_string("pipeline.jars", ";".join(j.as_uri() for j in jars))
+    if restore is not None:
+        path, mode = restore
+        conf.set_string("execution.state-recovery.path", path)
+        conf.set_string("execution.state-recovery.claim-mode", mode.upper())
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.flink.parallelism)
     if batch:
@@ -947,7 +971,10 @@ def run_job(
     backfill = bounded if args.backfill and bounded else None
     if backfill:
         bounded = backfill_read_range(cfg, backfill)
-    env, t_env = create_env(cfg, job, batch=backfill is not None and batch_backfill)
+    restore = (args.restore, args.claim_mode) if args.restore else None
+    env, t_env = create_env(
+        cfg, job, batch=backfill is not None and batch_backfill, restore=restore
+    )
     if backfill:
         from flinkpulse.flinkrest import backfill_name
 
@@ -962,5 +989,7 @@ def run_job(
     )
     build(t_env, cfg, ctx, wire=wire)
     client = execute(env, ctx, wait=bounded is not None)
-    if bounded is None and hasattr(client, "get_job_id"):
+    # a streaming job's JobClient, or a bounded run's result (under `flink run -d` or the warm
+    # client: right after the submission; run locally, once it has finished)
+    if hasattr(client, "get_job_id"):
         print(f"submitted {job}: job id {client.get_job_id()}", flush=True)

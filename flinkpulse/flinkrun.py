@@ -105,9 +105,12 @@ def submit(
     extra_args: list[str] | None = None,
     wait_running: bool = True,
     name: str | None = None,
+    warm: bool | None = None,
 ) -> str:
     """`flink run -d -py flink_jobs/<job>.py` against cfg.flink.jobmanager; returns the job id.
-    `name` is the Flink job name the job gives itself, when not the streaming one (a backfill)."""
+    `name` is the Flink job name the job gives itself, when not the streaming one (a backfill).
+    `warm`: whether the stack's warm client may build it (default: a job without extra
+    arguments; a bench variant goes through `flink run`, as its figures were measured)."""
     script = ROOT / "flink_jobs" / f"{job}.py"
     if not script.exists():
         from flink_jobs import JOBS
@@ -117,7 +120,8 @@ def submit(
     # one submission of a name at a time on this machine: the check below and `flink run`
     # must not interleave with another process's (two copies of one job would both run)
     with exclusive(cfg.stack.state_path() / "run" / f"submit-{name}.lock"):
-        return _submit_locked(cfg, job, name, script, savepoint, extra_args, wait_running)
+        warm = not extra_args if warm is None else warm
+        return _submit_locked(cfg, job, name, script, savepoint, extra_args, wait_running, warm)
 
 
 @contextlib.contextmanager
@@ -192,6 +196,7 @@ def _submit_locked(
     savepoint: str | None,
     extra_args: list[str] | None,
     wait_running: bool,
+    warm: bool,
 ) -> str:
     rest = FlinkRest(cfg)
     _check_can_run(cfg, rest, {job: name})
@@ -204,7 +209,7 @@ def _submit_locked(
             script,
             ["--config", str(conf_file), *(extra_args or [])],
             savepoint,
-            not extra_args,
+            warm,
         )
         job_id = submitted_job_id(out)
         if res != 0 or not job_id:
@@ -224,9 +229,9 @@ _FLINK_JOB_ID = re.compile(r"JobID\W+([0-9a-f]{32})")
 def submitted_job_id(out: str) -> str:
     """The id of the job a `flink run` output says it submitted, or "" if it names none.
 
-    A streaming job's main (flink_jobs.common.run_job) prints `submitted <job>: job id <id>`,
-    which is taken first; a bounded run (replay, backfill) does not, and then Flink's client
-    line `Job has been submitted with JobID <id>` gives it."""
+    A job's main (flink_jobs.common.run_job) prints `submitted <job>: job id <id>`, which is
+    taken first (the warm client's output has nothing else); else Flink's client line `Job has
+    been submitted with JobID <id>` gives it (a main that failed after submitting)."""
     ours = _SUBMITTED.search(out)
     if ours:
         return ours.group(2)
@@ -336,29 +341,26 @@ def client_args(jobmanager: str, source_zip: Path) -> list[str]:
 def _flink_run(
     cfg: Config, script: Path, args: list[str], savepoint: str | None, warm: bool = False
 ) -> tuple[int, str, list[str]]:
-    """`flink run -d -py script args` against cfg's cluster: (exit code, output, command).
-    `warm`: a new streaming job, which the stack's warm client builds when it runs and takes
-    it (flinkpulse.submitter: the same client, without starting one)."""
+    """`flink run -d -py script args` against cfg's cluster, from `savepoint` if given: (exit
+    code, output, command). `warm`: a job of ours (new, resumed or bounded) that the stack's
+    warm client builds when it runs and takes it (flinkpulse.submitter: the same client, without
+    starting one; the job's own `--restore` stands for `-s`)."""
     zip_ = source_zip(cfg)  # what the client ships (-pyfs), either client: up to date
-    if (
-        warm
-        and cfg.stack.flink_submitter
-        and savepoint is None
-        and script.parent == ROOT / "flink_jobs"
-    ):
+    mode = cfg.flink.claim_mode()
+    if savepoint and mode == "claim":
+        from flinkpulse import jobstate
+
+        savepoint = jobstate.claimable(cfg, savepoint)
+    if warm and cfg.stack.flink_submitter and script.parent == ROOT / "flink_jobs":
         from flinkpulse import submitter
 
         module = f"flink_jobs.{script.stem}"
-        done = submitter.submit(cfg.stack.state_path(), cfg.flink.jobmanager, module, args)
+        job_args = [*args, "--restore", savepoint, "--claim-mode", mode] if savepoint else args
+        done = submitter.submit(cfg.stack.state_path(), cfg.flink.jobmanager, module, job_args)
         if done is not None:
-            return done[0], done[1], [submitter.PROC, "-py", str(script), *args]
+            return done[0], done[1], [submitter.PROC, "-py", str(script), *job_args]
     cmd = [str(pyflink_home() / "bin" / "flink"), "run", *client_args(cfg.flink.jobmanager, zip_)]
     if savepoint:
-        mode = cfg.flink.claim_mode()
-        if mode == "claim":
-            from flinkpulse import jobstate
-
-            savepoint = jobstate.claimable(cfg, savepoint)
         cmd += ["-s", savepoint, "--claimMode", mode]
     cmd += ["-py", str(script), *args]
     rc, out = _run_client(cmd, flink_env(cfg))
@@ -412,7 +414,7 @@ def run_bounded(
 ) -> str:
     """Submit a bounded run of `job` (replay or backfill) and wait until it FINISHED; returns
     the job id. A failure raises with Flink's innermost cause."""
-    job_id = submit(cfg, job, extra_args=extra_args, wait_running=False, name=name)
+    job_id = submit(cfg, job, extra_args=extra_args, wait_running=False, name=name, warm=True)
     rest = FlinkRest(cfg)
     state = rest.wait_state(job_id, ("FINISHED", "FAILED", "CANCELED"), timeout)
     if state != "FINISHED":

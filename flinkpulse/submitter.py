@@ -9,8 +9,10 @@ again, ~13 s before its first job and 5–11 s a job after that on 2 cores (benc
 It is the same client: `flink run -d -m <jobmanager> -pyexec -pyclientexec -pyfs <source zip>`
 starts its JVM with Flink's PythonGatewayServer (PyFlink's own launcher, ``SUBMIT_ARGS``), so
 a job's `main(argv)` runs in the same context environment as under `flink run -py`, and the
-same line `submitted <job>: job id <id>` tells its job id. Only new streaming submissions come
-here (no savepoint, no bounded run); anything it refuses — code changed since it started
+same line `submitted <job>: job id <id>` tells its job id. The jobs of `jobs submit`, `jobs
+resume`, a replay and a backfill come here (a resume passes the job `--restore PATH
+--claim-mode MODE`, which set the restore on that job's environment alone, where `flink run`
+has `-s`); a bench variant does not. Anything it refuses — code changed since it started
 (it then starts afresh), another cluster, no gateway — goes through `flink run` as before
 (`flinkrun._flink_run`).
 

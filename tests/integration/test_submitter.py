@@ -12,16 +12,18 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from flinkpulse import jobstate, stack, submitter
+from flinkpulse import flinkrun, jobstate, stack, submitter
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit_jobs
 from flinkpulse.stack.base import ancestors, cmdline
 from flinkpulse.topics import ensure_topics
 from tests.conftest import TEST_STACK
+from tests.pipeline_helpers import wait
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +96,49 @@ def test_a_dead_gateway_jvm_means_flink_run_then_a_fresh_client(
                     rest.cancel(j["jid"])
 
 
+def test_a_resume_and_a_replay_go_through_the_warm_client(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """`jobs resume` of a cancelled job goes through the warm client: the job restores its
+    retained checkpoint (Flink's REST says so), and a new job the same client builds after it
+    starts without state. A bounded replay goes there too, and finishes."""
+    ensure_stack("kafka", "registry", "flink")
+    log = stack.component(base_cfg, "flink").log_file(submitter.PROC)
+    seen = len(log.read_text())
+    cfg = base_cfg.with_prefix(f"wres{uuid.uuid4().hex[:6]}.")
+    ensure_topics(cfg)
+    rest = FlinkRest(cfg)
+
+    def checkpoints(jid: str) -> dict[str, Any]:
+        return dict(rest.call("GET", f"/jobs/{jid}/checkpoints"))
+
+    try:
+        first = submit_jobs(cfg, ["web_traffic"])["web_traffic"]
+        wait(lambda: checkpoints(first)["counts"]["completed"] >= 1, 60, "a checkpoint", 0.5)
+        rest.cancel(first)
+        rest.wait_state(first, ("CANCELED",))
+        resumed, state = flinkrun.resume(cfg, "web_traffic")
+        assert state and "/chk-" in state and first in state, state
+        fresh = submit_jobs(cfg, ["device_stats"])["device_stats"]
+        served = log.read_text()[seen:]
+        assert f"--restore {state} --claim-mode no_claim" in served, served
+        restored = checkpoints(resumed)["latest"]["restored"]
+        assert restored and _local(restored["external_path"]) == _local(state), (restored, state)
+        assert checkpoints(fresh)["latest"]["restored"] is None
+        now = int(time.time() * 1000)
+        replay = flinkrun.run_bounded(
+            cfg, "player_stats", ["--from", str(now - 60_000), "--to", str(now)], timeout=180
+        )
+        lines = log.read_text()[seen:].splitlines()
+        assert [ln for ln in lines if "flink_jobs.player_stats " in ln and " --from " in ln]
+        assert rest.call("GET", f"/jobs/{replay}")["state"] == "FINISHED"
+    finally:
+        for job in ("web_traffic", "device_stats"):
+            for j in rest.running(job_name(cfg, job)):
+                with contextlib.suppress(Exception):
+                    rest.cancel(j["jid"])
+
+
 @pytest.mark.parametrize("warm", [True, False], ids=["warm_client", "flink_run"])
 def test_a_ctrl_c_while_the_job_is_built_waits_until_it_is_recorded(
     ensure_stack: Callable[..., Config], base_cfg: Config, warm: bool
@@ -148,6 +193,11 @@ def test_a_ctrl_c_while_the_job_is_built_waits_until_it_is_recorded(
         for j in rest.running(name):
             with contextlib.suppress(Exception):
                 rest.cancel(j["jid"])
+
+
+def _local(path: str) -> str:
+    """A snapshot's path as a plain local path (Flink writes `file:/…`, we may `file:///…`)."""
+    return "/" + path.removeprefix("file:").lstrip("/").rstrip("/")
 
 
 def _stat(pid: int) -> str:

@@ -110,6 +110,19 @@ def test_a_job_main_takes_the_same_flags() -> None:
     assert (cfg.kafka.topic_prefix, cfg.flink.parallelism) == ("j.", 3)
 
 
+def test_a_job_main_takes_what_flink_run_s_would_restore() -> None:
+    """`--restore`/`--claim-mode`: the warm client's stand-in for `flink run -s/--claimMode`."""
+    from flink_jobs.common import parse_args
+
+    _, args = parse_args("web_traffic", ["--restore", "/s/chk-3", "--claim-mode", "claim"])
+    assert (args.restore, args.claim_mode) == ("/s/chk-3", "claim")
+    _, plain = parse_args("web_traffic", [])
+    assert (plain.restore, plain.claim_mode) == (None, "no_claim")
+    with pytest.raises(SystemExit) as e:
+        parse_args("web_traffic", ["--restore", "/s", "--claim-mode", "legacy"])
+    assert e.value.code == 2
+
+
 def test_the_config_file_a_started_process_gets_reads_back_the_same(tmp_path: Path) -> None:
     """What jobs and the stack's processes are handed (`write_config_file`): every setting,
     lists and job parameters included, owner-only (it may carry credentials from the env)."""
