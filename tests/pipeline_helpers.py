@@ -29,12 +29,20 @@ RECORDS = {
 
 
 @contextlib.contextmanager
-def deployment(base: Config, prefix: str, jobs: list[str]) -> Iterator[Config]:
+def deployment(
+    base: Config,
+    prefix: str,
+    jobs: list[str],
+    before: Callable[[Config], None] | None = None,
+) -> Iterator[Config]:
     """Submit `jobs` (with one client: flinkrun.submit_jobs) with topics prefixed `prefix.`;
-    cancel them afterwards, also when a submission failed."""
+    cancel them afterwards, also when a submission failed. `before(cfg)` writes input once the
+    topics exist and before the jobs start (they read from the earliest offset)."""
     cfg = base.with_prefix(f"{prefix}.")
     ensure_topics(cfg)
     try:
+        if before is not None:
+            before(cfg)
         submit_jobs(cfg, jobs)
         yield cfg
     finally:

@@ -53,18 +53,23 @@ def test_a_device_moved_mid_stream_is_attributed_before_and_after_the_move(
     t0 = (int(time.time() * 1000) // MINUTE - 6) * MINUTE
     prefix = f"enrich{uuid.uuid4().hex[:6]}"
     cfg = base_cfg.derive(jobs={"device_stats": {"window_size_s": 60, "window_slide_s": 60}})
-    with deployment(cfg, prefix, ["device_stats"]) as dep:
-        # the reference first, as `produce iot` writes it; the job reads it while it runs
+
+    def write(dep: Config) -> None:
+        # the reference first, as `produce iot` writes it, then the readings, all before the
+        # job starts: written after it, they had to come within flink.idle_timeout_s (10 s) of
+        # its sources' start, or an idle readings source let the versions' watermark drop
+        # the kitchen version (docs/event-time.md, idleness)
         ref = AvroKafkaProducer(dep, [topics.DEVICES_TOPIC], create_topics=False)
         moves = [_assignment(t0 - MINUTE, "h1", "kitchen", "ann"),
                  _assignment(t0 + 85_000, "h2", "bedroom", "bob")]  # fmt: skip
         assert ref.send_reference(moves) == 2
-        time.sleep(5)
         w = Writer(dep)
         for s in range(0, 180, 10):
             w.avro(SENSOR, "plug", _reading(t0 + s * 1000, 100.0 + s))
         w.avro(SENSOR, "closer", _reading(t0 + 5 * MINUTE, 0.0, "closer"))
         w.flush()
+
+    with deployment(cfg, prefix, ["device_stats"], before=write) as dep:
         stats = Reader(dep, "results.device-stats", avro=True)
         last = datetime.fromtimestamp((t0 + 2 * MINUTE) / 1000, UTC)
         stats.until(
@@ -100,7 +105,9 @@ def test_a_promoted_player_shows_the_new_tier_in_windows_ending_after_it(
     t0 = (int(time.time() * 1000) // MINUTE - 6) * MINUTE
     prefix = f"enrichp{uuid.uuid4().hex[:6]}"
     cfg = base_cfg.derive(jobs={"player_stats": {"window_size_s": 60, "window_slide_s": 60}})
-    with deployment(cfg, prefix, ["player_stats"]) as dep:
+
+    def write(dep: Config) -> None:
+        # the profiles, then the kills, before the job starts (as in the test above)
         ref = AvroKafkaProducer(dep, [topics.PLAYERS_TOPIC], create_topics=False)
         profiles = [
             ("ana", {"player_id": "ana", "region": "eu-west", "skill_tier": t, "updated_at": ts},
@@ -108,12 +115,13 @@ def test_a_promoted_player_shows_the_new_tier_in_windows_ending_after_it(
             for t, ts in (("gold", t0 - MINUTE), ("platinum", t0 + 85_000))
         ]  # fmt: skip
         assert ref.send_reference(profiles) == 2
-        time.sleep(5)
         w = Writer(dep)
         for s in range(0, 180, 10):
             w.avro("gaming.player-events", "ana", kill_event(s, t0 + s * 1000, "ana"))
         w.avro("gaming.player-events", "closer", kill_event(999, t0 + 5 * MINUTE, "closer"))
         w.flush()
+
+    with deployment(cfg, prefix, ["player_stats"], before=write) as dep:
         stats = Reader(dep, "results.player-stats", avro=True)
         last = datetime.fromtimestamp((t0 + 2 * MINUTE) / 1000, UTC)
         stats.until(

@@ -18,6 +18,7 @@ import pytest
 
 from flinkpulse import flinkrun, jobstate, stack, submitter
 from flinkpulse.config import Config
+from flinkpulse.errors import FlinkpulseError
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.flinkrun import submit_jobs
 from flinkpulse.stack.base import ancestors, cmdline
@@ -100,8 +101,9 @@ def test_a_resume_and_a_replay_go_through_the_warm_client(
     ensure_stack: Callable[..., Config], base_cfg: Config
 ) -> None:
     """`jobs resume` of a cancelled job goes through the warm client: the job restores its
-    retained checkpoint (Flink's REST says so), and a new job the same client builds after it
-    starts without state. A bounded replay goes there too, and finishes."""
+    retained checkpoint (Flink's REST says so), another job given that snapshot is refused with
+    the cause in one line, and a new job the same client builds after them starts without
+    state. A bounded replay goes there too, and finishes."""
     ensure_stack("kafka", "registry", "flink")
     log = stack.component(base_cfg, "flink").log_file(submitter.PROC)
     seen = len(log.read_text())
@@ -119,6 +121,9 @@ def test_a_resume_and_a_replay_go_through_the_warm_client(
         rest.wait_state(first, ("CANCELED",))
         resumed, state = flinkrun.resume(cfg, "web_traffic")
         assert state and "/chk-" in state and first in state, state
+        # another job's snapshot (what a job whose SQL changed meets): the one-line cause
+        with pytest.raises(FlinkpulseError, match="holds the state of operators the job no"):
+            flinkrun.submit(cfg, "device_stats", savepoint=state)
         fresh = submit_jobs(cfg, ["device_stats"])["device_stats"]
         served = log.read_text()[seen:]
         assert f"--restore {state} --claim-mode no_claim" in served, served
