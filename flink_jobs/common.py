@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from flinkpulse import topics
-from flinkpulse.config import Config, add_config_args, config_from_args
+from flinkpulse.config import CLAIM_MODES, Config, add_config_args, config_from_args
 from flinkpulse.errors import UsageError
 from flinkpulse.flinkrest import job_name
 from flinkpulse.paths import ROOT
@@ -141,10 +141,6 @@ class JobContext:
         Flink runs no pandas UDF in thread mode, where the row UDF decodes."""
         f = self.cfg.flink
         return f.vectorized_decode and f.python_execution_mode == "process"
-
-
-#: Flink's claim modes for a restore (`flink run --claimMode`), as our settings spell them
-CLAIM_MODES = ("claim", "no_claim")
 
 
 def create_env(

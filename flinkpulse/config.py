@@ -197,6 +197,10 @@ class LoaderConfig:
         return option_pairs(self.consumer_properties, "loader")
 
 
+#: Flink's claim modes for a restore (`flink run --claimMode`), as flinkpulse spells them
+CLAIM_MODES = ("claim", "no_claim")
+
+
 def option_pairs(items: tuple[str, ...], section: str) -> dict[str, str]:
     """Items of the form key=value (Flink options, Kafka properties) as a dict; a UsageError in
     one line for an item without `=` or whose key is no option name."""
@@ -349,7 +353,8 @@ class FlinkConfig:
         claim with the changelog backend on: the job owns the snapshot and deletes it once
         newer checkpoints subsume it."""
         on = self.pairs(self.extra_options).get("state.changelog.enabled", "false")
-        return "claim" if on.strip().lower() == "true" else "no_claim"
+        claim, no_claim = CLAIM_MODES
+        return claim if on.strip().lower() == "true" else no_claim
 
 
 @dataclass(frozen=True)
