@@ -11,12 +11,13 @@ It imports nothing above the core (flinkpulse.config, flinkpulse.errors).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from flinkpulse.config import Config
-from flinkpulse.errors import ServiceUnreachable
+from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 
 SOURCE_TOPICS = [
     "gaming.player-events",
@@ -222,8 +223,17 @@ def all_topics() -> list[str]:
     return [t.name for t in TOPOLOGY if t.created_by == "jobs"]
 
 
+class TopicsNotServed(FlinkpulseError):
+    """Kafka has created topics that its broker does not serve yet (transient: try again)."""
+
+
+#: how long ensure_topics() waits for the broker to serve the topics it had to create
+SERVED_TIMEOUT_S = 30.0
+
+
 def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
-    """Create missing topics (prefixed); returns the ones this call created."""
+    """Create missing topics (prefixed) and return once the broker serves them; returns the
+    ones this call created. TopicsNotServed if it does not within SERVED_TIMEOUT_S."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -252,7 +262,45 @@ def ensure_topics(cfg: Config, logical: list[str] | None = None) -> list[str]:
         except KafkaException as e:  # a concurrent creator won, or one just created: fine
             if not already_exists(e):
                 raise
+    await_served(admin, missing, cfg.kafka.bootstrap_servers)
     return [n for n in missing if n in created]
+
+
+def await_served(
+    admin: Any, names: list[str], servers: str, timeout: float = SERVED_TIMEOUT_S
+) -> None:
+    """Return once the broker serves each of `names`: its metadata has a leader for every
+    partition. TopicsNotServed after `timeout` seconds.
+
+    The controller answers CreateTopics before the broker serves the topics: seconds later when
+    it is busy deleting many partitions, as a test session's teardowns do. A consumer that asks
+    for a topic's partitions in that window hears "unknown topic", and one that assigns them
+    from that answer reads nothing, for good (a CI run's MQTT test, reproduced under topic
+    churn); a producer's records wait."""
+    from confluent_kafka import KafkaException, TopicCollection
+
+    deadline = time.monotonic() + timeout
+    pending = list(dict.fromkeys(names))
+    while pending:
+        left = max(1.0, min(10.0, deadline - time.monotonic()))
+        futures = admin.describe_topics(TopicCollection(pending), request_timeout=left)
+        waiting = []
+        for name, f in futures.items():
+            try:
+                desc = f.result()
+            except KafkaException:  # unknown to the broker yet
+                waiting.append(name)
+                continue
+            if not desc.partitions or any(p.leader is None for p in desc.partitions):
+                waiting.append(name)
+        pending = waiting
+        if pending and time.monotonic() >= deadline:
+            raise TopicsNotServed(
+                f"Kafka at {servers} created {', '.join(pending)} but does not serve "
+                f"{'it' if len(pending) == 1 else 'them'} {timeout:.0f}s later"
+            )
+        if pending:
+            time.sleep(0.1)
 
 
 def existing_topics(consumer: Any, names: list[str], timeout: float = 10) -> dict[str, Any]:

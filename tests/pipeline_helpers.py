@@ -153,7 +153,10 @@ class Reader:
             }
         )
         md = self.c.list_topics(self.topic, timeout=10).topics[self.topic]
-        self.c.assign([TopicPartition(self.topic, p, 0) for p in md.partitions])
+        self.partitions = sorted(md.partitions)
+        self.c.assign([TopicPartition(self.topic, p, 0) for p in self.partitions])
+        #: the consumer's errors, kept for a timeout's message
+        self.errors: list[str] = [] if md.error is None else [f"metadata: {md.error}"]
         self.de = (
             AvroDeserializer(SchemaRegistryClient({"url": cfg.registry.url})) if avro else None
         )
@@ -164,7 +167,10 @@ class Reader:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             m = self.c.poll(0.2)
-            if m is None or m.error():
+            if m is None:
+                continue
+            if m.error():
+                self.errors = [*self.errors[-4:], str(m.error())]
                 continue
             self.msgs.append(m)
             self.values.append(self.de(m.value(), None) if self.de else m.value())
@@ -176,7 +182,21 @@ class Reader:
             self.poll(1.0)
             if pred(self):
                 return self
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} in {self.topic}")
+        raise AssertionError(
+            f"timed out after {timeout:.0f}s waiting for {what} in {self.topic}: "
+            f"{len(self.msgs)} read from partitions {self.partitions}, "
+            f"watermarks {self.watermarks()}, errors {self.errors}"
+        )
+
+    def watermarks(self) -> dict[int, tuple[int, int]] | str:
+        """partition -> (low, high) offsets, as the broker has them (for a timeout's message)."""
+        try:
+            return {
+                p: self.c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5)
+                for p in self.partitions
+            }
+        except Exception as e:  # noqa: BLE001 - only ever part of an error message
+            return repr(e)
 
     def settle(self, quiet: float = 3.0) -> Reader:
         """Poll until nothing new arrived for `quiet` seconds (nothing more, e.g. no duplicate)."""

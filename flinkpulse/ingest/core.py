@@ -14,6 +14,7 @@ a Kafka topic prefix (one broker, several sites or test runs). The ingest tier's
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import re
@@ -26,11 +27,18 @@ from typing import Any
 
 import fastavro
 
-from flinkpulse.avro import Registry, RegistryError
+from flinkpulse.avro import Registry, RegistryError, RegistryUnavailable
 from flinkpulse.clock import ClockSteps
 from flinkpulse.config import Config
 from flinkpulse.errors import ServiceUnreachable
-from flinkpulse.topics import SOURCE_KEYS, SOURCE_RECORDS, SOURCE_TOPICS, dlq_topic, ensure_topics
+from flinkpulse.topics import (
+    SOURCE_KEYS,
+    SOURCE_RECORDS,
+    SOURCE_TOPICS,
+    TopicsNotServed,
+    dlq_topic,
+    ensure_topics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,14 @@ MAX_REASON = 500
 
 class Rejected(ValueError):
     """The payload cannot become a record of its topic; the message is the dead-letter reason."""
+
+
+#: what :meth:`Ingestor.send` raises before sending anything, never the payload's fault: the
+#: caller keeps the payload and tries again (the bridge) or answers 503 (the HTTP endpoint)
+TRANSIENT = (RegistryUnavailable, TopicsNotServed)
+
+#: a record unacknowledged this long is reported in the log (every as many seconds)
+UNACKED_WARN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -209,8 +225,10 @@ class Ingestor:
         cfg: Config,
         producer_conf: dict[str, Any] | None = None,
         clock: ClockSteps | None = None,
+        unacked_warn_s: float = UNACKED_WARN_S,
     ) -> None:
-        """`clock`: what watches this host's wall clock, which stamps the records."""
+        """`clock`: what watches this host's wall clock, which stamps the records;
+        `unacked_warn_s`: after how long an unacknowledged record is reported in the log."""
         from flinkpulse.producer import Producer
 
         self.cfg = cfg
@@ -231,6 +249,11 @@ class Ingestor:
         self.producer = Producer(conf)
         self.counts = {"records": 0, "dead_letters": 0, "failed": 0, "clock_steps": 0}
         self.clock = clock or ClockSteps()
+        #: produce() time and topic of each record Kafka has not acknowledged yet, by number
+        self._unacked: dict[int, tuple[float, str]] = {}
+        self._numbers = itertools.count()
+        self._next_watch = 0.0
+        self._warn_after = unacked_warn_s
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
@@ -246,6 +269,23 @@ class Ingestor:
                     "the step are late (late.*) or ahead of their devices' event times",
                     step,
                 )
+            self._watch()
+
+    def _watch(self) -> None:
+        """A warning (at most once per `unacked_warn_s`) if a record has waited that long for
+        Kafka's acknowledgement: its client is not answered meanwhile, so say where it waits."""
+        now = time.monotonic()
+        if now < self._next_watch:
+            return
+        self._next_watch = now + self._warn_after
+        pending = self._unacked.copy().values()  # copy(): one step, while produce() adds
+        old = [(t, topic) for t, topic in pending if now - t >= self._warn_after]
+        if old:
+            log.warning(
+                "%d record(s) not acknowledged by Kafka for %g s or more (the oldest %.0f s), "
+                "to %s",
+                len(old), self._warn_after, now - min(old)[0], ", ".join(sorted({t for _, t in old})),
+            )  # fmt: skip
 
     def check_kafka(self, timeout: float = 10.0) -> None:
         """ServiceUnreachable unless the brokers answer."""
@@ -280,7 +320,7 @@ class Ingestor:
                 f"schema registry refused {writer['name']} for {subject}: {e.message}"
             ) from None
         sub = self.cfg.with_prefix(target.prefix)
-        ensure_topics(sub, [target.logical, dlq_topic(target.logical)])
+        ensure_topics(sub, [target.logical, dlq_topic(target.logical)])  # and served
         return _Schema(writer, schema_id)
 
     def encode(
@@ -327,7 +367,7 @@ class Ingestor:
     ) -> None:
         """Ingest one payload: the record to its topic, or (invalid) the raw bytes to its DLQ
         with the reason; `done` runs once Kafka has acknowledged either. RegistryUnavailable
-        is raised before anything is sent (never the payload's fault)."""
+        and TopicsNotServed are raised before anything is sent (never the payload's fault)."""
         now = int(time.time() * 1000)
         doc: Any = None
         try:
@@ -352,7 +392,11 @@ class Ingestor:
         done: Callable[[Delivered], None],
         reason: str | None,
     ) -> None:
+        number = next(self._numbers)
+        self._unacked[number] = (time.monotonic(), topic)
+
         def delivered(err: Any, msg: Any) -> None:
+            self._unacked.pop(number, None)
             if err is not None:
                 self.counts["failed"] += 1
                 done(Delivered(topic, -1, -1, ts, reason, str(err)))

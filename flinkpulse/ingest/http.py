@@ -25,10 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from flinkpulse.avro import RegistryUnavailable
 from flinkpulse.config import Config
 from flinkpulse.ingest import write_status
-from flinkpulse.ingest.core import Delivered, Ingestor, target_of
+from flinkpulse.ingest.core import TRANSIENT, Delivered, Ingestor, target_of
 
 log = logging.getLogger("flinkpulse.ingest.http")
 
@@ -216,7 +215,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             for i, raw in enumerate(records):
                 self.server.ingestor.send(target, raw, done_at(i), headers=peer)
-        except RegistryUnavailable as e:
+        except TRANSIENT as e:
             self._error(503, f"{e} — nothing of this request after record {i} was written")
             return
         with cond:

@@ -28,11 +28,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from flinkpulse.avro import RegistryUnavailable
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, ServiceUnreachable
 from flinkpulse.ingest import mqtt_credentials, write_status
-from flinkpulse.ingest.core import Delivered, Ingestor, Target, target_in, valid_namespace
+from flinkpulse.ingest.core import (
+    TRANSIENT,
+    Delivered,
+    Ingestor,
+    Target,
+    target_in,
+    valid_namespace,
+)
 
 log = logging.getLogger("flinkpulse.ingest.mqtt")
 
@@ -161,7 +167,7 @@ class Bridge:
             try:
                 self.ingestor.send(target, msg.payload, done, fill, headers, defaults)
                 return
-            except RegistryUnavailable as e:  # never the message's fault: wait, keep it
+            except TRANSIENT as e:  # never the message's fault: wait, keep it
                 log.error("%s; retrying in 2 s", e)
                 time.sleep(2)
 

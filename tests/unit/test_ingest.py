@@ -154,3 +154,52 @@ def test_stack_status_says_when_a_bridge_saw_its_clock_step(tmp_path: Path) -> N
         assert "clock" not in comp.extra_status()
         comp.status_file.write_text(json.dumps({**doc, "clock_steps": 2}))
         assert comp.extra_status().endswith("; the wall clock stepped 2 time(s): see its log")
+
+
+def test_a_record_kafka_leaves_unacknowledged_is_reported_with_its_topic(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its client is not answered meanwhile, so the log says where it waits. Nothing listens
+    on port 1, so Kafka never acknowledges here."""
+    import time
+
+    from flinkpulse.ingest.core import Delivered, Ingestor
+
+    nowhere = {"bootstrap.servers": "127.0.0.1:1", "log_level": 0}
+    ing = Ingestor(load_config(), nowhere, unacked_warn_s=0.5)
+    try:
+        got: list[Delivered] = []
+        with caplog.at_level("WARNING", logger="flinkpulse.ingest.core"):
+            ing._produce("site-1.iot.sensor-readings", b"v", b"k", 0, None, got.append, None)
+            deadline = time.monotonic() + 5
+            while "not acknowledged" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert got == []
+        assert (
+            "1 record(s) not acknowledged by Kafka for 0.5 s or more" in caplog.text
+            and "to site-1.iot.sensor-readings" in caplog.text
+        ), caplog.text
+    finally:
+        ing.close(timeout=0.5)
+
+
+def test_topics_kafka_does_not_serve_in_time_are_a_transient_refusal() -> None:
+    """ensure_topics() returns once the broker serves the topics it created; if it does not in
+    time, the bridge keeps the message and tries again, the endpoint answers 503: never a dead
+    letter. Nothing listens on port 1, so the topic is never served here."""
+    import time
+
+    from confluent_kafka.admin import AdminClient
+
+    from flinkpulse.ingest.core import TRANSIENT
+    from flinkpulse.topics import TopicsNotServed, await_served
+
+    admin = AdminClient({"bootstrap.servers": "127.0.0.1:1", "log_level": 0})
+    t0 = time.monotonic()
+    with pytest.raises(TopicsNotServed) as e:
+        await_served(admin, ["site-1.iot.security-events"], "127.0.0.1:1", timeout=1.0)
+    assert 1.0 <= time.monotonic() - t0 < 5.0
+    assert str(e.value) == (
+        "Kafka at 127.0.0.1:1 created site-1.iot.security-events but does not serve it 1s later"
+    )
+    assert isinstance(e.value, TRANSIENT)
