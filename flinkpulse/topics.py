@@ -277,23 +277,18 @@ def await_served(
     for a topic's partitions in that window hears "unknown topic", and one that assigns them
     from that answer reads nothing, for good (a CI run's MQTT test, reproduced under topic
     churn); a producer's records wait."""
-    from confluent_kafka import KafkaException, TopicCollection
-
     deadline = time.monotonic() + timeout
     pending = list(dict.fromkeys(names))
     while pending:
         left = max(1.0, min(10.0, deadline - time.monotonic()))
-        futures = admin.describe_topics(TopicCollection(pending), request_timeout=left)
-        waiting = []
-        for name, f in futures.items():
-            try:
-                desc = f.result()
-            except KafkaException:  # unknown to the broker yet
-                waiting.append(name)
-                continue
-            if not desc.partitions or any(p.leader is None for p in desc.partitions):
-                waiting.append(name)
-        pending = waiting
+        pending = [
+            name
+            for name, desc in _describe(admin, pending, left).items()
+            # an error (unknown to the broker yet), or a partition without its leader
+            if isinstance(desc, Exception)
+            or not desc.partitions
+            or any(p.leader is None for p in desc.partitions)
+        ]
         if pending and time.monotonic() >= deadline:
             raise TopicsNotServed(
                 f"Kafka at {servers} created {', '.join(pending)} but does not serve "
@@ -301,6 +296,21 @@ def await_served(
             )
         if pending:
             time.sleep(0.1)
+
+
+def _describe(admin: Any, names: list[str], timeout: float) -> dict[str, Any]:
+    """name -> its TopicDescription, or the KafkaException describing it raised (unknown topic,
+    broker unreachable...), in one DescribeTopics request: each caller reads errors its way."""
+    from confluent_kafka import KafkaException, TopicCollection
+
+    futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+    out: dict[str, Any] = {}
+    for name, f in futures.items():
+        try:
+            out[name] = f.result()
+        except KafkaException as e:
+            out[name] = e
+    return out
 
 
 def existing_topics(consumer: Any, names: list[str], timeout: float = 10) -> dict[str, Any]:
@@ -318,20 +328,17 @@ def existing_topics(consumer: Any, names: list[str], timeout: float = 10) -> dic
 def missing_topics(admin: Any, names: list[str], servers: str) -> list[str]:
     """Which of `names` the cluster lacks, asking about those topics only: listing every
     topic costs with the cluster's size (0.8 s at 4,000 topics, each loader start)."""
-    from confluent_kafka import KafkaError, KafkaException, TopicCollection
+    from confluent_kafka import KafkaError
 
     unique = list(dict.fromkeys(names))
     if not unique:
         return []
     # librdkafka's own codes for a broker it cannot talk to
     unreachable = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
-    futures = admin.describe_topics(TopicCollection(unique), request_timeout=10)
     missing = set()
-    for name, f in futures.items():
-        try:
-            f.result()
-        except KafkaException as e:
-            err = e.args[0] if e.args else None
+    for name, desc in _describe(admin, unique, 10).items():
+        if isinstance(desc, Exception):
+            err = desc.args[0] if desc.args else None
             code = err.code() if isinstance(err, KafkaError) else None
             if code in unreachable:
                 raise ServiceUnreachable("Kafka", servers) from None
@@ -418,20 +425,14 @@ def topic_ids(cfg: Config, names: list[str], timeout: float = 10) -> dict[str, s
     """Topic name -> Kafka's topic ID, in one DescribeTopics request (topics Kafka does not
     know are left out; {} when it cannot be reached). A topic deleted and created again, or a
     Kafka whose data was reset, has the same name and a new ID: the loader compares them."""
-    from confluent_kafka import TopicCollection
     from confluent_kafka.admin import AdminClient
 
     if not names:
         return {}
     admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
     try:
-        futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+        described = _describe(admin, names, timeout)
     except Exception:  # noqa: BLE001 - cannot ask: nothing known
         return {}
-    out = {}
-    for name, f in futures.items():
-        try:
-            out[name] = str(f.result(timeout).topic_id)
-        except Exception:  # noqa: BLE001 - this topic unknown (deleted, not yet created...)
-            continue
-    return out
+    # a topic Kafka does not know (deleted, not yet created...) is left out
+    return {n: str(d.topic_id) for n, d in described.items() if not isinstance(d, Exception)}
