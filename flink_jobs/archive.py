@@ -23,6 +23,7 @@ from flink_jobs.common import (
     decoded_source,
     raw_table,
     run_job,
+    sink_schema,
 )
 from flinkpulse.archive import DEAD_LETTERS, SOURCE_TABLES, parquet_jars
 from flinkpulse.config import Config
@@ -37,11 +38,11 @@ def _partitions(time_col: str) -> str:
 
 def _file_sink(ctx: JobContext, table: str, query: Any) -> None:
     """A filesystem table `archive_<table>` shaped like `query`, partitioned by dt and hour."""
-    from pyflink.table import Schema, TableDescriptor
+    from pyflink.table import TableDescriptor
 
     a = ctx.cfg.archive
     path = f"{a.warehouse_uri(ctx.cfg.stack.state_path())}/{ctx.cfg.kafka.topic_prefix}{table}"
-    schema = Schema.new_builder().from_row_data_type(query.get_schema().to_row_data_type()).build()
+    schema = sink_schema(query)
     desc = (
         TableDescriptor.for_connector("filesystem")
         .schema(schema)
