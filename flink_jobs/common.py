@@ -354,7 +354,7 @@ def raw_table(ctx: JobContext, name: str, topic: str, source: bool, schema: Any 
 def sink_schema(table: Any) -> Any:
     """The Schema of a sink (or file table) shaped like `table`: its physical columns, time
     attributes as plain timestamps. Built in the JVM: through PyFlink's Python types it took a
-    py4j round trip per type node, 0.3-0.7 s a view, ~1.5 s of a job's build."""
+    py4j round trip per type node, 0.2-0.7 s a view, ~1 s of a job's build (bench/README.md)."""
     from pyflink.java_gateway import get_gateway
     from pyflink.table import Schema
 
