@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,8 +174,14 @@ def create_env(
         )
     t_env = StreamTableEnvironment.create(env)
     tc = t_env.get_config()
-    for k, v in flink_table_options(cfg, job).items():
+    options = flink_table_options(cfg, job)
+    for k, v in options.items():
         tc.set(k, v)
+    if "python.executable" not in options and tc.get("execution.target", "local") == "local":
+        # a local run's workers run on this interpreter. On a cluster (`flink run`, the warm
+        # client: target "remote") they run on the cluster's python.executable, which knows its
+        # own interpreter; the stack's forks them from a warm one (flinkpulse.stack.udf_fork)
+        tc.set("python.executable", sys.executable)
     return env, t_env
 
 
@@ -188,7 +195,6 @@ def flink_table_options(cfg: Config, job: str) -> dict[str, str]:
         "table.local-time-zone": "UTC",
         "python.execution-mode": f.python_execution_mode,
         **f.python_options(),
-        "python.executable": __import__("sys").executable,
         "pipeline.object-reuse": "true" if f.object_reuse else "false",
         **f.pairs(f.extra_options),
     }

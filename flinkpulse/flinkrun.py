@@ -331,9 +331,11 @@ def jobmanager_address(url: str) -> str:
 
 def client_args(jobmanager: str, source_zip: Path) -> list[str]:
     """The options of `flink run` for a job of ours on the cluster at `jobmanager`: detached,
-    this interpreter on both sides, the sources shipped (the warm client's too)."""
+    this interpreter for the client, the sources shipped (the warm client's too). No
+    `-pyexec`: the Python workers run on the cluster's `python.executable`, which knows its
+    own interpreter (the stack's forks them from a warm one: flinkpulse.stack.udf_fork)."""
     return [
-        "-d", "-m", jobmanager_address(jobmanager), "-pyexec", sys.executable,
+        "-d", "-m", jobmanager_address(jobmanager),
         "-pyclientexec", sys.executable, "-pyfs", str(source_zip),
     ]  # fmt: skip
 

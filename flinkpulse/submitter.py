@@ -6,7 +6,7 @@ Why: every `flink run` starts a client JVM and a Python interpreter and warms th
 again, ~13 s before its first job and 5–11 s a job after that on 2 cores (bench/README.md,
 "Start-up outside the jobs"). Kept running, the client builds a job in 3–5 s.
 
-It is the same client: `flink run -d -m <jobmanager> -pyexec -pyclientexec -pyfs <source zip>`
+It is the same client: `flink run -d -m <jobmanager> -pyclientexec -pyfs <source zip>`
 starts its JVM with Flink's PythonGatewayServer (PyFlink's own launcher, ``SUBMIT_ARGS``), so
 a job's `main(argv)` runs in the same context environment as under `flink run -py`, and the
 same line `submitted <job>: job id <id>` tells its job id. The jobs of `jobs submit`, `jobs

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import urllib.request
@@ -26,11 +27,15 @@ from typing import Any
 
 from flinkpulse.errors import UsageError
 from flinkpulse.paths import ROOT, pyflink_home, site_packages, venv_bin, venv_python
+from flinkpulse.stack import udf_fork
 from flinkpulse.stack.base import Component, Proc, ancestors, cmdline
 from flinkpulse.stack.udf_guard import BOOT_MODULE
 
 #: holds the sitecustomize that arms flinkpulse.stack.udf_guard in Python UDF workers
 UDF_SITE = ROOT / "flinkpulse" / "stack" / "udf_site"
+
+#: the process that forks Python UDF workers (``stack.flink_udf_fork``)
+UDF_FORK = "flink-udf-fork"
 
 #: ``stack.flink_tm_gc`` -> the JVM flag that selects that collector
 GC_FLAGS = {"serial": "-XX:+UseSerialGC", "parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
@@ -169,7 +174,8 @@ class Flink(Component):
             # silent, and a loaded 2-core machine stalled one for 11 s: at 20 s that failed
             # every job on it over to a restart it did not need (docs/event-time.md)
             "heartbeat.timeout": 50000,
-            "python.executable": str(venv_python()),
+            # the launcher forks workers from flink-udf-fork; the venv's interpreter otherwise
+            "python.executable": str(self.launcher if s.flink_udf_fork else venv_python()),
             "python.client.executable": str(venv_python()),
             # thread mode embeds the interpreter via pemja: it must find site-packages
             "python.pythonpath": f"{ROOT}:{site_packages()}",
@@ -211,6 +217,7 @@ class Flink(Component):
         ]:
             d.mkdir(parents=True, exist_ok=True)
         self.clear_scratch()
+        self.write_launcher()
         # Our own lib dir: the wheel's lib/ plus opt/flink-python (Python UDF operators run in
         # the cluster's classloader, as in the official PyFlink images). The wheel stays untouched.
         lib = self.dir / "lib"
@@ -271,9 +278,20 @@ class Flink(Component):
         under, None for an orphan."""
         tms = {pid: name for name, pid in self.taskmanager_pids().items()}
         out: dict[int, str | None] = {}
-        for pid in self.descendants():
+        ours = self.descendants()
+        for pid in ours:
             if BOOT_MODULE in cmdline(pid):
                 out[pid] = next((tms[a] for a in ancestors(pid) if a in tms), None)
+        # a worker forked by flink-udf-fork stands in for its client, the launcher process
+        # under the TaskManager (the registry maps one to the other)
+        reg = self.udf_fork_registry
+        for f in sorted(reg.iterdir()) if reg.is_dir() else []:
+            try:
+                child, client = int(f.name), int(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if child in ours:
+                out[child] = out.pop(client, None)
         return out
 
     def procs(self) -> list[Proc]:
@@ -298,9 +316,57 @@ class Flink(Component):
             for name in self.taskmanagers()
         ]
         procs = [jm, *tms]
+        if self.cfg.stack.flink_udf_fork:
+            procs.append(self.udf_fork_proc())
         if self.cfg.stack.flink_submitter:
             procs.append(self.submitter_proc())
         return procs
+
+    @property
+    def launcher(self) -> Path:
+        """The TaskManagers' python.executable with `stack.flink_udf_fork` (prepare() writes
+        it): forks a worker from flink-udf-fork, or execs the venv's interpreter."""
+        return self.dir / "bin" / "python"
+
+    @property
+    def udf_fork_socket(self) -> Path:
+        return self.state / "run" / f"{UDF_FORK}.sock"
+
+    @property
+    def udf_fork_registry(self) -> Path:
+        """flink-udf-fork's live children, each file named by pid holding its client's pid."""
+        return self.state / "run" / UDF_FORK
+
+    def udf_fork_proc(self) -> Proc:
+        """The fork server of Python UDF workers (flinkpulse.stack.udf_fork)."""
+        argv = [
+            str(venv_python()), str(udf_fork.__file__), "serve",
+            str(self.udf_fork_socket), str(self.udf_fork_registry),
+        ]  # fmt: skip
+        # no PYTHONPATH: a child puts its own (the TaskManager's, with UDF_SITE) in front
+        return Proc(UDF_FORK, argv, {"PYTHONPATH": ""})
+
+    def write_launcher(self) -> None:
+        python = venv_python()
+        self.launcher.parent.mkdir(parents=True, exist_ok=True)
+        self.launcher.write_text(
+            "#!/bin/sh\n"
+            "# flinkpulse: a Python UDF worker forks from flink-udf-fork (flinkpulse/stack/udf_fork.py)\n"
+            + shlex.join(
+                [
+                    "exec",
+                    str(python),
+                    "-I",
+                    "-S",
+                    str(udf_fork.__file__),
+                    "connect",
+                    str(self.udf_fork_socket),
+                    str(python),
+                ]
+            )  # fmt: skip
+            + ' "$@"\n'
+        )
+        self.launcher.chmod(0o755)
 
     def submitter_proc(self) -> Proc:
         """The warm job client (flinkpulse.submitter): a `flink run` client of this cluster

@@ -30,14 +30,12 @@ import sys
 import threading
 from pathlib import Path
 
-#: the module the runner script starts; nothing else the TaskManager starts is guarded
-BOOT_MODULE = "pyflink.fn_execution.beam.beam_boot"
+from flinkpulse.stack.udf_fork import BOOT_MODULE, EXIT_CODE, PR_SET_PDEATHSIG, exit_on_eof
+
+__all__ = ["BOOT_MODULE", "EXIT_CODE", "RUNNER", "install"]
+
 #: PyFlink's script that starts BOOT_MODULE: the worker's parent
 RUNNER = "pyflink-udf-runner.sh"
-#: prctl option from <linux/prctl.h>
-PR_SET_PDEATHSIG = 1
-#: exit status of a worker whose TaskManager is gone (128 + SIGHUP, like a hung-up terminal)
-EXIT_CODE = 129
 
 
 def install(argv: list[str] | None = None) -> bool:
@@ -52,7 +50,12 @@ def install(argv: list[str] | None = None) -> bool:
     except OSError:
         return False
     fd = os.dup(0)  # our own descriptor: the harness never reads stdin
-    threading.Thread(target=_exit_on_eof, args=(fd,), name="taskmanager-guard", daemon=True).start()
+    threading.Thread(
+        target=exit_on_eof,
+        args=(fd, "TaskManager is gone (stdin closed)"),
+        name="taskmanager-guard",
+        daemon=True,
+    ).start()
     return True
 
 
@@ -70,17 +73,3 @@ def _die_with_runner() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0 and os.getppid() != parent:
         os._exit(EXIT_CODE)  # the runner was gone before the signal was armed
-
-
-def _exit_on_eof(fd: int) -> None:
-    """Block until the TaskManager's end of the pipe closes, then end this process."""
-    while True:
-        try:
-            if not os.read(fd, 65536):
-                break
-        except InterruptedError:
-            continue
-        except OSError:
-            break
-    os.write(2, b"flinkpulse: the TaskManager is gone (stdin closed): Python worker exits\n")
-    os._exit(EXIT_CODE)

@@ -40,8 +40,6 @@ def test_pyflink_job_with_python_udf_on_session_cluster(
         "-d",
         "-m",
         cfg.flink.jobmanager,
-        "-pyexec",
-        sys.executable,
         "-pyclientexec",
         sys.executable,
         "-pyfs",

@@ -87,7 +87,7 @@ def test_its_client_jvm_submits_as_flink_run_d_py_would() -> None:
     zip_ = Path("/s/flinkpulse-src.zip")
     args = submitter.submit_args("http://127.0.0.1:8081", zip_)
     py = sys.executable
-    assert args == f"remote -d -m 127.0.0.1:8081 -pyexec {py} -pyclientexec {py} -pyfs {zip_}"
+    assert args == f"remote -d -m 127.0.0.1:8081 -pyclientexec {py} -pyfs {zip_}"
 
 
 def test_the_flink_component_runs_it_unless_turned_off(tmp_path: Path) -> None:
