@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import sys
 import urllib.request
@@ -347,26 +346,7 @@ class Flink(Component):
         return Proc(UDF_FORK, argv, {"PYTHONPATH": ""})
 
     def write_launcher(self) -> None:
-        python = venv_python()
-        self.launcher.parent.mkdir(parents=True, exist_ok=True)
-        self.launcher.write_text(
-            "#!/bin/sh\n"
-            "# flinkpulse: a Python UDF worker forks from flink-udf-fork (flinkpulse/stack/udf_fork.py)\n"
-            + shlex.join(
-                [
-                    "exec",
-                    str(python),
-                    "-I",
-                    "-S",
-                    str(udf_fork.__file__),
-                    "connect",
-                    str(self.udf_fork_socket),
-                    str(python),
-                ]
-            )  # fmt: skip
-            + ' "$@"\n'
-        )
-        self.launcher.chmod(0o755)
+        udf_fork.write_launcher(self.launcher, str(venv_python()), str(self.udf_fork_socket))
 
     def submitter_proc(self) -> Proc:
         """The warm job client (flinkpulse.submitter): a `flink run` client of this cluster

@@ -117,6 +117,21 @@ def connect(sock_path: str, python: str, args: list[str]) -> int:
     return code
 
 
+def write_launcher(path: Path, python: str, sock_path: str) -> None:
+    """Write the `python.executable` that runs this file's client: a worker forked by the
+    server at `sock_path`, anything else `python` itself."""
+    import shlex
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = shlex.join(["exec", python, "-I", "-S", str(Path(__file__).resolve()), "connect",
+                      sock_path, python])  # fmt: skip
+    path.write_text(
+        f"#!/bin/sh\n# flinkpulse: a Python UDF worker forks from a warm interpreter "
+        f'(flinkpulse/stack/udf_fork.py)\n{cmd} "$@"\n'
+    )
+    path.chmod(0o755)
+
+
 def _exec(python: str, args: list[str]) -> None:
     os.execv(python, [python, *args])
 
