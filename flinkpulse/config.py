@@ -66,7 +66,7 @@ class StackConfig:
     flink_submitter: bool = True
     #: start Python UDF workers (process mode) by forking a warm interpreter that has imported
     #: Beam and PyFlink (process flink-udf-fork, flinkpulse/stack/udf_fork.py) instead of a new
-    #: one: `jobs submit all` 43-51 -> 33 s on 2 cores. Off: each worker is a fresh interpreter
+    #: one: `jobs submit all` 52-56 -> 34-38 s on 2 cores. Off: each worker is a fresh interpreter
     flink_udf_fork: bool = True
     #: TaskManager JVMs `stack up` starts (tests use 2, so failover is a real cluster's)
     taskmanagers: int = 1

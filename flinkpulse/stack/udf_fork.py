@@ -73,11 +73,11 @@ _HEADER = struct.Struct("!I")
 
 
 def connect(sock_path: str, python: str, args: list[str]) -> int:
-    """Run ``python <args>``: forked from the server when `args` start the boot module and the
-    server answers, else by exec'ing `python` (this process becomes the interpreter)."""
+    """Run ``python <args>``: forked from the server when `args` run a module (``-m``) and the
+    server forks it, else by exec'ing `python` (this process becomes the interpreter)."""
     if len(args) < 2 or args[0] != "-m":
         _exec(python, args)
-    _die_with_parent()
+    die_with_parent()
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(sock_path)
@@ -141,13 +141,14 @@ def _note(msg: str) -> None:
         os.write(2, f"flinkpulse: {msg}\n".encode())
 
 
-def _die_with_parent() -> None:
-    """SIGKILL this client when its parent (PyFlink's runner shell) exits (Linux)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent (PyFlink's runner shell; `parent`, else the current
+    one) exits, and exit at once if it is gone already (Linux)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0 and os.getppid() != parent:
         os._exit(EXIT_CODE)  # the parent was gone before the signal was armed
@@ -356,7 +357,7 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 3 and argv[0] == "connect":
         return connect(argv[1], argv[2], argv[3:])
     print(
-        "usage: udf_fork.py serve SOCKET REGISTRY | connect SOCKET PYTHON [ARGS...]",
+        "usage: udf_fork.py serve SOCKET REGISTRY [MODULE...] | connect SOCKET PYTHON [ARGS...]",
         file=sys.stderr,
     )
     return 2

@@ -22,15 +22,13 @@ whose stdin is not that pipe (Beam inherits the JVM's stdin when its DEBUG loggi
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import stat
 import sys
 import threading
 from pathlib import Path
 
-from flinkpulse.stack.udf_fork import BOOT_MODULE, EXIT_CODE, PR_SET_PDEATHSIG, exit_on_eof
+from flinkpulse.stack.udf_fork import BOOT_MODULE, EXIT_CODE, die_with_parent, exit_on_eof
 
 __all__ = ["BOOT_MODULE", "EXIT_CODE", "RUNNER", "install"]
 
@@ -68,8 +66,5 @@ def _die_with_runner() -> None:
         )
     except OSError:
         return
-    if not under_runner or not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0 and os.getppid() != parent:
-        os._exit(EXIT_CODE)  # the runner was gone before the signal was armed
+    if under_runner:
+        die_with_parent(parent)
