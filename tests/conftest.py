@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -55,6 +55,30 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     lost the fault suite's loader that way, after something in-process had set it)."""
     for key in (OWNER_ENV, COMPONENT_ENV):
         os.environ.pop(key, None)
+
+
+#: Flink 2.2's planner keeps Calcite's metadata provider in a thread-local set only on the
+#: thread that built the table environment; a later call that py4j serves on another gateway
+#: thread fails to plan with this NullPointerException (FLINK-36298, fixed after 2.2.0). It
+#: happens before any row runs, so the in-process query tests run once more when they meet it.
+FLINK_36298 = "NullPointerException: metadataHandlerProvider"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Run a test once more if it failed with FLINK-36298 (a planning bug, not a result),
+    with a warning naming it; any other failure, or the same one again, stands."""
+    try:
+        return (yield)
+    except Exception as e:  # py4j's Py4JJavaError carries the Java stack trace in str()
+        if FLINK_36298 not in str(e):
+            raise
+        import warnings
+
+        warnings.warn(f"{pyfuncitem.nodeid}: FLINK-36298 while planning, run again", stacklevel=1)
+        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        pyfuncitem.obj(**args)
+        return True
 
 
 @pytest.fixture(scope="session")
