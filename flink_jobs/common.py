@@ -531,7 +531,13 @@ def decoded_source(
         # late -> late.<topic>, kept and counted
         late = f"{view}_late"
         raw_table(ctx, late, ctx.topic(late_topic(logical_topic)), source=False)
-        reason_late = "'late: ' || CAST(event_time AS STRING) || ' reached Kafka at ' || CAST(kafka_time AS STRING)"
+        # the watermark it was behind, when there was one yet: a record that reached Kafka in
+        # time but is behind it met an idle partition's hazard (docs/event-time.md)
+        reason_late = (
+            "'late: ' || CAST(event_time AS STRING) || ' reached Kafka at ' || "
+            "CAST(kafka_time AS STRING) || COALESCE(', watermark ' || "
+            "CAST(CURRENT_WATERMARK(event_time) AS STRING), '')"
+        )
         behind = t_env.sql_query(
             f"SELECT k, v, {_headers_sql(reason_late)} AS headers "
             f"FROM {view}_all WHERE ok AND {is_late}"

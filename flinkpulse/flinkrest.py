@@ -194,6 +194,15 @@ class FlinkRest:
         causes = {_IDENTITY.sub("", _innermost(e.get("stacktrace", ""))) for e in last}
         return causes.pop() if len(causes) == 1 else ""
 
+    def failures(self, job_id: str, since_ms: float = 0) -> list[tuple[float, str]]:
+        """(time in epoch ms, innermost cause) of each of the job's failures at or after
+        `since_ms`, newest first: a job that restarted caught up a backlog afterwards."""
+        return [
+            (e.get("timestamp", 0), _innermost(e.get("stacktrace", "")))
+            for e in self._entries(self._exceptions(job_id))
+            if e.get("timestamp", 0) >= since_ms
+        ]
+
     def exception(self, job_id: str) -> str:
         """The innermost cause of the job's last failure ("" when there is none)."""
         ex = self._exceptions(job_id)

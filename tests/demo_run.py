@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,9 +78,12 @@ def uncommitted(cfg: Config, c: Any) -> dict[str, int]:
     return out
 
 
-def reasons(cfg: Config, topic: str, start: list[int], limit: int | None = None) -> list[str]:
-    """The `error` headers (why a record was dead-lettered, late, ...) of the committed records
-    of `topic` after `start` (end offsets per partition): the first `limit`, or all."""
+def headers(
+    cfg: Config, topic: str, start: list[int], limit: int | None = None
+) -> list[dict[str, str]]:
+    """The headers (`error`: why a record was dead-lettered, late, ...; `source.partition`, ...)
+    of the committed records of `topic` after `start` (end offsets per partition): the first
+    `limit`, or all."""
     c = Consumer(
         {
             **cfg.kafka.client_conf(),
@@ -88,7 +92,7 @@ def reasons(cfg: Config, topic: str, start: list[int], limit: int | None = None)
             "enable.auto.commit": False,
         }
     )
-    out: list[str] = []
+    out: list[dict[str, str]] = []
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]
         at = dict(enumerate(start))
@@ -97,12 +101,20 @@ def reasons(cfg: Config, topic: str, start: list[int], limit: int | None = None)
             msgs = c.consume(1000 if limit is None else limit - len(out), 10.0)
             if not msgs:
                 break
-            out += [
-                dict(m.headers() or []).get("error", b"").decode() for m in msgs if not m.error()
-            ]
+            out += [_text(m.headers()) for m in msgs if not m.error()]
     finally:
         c.close()
     return out
+
+
+def _text(hs: Any) -> dict[str, str]:
+    """A record's headers as text (a header without a value: "")."""
+    return {k: v.decode() if isinstance(v, bytes) else (v or "") for k, v in hs or []}
+
+
+def reasons(cfg: Config, topic: str, start: list[int], limit: int | None = None) -> list[str]:
+    """The `error` headers of the committed records of `topic` after `start` (headers)."""
+    return [h.get("error", "") for h in headers(cfg, topic, start, limit)]
 
 
 #: `sent N records (topic=n, ...) in ...; delivered N, delivery errors N, invalid (not sent) N,
@@ -113,13 +125,17 @@ SUMMARY = re.compile(
     r"(?:; wall clock stepped (?P<steps>.*))?"
 )
 STEP = re.compile(r"(?P<size>[-+][\d.]+) s at (?P<at>[\dT:.-]+)Z")
-#: `late: <event time> reached Kafka at <Kafka timestamp>` (flink_jobs.common, late.* headers)
-LATE = re.compile(r"late: (?P<event>[\d :.-]+) reached Kafka at (?P<kafka>[\d :.-]+)")
+#: `late: <event time> reached Kafka at <Kafka timestamp>[, watermark <its watermark>]`
+#: (flink_jobs.common, late.* headers)
+LATE = re.compile(
+    r"late: (?P<event>[\d :.-]+) reached Kafka at (?P<kafka>[\d :.-]+?)"
+    r"(?:, watermark (?P<watermark>[\d :.-]+))?$"
+)
 #: slack (s) of a clock step's bounds: it is seen at the producer's next check of the clocks
 STEP_SLACK_S = 1.0
 
 
-def _epoch(text: str) -> float:
+def utc_epoch(text: str) -> float:
     """Seconds since the epoch of a UTC time written `2026-12-05 03:16:07.580` (or with a T)."""
     return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC).timestamp()
 
@@ -140,14 +156,33 @@ def explained_by_step(steps: list[ClockStep], event: float, kafka: float, delay:
     return False
 
 
-def late_times(cfg: Config, topic: str, start: list[int]) -> list[tuple[float, float]]:
-    """(event time, Kafka timestamp) in epoch s of every record of late.* `topic` after `start`,
-    from its reason (committed records only)."""
+@dataclass(frozen=True)
+class Late:
+    """One record of a late.* topic: its times (epoch s) and where it came from."""
+
+    event: float
+    kafka: float
+    #: the watermark it was behind (None: late by its Kafka timestamp alone, no watermark yet)
+    watermark: float | None
+    #: its partition of the source topic
+    partition: int
+
+
+def late_records(cfg: Config, topic: str, start: list[int]) -> list[Late]:
+    """Every record of late.* `topic` after `start`, from its headers (committed records only)."""
     out = []
-    for reason in reasons(cfg, topic, start):
-        hit = LATE.search(reason)
-        assert hit, f"{topic}: a late record without its reason: {reason!r}"
-        out.append((_epoch(hit["event"]), _epoch(hit["kafka"])))
+    for h in headers(cfg, topic, start):
+        hit = LATE.search(h.get("error", ""))
+        assert hit, f"{topic}: a late record without its reason: {h!r}"
+        wm = hit["watermark"]
+        out.append(
+            Late(
+                utc_epoch(hit["event"]),
+                utc_epoch(hit["kafka"]),
+                utc_epoch(wm) if wm else None,
+                int(h.get("source.partition", -1)),
+            )
+        )
     return out
 
 
@@ -161,7 +196,7 @@ def produced(line: str) -> dict[str, Any]:
 
     topics = dict(kv.split("=") for kv in m["topics"].split(", ") if kv)
     steps = [
-        ClockStep(at=_epoch(s["at"]), size=float(s["size"]))
+        ClockStep(at=utc_epoch(s["at"]), size=float(s["size"]))
         for s in STEP.finditer(m["steps"] or "")
     ]
     return {
@@ -198,12 +233,24 @@ def demo_run(ensure_stack: Any) -> superset_data.Run:
         end = topic_ends(cfg, c)
     finally:  # also when the demo or a wait failed: the jobs must not hold slots all session
         c.close()
+        failures = {
+            job: [
+                f"{datetime.fromtimestamp(ms / 1000, UTC):%H:%M:%S.%f} {cause}"
+                for j in rest.running(job_name(cfg, job))
+                for ms, cause in rest.failures(j["jid"], since.timestamp() * 1000)
+            ]
+            for job in JOBS
+        }
         for job, was_running in before.items():
             if not was_running:
                 for j in rest.running(job_name(cfg, job)):
                     with contextlib.suppress(Exception):
                         rest.cancel(j["jid"])
     run.records = {t: sum(end[t]) - sum(start[t]) for t in end}
+    run.failures = failures
     run.start_offsets = start
-    print(f"demo: {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}")
+    print(
+        f"demo: {run.produced}; fresh rows {run.fresh}; {run.seconds}; ready {run.ready}; "
+        f"job failures {run.failures}"
+    )
     return run

@@ -79,6 +79,9 @@ class Run:
     records: dict[str, int] = field(default_factory=dict)
     #: end offsets per partition of those topics before the run
     start_offsets: dict[str, list[int]] = field(default_factory=dict)
+    #: per job, its failures during the run ("HH:MM:SS.fff cause"): a restarted job caught up
+    #: a backlog, a hazard of event time (docs/event-time.md)
+    failures: dict[str, list[str]] = field(default_factory=dict)
 
 
 #: the event-time column of each table: rows of this run have it at or after the run's start

@@ -49,6 +49,7 @@ from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.paths import ROOT
 from flinkpulse.schemas import SCHEMA_DIR
+from tests.demo_run import LATE, utc_epoch
 from tests.pipeline_helpers import Reader, Writer, deployment
 
 pytestmark = pytest.mark.integration
@@ -298,7 +299,7 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
     dup, _ = pipe.side("dup", SEC, want_dup)
     dlq, dlq_msgs = pipe.side("dlq", SEC, want_dlq)
     want_late = sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == "late")
-    late, _ = pipe.side("late", SEC, want_late)
+    late, late_msgs = pipe.side("late", SEC, want_late)
     res = pipe.reader("results.security-events", avro=True)
     res.until(lambda r: len(r.values) >= want_acc, TIMEOUT, f"{want_acc} accepted events")
     res.settle(3)
@@ -316,6 +317,21 @@ def test_security_events_each_case_reconciled(pipe: Pipe, reliability: Any) -> N
             assert FUTURE.fullmatch(h["error"]), (case, h["error"])
         else:
             assert h["error"] in want_reasons[case], (case, h["error"])
+    # the late ones name their event time and Kafka timestamp, and the watermark then when
+    # there was one (t0 is in ms)
+    times = {"1 min": (pipe.t0 + 21, 60_000), "1 h": (pipe.t0 - 3_600_000, 3_600_000)}
+    reader = pipe.reader(f"late.{SEC}")
+    for m in late_msgs:
+        h = reader.headers(m)
+        case = pipe.w.cases[
+            (h["source.topic"], int(h["source.partition"]), int(h["source.offset"]))
+        ]
+        event, after = next(v for k, v in times.items() if f" {k} after" in case)
+        hit = LATE.fullmatch(h["error"])
+        assert hit, (case, h["error"])
+        assert round(utc_epoch(hit["event"]) * 1000) == event, (case, h["error"])
+        assert round(utc_epoch(hit["kafka"]) * 1000) == event + after, (case, h["error"])
+        assert hit["watermark"] is None or utc_epoch(hit["watermark"]) > 0, h["error"]
     # a client with librdkafka's default limits refuses it before it reaches the broker
     from confluent_kafka import KafkaException, Producer
 

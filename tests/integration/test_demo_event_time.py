@@ -15,13 +15,14 @@ the bound by its offsets has its late records read: those the step explains
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 
 from flink_jobs.common import SOURCE_TOPICS, dlq_topic, late_topic
 from flinkpulse.config import Config
-from tests.demo_run import explained_by_step, late_times, produced, reasons
+from tests.demo_run import explained_by_step, late_records, produced, reasons
 from tests.e2e import superset_data
 
 pytestmark = pytest.mark.integration
@@ -52,22 +53,34 @@ def test_fresh_demo_leaves_under_a_thousandth_of_any_source_in_late(
     unexplained = {}
     for t in (t for t, s in share.items() if s >= 0.001):
         name = topic(late_topic(t))
-        times = late_times(base_cfg, name, demo_run.start_offsets[name])
-        rest = [(e, k) for e, k in times if not explained_by_step(steps, e, k, delay)]
-        print(f"{t}: {len(times)} late, {len(times) - len(rest)} by a step of the clock")
+        records = late_records(base_cfg, name, demo_run.start_offsets[name])
+        rest = [r for r in records if not explained_by_step(steps, r.event, r.kafka, delay)]
+        print(f"{t}: {len(records)} late, {len(records) - len(rest)} by a step of the clock")
         if len(rest) / source[t] >= 0.001:
             # more than the delay after its event time: the producer stamped it that early;
             # less: behind the watermark (a partition marked idle, docs/event-time.md)
-            slow = sum(1 for e, k in rest if k - e > delay)
+            slow = [r for r in rest if r.kafka - r.event > delay]
+            behind = [r for r in rest if r.kafka - r.event <= delay]
+            parts = Counter(r.partition for r in behind)
+
+            def hms(t: float) -> str:
+                return f"{datetime.fromtimestamp(t, UTC):%H:%M:%S.%f}"[:-3]
+
             unexplained[t] = [
-                f"{len(rest) - slow} behind the watermark, {slow} sent more than {delay:g} s "
+                f"{len(behind)} behind the watermark, {len(slow)} sent more than {delay:g} s "
                 "after their event time",
-                *(f"event {datetime.fromtimestamp(e, UTC):%H:%M:%S.%f} reached Kafka "
-                  f"{k - e:.3f} s later" for e, k in rest[:3]),
+                *(f"partition {p}: {k} behind, Kafka times "
+                  f"{hms(min(r.kafka for r in behind if r.partition == p))}–"
+                  f"{hms(max(r.kafka for r in behind if r.partition == p))}"
+                  for p, k in sorted(parts.items())),
+                *(f"event {hms(r.event)} reached Kafka {r.kafka - r.event:.3f} s later, "
+                  f"partition {r.partition}, watermark "
+                  f"{hms(r.watermark) if r.watermark is not None else 'none'}" for r in rest[:3]),
             ]  # fmt: skip
     assert not unexplained, (
         f"late share per topic: {share} ({late}), wall clock steps {steps}; "
-        f"late for another reason, e.g. {unexplained}"
+        f"late for another reason, e.g. {unexplained}; the jobs' failures meanwhile "
+        f"{demo_run.failures}"
     )
     why = {
         t: reasons(base_cfg, topic(dlq_topic(t)), demo_run.start_offsets[topic(dlq_topic(t))], 5)
