@@ -65,8 +65,9 @@ class StackConfig:
     #: streaming job is built and submitted in 3-5 s instead of a `flink run`'s 20-30 s
     flink_submitter: bool = True
     #: start Python UDF workers (process mode) by forking a warm interpreter that has imported
-    #: Beam and PyFlink (process flink-udf-fork, flinkpulse/stack/udf_fork.py) instead of a new
-    #: one: `jobs submit all` 52-56 -> 34-38 s on 2 cores. Off: each worker is a fresh interpreter
+    #: Beam and PyFlink (a fork server per TaskManager, in its session: flinkpulse/stack/udf_fork.py)
+    #: instead of a new one: `jobs submit all` 52-56 -> 34-38 s on 2 cores. Off: each worker is a
+    #: fresh interpreter
     flink_udf_fork: bool = True
     #: TaskManager JVMs `stack up` starts (tests use 2, so failover is a real cluster's)
     taskmanagers: int = 1

@@ -20,6 +20,8 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("jobmanager", "StandaloneSessionClusterEntrypoint"),
     ("kafka", "kafka.Kafka"),
     ("python_udf_workers", "pyflink"),
+    # a TaskManager's fork server and the workers it forks keep its command line
+    ("python_udf_workers", "udf_fork.py"),
     ("clickhouse", "clickhouse serve"),
     ("registry", "flinkpulse.registry"),
 )

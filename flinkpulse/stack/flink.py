@@ -33,7 +33,8 @@ from flinkpulse.stack.udf_guard import BOOT_MODULE
 #: holds the sitecustomize that arms flinkpulse.stack.udf_guard in Python UDF workers
 UDF_SITE = ROOT / "flinkpulse" / "stack" / "udf_site"
 
-#: the process that forks Python UDF workers (``stack.flink_udf_fork``)
+#: the fork servers of Python UDF workers (``stack.flink_udf_fork``), one per TaskManager:
+#: run/<UDF_FORK>-<n>.sock and its registry run/<UDF_FORK>-<n>/
 UDF_FORK = "flink-udf-fork"
 
 #: ``stack.flink_tm_gc`` -> the JVM flag that selects that collector
@@ -173,7 +174,8 @@ class Flink(Component):
             # silent, and a loaded 2-core machine stalled one for 11 s: at 20 s that failed
             # every job on it over to a restart it did not need (docs/event-time.md)
             "heartbeat.timeout": 50000,
-            # the launcher forks workers from flink-udf-fork; the venv's interpreter otherwise
+            # the launcher forks workers from the TaskManager's fork server; the venv's
+            # interpreter otherwise
             "python.executable": str(self.launcher if s.flink_udf_fork else venv_python()),
             "python.client.executable": str(venv_python()),
             # thread mode embeds the interpreter via pemja: it must find site-packages
@@ -281,16 +283,17 @@ class Flink(Component):
         for pid in ours:
             if BOOT_MODULE in cmdline(pid):
                 out[pid] = next((tms[a] for a in ancestors(pid) if a in tms), None)
-        # a worker forked by flink-udf-fork stands in for its client, the launcher process
-        # under the TaskManager (the registry maps one to the other)
-        reg = self.udf_fork_registry
-        for f in sorted(reg.iterdir()) if reg.is_dir() else []:
-            try:
-                child, client = int(f.name), int(f.read_text())
-            except (OSError, ValueError):
-                continue
-            if child in ours:
-                out[child] = out.pop(client, None)
+        # a worker forked by its TaskManager's fork server stands in for its client, the
+        # launcher process under the TaskManager (the server's registry maps one to the other)
+        for tm in self.taskmanagers():
+            reg = self.udf_fork_registry(tm)
+            for f in sorted(reg.iterdir()) if reg.is_dir() else []:
+                try:
+                    child, client = int(f.name), int(f.read_text())
+                except (OSError, ValueError):
+                    continue
+                if child in ours:
+                    out[child] = out.pop(client, None)
         return out
 
     def procs(self) -> list[Proc]:
@@ -303,6 +306,7 @@ class Flink(Component):
             Proc(
                 name,
                 [
+                    *self.udf_fork_host(name),
                     "bash",
                     str(bin_ / "taskmanager.sh"),
                     "start-foreground",
@@ -315,8 +319,6 @@ class Flink(Component):
             for name in self.taskmanagers()
         ]
         procs = [jm, *tms]
-        if self.cfg.stack.flink_udf_fork:
-            procs.append(self.udf_fork_proc())
         if self.cfg.stack.flink_submitter:
             procs.append(self.submitter_proc())
         return procs
@@ -324,29 +326,34 @@ class Flink(Component):
     @property
     def launcher(self) -> Path:
         """The TaskManagers' python.executable with `stack.flink_udf_fork` (prepare() writes
-        it): forks a worker from flink-udf-fork, or execs the venv's interpreter."""
+        it): forks a worker from its TaskManager's fork server, or execs the venv's
+        interpreter."""
         return self.dir / "bin" / "python"
 
-    @property
-    def udf_fork_socket(self) -> Path:
-        return self.state / "run" / f"{UDF_FORK}.sock"
+    def udf_fork_socket(self, tm: str) -> Path:
+        """The socket of TaskManager `tm`'s fork server."""
+        return self.state / "run" / f"{UDF_FORK}-{tm.rsplit('-', 1)[-1]}.sock"
 
-    @property
-    def udf_fork_registry(self) -> Path:
-        """flink-udf-fork's live children, each file named by pid holding its client's pid."""
-        return self.state / "run" / UDF_FORK
+    def udf_fork_registry(self, tm: str) -> Path:
+        """The live children of `tm`'s fork server, each file named by pid holding its
+        client's pid."""
+        return self.state / "run" / f"{UDF_FORK}-{tm.rsplit('-', 1)[-1]}"
 
-    def udf_fork_proc(self) -> Proc:
-        """The fork server of Python UDF workers (flinkpulse.stack.udf_fork)."""
-        argv = [
-            str(venv_python()), str(udf_fork.__file__), "serve",
-            str(self.udf_fork_socket), str(self.udf_fork_registry),
+    def udf_fork_host(self, tm: str) -> list[str]:
+        """The command prefix that starts TaskManager `tm` with its fork server as its child
+        (flinkpulse.stack.udf_fork.host), [] with `stack.flink_udf_fork` off. `-I`: not the
+        workers' PYTHONPATH (UDF_SITE) in the server; a child puts its own in front."""
+        if not self.cfg.stack.flink_udf_fork:
+            return []
+        return [
+            str(venv_python()), "-I", str(udf_fork.__file__), "host",
+            str(self.udf_fork_socket(tm)), str(self.udf_fork_registry(tm)), "--",
         ]  # fmt: skip
-        # no PYTHONPATH: a child puts its own (the TaskManager's, with UDF_SITE) in front
-        return Proc(UDF_FORK, argv, {"PYTHONPATH": ""})
 
     def write_launcher(self) -> None:
-        udf_fork.write_launcher(self.launcher, str(venv_python()), str(self.udf_fork_socket))
+        # the TaskManager's environment names its own server's socket; the first one's otherwise
+        first = self.udf_fork_socket(self.taskmanagers()[0])
+        udf_fork.write_launcher(self.launcher, str(venv_python()), str(first))
 
     def submitter_proc(self) -> Proc:
         """The warm job client (flinkpulse.submitter): a `flink run` client of this cluster

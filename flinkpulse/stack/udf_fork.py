@@ -2,10 +2,17 @@
 
 A process-mode worker spends ~1.7 s of CPU importing `apache_beam` and `pyflink.fn_execution`
 before it connects; a job starts several at once, on a TaskManager that is deploying its tasks
-at the same time. The stack therefore runs one *fork server* (``flink-udf-fork``) that has done
-those imports, and points the TaskManagers' ``python.executable`` at a launcher script
-(``Flink.launcher``) that runs this file as a *client*:
+at the same time. Each TaskManager therefore has a *fork server* that has done those imports,
+and the TaskManagers' ``python.executable`` is a launcher script (``Flink.launcher``) that runs
+this file as a *client*:
 
+- The stack starts a TaskManager through ``host``: the process forks the server, then execs the
+  TaskManager, keeping its pid. So the server and the workers it forks are in the TaskManager's
+  session and process group: the kernel shares CPU between sessions (autogroups), so a worker
+  competes as part of its TaskManager, as one the JVM started itself would (and as in a
+  container), not in a session of all workers of all TaskManagers (bench/README.md). The server dies with its
+  TaskManager (PR_SET_PDEATHSIG). The TaskManager's environment names its server's socket
+  (``SOCKET_ENV``), which the launcher asks.
 - PyFlink's runner script starts ``<launcher> -m pyflink.fn_execution.beam.beam_boot <args>``.
 - The client sends its arguments, working directory and environment, and its stdin, stdout and
   stderr (SCM_RIGHTS) to the server, which forks a child. The child takes those descriptors,
@@ -64,6 +71,9 @@ PRELOAD = (
 EXIT_CODE = 129
 #: prctl option from <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
+#: the environment variable naming the socket of the TaskManager's own fork server (``host``
+#: sets it; the launcher's baked-in socket otherwise)
+SOCKET_ENV = "FLINKPULSE_UDF_FORK_SOCKET"
 #: signals the client passes on to its worker
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 _HEADER = struct.Struct("!I")
@@ -123,11 +133,12 @@ def write_launcher(path: Path, python: str, sock_path: str) -> None:
     import shlex
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = shlex.join(["exec", python, "-I", "-S", str(Path(__file__).resolve()), "connect",
-                      sock_path, python])  # fmt: skip
+    script = shlex.join(["exec", python, "-I", "-S", str(Path(__file__).resolve()), "connect"])
+    # the socket of the TaskManager's own server (host), else `sock_path`
+    sock = f'"${{{SOCKET_ENV}:-{sock_path}}}"'
     path.write_text(
         f"#!/bin/sh\n# flinkpulse: a Python UDF worker forks from a warm interpreter "
-        f'(flinkpulse/stack/udf_fork.py)\n{cmd} "$@"\n'
+        f'(flinkpulse/stack/udf_fork.py)\n{script} {sock} {shlex.quote(python)} "$@"\n'
     )
     path.chmod(0o755)
 
@@ -142,8 +153,8 @@ def _note(msg: str) -> None:
 
 
 def die_with_parent(parent: int | None = None) -> None:
-    """SIGKILL this process when its parent (PyFlink's runner shell; `parent`, else the current
-    one) exits, and exit at once if it is gone already (Linux)."""
+    """SIGKILL this process when its parent (PyFlink's runner shell, a TaskManager; `parent`,
+    else the current one) exits, and exit at once if it is gone already (Linux)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -348,18 +359,50 @@ def exit_on_eof(fd: int, what: str) -> None:
     os._exit(EXIT_CODE)
 
 
+def host(
+    sock_path: str, registry: str, program: list[str], modules: tuple[str, ...] = (BOOT_MODULE,)
+) -> None:
+    """Become `program` (a TaskManager's start script, which execs the JVM: same pid), with a
+    fork server at `sock_path` as this process's child: in its session and process group, and
+    gone with it. `program` and its children get ``SOCKET_ENV``; never returns."""
+    leader = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork() == 0:  # pragma: no cover - runs in the child until the TaskManager ends
+        code = 1
+        try:
+            die_with_parent(leader)
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            serve(sock_path, registry, modules)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.environ[SOCKET_ENV] = sock_path
+    os.execvp(program[0], program)
+
+
+USAGE = (
+    "usage: udf_fork.py serve SOCKET REGISTRY [MODULE...] | connect SOCKET PYTHON [ARGS...] "
+    "| host SOCKET REGISTRY [MODULE...] -- PROGRAM [ARGS...]"
+)
+
+
 def main(argv: list[str]) -> int:
-    """``serve SOCKET REGISTRY [MODULE...]`` or ``connect SOCKET PYTHON [ARGS...]``."""
+    """``serve``, ``connect`` or ``host`` (USAGE)."""
     if len(argv) >= 3 and argv[0] == "serve":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         serve(argv[1], argv[2], tuple(argv[3:]) or (BOOT_MODULE,))
         return 0
     if len(argv) >= 3 and argv[0] == "connect":
         return connect(argv[1], argv[2], argv[3:])
-    print(
-        "usage: udf_fork.py serve SOCKET REGISTRY [MODULE...] | connect SOCKET PYTHON [ARGS...]",
-        file=sys.stderr,
-    )
+    if len(argv) >= 5 and argv[0] == "host" and "--" in argv[3:-1]:
+        end = argv.index("--", 3)
+        host(argv[1], argv[2], argv[end + 1 :], tuple(argv[3:end]) or (BOOT_MODULE,))
+    print(USAGE, file=sys.stderr)
     return 2
 
 

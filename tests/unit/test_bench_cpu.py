@@ -22,6 +22,8 @@ def test_each_process_of_the_stack_gets_its_role_from_its_command_line() -> None
     assert role_of("python -m pyflink.fn_execution.beam.beam_boot --id=5-1") == (
         "python_udf_workers"
     )
+    forked = "python -I flinkpulse/stack/udf_fork.py host run/flink-udf-fork-1.sock run/x -- bash"
+    assert role_of(forked) == "python_udf_workers"
     assert role_of("python -m flinkpulse.cli clickhouse serve --port 8123") == "clickhouse"
     assert role_of("python -m flinkpulse.registry --port 8085") == "registry"
     assert role_of("sshd: root") == "other"

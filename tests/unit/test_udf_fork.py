@@ -3,6 +3,7 @@ processes: a server, clients started as PyFlink's runner starts a worker, and a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -153,12 +154,19 @@ def test_the_stack_points_its_taskmanagers_at_the_launcher_unless_turned_off(
 ) -> None:
     from flinkpulse.config import Config
     from flinkpulse.paths import venv_python
-    from flinkpulse.stack.flink import UDF_FORK, Flink
+    from flinkpulse.stack.flink import Flink
 
-    cfg = Config().derive(stack={"state_dir": str(tmp_path)})
+    cfg = Config().derive(stack={"state_dir": str(tmp_path), "taskmanagers": 2})
     flink = Flink(cfg)
     assert flink.flink_conf()["python.executable"] == str(flink.launcher)
-    assert UDF_FORK in [p.name for p in flink.procs()]
+    # each TaskManager starts through `host`, with a fork server of its own
+    tms = [p for p in flink.procs() if p.name in flink.taskmanagers()]
+    socks = set()
+    for p in tms:
+        at = p.argv.index("host")
+        assert p.argv[at - 1] == SCRIPT and p.argv[p.argv.index("--") + 1] == "bash", p.argv
+        socks.add(p.argv[at + 1])
+    assert len(socks) == 2
     flink.write_launcher()  # with no server listening, it is the venv's interpreter
     ran = subprocess.run(
         [str(flink.launcher), "-c", "import sys; print(sys.executable)"],
@@ -167,4 +175,54 @@ def test_the_stack_points_its_taskmanagers_at_the_launcher_unless_turned_off(
     assert ran.stdout.strip() == str(venv_python())
     off = Flink(cfg.derive(stack={"flink_udf_fork": False}))
     assert off.flink_conf()["python.executable"] == str(venv_python())
-    assert UDF_FORK not in [p.name for p in off.procs()]
+    assert all("host" not in p.argv for p in off.procs())
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            if (
+                p.isdigit()
+                and int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                out.append(int(p))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def test_host_runs_the_taskmanager_in_place_with_its_server_and_workers_in_its_session(
+    tmp_path: Path,
+) -> None:
+    """The TaskManager keeps the pid the stack started; its fork server and the workers it forks
+    share its session (so the kernel's per-session CPU share is the TaskManager's), and the
+    server, then its workers, end when the TaskManager is killed alone."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fakeworker.py").write_text(WORKER)
+    sock, reg = tmp_path / "s.sock", tmp_path / "reg"
+    stand_in = "import os, time; print(os.environ[%r], os.getpid(), flush=True); time.sleep(120)"
+    tm = subprocess.Popen(
+        [sys.executable, "-I", SCRIPT, "host", str(sock), str(reg), "fakeworker", "--",
+         sys.executable, "-c", stand_in % udf_fork.SOCKET_ENV],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert tm.stdout is not None
+        assert tm.stdout.readline().split() == [str(sock), str(tm.pid)]  # exec'd in place
+        assert _wait(sock.exists, 60)
+        (server,) = _children(tm.pid)
+        assert os.getsid(server) == tm.pid and os.getpgid(server) == tm.pid
+        c = _client((sock, reg, tmp_path), "-m", "fakeworker", "wait")
+        worker = _started(c)
+        assert os.getsid(worker) == tm.pid
+        tm.kill()  # the JVM alone, as the OOM killer does
+        tm.wait(10)
+        assert _wait(lambda: not _alive(server))
+        assert c.stdin is not None
+        c.stdin.close()  # what the kernel does to the workers' pipes when the JVM dies
+        assert c.wait(20) == udf_fork.EXIT_CODE
+        assert _wait(lambda: not _alive(worker))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(tm.pid, signal.SIGKILL)
