@@ -341,12 +341,13 @@ class Flink(Component):
 
     def udf_fork_host(self, tm: str) -> list[str]:
         """The command prefix that starts TaskManager `tm` with its fork server as its child
-        (flinkpulse.stack.udf_fork.host), [] with `stack.flink_udf_fork` off. `-I`: not the
-        workers' PYTHONPATH (UDF_SITE) in the server; a child puts its own in front."""
+        (flinkpulse.stack.udf_fork.host), [] with `stack.flink_udf_fork` off. No `-I`: its
+        workers inherit the server's interpreter flags, and an isolated one would start its
+        own subprocesses isolated (multiprocessing passes the flags on)."""
         if not self.cfg.stack.flink_udf_fork:
             return []
         return [
-            str(venv_python()), "-I", str(udf_fork.__file__), "host",
+            str(venv_python()), str(udf_fork.__file__), "host",
             str(self.udf_fork_socket(tm)), str(self.udf_fork_registry(tm)), "--",
         ]  # fmt: skip
 

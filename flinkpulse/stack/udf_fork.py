@@ -173,9 +173,13 @@ def serve(sock_path: str, registry: str, modules: tuple[str, ...] = (BOOT_MODULE
     ``-m``, until SIGTERM (a client asking for another module runs a fresh interpreter)."""
     started = time.monotonic()
     # a fresh interpreter's path without this script's directory (it holds modules named
-    # kafka, java ...): a child puts its working directory and its PYTHONPATH in front
-    here = str(Path(__file__).resolve().parent)
-    sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) != here]
+    # kafka, java ...) and without the server's own PYTHONPATH (its TaskManager's, under
+    # host): a child puts its working directory and its PYTHONPATH in front
+    drop = {str(Path(__file__).resolve().parent)}
+    drop |= {
+        str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+    }
+    sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) not in drop]
     base = list(sys.path)
     for name in PRELOAD:
         __import__(name)

@@ -22,7 +22,9 @@ SCRIPT = str(Path(udf_fork.__file__))
 WORKER = """
 import os, sys, time
 print("argv", sys.argv[1:], "cwd", os.getcwd(), "env", os.environ.get("WORKER_ENV"), flush=True)
-print("path0", sys.path[1], "pid", os.getpid(), "ppid", os.getppid(), flush=True)
+print("path0", sys.path[1], "pid", os.getpid(), "ppid", os.getppid(), "isolated",
+      sys.flags.isolated, "tm_path" if any(p.endswith("tm_path") for p in sys.path) else "",
+      flush=True)
 print("stderr line", file=sys.stderr, flush=True)
 mode = sys.argv[1]
 if mode == "exit":
@@ -202,10 +204,12 @@ def test_host_runs_the_taskmanager_in_place_with_its_server_and_workers_in_its_s
     (tmp_path / "mods" / "fakeworker.py").write_text(WORKER)
     sock, reg = tmp_path / "s.sock", tmp_path / "reg"
     stand_in = "import os, time; print(os.environ[%r], os.getpid(), flush=True); time.sleep(120)"
+    (tmp_path / "tm_path").mkdir()  # the TaskManager's PYTHONPATH, not the server's path
     tm = subprocess.Popen(
-        [sys.executable, "-I", SCRIPT, "host", str(sock), str(reg), "fakeworker", "--",
+        [sys.executable, SCRIPT, "host", str(sock), str(reg), "fakeworker", "--",
          sys.executable, "-c", stand_in % udf_fork.SOCKET_ENV],
         stdout=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "tm_path")},
     )  # fmt: skip
     try:
         assert tm.stdout is not None
@@ -214,7 +218,13 @@ def test_host_runs_the_taskmanager_in_place_with_its_server_and_workers_in_its_s
         (server,) = _children(tm.pid)
         assert os.getsid(server) == tm.pid and os.getpgid(server) == tm.pid
         c = _client((sock, reg, tmp_path), "-m", "fakeworker", "wait")
-        worker = _started(c)
+        assert c.stdout is not None
+        c.stdout.readline()
+        line = c.stdout.readline()
+        worker = int(line.split("pid ")[1].split()[0])
+        # the client's path first, not the TaskManager's; an interpreter that is not isolated
+        assert line.startswith(f"path0 {tmp_path / 'mods'} ") and "isolated 0" in line, line
+        assert "tm_path" not in line.split(), line
         assert os.getsid(worker) == tm.pid
         tm.kill()  # the JVM alone, as the OOM killer does
         tm.wait(10)
