@@ -10,9 +10,9 @@ this file as a *client*:
   TaskManager, keeping its pid. So the server and the workers it forks are in the TaskManager's
   session and process group: the kernel shares CPU between sessions (autogroups), so a worker
   competes as part of its TaskManager, as one the JVM started itself would (and as in a
-  container), not in a session of all workers of all TaskManagers (bench/README.md). The server dies with its
-  TaskManager (PR_SET_PDEATHSIG). The TaskManager's environment names its server's socket
-  (``SOCKET_ENV``), which the launcher asks.
+  container), not in a session of all workers of all TaskManagers (bench/README.md). The
+  server dies with its TaskManager (PR_SET_PDEATHSIG). The TaskManager's environment names its
+  server's socket (``SOCKET_ENV``), which the launcher asks.
 - PyFlink's runner script starts ``<launcher> -m pyflink.fn_execution.beam.beam_boot <args>``.
 - The client sends its arguments, working directory and environment, and its stdin, stdout and
   stderr (SCM_RIGHTS) to the server, which forks a child. The child takes those descriptors,
