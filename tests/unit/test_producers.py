@@ -460,14 +460,14 @@ def test_late_records_a_step_of_the_clock_explains() -> None:
     """The records a 22 s step made late on 2026-12-05 (late.* reasons, read back), and ones it
     does not explain: a record that waited on its own, and any lateness without a step."""
     from flinkpulse.clock import ClockStep
-    from tests.demo_run import _epoch, explained_by_step
+    from tests.demo_run import explained_by_step, utc_epoch
 
     def late(event: str, kafka: str, steps: list[ClockStep]) -> bool:
         return explained_by_step(
-            steps, _epoch(f"2026-12-05 {event}"), _epoch(f"2026-12-05 {kafka}"), 5.0
+            steps, utc_epoch(f"2026-12-05 {event}"), utc_epoch(f"2026-12-05 {kafka}"), 5.0
         )
 
-    forward = [ClockStep(at=_epoch("2026-12-05 03:16:07.600"), size=21.7)]  # to 03:16:29.300
+    forward = [ClockStep(at=utc_epoch("2026-12-05 03:16:07.600"), size=21.7)]  # to 03:16:29.300
     # stamped just before the step, sent as it ended; scheduled in the skipped span
     assert late("03:16:07.580", "03:16:29.186", forward)
     assert late("03:16:24.629", "03:16:29.992", forward)
@@ -478,7 +478,7 @@ def test_late_records_a_step_of_the_clock_explains() -> None:
     assert not late("03:16:07.580", "03:16:29.186", [])
     # back by 6 s at 03:16:40: records stamped in the span gone over twice are behind the
     # watermark of the first pass
-    backward = [ClockStep(at=_epoch("2026-12-05 03:16:40.000"), size=-6.0)]
+    backward = [ClockStep(at=utc_epoch("2026-12-05 03:16:40.000"), size=-6.0)]
     assert late("03:16:34.100", "03:16:34.200", backward)
     assert not late("03:16:20.000", "03:16:31.000", backward)
 
