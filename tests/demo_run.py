@@ -233,17 +233,20 @@ def demo_run(ensure_stack: Any) -> superset_data.Run:
         end = topic_ends(cfg, c)
     finally:  # also when the demo or a wait failed: the jobs must not hold slots all session
         c.close()
-        failures = {
-            job: [
-                f"{datetime.fromtimestamp(ms / 1000, UTC):%H:%M:%S.%f} {cause}"
-                for j in rest.running(job_name(cfg, job))
-                for ms, cause in rest.failures(j["jid"], since.timestamp() * 1000)
-            ]
-            for job in JOBS
-        }
+        failures: dict[str, list[str]] = {}
         for job, was_running in before.items():
+            running: list[dict[str, Any]] = []
+            try:  # one REST answer per job; Flink gone must not mask the first error
+                running = rest.running(job_name(cfg, job))
+                failures[job] = [
+                    f"{datetime.fromtimestamp(ms / 1000, UTC):%H:%M:%S.%f} {cause}"
+                    for j in running
+                    for ms, cause in rest.failures(j["jid"], since.timestamp() * 1000)
+                ]
+            except Exception as e:  # noqa: BLE001 - reported in run.failures
+                failures[job] = [f"unknown ({e})"]
             if not was_running:
-                for j in rest.running(job_name(cfg, job)):
+                for j in running:
                     with contextlib.suppress(Exception):
                         rest.cancel(j["jid"])
     run.records = {t: sum(end[t]) - sum(start[t]) for t in end}

@@ -329,7 +329,7 @@ def _child(
             runpy.run_module(args[1], run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            code = _exit_code(e)
     except BaseException:
         traceback.print_exc()
         code = 1
@@ -338,6 +338,11 @@ def _child(
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def _exit_code(e: SystemExit) -> int:
+    """The status an interpreter exits with for `e` (None 0, an int itself, anything else 1)."""
+    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 
 
 def _is_fifo(fd: int) -> bool:
@@ -380,7 +385,7 @@ def host(
             serve(sock_path, registry, modules)
             code = 0
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 0
+            code = _exit_code(e)
         except BaseException:
             traceback.print_exc()
         finally:
