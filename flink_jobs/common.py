@@ -95,6 +95,13 @@ def parse_args(job: str, argv: list[str] | None) -> tuple[Config, argparse.Names
     p.add_argument(
         "--startup-mode", default=None, help="earliest-offset | latest-offset | group-offsets"
     )
+    p.add_argument(
+        "--start-at",
+        dest="start_at_ms",
+        type=int,
+        metavar="MS",
+        help="unbounded: read the event topics from this Kafka timestamp (epoch ms) on",
+    )
     p.add_argument("--from", dest="from_ms", type=int, help="bounded replay: start timestamp (ms)")
     p.add_argument("--to", dest="to_ms", type=int, help="bounded replay: end timestamp (ms)")
     p.add_argument(
@@ -128,6 +135,8 @@ class JobContext:
     t_env: Any
     job: str
     startup_mode: str = "earliest-offset"
+    #: read the event topics from this Kafka timestamp (ms) on, whatever `startup_mode` says
+    start_at_ms: int | None = None
     bounded: tuple[int, int] | None = None
     #: a backfill's closed range [from, to) (ms): only results inside it are written
     backfill: tuple[int, int] | None = None
@@ -284,6 +293,10 @@ def _source(ctx: JobContext, topic: str) -> Any:
             .option("scan.startup.timestamp-millis", str(start))
             .option("scan.bounded.mode", "timestamp")
             .option("scan.bounded.timestamp-millis", str(end))
+        )
+    elif ctx.start_at_ms is not None:
+        d = d.option("scan.startup.mode", "timestamp").option(
+            "scan.startup.timestamp-millis", str(ctx.start_at_ms)
         )
     else:
         d = d.option("scan.startup.mode", ctx.startup_mode)
@@ -1002,6 +1015,7 @@ def run_job(
         t_env=t_env,
         job=job,
         startup_mode=args.startup_mode or "earliest-offset",
+        start_at_ms=args.start_at_ms,
         bounded=bounded,
         backfill=backfill,
     )

@@ -239,19 +239,26 @@ def submitted_job_id(out: str) -> str:
     return flinks.group(1) if flinks else ""
 
 
-def submit_jobs(cfg: Config, jobs: list[str], wait_running: bool = True) -> dict[str, str]:
+def submit_jobs(
+    cfg: Config, jobs: list[str], wait_running: bool = True, start_at_ms: int | None = None
+) -> dict[str, str]:
     """Submit several streaming jobs with ONE `flink run` (flink_jobs/several.py); returns
     job -> job id. The client JVM starts and warms its SQL planner once instead of once a job:
     measured on 2 cores, the four jobs took 170 s one by one and 66 s together. If a job fails
     to build, those submitted before it keep running, and the error names them. A job that is
-    not one of the analytics jobs (flink_jobs.JOBS, e.g. the archive) is submitted on its own."""
+    not one of the analytics jobs (flink_jobs.JOBS, e.g. the archive) is submitted on its own.
+    `start_at_ms`: the jobs read their event topics from that Kafka timestamp on, not from the
+    earliest offset (a fresh start that must not catch up older input)."""
     from flink_jobs import JOBS
 
+    extra = ["--start-at", str(start_at_ms)] if start_at_ms is not None else []
     together = [j for j in jobs if j in JOBS]
     alone = [j for j in jobs if j not in together] if len(together) > 1 else jobs
-    ids = {job: submit(cfg, job, wait_running=wait_running) for job in alone}
+    ids = {
+        job: submit(cfg, job, extra_args=extra or None, wait_running=wait_running) for job in alone
+    }
     if len(together) > 1:
-        ids.update(_submit_together(cfg, together, wait_running))
+        ids.update(_submit_together(cfg, together, wait_running, extra))
     return {job: ids[job] for job in jobs}
 
 
@@ -269,7 +276,9 @@ def start_missing(cfg: Config, jobs: list[str]) -> list[tuple[str, str, bool]]:
     ]
 
 
-def _submit_together(cfg: Config, jobs: list[str], wait_running: bool) -> dict[str, str]:
+def _submit_together(
+    cfg: Config, jobs: list[str], wait_running: bool, extra: list[str] | None = None
+) -> dict[str, str]:
     names = {job: job_name(cfg, job) for job in jobs}
     with contextlib.ExitStack() as held:
         # sorted: two processes taking overlapping sets of locks never wait on each other
@@ -278,7 +287,7 @@ def _submit_together(cfg: Config, jobs: list[str], wait_running: bool) -> dict[s
         rest = FlinkRest(cfg)
         _check_can_run(cfg, rest, names)
         confs = {job: write_config(cfg, name) for job, name in names.items()}
-        args = ["--jobs", ",".join(jobs), "--config", str(confs[jobs[0]])]
+        args = ["--jobs", ",".join(jobs), "--config", str(confs[jobs[0]]), *(extra or [])]
         from flinkpulse import jobstate
 
         with interrupt_after(f"finishing the submission of {', '.join(jobs)}, to record them"):

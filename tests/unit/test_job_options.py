@@ -155,3 +155,23 @@ def test_a_restore_onto_other_operators_says_what_to_do() -> None:
     assert "cancel the job and submit it afresh" in cause
     assert "Flink: Cannot map checkpoint/savepoint state for operator a440efd1" in cause
     assert _first_cause("java.io.IOException: disk full\n") == "IOException: disk full"
+
+
+@pytest.mark.flink_local
+def test_start_at_reads_the_event_topics_from_a_kafka_timestamp() -> None:
+    """`--start-at MS` (submit_jobs(start_at_ms=…)): a fresh job that must not catch up older
+    input reads from that Kafka timestamp; without it, from `--startup-mode` (earliest)."""
+    pytest.importorskip("pyflink.table")
+    from flink_jobs.common import JobContext, _source, parse_args
+
+    cfg, args = parse_args("web_traffic", ["--start-at", "1796640000000"])
+    assert args.start_at_ms == 1796640000000
+
+    def options(ctx: JobContext) -> str:
+        return str(_source(ctx, "web.access-logs").format("raw").build())
+
+    at = options(JobContext(cfg=cfg, t_env=None, job="web_traffic", start_at_ms=args.start_at_ms))
+    assert "'scan.startup.mode' = 'timestamp'" in at
+    assert "'scan.startup.timestamp-millis' = '1796640000000'" in at
+    default = options(JobContext(cfg=cfg, t_env=None, job="web_traffic"))
+    assert "'scan.startup.mode' = 'earliest-offset'" in default
