@@ -286,20 +286,18 @@ def _source(ctx: JobContext, topic: str) -> Any:
     )
     for k, v in ctx.cfg.flink.pairs(ctx.cfg.flink.source_properties).items():
         d = d.option(f"properties.{k}", v)
-    if ctx.bounded:
-        start, end = ctx.bounded
-        d = (
-            d.option("scan.startup.mode", "timestamp")
-            .option("scan.startup.timestamp-millis", str(start))
-            .option("scan.bounded.mode", "timestamp")
-            .option("scan.bounded.timestamp-millis", str(end))
-        )
-    elif ctx.start_at_ms is not None:
-        d = d.option("scan.startup.mode", "timestamp").option(
-            "scan.startup.timestamp-millis", str(ctx.start_at_ms)
-        )
-    else:
+    # a bounded replay starts at its range's start; otherwise `--start-at`, else the mode
+    start = ctx.bounded[0] if ctx.bounded else ctx.start_at_ms
+    if start is None:
         d = d.option("scan.startup.mode", ctx.startup_mode)
+    else:
+        d = d.option("scan.startup.mode", "timestamp").option(
+            "scan.startup.timestamp-millis", str(start)
+        )
+    if ctx.bounded:
+        d = d.option("scan.bounded.mode", "timestamp").option(
+            "scan.bounded.timestamp-millis", str(ctx.bounded[1])
+        )
     return d
 
 

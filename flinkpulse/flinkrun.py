@@ -106,11 +106,14 @@ def submit(
     wait_running: bool = True,
     name: str | None = None,
     warm: bool | None = None,
+    start_at_ms: int | None = None,
 ) -> str:
     """`flink run -d -py flink_jobs/<job>.py` against cfg.flink.jobmanager; returns the job id.
     `name` is the Flink job name the job gives itself, when not the streaming one (a backfill).
     `warm`: whether the stack's warm client may build it (default: a job without extra
-    arguments; a bench variant goes through `flink run`, as its figures were measured)."""
+    arguments; a bench variant goes through `flink run`, as its figures were measured).
+    `start_at_ms`: read the event topics from that Kafka timestamp on (the job's `--start-at`),
+    recorded in the ledger so that a fresh `resume` starts there again."""
     script = ROOT / "flink_jobs" / f"{job}.py"
     if not script.exists():
         from flink_jobs import JOBS
@@ -121,7 +124,9 @@ def submit(
     # must not interleave with another process's (two copies of one job would both run)
     with exclusive(cfg.stack.state_path() / "run" / f"submit-{name}.lock"):
         warm = not extra_args if warm is None else warm
-        return _submit_locked(cfg, job, name, script, savepoint, extra_args, wait_running, warm)
+        return _submit_locked(
+            cfg, job, name, script, savepoint, extra_args, wait_running, warm, start_at_ms
+        )
 
 
 @contextlib.contextmanager
@@ -197,6 +202,7 @@ def _submit_locked(
     extra_args: list[str] | None,
     wait_running: bool,
     warm: bool,
+    start_at_ms: int | None,
 ) -> str:
     rest = FlinkRest(cfg)
     _check_can_run(cfg, rest, {job: name})
@@ -207,14 +213,16 @@ def _submit_locked(
         res, out, cmd = _flink_run(
             cfg,
             script,
-            ["--config", str(conf_file), *(extra_args or [])],
+            ["--config", str(conf_file), *start_at_args(start_at_ms), *(extra_args or [])],
             savepoint,
             warm,
         )
         job_id = submitted_job_id(out)
         if res != 0 or not job_id:
             raise FlinkpulseError(f"submitting {job} failed: {_failure(cfg, job, cmd, out)}")
-        jobstate.record_submit(cfg, job, name, job_id, conf_file)
+        jobstate.record_submit(
+            cfg, job, name, job_id, conf_file, start_at_ms, restored=bool(savepoint)
+        )
     if wait_running:
         rest.wait_running_tasks(job_id)
     return job_id
@@ -224,6 +232,12 @@ def _submit_locked(
 _SUBMITTED = re.compile(r"submitted (\w+): job id ([0-9a-f]{32})")
 #: what Flink's client prints for a job it submitted
 _FLINK_JOB_ID = re.compile(r"JobID\W+([0-9a-f]{32})")
+
+
+def start_at_args(start_at_ms: int | None) -> list[str]:
+    """The job arguments that make it read its event topics from `start_at_ms` on (none: from
+    its startup mode, the earliest offset)."""
+    return [] if start_at_ms is None else ["--start-at", str(start_at_ms)]
 
 
 def submitted_job_id(out: str) -> str:
@@ -251,25 +265,26 @@ def submit_jobs(
     earliest offset (a fresh start that must not catch up older input)."""
     from flink_jobs import JOBS
 
-    extra = ["--start-at", str(start_at_ms)] if start_at_ms is not None else []
     together = [j for j in jobs if j in JOBS]
     alone = [j for j in jobs if j not in together] if len(together) > 1 else jobs
     ids = {
-        job: submit(cfg, job, extra_args=extra or None, wait_running=wait_running) for job in alone
+        job: submit(cfg, job, wait_running=wait_running, start_at_ms=start_at_ms) for job in alone
     }
     if len(together) > 1:
-        ids.update(_submit_together(cfg, together, wait_running, extra))
+        ids.update(_submit_together(cfg, together, wait_running, start_at_ms))
     return {job: ids[job] for job in jobs}
 
 
-def start_missing(cfg: Config, jobs: list[str]) -> list[tuple[str, str, bool]]:
-    """Start those of `jobs` not running yet, together (submit_jobs); returns, in `jobs`'
-    order, (job, job id, whether it was already running). What `jobs submit all` and the demo
-    do: a job already running is kept, not an error."""
+def start_missing(
+    cfg: Config, jobs: list[str], start_at_ms: int | None = None
+) -> list[tuple[str, str, bool]]:
+    """Start those of `jobs` not running yet, together (submit_jobs, from `start_at_ms` if
+    given); returns, in `jobs`' order, (job, job id, whether it was already running). What
+    `jobs submit all` and the demo do: a job already running is kept, not an error."""
     rest = FlinkRest(cfg)
     running = {job: rest.running(job_name(cfg, job)) for job in jobs}
     missing = [job for job in jobs if not running[job]]
-    started = submit_jobs(cfg, missing) if missing else {}
+    started = submit_jobs(cfg, missing, start_at_ms=start_at_ms) if missing else {}
     return [
         (job, started[job], False) if job in started else (job, running[job][0]["jid"], True)
         for job in jobs
@@ -277,7 +292,7 @@ def start_missing(cfg: Config, jobs: list[str]) -> list[tuple[str, str, bool]]:
 
 
 def _submit_together(
-    cfg: Config, jobs: list[str], wait_running: bool, extra: list[str] | None = None
+    cfg: Config, jobs: list[str], wait_running: bool, start_at_ms: int | None = None
 ) -> dict[str, str]:
     names = {job: job_name(cfg, job) for job in jobs}
     with contextlib.ExitStack() as held:
@@ -287,14 +302,15 @@ def _submit_together(
         rest = FlinkRest(cfg)
         _check_can_run(cfg, rest, names)
         confs = {job: write_config(cfg, name) for job, name in names.items()}
-        args = ["--jobs", ",".join(jobs), "--config", str(confs[jobs[0]]), *(extra or [])]
+        args = ["--jobs", ",".join(jobs), "--config", str(confs[jobs[0]])]
+        args += start_at_args(start_at_ms)
         from flinkpulse import jobstate
 
         with interrupt_after(f"finishing the submission of {', '.join(jobs)}, to record them"):
             res, out, cmd = _flink_run(cfg, ROOT / "flink_jobs" / "several.py", args, None, True)
             ids = {m.group(1): m.group(2) for m in _SUBMITTED.finditer(out) if m.group(1) in names}
             for job, job_id in ids.items():
-                jobstate.record_submit(cfg, job, names[job], job_id, confs[job])
+                jobstate.record_submit(cfg, job, names[job], job_id, confs[job], start_at_ms)
             missing = [j for j in jobs if j not in ids]
             if res != 0 or missing:
                 ran = f"; {', '.join(ids)} were submitted and run" if ids else ""
@@ -451,7 +467,9 @@ def resume(cfg: Config, job: str) -> tuple[str, str | None]:
                 file=sys.stderr,
                 flush=True,
             )
-    job_id = submit(cfg, job, savepoint=state)
+    # a fresh start reads from where the job's last submission started (`--start-at`), if set
+    start_at = None if state else jobstate.submitted_start(cfg, name)
+    job_id = submit(cfg, job, savepoint=state, start_at_ms=start_at)
     if state and cfg.flink.claim_mode() == "no_claim":
         # the newest state is restored: the earlier runs' checkpoints are never read again
         jobstate.prune(cfg, name, job_id, state)

@@ -57,9 +57,24 @@ def entries(cfg: Config) -> list[dict[str, Any]]:
     return out
 
 
-def record_submit(cfg: Config, job: str, name: str, job_id: str, config_file: Path) -> None:
-    """Remember that `name` runs as `job_id`, with the effective config in `config_file`."""
-    _append(cfg, {"name": name, "job": job, "job_id": job_id, "config": str(config_file)})
+def record_submit(
+    cfg: Config,
+    job: str,
+    name: str,
+    job_id: str,
+    config_file: Path,
+    start_at_ms: int | None = None,
+    restored: bool = False,
+) -> None:
+    """Remember that `name` runs as `job_id`, with the effective config in `config_file`; if it
+    was restored from a snapshot, and else the Kafka timestamp it reads its event topics from
+    (`--start-at`), if it was given one."""
+    entry: dict[str, Any] = {"name": name, "job": job, "job_id": job_id, "config": str(config_file)}
+    if restored:
+        entry["restored"] = True
+    elif start_at_ms is not None:
+        entry["start_at_ms"] = start_at_ms
+    _append(cfg, entry)
 
 
 def record_savepoint(cfg: Config, name: str, location: str) -> None:
@@ -150,6 +165,17 @@ def submitted_config(cfg: Config, name: str) -> tuple[str, Path] | None:
     for e in reversed(entries(cfg)):
         if e.get("name") == name and "config" in e:
             return str(e["job"]), Path(e["config"])
+    return None
+
+
+def submitted_start(cfg: Config, name: str) -> int | None:
+    """The `--start-at` of the last fresh submission of `name` (restores skipped), if it had
+    one: a resume without a snapshot reads from there again, not the whole topics that a job
+    started at a run never read."""
+    for e in reversed(entries(cfg)):
+        if e.get("name") == name and "config" in e and not e.get("restored"):
+            start = e.get("start_at_ms")
+            return int(start) if start is not None else None
     return None
 
 

@@ -421,6 +421,26 @@ def end_offsets(
     return out
 
 
+def records_held(cfg: Config, logical: list[str], timeout: float = 10) -> int:
+    """How many records the (prefixed) topics `logical` were written in all: the sum of their
+    partitions' end offsets (0 for a topic that does not exist or cannot be asked about). What
+    a job started from the earliest offset would have to catch up, if retention kept it."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({**cfg.kafka.client_conf(), "log_level": 0})
+    try:
+        described = _describe(admin, [cfg.kafka.topic(t) for t in logical], timeout)
+    except Exception:  # noqa: BLE001 - cannot ask: nothing known
+        return 0
+    partitions = [
+        (name, p.id)
+        for name, desc in described.items()
+        if not isinstance(desc, Exception)
+        for p in desc.partitions
+    ]
+    return sum(end_offsets(cfg, partitions, timeout).values())
+
+
 def topic_ids(cfg: Config, names: list[str], timeout: float = 10) -> dict[str, str]:
     """Topic name -> Kafka's topic ID, in one DescribeTopics request (topics Kafka does not
     know are left out; {} when it cannot be reached). A topic deleted and created again, or a

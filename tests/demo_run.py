@@ -32,8 +32,6 @@ from flink_jobs.common import SOURCE_TOPICS, dlq_topic, late_topic
 from flinkpulse.clock import ClockStep
 from flinkpulse.config import Config
 from flinkpulse.flinkrest import FlinkRest, job_name
-from flinkpulse.flinkrun import submit_jobs
-from flinkpulse.topics import ensure_topics
 from tests.conftest import TEST_STACK
 from tests.e2e import superset_data
 
@@ -225,16 +223,8 @@ def demo_run(ensure_stack: Any) -> superset_data.Run:
     c = Consumer({**cfg.kafka.client_conf(), "group.id": f"offsets-{time.time_ns()}"})
     try:
         start = topic_ends(cfg, c)
-        old = sum(sum(start[cfg.kafka.topic(t)]) for t in SOURCE_TOPICS)
-        fresh = [job for job, running in before.items() if not running]
-        if old and fresh:
-            # a state directory an earlier session left: jobs the demo submitted afresh would
-            # read its whole input from the earliest offset, a backlog that is the catch-up
-            # hazard of docs/event-time.md, not this demo. They start at this run instead, and
-            # the demo keeps them. On a fresh state (CI) the demo submits them itself.
-            print(f"demo: {old:,} older source records; {', '.join(fresh)} start at this run")
-            ensure_topics(cfg)
-            submit_jobs(cfg, fresh, start_at_ms=int(since.timestamp() * 1000))
+        # on a state directory an earlier session left, the demo starts the jobs it has to
+        # submit at its own run, not at those sessions' input (`flinkpulse demo`, docs/jobs.md)
         run = superset_data.run_pipeline(cfg, since, argv, env, timeout=150)
         t0 = time.monotonic()
         run.behind = uncommitted(cfg, c)

@@ -29,6 +29,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         type=int,
         help="bounded replay: ... up to (excluding) this epoch ms; waits until the job finished",
     )
+    s.add_argument(
+        "--start-at",
+        dest="start_at_ms",
+        type=int,
+        help="streaming: read the event topics from this Kafka timestamp (epoch ms) on, not "
+        "from the earliest offset (a fresh start that skips older input)",
+    )
     s.set_defaults(func=_submit)
     r = ss.add_parser(
         "resume",
@@ -72,6 +79,11 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
         raise UsageError("--from-savepoint needs one job, not all")
     if (args.from_ms is None) != (args.to_ms is None):
         raise UsageError("--from and --to go together")
+    if args.start_at_ms is not None and (args.from_ms is not None or args.savepoint):
+        raise UsageError(
+            "--start-at starts a streaming job afresh: not with --from/--to (a replay's own "
+            "range) or --from-savepoint (the snapshot's offsets)"
+        )
     if args.from_ms is not None:
         if args.savepoint:
             raise UsageError("--from/--to replay from Kafka timestamps, not from a savepoint")
@@ -85,11 +97,11 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     ensure_topics(cfg)
     if len(jobs) == 1:  # one named job that runs already is an error (submit says so)
-        job_id = submit(cfg, jobs[0], savepoint=args.savepoint)
+        job_id = submit(cfg, jobs[0], savepoint=args.savepoint, start_at_ms=args.start_at_ms)
         print(f"{jobs[0]:<16} running as {job_id}", flush=True)
         return 0
     # `all` starts what is missing, with one client for all of them
-    for job, job_id, already in start_missing(cfg, jobs):
+    for job, job_id, already in start_missing(cfg, jobs, args.start_at_ms):
         print(f"{job:<16} {'already running' if already else 'running'} as {job_id}", flush=True)
     return 0
 

@@ -11,6 +11,7 @@ database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import uuid
@@ -23,9 +24,10 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from flinkpulse import cli, topics
+from flinkpulse import cli, jobstate, topics
 from flinkpulse.clickhouse import credentials
 from flinkpulse.config import Config
+from flinkpulse.flinkrest import FlinkRest, job_name
 from flinkpulse.loader.core import Loader
 from tests.pipeline_helpers import Reader, Writer, deployment
 
@@ -79,6 +81,21 @@ def _expected(t0: int, seconds: range, lo: int, hi: int) -> dict[tuple[str, int]
     return out
 
 
+def three_minutes(cfg: Config, t0: int) -> Reader:
+    """The device-stats windows of three minutes of readings from t0, read until every device's
+    last one (at t0 + 170 s) is in and nothing more comes: a closer moved the watermark on."""
+    stats = Reader(cfg, STATS, avro=True)
+    stats.until(
+        lambda r: (
+            {v["device_id"] for v in r.values if _ms(v["window_start"]) == t0 + 170_000}
+            >= set(DEVICES)
+        ),
+        240,
+        "the last window of the three minutes",
+    )
+    return stats.settle(3)
+
+
 def test_bounded_replay_reads_exactly_its_range(
     ensure_stack: Callable[..., Config], base_cfg: Config
 ) -> None:
@@ -107,6 +124,40 @@ def test_bounded_replay_reads_exactly_its_range(
         assert r.poll(2.0) == []
         r.close()
     stats.close()
+
+
+def test_start_at_reads_the_event_topics_from_its_timestamp_on(
+    ensure_stack: Callable[..., Config], base_cfg: Config
+) -> None:
+    """`jobs submit --start-at MS` starts a streaming job that skips the records with earlier
+    Kafka timestamps: every window holds only the readings from MS on, and the ledger keeps MS
+    for a resume without a snapshot."""
+    ensure_stack("kafka", "registry", "flink")
+    t0 = (int(time.time() * 1000) // MINUTE - 10) * MINUTE
+    prefix = f"startat{uuid.uuid4().hex[:6]}"
+    cfg = base_cfg.with_prefix(f"{prefix}.")
+    _write(cfg, t0, 180, closer=t0 + 6 * MINUTE)
+    start = t0 + MINUTE
+    argv = ["jobs", "submit", "device_stats", "--topic-prefix", f"{prefix}."]
+    rest = FlinkRest(cfg)
+    try:
+        assert cli.main([*argv, "--start-at", str(start)]) == 0
+        stats = three_minutes(cfg, t0)
+        got = {
+            (v["device_id"], _ms(v["window_start"])): v["samples"]
+            for v in stats.values
+            if v["device_id"] in DEVICES
+        }
+        stats.close()
+        # the first minute is skipped: the window at t0 + 10 s holds 10 readings, not 60
+        want = _expected(t0, range(60, 180), t0, t0 + 3 * MINUTE)
+        assert got == want
+        assert len(want) == 3 * 17 and want[("dev-a", t0 + 10_000)] == 10
+        assert jobstate.submitted_start(cfg, job_name(cfg, "device_stats")) == start
+    finally:
+        for j in rest.running(job_name(cfg, "device_stats")):
+            with contextlib.suppress(Exception):
+                rest.cancel(j["jid"])
 
 
 ALERTS = "alerts"
@@ -191,16 +242,7 @@ def test_backfill_equals_the_stream_and_clickhouse_keeps_each_window_once(
     t0, prefix, cfg = streams.t0, streams.prefix, streams.cfg
     pcfg = streams.scoped("device")
     # the closer moved the stream's watermark past every window of the three minutes
-    stats = Reader(cfg, STATS, avro=True)
-    stats.until(
-        lambda r: (
-            {v["device_id"] for v in r.values if _ms(v["window_start"]) == t0 + 170_000}
-            >= set(DEVICES)
-        ),
-        240,
-        "the last window of the three minutes",
-    )
-    stats.settle(3)
+    stats = three_minutes(cfg, t0)
     stream = list(stats.values)
     frm = datetime.fromtimestamp(t0 / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     argv = ["backfill", "device_stats", "--topic-prefix", f"{prefix}."]

@@ -57,6 +57,11 @@ def flinkpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "flinkpulse: error: --from and --to go together",
         ),
         (
+            ["jobs", "submit", "web_traffic", "--start-at", "5", "--from", "1", "--to", "9"],
+            "flinkpulse: error: --start-at starts a streaming job afresh: not with --from/--to "
+            "(a replay's own range) or --from-savepoint (the snapshot's offsets)",
+        ),
+        (
             ["clickhouse", "migrate", "--database", "x;drop"],
             "flinkpulse: error: clickhouse.database 'x;drop' is not a plain identifier (letters, digits, _)",
         ),

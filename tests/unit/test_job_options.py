@@ -175,3 +175,11 @@ def test_start_at_reads_the_event_topics_from_a_kafka_timestamp() -> None:
     assert "'scan.startup.timestamp-millis' = '1796640000000'" in at
     default = options(JobContext(cfg=cfg, t_env=None, job="web_traffic"))
     assert "'scan.startup.mode' = 'earliest-offset'" in default
+    assert "scan.bounded" not in default + at
+    # a bounded replay starts at its range's start and ends at its end, whatever `--start-at`
+    replay = options(
+        JobContext(cfg=cfg, t_env=None, job="web_traffic", start_at_ms=5, bounded=(1000, 2000))
+    )
+    assert "'scan.startup.timestamp-millis' = '1000'" in replay
+    assert "'scan.bounded.mode' = 'timestamp'" in replay
+    assert "'scan.bounded.timestamp-millis' = '2000'" in replay

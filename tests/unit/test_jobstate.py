@@ -68,6 +68,21 @@ def test_submitted_config_is_the_last_submission(tmp_path: Path) -> None:
     assert jobstate.submitted_config(cfg, "other") is None
 
 
+def test_a_fresh_resume_starts_where_the_last_fresh_submission_did(tmp_path: Path) -> None:
+    """`jobs submit --start-at MS` is recorded; a restore does not reset it (its offsets came
+    from the snapshot), and a later submission without it reads from the earliest offset."""
+    cfg = _cfg(tmp_path)
+    assert jobstate.submitted_start(cfg, "n") is None
+    jobstate.record_submit(cfg, "web_traffic", "n", "1" * 32, Path("c"), 1796640000000)
+    jobstate.record_submit(cfg, "web_traffic", "other", "2" * 32, Path("c"))
+    assert jobstate.submitted_start(cfg, "n") == 1796640000000
+    jobstate.record_submit(cfg, "web_traffic", "n", "3" * 32, Path("c"), None, restored=True)
+    assert jobstate.submitted_start(cfg, "n") == 1796640000000
+    jobstate.record_submit(cfg, "web_traffic", "n", "4" * 32, Path("c"))
+    assert jobstate.submitted_start(cfg, "n") is None
+    assert jobstate.submitted_start(cfg, "other") is None
+
+
 def test_a_busy_jobmanager_is_asked_again_and_a_missing_one_is_unreachable() -> None:
     """A read timeout (the JobManager took the connection but is loaded) is FlinkBusy, which
     wait loops retry until their deadline; a refused connection is ServiceUnreachable."""
