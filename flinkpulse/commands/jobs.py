@@ -107,6 +107,8 @@ def _submit(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _resume(cfg: Config, args: argparse.Namespace) -> int:
+    from flinkpulse import jobstate
+    from flinkpulse.flinkrest import job_name
     from flinkpulse.flinkrun import resume
     from flinkpulse.topics import ensure_topics
 
@@ -114,7 +116,13 @@ def _resume(cfg: Config, args: argparse.Namespace) -> int:
     ensure_topics(cfg)
     for job in jobs:
         job_id, state = resume(cfg, job)
-        origin = f"from {state}" if state else "fresh (no retained checkpoint or savepoint)"
+        start = None if state else jobstate.submitted_start(cfg, job_name(cfg, job))
+        origin = (
+            f"from {state}"
+            if state
+            else "fresh (no retained checkpoint or savepoint)"
+            + (f", from Kafka timestamp {start} on (its --start-at)" if start is not None else "")
+        )
         print(f"{job:<16} running as {job_id}, {origin}", flush=True)
     return 0
 
