@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
+
+from flinkpulse.errors import FlinkpulseError
 
 #: The repository (or installed source tree) root: the parent of this package.
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: the longest path an AF_UNIX socket binds to on Linux (sun_path: 108 bytes with its NUL)
+SOCKET_PATH_MAX = 107
+
+
+def socket_path(path: Path) -> Path:
+    """Where to bind the socket meant for `path`: `path` itself, or a short stand-in under
+    $TMPDIR/flinkpulse-<uid>/ when it is longer than an AF_UNIX socket may be. A state
+    directory deep in a home or CI workspace would otherwise fail to bind ("AF_UNIX path too
+    long") and its fork server or warm submitter would be missing."""
+    raw = os.fsencode(path)
+    if len(raw) <= SOCKET_PATH_MAX:
+        return path
+    home = Path(tempfile.gettempdir()) / f"flinkpulse-{os.getuid()}"
+    home.mkdir(mode=0o700, exist_ok=True)
+    st = home.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise FlinkpulseError(
+            f"{home} is not this user's private directory: the sockets of a state directory "
+            f"whose paths are too long ({path}) go there; remove it or set TMPDIR"
+        )
+    return home / f"{path.stem}-{hashlib.sha256(raw).hexdigest()[:16]}.sock"
 
 
 def venv_python() -> Path:
@@ -47,8 +74,6 @@ def pyflink_home() -> Path:
 
     spec = importlib.util.find_spec("pyflink")
     if spec is None or spec.origin is None:
-        from flinkpulse.errors import FlinkpulseError
-
         raise FlinkpulseError("apache-flink is not installed in this Python — run `make setup`")
     return Path(spec.origin).parent
 

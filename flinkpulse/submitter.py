@@ -40,6 +40,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from flinkpulse import paths
 from flinkpulse.config import sets_config
 from flinkpulse.errors import FlinkpulseError
 from flinkpulse.flinkrun import client_args, jobmanager_address, shipped_files
@@ -53,8 +54,9 @@ GATEWAY_START_S = 120.0
 
 
 def socket_path(state: Path) -> Path:
-    """Where the submitter of the stack whose state directory is `state` listens."""
-    return state / "run" / f"{PROC}.sock"
+    """Where the submitter of the stack whose state directory is `state` listens (a short
+    stand-in when that path is too long for a socket: paths.socket_path)."""
+    return paths.socket_path(state / "run" / f"{PROC}.sock")
 
 
 def submit_args(jobmanager: str, source_zip: Path) -> str:

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from flinkpulse.errors import UsageError
-from flinkpulse.paths import ROOT, pyflink_home, site_packages, venv_bin, venv_python
+from flinkpulse.paths import (
+    ROOT,
+    pyflink_home,
+    site_packages,
+    socket_path,
+    venv_bin,
+    venv_python,
+)
 from flinkpulse.stack import udf_fork
 from flinkpulse.stack.base import Component, Proc, ancestors, cmdline
 from flinkpulse.stack.udf_guard import BOOT_MODULE
@@ -331,8 +338,9 @@ class Flink(Component):
         return self.dir / "bin" / "python"
 
     def udf_fork_socket(self, tm: str) -> Path:
-        """The socket of TaskManager `tm`'s fork server."""
-        return self.state / "run" / f"{UDF_FORK}-{tm.rsplit('-', 1)[-1]}.sock"
+        """The socket of TaskManager `tm`'s fork server (a short stand-in when that path is too
+        long for a socket: paths.socket_path)."""
+        return socket_path(self.state / "run" / f"{UDF_FORK}-{tm.rsplit('-', 1)[-1]}.sock")
 
     def udf_fork_registry(self, tm: str) -> Path:
         """The live children of `tm`'s fork server, each file named by pid holding its
