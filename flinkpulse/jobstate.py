@@ -66,9 +66,8 @@ def record_submit(
     start_at_ms: int | None = None,
     restored: bool = False,
 ) -> None:
-    """Remember that `name` runs as `job_id`, with the effective config in `config_file`; if it
-    was restored from a snapshot, and else the Kafka timestamp it reads its event topics from
-    (`--start-at`), if it was given one."""
+    """Remember that `name` runs as `job_id`, with the effective config in `config_file`. A
+    restore is marked `restored`; a fresh start keeps its `--start-at` timestamp, if it had one."""
     entry: dict[str, Any] = {"name": name, "job": job, "job_id": job_id, "config": str(config_file)}
     if restored:
         entry["restored"] = True
@@ -160,23 +159,28 @@ def prune(cfg: Config, name: str, new_id: str, restored: str) -> list[str]:
     return pruned
 
 
+def _last_submission(cfg: Config, name: str, fresh: bool = False) -> dict[str, Any] | None:
+    """The ledger's last submission entry of `name` (with `fresh`: the last that was not a
+    restore), or None."""
+    for e in reversed(entries(cfg)):
+        if e.get("name") == name and "config" in e and not (fresh and e.get("restored")):
+            return e
+    return None
+
+
 def submitted_config(cfg: Config, name: str) -> tuple[str, Path] | None:
     """(job, config file) of the last submission of `name`, if it is in the ledger."""
-    for e in reversed(entries(cfg)):
-        if e.get("name") == name and "config" in e:
-            return str(e["job"]), Path(e["config"])
-    return None
+    e = _last_submission(cfg, name)
+    return (str(e["job"]), Path(e["config"])) if e else None
 
 
 def submitted_start(cfg: Config, name: str) -> int | None:
     """The `--start-at` of the last fresh submission of `name` (restores skipped), if it had
     one: a resume without a snapshot reads from there again, not the whole topics that a job
     started at a run never read."""
-    for e in reversed(entries(cfg)):
-        if e.get("name") == name and "config" in e and not e.get("restored"):
-            start = e.get("start_at_ms")
-            return int(start) if start is not None else None
-    return None
+    e = _last_submission(cfg, name, fresh=True)
+    start = e.get("start_at_ms") if e else None
+    return int(start) if start is not None else None
 
 
 def submitted_plan(cfg: Config, name: str) -> tuple[Config, list[str]]:
