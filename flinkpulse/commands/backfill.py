@@ -6,6 +6,7 @@ import argparse
 import time
 from datetime import UTC, datetime
 
+from flinkpulse.commands.times import TIME_FORMS, epoch_ms
 from flinkpulse.config import Config
 from flinkpulse.errors import UsageError
 
@@ -20,27 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "(a bounded Kafka read) and writes the windows wholly inside the range, and the alerts "
         "whose incident started in it, to the job's result topics. The loader's "
         "ReplacingMergeTree tables keep one row per window (read them with FINAL). "
-        "Times: epoch milliseconds or ISO 8601 UTC, e.g. 2026-11-30T10:00:00.",
+        f"Times: {TIME_FORMS}.",
     )
     p.add_argument("job", help="player_stats | device_stats | web_traffic | security_alerts | all")
-    p.add_argument("--from", dest="start", required=True, help="start of the range (inclusive)")
-    p.add_argument("--to", dest="end", required=True, help="end of the range (exclusive)")
+    p.add_argument(
+        "--from", dest="start", type=epoch_ms, required=True, help="start of the range (inclusive)"
+    )
+    p.add_argument(
+        "--to", dest="end", type=epoch_ms, required=True, help="end of the range (exclusive)"
+    )
     p.set_defaults(func=_backfill)
-
-
-def parse_time(text: str, flag: str) -> int:
-    """Epoch milliseconds from `text`: an integer (ms) or an ISO 8601 time (UTC unless given)."""
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r} is neither epoch milliseconds nor an ISO 8601 time"
-        ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp() * 1000)
 
 
 def _backfill(cfg: Config, args: argparse.Namespace) -> int:
@@ -49,7 +39,7 @@ def _backfill(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse.flinkrun import run_bounded
 
     jobs = select_jobs(args.job, extra=())
-    start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
+    start, end = args.start, args.end
     if end <= start:
         raise UsageError("--to must be after --from")
     # closed: every record of the range is in Kafka (it reaches Kafka up to the delay late)

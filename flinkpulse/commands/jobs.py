@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from flinkpulse.commands.times import TIME_FORMS, epoch_ms
 from flinkpulse.config import Config
 from flinkpulse.errors import FlinkpulseError, UsageError
 
@@ -20,21 +21,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_argument(
         "--from",
         dest="from_ms",
-        type=int,
-        help="bounded replay: read records with Kafka timestamps from this epoch ms on",
+        type=epoch_ms,
+        metavar="TIME",
+        help=f"bounded replay: read records with Kafka timestamps from TIME on ({TIME_FORMS})",
     )
     s.add_argument(
         "--to",
         dest="to_ms",
-        type=int,
-        help="bounded replay: ... up to (excluding) this epoch ms; waits until the job finished",
+        type=epoch_ms,
+        metavar="TIME",
+        help="bounded replay: ... up to (excluding) TIME; waits until the job finished",
     )
     s.add_argument(
         "--start-at",
         dest="start_at_ms",
-        type=int,
-        help="streaming: read the event topics from this Kafka timestamp (epoch ms) on, not "
-        "from the earliest offset (a fresh start that skips older input)",
+        type=epoch_ms,
+        metavar="TIME",
+        help="streaming: read the event topics from this Kafka timestamp on (`now` skips all "
+        "older input), not from the earliest offset",
     )
     s.set_defaults(func=_submit)
     r = ss.add_parser(

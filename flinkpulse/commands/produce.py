@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from flinkpulse.commands.times import TIME_FORMS, epoch_ms
 from flinkpulse.config import Config
 from flinkpulse.errors import UsageError
 
@@ -54,8 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument(
         "--start-time",
-        help="simulated clock: event time of the first event, epoch ms or ISO-8601 (UTC unless "
-        "it has an offset), e.g. 2026-01-01T00:00:00Z; implies --clock simulated (default: now)",
+        type=epoch_ms,
+        metavar="TIME",
+        help=f"simulated clock: event time of the first event, {TIME_FORMS}; implies --clock "
+        "simulated (default: now)",
     )
     p.add_argument(
         "--no-anomalies",
@@ -72,20 +75,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_produce)
-
-
-def _start_ms(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if value.isdigit():
-        return int(value)
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(
-            f"--start-time {value!r}: expected epoch milliseconds or ISO-8601"
-        ) from None
-    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def _iso(ms: int | None) -> str:
@@ -111,7 +100,7 @@ def _produce(cfg: Config, args: argparse.Namespace) -> int:
     rate = args.rate or None
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     tc = TimeConfig(
-        start_ms=_start_ms(args.start_time),
+        start_ms=args.start_time,
         events_per_second=rate or 1000.0,
         out_of_order_fraction=args.out_of_order_fraction,
         late_fraction=args.late_fraction,

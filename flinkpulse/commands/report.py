@@ -4,36 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flinkpulse.commands.times import TIME_FORMS, duration, utc_time
 from flinkpulse.config import Config
 from flinkpulse.errors import UsageError
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def duration(text: str) -> timedelta:
-    """'90m', '24h', '7d' ... -> timedelta (argparse type: a bad value is a usage error)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
-    if not m or int(m.group(1)) == 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a duration such as 30m, 24h or 7d, got {text!r}"
-        )
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-
-
-def timestamp(text: str) -> datetime:
-    """ISO 8601 ('2026-11-30T08:00', '2026-11-30 08:00:00Z', a date); no zone means UTC."""
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO 8601 time such as 2026-11-30T08:00 (UTC), got {text!r}"
-        ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def add_parser(sub: Any) -> None:
@@ -46,8 +23,10 @@ def add_parser(sub: Any) -> None:
         "and lag, the newest benchmark). Default period: the last 24 hours. Times are UTC.",
     )
     p.add_argument("--last", type=duration, metavar="DURATION", help="the period up to now: 24h")
-    p.add_argument("--from", dest="start", type=timestamp, metavar="TIME", help="period start")
-    p.add_argument("--to", dest="end", type=timestamp, metavar="TIME", help="end (default now)")
+    p.add_argument(
+        "--from", dest="start", type=utc_time, metavar="TIME", help=f"period start: {TIME_FORMS}"
+    )
+    p.add_argument("--to", dest="end", type=utc_time, metavar="TIME", help="end (default now)")
     p.add_argument("--out", default="report.pdf", metavar="FILE", help="PDF (default report.pdf)")
     p.add_argument("--html", action="store_true", help="also write the HTML version (FILE.html)")
     p.add_argument("--json", action="store_true", help="also write the figures as JSON (FILE.json)")

@@ -129,9 +129,9 @@ def test_bounded_replay_reads_exactly_its_range(
 def test_start_at_reads_the_event_topics_from_its_timestamp_on(
     ensure_stack: Callable[..., Config], base_cfg: Config
 ) -> None:
-    """`jobs submit --start-at MS` starts a streaming job that skips the records with earlier
-    Kafka timestamps: every window holds only the readings from MS on, and the ledger keeps MS
-    for a resume without a snapshot."""
+    """`jobs submit --start-at TIME` starts a streaming job that skips the records with earlier
+    Kafka timestamps: every window holds only the readings from TIME on, and the ledger keeps it
+    (in ms) for a resume without a snapshot. TIME is given as ISO 8601 here, as a user would."""
     ensure_stack("kafka", "registry", "flink")
     t0 = (int(time.time() * 1000) // MINUTE - 10) * MINUTE
     prefix = f"startat{uuid.uuid4().hex[:6]}"
@@ -141,7 +141,8 @@ def test_start_at_reads_the_event_topics_from_its_timestamp_on(
     argv = ["jobs", "submit", "device_stats", "--topic-prefix", f"{prefix}."]
     rest = FlinkRest(cfg)
     try:
-        assert cli.main([*argv, "--start-at", str(start)]) == 0
+        iso = datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert cli.main([*argv, "--start-at", iso]) == 0
         stats = three_minutes(cfg, t0)
         got = {
             (v["device_id"], _ms(v["window_start"])): v["samples"]

@@ -62,6 +62,17 @@ def flinkpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "(a replay's own range) or --from-savepoint (the snapshot's offsets)",
         ),
         (
+            ["jobs", "submit", "device_stats", "--start-at", "yesterday"],
+            "flinkpulse jobs submit: error: argument --start-at: expected epoch milliseconds, an "
+            "ISO 8601 time (UTC unless zoned, e.g. 2026-11-30T08:00) or now[-DURATION] (e.g. "
+            "now-10m), got 'yesterday' (see `flinkpulse jobs submit --help`)",
+        ),
+        (
+            ["backfill", "web_traffic", "--from", "now-1y", "--to", "now"],
+            "flinkpulse backfill: error: argument --from: expected a duration such as 30m, 24h "
+            "or 7d, got '1y' (see `flinkpulse backfill --help`)",
+        ),
+        (
             ["clickhouse", "migrate", "--database", "x;drop"],
             "flinkpulse: error: clickhouse.database 'x;drop' is not a plain identifier (letters, digits, _)",
         ),
@@ -127,7 +138,8 @@ def test_one_line_flattens_and_caps_job_names() -> None:
 def test_submit_all_reports_running_jobs_and_list_keeps_one_row_each(
     ensure_stack: Callable[..., Config], tmp_path: Path
 ) -> None:
-    """With every job already running, `jobs submit all` says so for each and exits 0."""
+    """With every job already running, `jobs submit all` says so for each and exits 0 (its
+    `--start-at now` changes nothing: it applies to jobs it starts)."""
     cfg = ensure_stack("kafka", "registry", "flink")
     prefix = f"t{uuid.uuid4().hex[:8]}."
     jobs = ["player_stats", "device_stats", "web_traffic", "security_alerts"]
@@ -155,8 +167,9 @@ def test_submit_all_reports_running_jobs_and_list_keeps_one_row_each(
         assert set(ids) == set(names)
 
         out = flinkpulse(
-            "--set", f"kafka.topic_prefix={prefix}", "jobs", "submit", "all", cwd=tmp_path
-        )
+            "--set", f"kafka.topic_prefix={prefix}", "jobs", "submit", "all", "--start-at", "now",
+            cwd=tmp_path,
+        )  # fmt: skip
         assert (out.returncode, out.stderr) == (0, "")
         expected = [
             f"{job:<16} already running as {ids[f'flinkpulse-{prefix}{job}']}" for job in jobs

@@ -127,7 +127,7 @@ def test_empty_period_is_a_clear_report(rcfg: Config, tmp_path: Path) -> None:
     ("args", "error"),
     [
         (["--last", "2x"], "--last: expected a duration such as 30m, 24h or 7d, got '2x'"),
-        (["--from", "yesterday"], "--from: expected an ISO 8601 time"),
+        (["--from", "yesterday"], "--from: expected epoch milliseconds, an ISO 8601 time"),
         (["--last", "1h", "--from", FROM], "--last cannot be combined with --from/--to"),
         (["--from", TO, "--to", FROM], "--from must be before --to"),
         (["--out", "report.docx"], "--out must name a .pdf file"),

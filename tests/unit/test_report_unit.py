@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flinkpulse.commands.report import duration, period_of, timestamp
+from flinkpulse.commands.report import period_of
+from flinkpulse.commands.times import duration, utc_time
 from flinkpulse.errors import UsageError
 from flinkpulse.quality import reason_kind
 from flinkpulse.report import Figure, Period, Report, Section, Table, charts, perf
@@ -33,10 +34,10 @@ def test_bad_durations(text: str) -> None:
 
 
 def test_timestamps_are_utc_unless_zoned() -> None:
-    assert timestamp("2026-11-30T08:00") == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-    assert timestamp("2026-11-30 08:00:00Z") == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-    assert timestamp("2026-11-30T09:00+01:00") == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-    assert timestamp("2026-11-30") == datetime(2026, 11, 30, tzinfo=UTC)
+    assert utc_time("2026-11-30T08:00") == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert utc_time("2026-11-30 08:00:00Z") == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert utc_time("2026-11-30T09:00+01:00") == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert utc_time("2026-11-30") == datetime(2026, 11, 30, tzinfo=UTC)
 
 
 def _args(**kw: object) -> argparse.Namespace:
