@@ -146,11 +146,13 @@ def stream(
     group: str | None = None,
     idle_timeout: float | None = None,
     stop: Callable[[], bool] = lambda: False,
+    since_ms: int | None = None,
 ) -> Iterator[tuple[dict[str, Any], Any]]:
     """(alert, message) as they arrive on the alerts topic; ends after `idle_timeout` s quiet.
 
     Without `group`, a throwaway consumer group (nothing committed); with one, its committed
-    offsets (the caller commits).
+    offsets (the caller commits). `since_ms`: start at the first alert with a Kafka timestamp
+    at or after it, in every partition (instead of the end, or the oldest with `from_beginning`).
     """
     from confluent_kafka import Consumer
 
@@ -170,7 +172,18 @@ def stream(
         }
     )
     decoder = Decoder(cfg.registry.url)
-    consumer.subscribe([topic])
+    if since_ms is None:
+        consumer.subscribe([topic])
+    else:
+
+        def seek(c: Any, parts: list[Any]) -> None:
+            """Each assigned partition from its first offset at or after `since_ms` (none: the
+            end, where new alerts will come)."""
+            for p in parts:
+                p.offset = since_ms
+            c.assign(c.offsets_for_times(parts, timeout=10))
+
+        consumer.subscribe([topic], on_assign=seek)
     last = time.monotonic()
     try:
         while not stop():
@@ -204,14 +217,15 @@ def tail(
     out: TextIO | None = None,
     color: bool = False,
     new_only: bool = False,
+    since_ms: int | None = None,
 ) -> int:
-    """Print alerts (optionally only `rules`, only new incidents) as they arrive; returns how
-    many were printed."""
+    """Print alerts (optionally only `rules`, only new incidents, from `since_ms` on) as they
+    arrive; returns how many were printed."""
     import sys
 
     out = out or sys.stdout
     n = 0
-    for alert, _ in stream(cfg, from_beginning, idle_timeout=idle_timeout):
+    for alert, _ in stream(cfg, from_beginning, idle_timeout=idle_timeout, since_ms=since_ms):
         if not wanted(alert, rules, new_only):
             continue
         print(format_line(alert, color), file=out, flush=True)

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Any
 
+from flinkpulse.commands.times import TIME_FORMS, epoch_ms
 from flinkpulse.config import Config
 from flinkpulse.errors import UsageError
 
@@ -22,10 +23,16 @@ def add_parser(sub: Any) -> None:
         help="print alerts as they arrive, one line each",
         description="Print each alert from the alerts topic as one line: time (UTC), severity, "
         "rule, entity, whether it opens an incident (new) or updates one (update #N), summary. "
-        "Alerts from now on unless --from-beginning.",
+        "Alerts from now on unless --from-beginning or --since.",
     )
     _common(t)
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    t.add_argument(
+        "--since",
+        type=epoch_ms,
+        metavar="TIME",
+        help=f"start at the alerts written at or after TIME ({TIME_FORMS}), e.g. now-1h",
+    )
     t.add_argument("--max", type=int, metavar="N", help="exit after N alerts")
     t.add_argument("--json", action="store_true", help="print each alert as JSON instead")
     t.add_argument("--webhook", metavar="URL", help="also POST each printed alert to URL")
@@ -81,13 +88,17 @@ def _tail(cfg: Config, args: argparse.Namespace) -> int:
     from flinkpulse import alerts
 
     _check_rules(args.rules)
+    if args.since is not None and args.from_beginning:
+        raise UsageError("--since and --from-beginning both say where to start: give one")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     # stdout carries only alerts (pipes, --json); the user still sees that it is listening
     topic = cfg.kafka.topic("alerts")
     print(f"waiting for alerts on {topic} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     if args.json:
         n = 0
-        for alert, _ in alerts.stream(cfg, args.from_beginning, idle_timeout=args.idle_timeout):
+        for alert, _ in alerts.stream(
+            cfg, args.from_beginning, idle_timeout=args.idle_timeout, since_ms=args.since
+        ):
             if not alerts.wanted(alert, args.rules, args.new_only):
                 continue
             print(alerts.alert_json_line(alert), flush=True)
@@ -104,6 +115,7 @@ def _tail(cfg: Config, args: argparse.Namespace) -> int:
         webhook=_webhook(cfg, args.webhook),
         color=sys.stdout.isatty(),
         new_only=args.new_only,
+        since_ms=args.since,
     )
     return 0
 

@@ -59,7 +59,7 @@ ALERTS = [
 @pytest.fixture
 def acfg(ensure_stack: Callable[..., Config], cfg: Config) -> Config:
     """Alerts produced (Flink-shaped Avro, written before incidents: no version) to this
-    test's prefixed alerts topic."""
+    test's prefixed alerts topic, each with its detected_at as its Kafka timestamp."""
     ensure_stack("kafka", "registry")
     ensure_topics(cfg, ["alerts"])
     topic = cfg.kafka.topic("alerts")
@@ -67,7 +67,13 @@ def acfg(ensure_stack: Callable[..., Config], cfg: Config) -> Config:
     p = Producer(cfg.kafka.client_conf())
     for a in ALERTS:
         # one partition: the tests read them back in this order (the topic has several)
-        p.produce(topic, key=a["entity_id"].encode(), value=enc(a), partition=0)
+        p.produce(
+            topic,
+            key=a["entity_id"].encode(),
+            value=enc(a),
+            partition=0,
+            timestamp=a["detected_at"],
+        )
     assert p.flush(10) == 0
     return cfg
 
@@ -88,6 +94,23 @@ def test_tail_prints_one_line_per_alert_filtered_by_rule(acfg: Config) -> None:
         ["2026-01-01", "00:00:02.750Z", "CRITICAL", "door_open_while_armed",
          "home=home-00002", "Door", "opened", "while", "armed"],
     ]  # fmt: skip
+
+
+def test_tail_since_starts_at_the_alerts_written_from_then_on(acfg: Config) -> None:
+    """`--since TIME` (any time form, here ISO 8601) skips the alerts stamped before it: of the
+    four written at T0 + 0.75 s, 1.75 s, 2.75 s and 3.75 s, `--since T0 + 2 s` prints the last
+    two, in order."""
+    out = subprocess.run(
+        [sys.executable, "-m", "flinkpulse.cli",
+         "--set", f"kafka.topic_prefix={acfg.kafka.topic_prefix}",
+         "alerts", "tail", "--since", "2026-01-01T00:00:02Z", "--idle-timeout", "5"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert [ln.split()[1:5] for ln in out.stdout.splitlines()] == [
+        ["00:00:02.750Z", "CRITICAL", "door_open_while_armed", "home=home-00002"],
+        ["00:00:03.750Z", "WARNING", "motion_while_away", "home=home-00003"],
+    ]
 
 
 def _incident(player: str, version: int, severity: str) -> dict[str, Any]:

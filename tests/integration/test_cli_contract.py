@@ -107,6 +107,10 @@ def flinkpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "motion_while_away)",
         ),
         (
+            ["alerts", "tail", "--since", "now-1h", "--from-beginning"],
+            "flinkpulse: error: --since and --from-beginning both say where to start: give one",
+        ),
+        (
             ["sql", "--jobmanager", "nope"],
             "flinkpulse: error: --jobmanager must be host:port, got 'nope'",
         ),
