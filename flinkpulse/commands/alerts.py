@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from flinkpulse.commands.times import TIME_FORMS, epoch_ms
@@ -93,7 +94,12 @@ def _tail(cfg: Config, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     # stdout carries only alerts (pipes, --json); the user still sees that it is listening
     topic = cfg.kafka.topic("alerts")
-    print(f"waiting for alerts on {topic} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    since = (
+        f" written since {datetime.fromtimestamp(args.since / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
+        if args.since is not None
+        else ""
+    )
+    print(f"waiting for alerts{since} on {topic} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     if args.json:
         n = 0
         for alert, _ in alerts.stream(

@@ -107,6 +107,8 @@ def test_tail_since_starts_at_the_alerts_written_from_then_on(acfg: Config) -> N
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    topic = acfg.kafka.topic("alerts")
+    assert f"waiting for alerts written since 2026-01-01T00:00:02Z on {topic}" in out.stderr
     assert [ln.split()[1:5] for ln in out.stdout.splitlines()] == [
         ["00:00:02.750Z", "CRITICAL", "door_open_while_armed", "home=home-00002"],
         ["00:00:03.750Z", "WARNING", "motion_while_away", "home=home-00003"],
