@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "flinkpulse.commands.load",
     "flinkpulse.commands.ingest",
     "flinkpulse.commands.alerts",
+    "flinkpulse.commands.dlq",
     "flinkpulse.commands.rules",
     "flinkpulse.commands.bench",
     "flinkpulse.commands.report",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from flinkpulse import topics
@@ -36,6 +37,22 @@ class TopicQuality:
 
     def share(self, n: int) -> str:
         return f"{n:,} ({100.0 * n / self.records:.2f} %)" if self.records else f"{n:,}"
+
+
+def _consumer(cfg: Config, purpose: str) -> Any:
+    """A consumer that reads what the jobs committed (read_committed), commits nothing and
+    joins a group of its own (`purpose` names it)."""
+    from confluent_kafka import Consumer
+
+    return Consumer(
+        {
+            **cfg.kafka.client_conf(),
+            "group.id": f"flinkpulse-{purpose}-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "log_level": 0,
+        }
+    )
 
 
 def _counts(
@@ -89,17 +106,7 @@ def _scan(consumer: Any, topic: str, parts: list[tuple[int, int, int]]) -> tuple
 
 def source_quality(cfg: Config) -> list[TopicQuality]:
     """One row per source topic that exists (read_committed: what the jobs committed)."""
-    from confluent_kafka import Consumer
-
-    c = Consumer(
-        {
-            **cfg.kafka.client_conf(),
-            "group.id": f"flinkpulse-status-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "log_level": 0,
-        }
-    )
+    c = _consumer(cfg, "status")
     try:
         md = topics.existing_topics(
             c,
@@ -162,17 +169,9 @@ def reason_kind(reason: str) -> str:
 def dead_letter_reasons(cfg: Config, start_ms: int, end_ms: int) -> list[tuple[str, str, int]]:
     """(source topic, reason kind, records) of the dead letters whose Kafka timestamp is in
     [start_ms, end_ms), per source topic that has a dlq.<topic>, the most frequent first."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    c = Consumer(
-        {
-            **cfg.kafka.client_conf(),
-            "group.id": f"flinkpulse-report-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "log_level": 0,
-        }
-    )
+    c = _consumer(cfg, "report")
     counts: dict[tuple[str, str], int] = {}
     try:
         md = topics.existing_topics(c, [cfg.kafka.topic(f"dlq.{t}") for t in topics.SOURCE_TOPICS])
@@ -213,3 +212,126 @@ def dead_letter_reasons(cfg: Config, start_ms: int, end_ms: int) -> list[tuple[s
     finally:
         c.close()
     return sorted(((t, r, n) for (t, r), n in counts.items()), key=lambda x: (x[0], -x[2], x[1]))
+
+
+#: a bounded read of side topics ends when nothing came for this long (s), even if a partition's
+#: position has not reached the end it had at the start
+BOUNDED_QUIET_S = 10.0
+#: the side topics of a topic, by kind: records the pipeline set aside instead of using them
+SIDE_KINDS = {"dlq": topics.dlq_topic, "late": topics.late_topic, "dup": topics.dup_topic}
+
+
+@dataclass(frozen=True)
+class SideRecord:
+    """One record of a side topic (`dlq.`, `late.` or `dup.<topic>`): the original key and
+    bytes, and the headers that say why (`error`) and where it came from (`source.*`)."""
+
+    kind: str
+    #: the logical topic it was set aside from
+    source: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get("error", "")
+
+    @property
+    def origin(self) -> str:
+        """Where the original record was: `topic[partition]@offset`; only the topic for one the
+        ingest tier refused before it reached Kafka."""
+        h = self.headers
+        topic = h.get("source.topic", self.source)
+        if "source.partition" in h and "source.offset" in h:
+            return f"{topic}[{h['source.partition']}]@{h['source.offset']}"
+        return topic
+
+
+def side_topics(kinds: list[str], sources: list[str] | None = None) -> list[tuple[str, str]]:
+    """(kind, logical source topic) of every side topic of `kinds` in the topology, only of
+    `sources` if given."""
+    out = []
+    for t in topics.TOPOLOGY:
+        if t.kind in kinds:
+            source = t.name.removeprefix(f"{t.kind}.")
+            if sources is None or source in sources:
+                out.append((t.kind, source))
+    return out
+
+
+def side_records(
+    cfg: Config,
+    kinds: list[str],
+    sources: list[str] | None = None,
+    since_ms: int | None = None,
+    follow: bool = False,
+    idle_timeout: float | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[SideRecord]:
+    """The records of the side topics of `kinds` (of `sources`, default all), from `since_ms`
+    (a Kafka timestamp; default the oldest) to the end each partition had when it started, or
+    on as they come with `follow` (until `idle_timeout` s pass without one, or `stop()`).
+    Read committed: what the jobs' transactions committed."""
+    from confluent_kafka import TopicPartition
+
+    named = {cfg.kafka.topic(SIDE_KINDS[k](s)): (k, s) for k, s in side_topics(kinds, sources)}
+    c = _consumer(cfg, "side-records")
+    try:
+        md = topics.existing_topics(c, list(named))
+        assign, ends, pending = [], {}, set()
+        for name, meta in md.items():
+            parts = sorted(meta.partitions)
+            starts = (
+                c.offsets_for_times([TopicPartition(name, p, since_ms) for p in parts], 10)
+                if since_ms is not None
+                else [TopicPartition(name, p, -2) for p in parts]
+            )
+            for tp in starts:
+                low, high = c.get_watermark_offsets(TopicPartition(name, tp.partition), timeout=10)
+                first = low if tp.offset == -2 else (tp.offset if tp.offset >= 0 else high)
+                assign.append(TopicPartition(name, tp.partition, first))
+                ends[(name, tp.partition)] = high
+                if high > first and not follow:
+                    pending.add((name, tp.partition))
+        if not assign:
+            return
+        c.assign(assign)
+        last = time.monotonic()
+        while not stop() and (follow or pending):
+            for m in c.consume(500, 0.5):
+                if m.error():
+                    continue
+                where = (m.topic(), int(m.partition() or 0))
+                if not follow and int(m.offset() or 0) >= ends[where]:
+                    continue  # arrived after the start: a bounded read ends where it began
+                last = time.monotonic()
+                kind, source = named[m.topic()]
+                yield SideRecord(
+                    kind,
+                    source,
+                    m.topic(),
+                    where[1],
+                    int(m.offset() or 0),
+                    m.timestamp()[1],
+                    m.key(),
+                    m.value(),
+                    {k: (v or b"").decode(errors="replace") for k, v in m.headers() or []},
+                )
+            if follow:
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    return
+                continue
+            # a partition is done once the position reached its end (commit markers included);
+            # one that only aborted records or markers keep from it ends after BOUNDED_QUIET_S
+            for tp in c.position([TopicPartition(t, p) for t, p in pending]):
+                if tp.offset >= ends[(tp.topic, tp.partition)]:
+                    pending.discard((tp.topic, tp.partition))
+            if time.monotonic() - last > BOUNDED_QUIET_S:
+                return
+    finally:
+        c.close()

@@ -518,6 +518,58 @@ def test_sensor_nan_inf_temperature_dead_lettered(pipe: Pipe, reliability: Any) 
     )  # fmt: skip
 
 
+def _dlq_cli(cfg: Config, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flinkpulse", "--topic-prefix", cfg.kafka.topic_prefix, "dlq",
+         *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_dlq_command_lists_what_the_jobs_set_aside_with_each_reason(pipe: Pipe) -> None:
+    """`flinkpulse dlq` shows the same dead letters and late records of the security events
+    that the reconciliation reads from Kafka: each one's origin and reason, the late ones'
+    values decoded, a dead letter's bytes intact; `--since now` shows none of them."""
+    produced = pipe.w.produced[SEC]
+    want_n = {
+        kind: sum(n for c, n in produced.items() if SEC_EXPECT[c][1] == kind)
+        for kind in ("dlq", "late")
+    }
+    want = []
+    for kind in ("dlq", "late"):
+        _, msgs = pipe.side(kind, SEC, want_n[kind])
+        reader = pipe.reader(f"{kind}.{SEC}")
+        for m in msgs:
+            h = reader.headers(m)
+            origin = f"{h['source.topic']}[{h['source.partition']}]@{h['source.offset']}"
+            want.append((kind, origin, h["error"]))
+    assert len(want) == want_n["dlq"] + want_n["late"] > 2
+
+    out = _dlq_cli(pipe.cfg, SEC, "--kind", "dlq", "--kind", "late", "--json")
+    assert out.returncode == 0, out.stderr
+    got = [json.loads(line) for line in out.stdout.splitlines()]
+    assert sorted((j["kind"], j["origin"], j["reason"]) for j in got) == sorted(want)
+    assert sorted(j["value"]["event_id"] for j in got if j["kind"] == "late") == [
+        "late-0",
+        "skew-0",
+    ]
+    garbage = [j for j in got if j["value_base64"] == "cGxhaW4gZ2FyYmFnZSwgbm90IEF2cm8="]
+    assert len(garbage) == 1 and garbage[0]["value"] is None  # b"plain garbage, not Avro"
+
+    out = _dlq_cli(pipe.cfg, SEC)  # the default kind: dead letters, a line each
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == want_n["dlq"] and out.stderr.endswith(f"{want_n['dlq']} record(s)\n")
+    assert sorted(ln.split(maxsplit=3)[2:] for ln in lines) == sorted(
+        ["dlq", f"{origin}  key=home-bad  {reason}"]
+        for kind, origin, reason in want
+        if kind == "dlq"
+    )
+
+    out = _dlq_cli(pipe.cfg, SEC, "--kind", "late", "--since", "now")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "0 record(s)\n")
+
+
 def test_access_log_status_999_dead_lettered(pipe: Pipe, reliability: Any) -> None:
     path = f"/bad-input-{pipe.cfg.kafka.topic_prefix.rstrip('.')}"
 

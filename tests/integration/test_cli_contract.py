@@ -111,6 +111,15 @@ def flinkpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "flinkpulse: error: --since and --from-beginning both say where to start: give one",
         ),
         (
+            ["dlq", "--idle-timeout", "5"],
+            "flinkpulse: error: --idle-timeout ends a --follow: without it the read ends by itself",
+        ),
+        (
+            ["dlq", "--kind", "late", "results.player-stats"],
+            "flinkpulse: error: 'results.player-stats' has no late topic (topics: "
+            "gaming.player-events, iot.security-events, iot.sensor-readings, web.access-logs)",
+        ),
+        (
             ["sql", "--jobmanager", "nope"],
             "flinkpulse: error: --jobmanager must be host:port, got 'nope'",
         ),
