@@ -59,6 +59,8 @@ def _print_quality(cfg: Config) -> None:
         return
     if rows:
         print("\n" + quality.render(rows))
+    if any(r.late or r.dead_lettered or r.future or r.duplicates for r in rows):
+        print("the records set aside, each with its reason: `flinkpulse dlq TOPIC [--kind late]`")
 
 
 def _logs(cfg: Config, args: argparse.Namespace) -> int:
