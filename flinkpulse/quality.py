@@ -3,7 +3,8 @@ copies of an event already seen (duplicates).
 
 Counted from Kafka itself (end offsets of `<topic>`; the records of `late.<topic>`, `dup.<topic>`
 and `dlq.<topic>`, read with the reason header of each dead letter), so it needs no job to be running and agrees with what a
-consumer of those topics sees. `flinkpulse stack status` prints it.
+consumer of those topics sees. `flinkpulse stack status` prints it; `flinkpulse dlq` lists the
+records themselves (`side_records`).
 """
 
 from __future__ import annotations
@@ -277,7 +278,7 @@ def side_records(
     (a Kafka timestamp; default the oldest) to the end each partition had when it started, or
     on as they come with `follow` (until `idle_timeout` s pass without one, or `stop()`).
     Read committed: what the jobs' transactions committed."""
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     named = {cfg.kafka.topic(SIDE_KINDS[k](s)): (k, s) for k, s in side_topics(kinds, sources)}
     c = _consumer(cfg, "side-records")
@@ -289,11 +290,13 @@ def side_records(
             starts = (
                 c.offsets_for_times([TopicPartition(name, p, since_ms) for p in parts], 10)
                 if since_ms is not None
-                else [TopicPartition(name, p, -2) for p in parts]
+                else [TopicPartition(name, p, OFFSET_BEGINNING) for p in parts]
             )
             for tp in starts:
                 low, high = c.get_watermark_offsets(TopicPartition(name, tp.partition), timeout=10)
-                first = low if tp.offset == -2 else (tp.offset if tp.offset >= 0 else high)
+                # no record at or after since_ms: from the end
+                first = low if tp.offset == OFFSET_BEGINNING else tp.offset
+                first = first if first >= 0 else high
                 assign.append(TopicPartition(name, tp.partition, first))
                 ends[(name, tp.partition)] = high
                 if high > first and not follow:
