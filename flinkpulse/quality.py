@@ -170,48 +170,11 @@ def reason_kind(reason: str) -> str:
 def dead_letter_reasons(cfg: Config, start_ms: int, end_ms: int) -> list[tuple[str, str, int]]:
     """(source topic, reason kind, records) of the dead letters whose Kafka timestamp is in
     [start_ms, end_ms), per source topic that has a dlq.<topic>, the most frequent first."""
-    from confluent_kafka import TopicPartition
-
-    c = _consumer(cfg, "report")
     counts: dict[tuple[str, str], int] = {}
-    try:
-        md = topics.existing_topics(c, [cfg.kafka.topic(f"dlq.{t}") for t in topics.SOURCE_TOPICS])
-        for logical in topics.SOURCE_TOPICS:
-            dlq = cfg.kafka.topic(f"dlq.{logical}")
-            if dlq not in md:
-                continue
-            parts = sorted(md[dlq].partitions)
-            starts = c.offsets_for_times([TopicPartition(dlq, p, start_ms) for p in parts], 10)
-            ends = c.offsets_for_times([TopicPartition(dlq, p, end_ms) for p in parts], 10)
-            want: dict[int, int] = {}
-            assign = []
-            for s, e in zip(starts, ends, strict=True):
-                _, high = c.get_watermark_offsets(TopicPartition(dlq, s.partition), timeout=10)
-                first = s.offset if s.offset >= 0 else high
-                stop = e.offset if e.offset >= 0 else high
-                if stop > first:
-                    want[s.partition] = stop
-                    assign.append(TopicPartition(dlq, s.partition, first))
-            if not assign:
-                continue
-            c.assign(assign)
-            deadline = time.monotonic() + 30
-            while want and time.monotonic() < deadline:
-                for m in c.consume(1000, 0.5):
-                    p, off = int(m.partition() or 0), int(m.offset() or 0)
-                    if m.error() or p not in want or off >= want[p]:
-                        continue
-                    if start_ms <= m.timestamp()[1] < end_ms:
-                        raw = dict(m.headers() or []).get("error") or b""
-                        reason = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-                        key = (logical, reason_kind(reason))
-                        counts[key] = counts.get(key, 0) + 1
-                for tp in c.position([TopicPartition(dlq, p) for p in want]):
-                    if tp.offset >= want.get(tp.partition, 0):
-                        want.pop(tp.partition, None)
-            c.unassign()
-    finally:
-        c.close()
+    for rec in side_records(cfg, ["dlq"], topics.SOURCE_TOPICS, since_ms=start_ms, until_ms=end_ms):
+        if start_ms <= rec.timestamp_ms < end_ms:
+            key = (rec.source, reason_kind(rec.reason))
+            counts[key] = counts.get(key, 0) + 1
     return sorted(((t, r, n) for (t, r), n in counts.items()), key=lambda x: (x[0], -x[2], x[1]))
 
 
@@ -273,11 +236,13 @@ def side_records(
     follow: bool = False,
     idle_timeout: float | None = None,
     stop: Callable[[], bool] = lambda: False,
+    until_ms: int | None = None,
 ) -> Iterator[SideRecord]:
     """The records of the side topics of `kinds` (of `sources`, default all), from `since_ms`
-    (a Kafka timestamp; default the oldest) to the end each partition had when it started, or
-    on as they come with `follow` (until `idle_timeout` s pass without one, or `stop()`).
-    Read committed: what the jobs' transactions committed."""
+    (a Kafka timestamp; default the oldest) to the end each partition had when it started (or
+    to the first record at or after `until_ms`), or on as they come with `follow` (until
+    `idle_timeout` s pass without one, or `stop()`). Read committed: what the jobs'
+    transactions committed."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     named = {cfg.kafka.topic(SIDE_KINDS[k](s)): (k, s) for k, s in side_topics(kinds, sources)}
@@ -292,14 +257,21 @@ def side_records(
                 if since_ms is not None
                 else [TopicPartition(name, p, OFFSET_BEGINNING) for p in parts]
             )
-            for tp in starts:
+            stops = (
+                c.offsets_for_times([TopicPartition(name, p, until_ms) for p in parts], 10)
+                if until_ms is not None
+                else starts
+            )
+            for tp, at in zip(starts, stops, strict=True):
                 low, high = c.get_watermark_offsets(TopicPartition(name, tp.partition), timeout=10)
                 # no record at or after since_ms: from the end
                 first = low if tp.offset == OFFSET_BEGINNING else tp.offset
                 first = first if first >= 0 else high
                 assign.append(TopicPartition(name, tp.partition, first))
-                ends[(name, tp.partition)] = high
-                if high > first and not follow:
+                # no record at or after until_ms: to the end
+                end = at.offset if until_ms is not None and at.offset >= 0 else high
+                ends[(name, tp.partition)] = end
+                if end > first and not follow:
                     pending.add((name, tp.partition))
         if not assign:
             return
