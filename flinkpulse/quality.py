@@ -2,18 +2,19 @@
 copies of an event already seen (duplicates).
 
 Counted from Kafka itself (end offsets of `<topic>`; the records of `late.<topic>`, `dup.<topic>`
-and `dlq.<topic>`, read with the reason header of each dead letter), so it needs no job to be running and agrees with what a
-consumer of those topics sees. `flinkpulse stack status` prints it; `flinkpulse dlq` lists the
-records themselves (`side_records`).
+and `dlq.<topic>`, read with the reason header of each dead letter), so it needs no job to be
+running and agrees with what a consumer of those topics sees. `flinkpulse stack status` prints
+it; `flinkpulse dlq` lists the records themselves (`side_records`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flinkpulse import topics
 from flinkpulse.config import Config
@@ -21,6 +22,14 @@ from flinkpulse.config import Config
 #: side-topic records read per topic (newest first); beyond it, counts are scaled from offsets
 #: (the loader samples this every loader.quality_interval_s: keep it cheap)
 MAX_SCAN = 50_000
+#: the side topics of a topic, by kind: records the pipeline set aside instead of using them
+SIDE_KINDS = {"dlq": topics.dlq_topic, "late": topics.late_topic, "dup": topics.dup_topic}
+#: Kafka's answers while a partition's leader is being elected (a topic just created, a broker
+#: restarting): a count asks again for up to SETTLE_S seconds instead of failing
+SETTLING = frozenset({"NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART"})
+SETTLE_S = 5.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,22 @@ class TopicQuality:
 
     def share(self, n: int) -> str:
         return f"{n:,} ({100.0 * n / self.records:.2f} %)" if self.records else f"{n:,}"
+
+
+def _settled(read: Callable[[], T], settle_s: float = SETTLE_S) -> T:
+    """`read()`, again every half second for up to `settle_s` while Kafka answers that a
+    partition's leader is not known yet (SETTLING); any other error at once."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            return read()
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if getattr(err, "name", lambda: "")() not in SETTLING or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _consumer(cfg: Config, purpose: str) -> Any:
@@ -105,8 +130,13 @@ def _scan(consumer: Any, topic: str, parts: list[tuple[int, int, int]]) -> tuple
     return round(seen * scale), round(future * scale)
 
 
-def source_quality(cfg: Config) -> list[TopicQuality]:
-    """One row per source topic that exists (read_committed: what the jobs committed)."""
+def source_quality(cfg: Config, settle_s: float = SETTLE_S) -> list[TopicQuality]:
+    """One row per source topic that exists (read_committed: what the jobs committed). A
+    partition without a leader yet (a topic just created) is asked again for up to `settle_s`."""
+    return _settled(lambda: _source_quality(cfg), settle_s)
+
+
+def _source_quality(cfg: Config) -> list[TopicQuality]:
     c = _consumer(cfg, "status")
     try:
         md = topics.existing_topics(
@@ -114,25 +144,27 @@ def source_quality(cfg: Config) -> list[TopicQuality]:
             [
                 cfg.kafka.topic(t)
                 for logical in topics.SOURCE_TOPICS
-                for t in (logical, f"late.{logical}", topics.dup_topic(logical), f"dlq.{logical}")
+                for t in (logical, *(side(logical) for side in SIDE_KINDS.values()))
             ],
         )
+
+        def side_counts(kind: str, logical: str) -> tuple[int, int]:
+            """(records, of them from the future) of `logical`'s side topic of `kind`."""
+            name = cfg.kafka.topic(SIDE_KINDS[kind](logical))
+            if name not in md:
+                return 0, 0
+            _, parts = _counts(c, name, md)
+            return _scan(c, name, parts)
+
         rows = []
         for logical in topics.SOURCE_TOPICS:
             name = cfg.kafka.topic(logical)
             if name not in md:
                 continue
             n, _ = _counts(c, name, md)
-            late = dlq = future = dups = 0
-            if cfg.kafka.topic(f"late.{logical}") in md:
-                _, parts = _counts(c, cfg.kafka.topic(f"late.{logical}"), md)
-                late, _ = _scan(c, cfg.kafka.topic(f"late.{logical}"), parts)
-            if cfg.kafka.topic(topics.dup_topic(logical)) in md:
-                _, parts = _counts(c, cfg.kafka.topic(topics.dup_topic(logical)), md)
-                dups, _ = _scan(c, cfg.kafka.topic(topics.dup_topic(logical)), parts)
-            if cfg.kafka.topic(f"dlq.{logical}") in md:
-                _, parts = _counts(c, cfg.kafka.topic(f"dlq.{logical}"), md)
-                dlq, future = _scan(c, cfg.kafka.topic(f"dlq.{logical}"), parts)
+            late, _ = side_counts("late", logical)
+            dups, _ = side_counts("dup", logical)
+            dlq, future = side_counts("dlq", logical)
             rows.append(TopicQuality(logical, n, late, dlq - future, future, dups))
         return rows
     finally:
@@ -181,8 +213,8 @@ def dead_letter_reasons(cfg: Config, start_ms: int, end_ms: int) -> list[tuple[s
 #: a bounded read of side topics ends when nothing came for this long (s), even if a partition's
 #: position has not reached the end it had at the start
 BOUNDED_QUIET_S = 10.0
-#: the side topics of a topic, by kind: records the pipeline set aside instead of using them
-SIDE_KINDS = {"dlq": topics.dlq_topic, "late": topics.late_topic, "dup": topics.dup_topic}
+#: while following, how often (s) to look for side topics created since it started
+FOLLOW_LOOK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -247,9 +279,13 @@ def side_records(
 
     named = {cfg.kafka.topic(SIDE_KINDS[k](s)): (k, s) for k, s in side_topics(kinds, sources)}
     c = _consumer(cfg, "side-records")
-    try:
-        md = topics.existing_topics(c, list(named))
-        assign, ends, pending = [], {}, set()
+    ends: dict[tuple[str, int], int] = {}
+    pending: set[tuple[str, int]] = set()
+
+    def place(md: dict[str, Any]) -> list[Any]:
+        """Where to start reading each partition of the topics of `md` (and where a bounded
+        read ends: `ends`, `pending`)."""
+        assign = []
         for name, meta in md.items():
             parts = sorted(meta.partitions)
             starts = (
@@ -273,11 +309,23 @@ def side_records(
                 ends[(name, tp.partition)] = end
                 if end > first and not follow:
                     pending.add((name, tp.partition))
-        if not assign:
+        return assign
+
+    try:
+        assign = place(topics.existing_topics(c, list(named)))
+        if not assign and not follow:
             return
         c.assign(assign)
-        last = time.monotonic()
+        placed = {tp.topic for tp in assign}
+        last = looked = time.monotonic()
         while not stop() and (follow or pending):
+            if follow and len(placed) < len(named) and time.monotonic() - looked > FOLLOW_LOOK_S:
+                # a side topic created since (its source's first job submitted): read it too
+                looked = time.monotonic()
+                md = topics.existing_topics(c, [n for n in named if n not in placed])
+                if md:
+                    c.incremental_assign(_settled(functools.partial(place, md)))
+                    placed |= set(md)
             for m in c.consume(500, 0.5):
                 if m.error():
                     continue

@@ -149,3 +149,41 @@ def test_loader_component_samples_in_its_own_process(qcfg: Any, tmp_path: Any) -
     # no sampling process when the interval is 0
     cfg = cfg.derive(loader={"quality_interval_s": 0})
     assert [p.name for p in LoaderComponent(cfg).procs()] == ["loader"]
+
+
+def test_dlq_follow_reads_a_side_topic_created_after_it_started(
+    ensure_stack: Any, cfg: Config
+) -> None:
+    """`flinkpulse dlq --follow` started before any job created the side topics (a fresh
+    stack) still lists their records once they exist: it looks for them every FOLLOW_LOOK_S."""
+    import threading
+
+    from flinkpulse.producer import Producer
+
+    ensure_stack("kafka")
+    got: list[quality.SideRecord] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        for r in quality.side_records(cfg, ["dlq"], [IOT], follow=True, stop=done.is_set):
+            got.append(r)
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    try:
+        time.sleep(1)
+        assert got == [] and t.is_alive()  # nothing to read yet, and it waits
+        dlq = cfg.kafka.topic(f"dlq.{IOT}")
+        create_topics(cfg.kafka.bootstrap_servers, [dlq], partitions=2)
+        p = Producer({"bootstrap.servers": cfg.kafka.bootstrap_servers, "enable.idempotence": True})
+        p.produce(dlq, key=b"dev-7", value=b"\x00garbage", headers=[("error", b"decode: bad")])
+        assert p.flush(30) == 0
+        deadline = time.monotonic() + 3 * quality.FOLLOW_LOOK_S + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        done.set()
+        t.join(15)
+    assert [(r.kind, r.source, r.key, r.value, r.reason) for r in got] == [
+        ("dlq", IOT, b"dev-7", b"\x00garbage", "decode: bad")
+    ]
