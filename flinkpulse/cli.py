@@ -37,6 +37,40 @@ COMMAND_MODULES = [
 ]
 
 
+#: the distributions whose versions `flinkpulse --version` names: what a bug report needs
+VERSIONED = ["apache-flink", "confluent-kafka", "chdb", "clickhouse-connect", "fastavro"]
+
+
+def version_text() -> str:
+    """One line: flinkpulse's version, Python's, and those of the libraries it drives."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from flinkpulse import __version__
+
+    def of(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libs = ", ".join(f"{d} {of(d)}" for d in VERSIONED)
+    return f"flinkpulse {__version__} (Python {platform.python_version()}; {libs})"
+
+
+class _Version(argparse.Action):
+    """`--version`: print version_text() and exit 0 (computed only when asked)."""
+
+    def __init__(
+        self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(version_text())
+        parser.exit(0)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that says where to look for help."""
 
@@ -46,6 +80,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     p = Parser(prog="flinkpulse", description="Real-time analytics with Flink, Kafka, ClickHouse.")
+    p.add_argument("--version", action=_Version, help="print the versions and exit")
     add_config_args(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True

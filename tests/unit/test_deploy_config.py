@@ -411,3 +411,38 @@ def test_a_jobs_immediate_views_must_be_its_decoded_sources() -> None:
     rules = [*sources, ("config.rules", "rule_changes", None, True)]
     with pytest.raises(ValueError, match="rule_changes"):
         immediate_views(rules, ("rule_changes",))
+
+
+#: our images, as the manifests name them: `flinkpulse-app:TAG` or `...:${FLINKPULSE_VERSION:-TAG}`
+OUR_IMAGE = re.compile(
+    r"flinkpulse-(?:app|pyflink|superset):(?:\$\{FLINKPULSE_VERSION:-)?([\w.-]+)"
+)
+
+
+def test_our_images_carry_the_package_version() -> None:
+    """One version: `flinkpulse --version`, the package metadata (pyproject reads
+    flinkpulse.__version__) and every tag of our images in deploy/ agree, so bumping
+    `__version__` is all a release changes."""
+    import tomllib
+
+    from flinkpulse import __version__
+    from flinkpulse.cli import version_text
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" in project["project"]["dynamic"] and "version" not in project["project"]
+    dynamic = project["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "flinkpulse.__version__"}
+    assert version_text().startswith(f"flinkpulse {__version__} (Python 3.11")
+    tags = {}
+    for path in sorted((ROOT / "deploy").rglob("*")):
+        if path.suffix in {".yaml", ".yml"} or path.name == "Dockerfile":
+            text = path.read_text()
+            tags |= {f"{path.relative_to(ROOT)}: {m[0]}": m[1] for m in OUR_IMAGE.finditer(text)}
+            if path.name == "kustomization.yaml":
+                for img in yaml.safe_load(text).get("images", []):
+                    if img["name"].startswith("flinkpulse-"):
+                        tags[f"{path.relative_to(ROOT)}: {img['name']}"] = str(img["newTag"])
+    values = yaml.safe_load((ROOT / "deploy/k8s/superset/values.yaml").read_text())["image"]
+    tags[f"superset values: {values['repository']}"] = str(values["tag"])
+    assert len(tags) >= 12, tags
+    assert {k: v for k, v in tags.items() if v != __version__} == {}

@@ -152,7 +152,9 @@ def parse_error(args: list[str]) -> str | None:
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             ns, extra = parser.parse_known_args(args)
-    except SystemExit:
+    except SystemExit as e:
+        if e.code == 0:
+            return None  # an option that answers and exits: `flinkpulse --version`
         return err.getvalue().strip() or "argparse exited"
     if extra and not getattr(ns, "accepts_extra", False):
         return f"unrecognized arguments: {' '.join(extra)}"
@@ -234,6 +236,9 @@ def cli_tests_running(path: list[str]) -> list[str]:
         }
     )
 
+
+#: top-level options that answer without a subcommand: a test runs the CLI with them
+ANSWERING_OPTIONS = ("--version",)
 
 #: subcommands whose tests call the function the CLI handler calls, rather than the CLI:
 #: "path" -> (module, function). Checked: the handler calls it and a test module calls it.
@@ -350,7 +355,8 @@ def test_flinkpulse_command_parses(shown: Shown):
 
 @pytest.mark.parametrize("shown", FLINKPULSE_SHOWN, ids=_id)
 def test_flinkpulse_command_is_run_by_a_test(shown: Shown):
-    path = command_path(shown.argv()[1:])
+    args = shown.argv()[1:]
+    path = command_path(args) or [a for a in args if a in ANSWERING_OPTIONS]
     assert path, f"{shown.where}: `{shown.text}` names no subcommand"
     check_exercised(path, shown.where)
 
