@@ -282,7 +282,26 @@ def print_status(cfg: Config, names: list[str] | None = None) -> bool:
     print("  ".join(c.upper().ljust(widths[c]) for c in cols).rstrip())
     for r in rows:
         print("  ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+    hint = status_hint(rows)
+    if hint:
+        print(hint)
     return all(r["health"] == "healthy" for r in rows)
+
+
+def status_hint(rows: list[dict[str, str]]) -> str:
+    """What to do next when not every component is healthy ("" when all are)."""
+    stopped = [r["component"] for r in rows if r["health"] == "stopped"]
+    unhealthy = [r["component"] for r in rows if r["health"] == "unhealthy"]
+    if len(stopped) == len(rows):
+        return "nothing is running: `flinkpulse stack up` starts it"
+    out = []
+    if stopped:
+        out.append(f"stopped: {', '.join(stopped)} — `flinkpulse stack up` starts what is stopped")
+    if unhealthy:
+        out.append(
+            f"unhealthy: {', '.join(unhealthy)} — see `flinkpulse stack logs {unhealthy[0]}`"
+        )
+    return "\n".join(out)
 
 
 def logs(cfg: Config, name: str, follow: bool, lines: int) -> int:

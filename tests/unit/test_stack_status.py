@@ -54,3 +54,22 @@ def test_a_component_whose_main_process_stopped_is_unhealthy_and_says_why(
     finally:
         comp.stop()
     assert stack.status_row(comp)["health"] == "stopped"
+
+
+def _rows(**health: str) -> list[dict[str, str]]:
+    return [{"component": name, "health": h} for name, h in health.items()]
+
+
+def test_status_says_what_to_do_when_not_everything_is_healthy() -> None:
+    """Under the table: a stack that is not running says how to start it; a stopped or
+    unhealthy component is named with the command that helps; a healthy stack adds nothing."""
+    assert stack.status_hint(_rows(kafka="healthy", flink="healthy")) == ""
+    assert stack.status_hint(_rows(kafka="stopped", flink="stopped")) == (
+        "nothing is running: `flinkpulse stack up` starts it"
+    )
+    assert stack.status_hint(
+        _rows(kafka="healthy", registry="stopped", loader="unhealthy", flink="stopped")
+    ) == (
+        "stopped: registry, flink — `flinkpulse stack up` starts what is stopped\n"
+        "unhealthy: loader — see `flinkpulse stack logs loader`"
+    )
