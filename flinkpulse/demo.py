@@ -148,8 +148,8 @@ def summary(cfg: Config) -> str:
             out.append("  (none)")
 
     table(
-        "Top players by K/D (latest full window):",
-        "SELECT player_id, team, kills, deaths, kd_ratio FROM player_stats FINAL "
+        "Top players by K/D (latest full window; flagged cheaters left out, see Alerts):",
+        "SELECT player_id, team, kills, deaths, kd_ratio FROM player_stats_fair "
         "WHERE window_end = (SELECT max(window_end) FROM player_stats) "
         "ORDER BY kd_ratio DESC, kills DESC LIMIT 5",
         "{:<16} {:<6} kills {:>3}  deaths {:>3}  K/D {:.2f}",

@@ -202,14 +202,14 @@ def temperature_over_time(ch: Any, p: Period) -> list[dict[str, Any]]:
 
 
 def kd_leaders(ch: Any, p: Period, limit: int = 10) -> list[dict[str, Any]]:
-    """Players ranked by K/D over the period, the flagged cheaters left out."""
+    """Players ranked by K/D over the period, the flagged cheaters left out (the view
+    player_stats_fair, as the dashboard's K/D chart and the demo's summary)."""
     return _rows(
         ch,
         f"""SELECT player_id, any(team) AS team, sum(kills) AS kills, sum(deaths) AS deaths,
                kills / greatest(deaths, 1) AS kd_ratio
-        FROM player_stats FINAL
-        WHERE {TILING} AND {_in("window_end", p)} AND player_id NOT IN (
-            SELECT entity_id FROM alert_incidents WHERE rule = '{CHEAT_RULE}')
+        FROM player_stats_fair
+        WHERE {TILING} AND {_in("window_end", p)}
         GROUP BY player_id ORDER BY kd_ratio DESC, kills DESC, player_id LIMIT {limit}""",
     )
 

@@ -108,8 +108,9 @@ DATASETS: dict[str, Dataset] = {
             ],
         ),
         Dataset(
-            # what the K/D chart ranks: players flagged by impossible_kill_rate (whose K/D of
-            # 30-50 would take every top spot) are left out; their incidents are on Security
+            # what the K/D chart ranks: the ClickHouse view (sql/clickhouse/016_player_stats_fair
+            # .sql) of player windows without the players flagged by impossible_kill_rate, whose
+            # K/D of 30-50 would take every top spot; their incidents are on Security
             "player_stats_fair",
             [
                 *_WINDOW,
@@ -119,13 +120,6 @@ DATASETS: dict[str, Dataset] = {
                 ("deaths", "Int32"),
                 ("kd_ratio", "Float64"),
             ],
-            sql=(
-                "-- player windows without the players flagged as cheaters\n"
-                "SELECT window_start, window_end, player_id, team, kills, deaths, kd_ratio\n"
-                "FROM player_stats\n"
-                "WHERE player_id NOT IN (\n"
-                "    SELECT entity_id FROM alert_incidents WHERE rule = 'impossible_kill_rate')"
-            ),
             description="Player windows, flagged cheaters (impossible_kill_rate) excluded",
         ),
         Dataset(

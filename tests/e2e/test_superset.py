@@ -75,6 +75,11 @@ def test_demo_prints_its_summary_with_every_rule(pipeline: superset_data.Run) ->
     counts = dict(ln.split() for ln in block)
     assert set(counts) >= set(demo.RULES) and all(int(n) >= 1 for n in counts.values()), counts
     assert "Done in" in out and "Superset     http://" in out and "flinkpulse alerts tail" in out
+    # ranked as the K/D chart ranks them (the view player_stats_fair): 5 players, best first
+    after = out.split("Top players by K/D (latest full window; flagged cheaters left out", 1)[1]
+    top = list(itertools.takewhile(lambda ln: ln.startswith("  "), after.splitlines()[1:]))
+    kd = [float(ln.rsplit("K/D", 1)[1]) for ln in top]
+    assert len(top) == 5 and kd == sorted(kd, reverse=True), top
 
 
 @pytest.fixture(scope="module")

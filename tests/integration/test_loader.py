@@ -164,7 +164,7 @@ def test_migrate_twice_is_a_noop(lcfg: Config) -> None:
     assert {
         "player_stats", "team_stats", "leaderboard", "device_stats", "energy_usage",
         "web_traffic", "client_activity", "alerts", "security_events", "energy_hogs",
-        "schema_migrations", "web_traffic_hourly", "alerts_hourly", "loader_topics",
+        "player_stats_fair", "schema_migrations", "web_traffic_hourly", "alerts_hourly", "loader_topics",
     } <= tables  # fmt: skip
     assert ch.command(f"SELECT count() FROM `{db}`.schema_migrations") == len(first)
     ch.close()

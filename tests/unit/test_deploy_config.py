@@ -332,8 +332,10 @@ def clickhouse_objects() -> tuple[set[str], set[str]]:
     """(tables, views) sql/clickhouse creates."""
     ddl = "\n".join(p.read_text() for p in sorted(CLICKHOUSE_DDL.glob("*.sql")))
     name = r"(?:IF\s+NOT\s+EXISTS\s+)?(?:[\w{}]+\.)?`?(\w+)"
-    tables = set(re.findall(rf"(?i)CREATE\s+TABLE\s+{name}", ddl))
-    views = set(re.findall(rf"(?i)CREATE\s+(?:MATERIALIZED\s+)?VIEW\s+{name}", ddl))
+    tables = set(re.findall(rf"(?i)CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+{name}", ddl))
+    views = set(
+        re.findall(rf"(?i)CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?VIEW\s+{name}", ddl)
+    )
     return tables, views
 
 
