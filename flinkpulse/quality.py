@@ -312,7 +312,8 @@ def side_records(
         return assign
 
     try:
-        assign = place(topics.existing_topics(c, list(named)))
+        servers = cfg.kafka.bootstrap_servers
+        assign = place(topics.existing_topics(c, list(named), servers=servers))
         if not assign and not follow:
             return
         c.assign(assign)
@@ -322,7 +323,9 @@ def side_records(
             if follow and len(placed) < len(named) and time.monotonic() - looked > FOLLOW_LOOK_S:
                 # a side topic created since (its source's first job submitted): read it too
                 looked = time.monotonic()
-                md = topics.existing_topics(c, [n for n in named if n not in placed])
+                md = topics.existing_topics(
+                    c, [n for n in named if n not in placed], servers=servers
+                )
                 if md:
                     c.incremental_assign(_settled(functools.partial(place, md)))
                     placed |= set(md)

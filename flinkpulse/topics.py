@@ -313,13 +313,32 @@ def _describe(admin: Any, names: list[str], timeout: float) -> dict[str, Any]:
     return out
 
 
-def existing_topics(consumer: Any, names: list[str], timeout: float = 10) -> dict[str, Any]:
+def _unreachable(e: Exception) -> bool:
+    """Whether a Kafka client error is librdkafka's own for a broker it cannot talk to."""
+    from confluent_kafka import KafkaError
+
+    err = e.args[0] if e.args else None
+    codes = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
+    return isinstance(err, KafkaError) and err.code() in codes
+
+
+def existing_topics(
+    consumer: Any, names: list[str], timeout: float = 10, servers: str | None = None
+) -> dict[str, Any]:
     """name -> its metadata (confluent_kafka TopicMetadata) for each of `names` that exists,
     asking a consumer (which never auto-creates) about one topic at a time rather than listing
-    the cluster's every topic."""
+    the cluster's every topic. With `servers`, a broker that does not answer is
+    ServiceUnreachable (the one-line error), else the client's exception."""
+    from confluent_kafka import KafkaException
+
     out = {}
     for name in dict.fromkeys(names):
-        meta = consumer.list_topics(name, timeout=timeout).topics.get(name)
+        try:
+            meta = consumer.list_topics(name, timeout=timeout).topics.get(name)
+        except KafkaException as e:
+            if servers is not None and _unreachable(e):
+                raise ServiceUnreachable("Kafka", servers) from None
+            raise
         if meta is not None and meta.error is None:
             out[name] = meta
     return out
@@ -328,19 +347,13 @@ def existing_topics(consumer: Any, names: list[str], timeout: float = 10) -> dic
 def missing_topics(admin: Any, names: list[str], servers: str) -> list[str]:
     """Which of `names` the cluster lacks, asking about those topics only: listing every
     topic costs with the cluster's size (0.8 s at 4,000 topics, each loader start)."""
-    from confluent_kafka import KafkaError
-
     unique = list(dict.fromkeys(names))
     if not unique:
         return []
-    # librdkafka's own codes for a broker it cannot talk to
-    unreachable = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN}
     missing = set()
     for name, desc in _describe(admin, unique, 10).items():
         if isinstance(desc, Exception):
-            err = desc.args[0] if desc.args else None
-            code = err.code() if isinstance(err, KafkaError) else None
-            if code in unreachable:
+            if _unreachable(desc):
                 raise ServiceUnreachable("Kafka", servers) from None
             # unknown, or anything else: creating it settles it (exists: fine; else its error)
             missing.add(name)

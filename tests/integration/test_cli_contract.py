@@ -141,6 +141,18 @@ def test_clickhouse_down_is_one_line_and_exit_1(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("args", [["dlq", "--follow"], ["alerts", "tail"]])
+def test_kafka_down_is_one_line_and_exit_1(args: list[str], tmp_path: Path) -> None:
+    """The commands that read Kafka, against a port nothing listens on: our one line, not
+    librdkafka's traceback (`dlq` printed one)."""
+    out = flinkpulse("--set", "kafka.bootstrap_servers=127.0.0.1:1", *args, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines()[-1] == (
+        "flinkpulse: error: Kafka is not reachable at 127.0.0.1:1 — run `flinkpulse stack up`"
+    )
+    assert "Traceback" not in out.stderr
+
+
 def test_one_line_flattens_and_caps_job_names() -> None:
     assert (
         one_line("INSERT INTO sink\n  SELECT x\n  FROM src") == "INSERT INTO sink SELECT x FROM src"
