@@ -290,7 +290,7 @@ class AvroKafkaProducer:
         Ctrl-C; then flush and return the stats. Timed events keep their Kafka timestamp."""
         st = self.stats
         t0 = time.monotonic()
-        next_report = t0 + 1.0
+        next_report = t0 + (_report_every(progress) if progress is not None else 1.0)
         check_every = 256 if rate is None else max(1, min(1000, int(rate / 200)))
         i = 0
         produce_poll = self.producer.poll
@@ -357,7 +357,7 @@ class AvroKafkaProducer:
                     if progress is not None and now >= next_report:
                         st.elapsed = now - t0
                         self._progress(progress, label)
-                        next_report = now + 1.0
+                        next_report = now + _report_every(progress)
         except KeyboardInterrupt:
             st.interrupted = True
         st.elapsed = time.monotonic() - t0
@@ -382,6 +382,12 @@ class AvroKafkaProducer:
         tty = hasattr(out, "isatty") and out.isatty()
         out.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
         out.flush()
+
+
+def _report_every(out: TextIO) -> float:
+    """Seconds between progress lines: 1 on a terminal (the line is rewritten in place), 10 in
+    a log or pipe, where each is a line of its own (120 lines for the demo's two minutes)."""
+    return 1.0 if hasattr(out, "isatty") and out.isatty() else 10.0
 
 
 def progress_stream() -> TextIO:

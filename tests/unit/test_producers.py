@@ -747,3 +747,18 @@ def test_a_demo_into_topics_the_running_loader_does_not_read_is_one_line_and_exi
     theirs = f"{loader.cfg.kafka.topic_prefix!r} and database {loader.cfg.clickhouse.database!r}"
     assert f"the stack's loader is running for topic prefix {theirs}" in err
     assert "this demo would use 'me.'" in err and err.count("\n") == 1, err
+
+
+def test_progress_is_a_line_every_10_s_into_a_log_and_every_second_on_a_terminal() -> None:
+    """`make demo > demo.log` got 120 progress lines for its two minutes: into a log or a pipe
+    a line comes every 10 s; on a terminal, where it is rewritten in place, every second."""
+    import io
+
+    from producers.kafka import _report_every
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert _report_every(io.StringIO()) == 10.0
+    assert _report_every(Terminal()) == 1.0
