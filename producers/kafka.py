@@ -290,7 +290,8 @@ class AvroKafkaProducer:
         Ctrl-C; then flush and return the stats. Timed events keep their Kafka timestamp."""
         st = self.stats
         t0 = time.monotonic()
-        next_report = t0 + (_report_every(progress) if progress is not None else 1.0)
+        report_every = _report_every(progress) if progress is not None else 1.0
+        next_report = t0 + report_every
         check_every = 256 if rate is None else max(1, min(1000, int(rate / 200)))
         i = 0
         produce_poll = self.producer.poll
@@ -357,7 +358,7 @@ class AvroKafkaProducer:
                     if progress is not None and now >= next_report:
                         st.elapsed = now - t0
                         self._progress(progress, label)
-                        next_report = now + _report_every(progress)
+                        next_report = now + report_every
         except KeyboardInterrupt:
             st.interrupted = True
         st.elapsed = time.monotonic() - t0
@@ -379,15 +380,19 @@ class AvroKafkaProducer:
             f"{label}{st.sent + st.bad:>12,} sent {st.rate:>9,.0f}/s  delivered {st.delivered:,}  "
             f"errors {st.failed:,}  invalid {st.invalid:,}  malformed {st.bad:,}"
         )
-        tty = hasattr(out, "isatty") and out.isatty()
-        out.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
+        out.write(("\r" + line + ("\n" if final else "")) if _terminal(out) else line + "\n")
         out.flush()
+
+
+def _terminal(out: TextIO) -> bool:
+    """Whether progress goes to a terminal, where its line is rewritten in place."""
+    return hasattr(out, "isatty") and out.isatty()
 
 
 def _report_every(out: TextIO) -> float:
     """Seconds between progress lines: 1 on a terminal (the line is rewritten in place), 10 in
     a log or pipe, where each is a line of its own (120 lines for the demo's two minutes)."""
-    return 1.0 if hasattr(out, "isatty") and out.isatty() else 10.0
+    return 1.0 if _terminal(out) else 10.0
 
 
 def progress_stream() -> TextIO:
